@@ -1,0 +1,70 @@
+"""The on-disk contract of a corpus: Zarr v3 arrays inside one Icechunk repository.
+
+One corpus = one Icechunk repository = one Zarr group. Ragged per-sequence data is concatenated
+along time; offsets and lengths live in the manifests (see ``manifests.py``), which are stored in
+the same repository (as Parquet bytes) so that a commit versions arrays and manifests together.
+
+Layout (F_seq = total sequence frames, F_view = total view frames, V = number of views)::
+
+    /                               attrs: STORE_FORMAT, fps, joint_set, build_info (JSON)
+    /sequences/joints_world         (F_seq, J, 3)  float32  metres, world frame (z-up)
+    /views/keypoints_2d             (F_view, J, 2) float32  normalised image coords in [-1, 1]
+    /views/joints_cam               (F_view, J, 3) float32  metres, camera frame
+    /views/in_view                  (F_view, J)    bool     joint projects inside the image
+    /views/intrinsics               (V, 11)        float64  fx fy cx cy k1 k2 k3 p1 p2 res_w res_h
+    /views/extrinsics               (V, 3, 4)      float64  world-to-camera [R | t], t in metres
+    /manifests/<name>               (nbytes,)      uint8    a Parquet file (sequences, views, rejects)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+STORE_FORMAT = "mocap-corpus/1"
+
+# Frames per time chunk: a 351-frame window touches one or two chunks.
+TIME_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    path: str
+    dtype: np.dtype
+    trailing_shape: tuple  # shape after the leading (time or view) axis; "J" means the joint count
+    per: str  # "sequence_frame", "view_frame" or "view"
+    description: str
+
+    def shape(self, n: int, num_joints: int) -> tuple[int, ...]:
+        trailing = tuple(num_joints if d == "J" else d for d in self.trailing_shape)
+        return (n, *trailing)
+
+    def chunks(self, num_joints: int) -> tuple[int, ...]:
+        lead = TIME_CHUNK if self.per != "view" else 65536
+        return self.shape(lead, num_joints)
+
+
+JOINTS_WORLD = ArraySpec("sequences/joints_world", np.dtype("float32"), ("J", 3), "sequence_frame",
+                         "3D joints in the world frame, metres")
+KEYPOINTS_2D = ArraySpec("views/keypoints_2d", np.dtype("float32"), ("J", 2), "view_frame",
+                         "2D keypoints, normalised image coordinates (aspect ratio kept)")
+JOINTS_CAM = ArraySpec("views/joints_cam", np.dtype("float32"), ("J", 3), "view_frame",
+                       "3D joints in the camera frame, metres")
+IN_VIEW = ArraySpec("views/in_view", np.dtype("bool"), ("J",), "view_frame",
+                    "joint projects inside the image (and in front of the camera)")
+INTRINSICS = ArraySpec("views/intrinsics", np.dtype("float64"), (11,), "view",
+                       "fx fy cx cy k1 k2 k3 p1 p2 res_w res_h (pixels)")
+EXTRINSICS = ArraySpec("views/extrinsics", np.dtype("float64"), (3, 4), "view",
+                       "world-to-camera [R | t], t in metres")
+
+ARRAYS: tuple[ArraySpec, ...] = (JOINTS_WORLD, KEYPOINTS_2D, JOINTS_CAM, IN_VIEW, INTRINSICS, EXTRINSICS)
+INTRINSICS_FIELDS = ("fx", "fy", "cx", "cy", "k1", "k2", "k3", "p1", "p2", "res_w", "res_h")
+
+MANIFESTS_GROUP = "manifests"
+
+# Root attributes.
+ATTR_FORMAT = "store_format"
+ATTR_FPS = "fps"
+ATTR_JOINT_SET = "joint_set"
+ATTR_BUILD_INFO = "build_info"
