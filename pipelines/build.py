@@ -1,0 +1,477 @@
+"""The AMASS corpus build: per-sequence pipeline (read -> regress -> resample -> place/project) and its
+Dask fan-out into one corpus commit.
+
+Sequences are submitted in sorted key order and consumed in that order through a bounded window of
+in-flight futures, so the store layout is reproducible and memory stays bounded whatever the corpus
+size. A rebuild recomputes only sources whose (sha256, config hash) changed and carries the others
+over from the parent version; when nothing changed it commits nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from pipelines.records import Reject, SequenceData
+from schemas.errors import ConfigError, CorpusError, InputError, MocapCorpusError
+from schemas.skeletons import H36M_17
+from schemas.store import STORE_FORMAT
+
+log = logging.getLogger(__name__)
+
+# Bump when the per-sequence math changes: it invalidates every cached sequence.
+PIPELINE_VERSION = "amass-1"
+REGRESSOR_FILE = "J_regressor_h36m.npy"
+
+
+class BuildConfig(BaseModel):
+    """Everything that decides what a build writes. Rendered as a form by the Prefect UI."""
+
+    amass_root: Path = Field(description="AMASS root folder (<root>/<Dataset>/<Subject>/*.npz)")
+    body_models: Path = Field(description="folder with smplh/{gender}/model.npz and dmpls/{gender}/model.npz")
+    regressor: Path | None = Field(None, description="(N, 6890) joint regressor; default BODY_MODELS/J_regressor_h36m.npy")
+    corpus: Path = Field(description="corpus repository path")
+    tag: str | None = Field(None, description="tag for the committed version, e.g. amass-h36m-v1")
+    rig: Literal["h36m", "3dhp"] = "h36m"
+    cameras_per_sequence: int = Field(4, ge=1, le=14)
+    fps: float = Field(50.0, gt=0)
+    seed: int = 0
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of sequences put in the val split (by key hash)")
+    scheduler: str | None = Field(None, description="Dask scheduler address; default: a LocalCluster")
+    n_workers: int = Field(2, ge=1)
+    max_in_flight: int = Field(0, ge=0, description="futures in flight (0: 4 per worker)")
+
+    def regressor_path(self) -> Path:
+        return Path(self.regressor) if self.regressor else Path(self.body_models) / REGRESSOR_FILE
+
+    def data_settings(self) -> dict:
+        """The settings that shape per-sequence data (not where things live)."""
+        return {"rig": self.rig, "cameras_per_sequence": self.cameras_per_sequence, "fps": self.fps,
+                "seed": self.seed, "val_fraction": self.val_fraction, "pipeline": PIPELINE_VERSION,
+                "store_format": STORE_FORMAT}
+
+
+@dataclass
+class BuildReport:
+    corpus: str
+    version_id: str
+    up_to_date: bool
+    n_sources: int
+    n_sequences: int
+    n_frames: int
+    n_views: int
+    n_recomputed: int
+    n_carried: int
+    n_flagged: int  # views that still leave joints out of view in some frame
+    source_frames: int  # source frames of recomputed sequences
+    rejects: list[Reject] = field(default_factory=list)
+    in_view_fraction: float = 1.0  # frames with every joint in view, over all views
+    out_of_view_fraction: float = 0.0  # 2D joints outside the image, over all view frames
+    elapsed_s: float = 0.0
+    tag: str | None = None
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        rows = [("corpus", self.corpus), ("version", self.version_id),
+                ("status", "up to date (nothing recomputed, nothing committed)" if self.up_to_date else "committed"),
+                ("sources", str(self.n_sources)), ("sequences", str(self.n_sequences)),
+                ("frames", str(self.n_frames)), ("views", str(self.n_views)),
+                ("recomputed / carried over", f"{self.n_recomputed} / {self.n_carried}"),
+                ("flagged views (not fully in view)", str(self.n_flagged)),
+                ("in-view fraction (frames)", f"{self.in_view_fraction:.4f}"),
+                ("out-of-view fraction (2D joints)", f"{self.out_of_view_fraction:.6f}"),
+                ("rejects", str(len(self.rejects))), ("elapsed", f"{self.elapsed_s:.1f} s")]
+        if self.tag:
+            rows.insert(2, ("tag", self.tag))
+        return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Hashing
+
+
+def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _json_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _sequence_seed(seed: int, key: str) -> np.random.Generator:
+    """A generator per sequence that depends on (seed, key) only, never on build order."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+def _split_for(key: str, val_fraction: float) -> str:
+    if val_fraction <= 0:
+        return "train"
+    u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") / 2**32
+    return "val" if u < val_fraction else "train"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-sequence pipeline (runs on Dask workers)
+
+
+@functools.lru_cache(maxsize=8)
+def _body_models(root: str, model_type: str):
+    from pipelines.body_model import load_body_models
+
+    return load_body_models(root, model_type=model_type)
+
+
+@functools.lru_cache(maxsize=4)
+def _regressor(path: str):
+    from pipelines.body_model import load_regressor
+
+    return load_regressor(path)
+
+
+def body_model_for(root: str | os.PathLike, model_type: str, gender: str):
+    from schemas.errors import BodyModelError
+
+    try:
+        models = _body_models(str(root), model_type)
+    except BodyModelError:
+        raise
+    except FileNotFoundError as exc:
+        raise BodyModelError(root, f"no {model_type} body models: {exc}") from None
+    if gender not in models:
+        raise BodyModelError(root, f"no {model_type} body model for gender {gender!r} (have {sorted(models)})")
+    return models[gender]
+
+
+def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.PathLike, fps: float) -> np.ndarray:
+    """Regressed joints of one AMASS sequence at ``fps``: (T', N, 3) float32 metres, world frame.
+
+    Only the source frames that the linear resampling touches are regressed.
+    """
+    from pipelines.regress import JointRegressor
+    from pipelines.resample import apply_plan, plan_resample
+
+    model = body_model_for(body_models, seq.model_type, seq.gender)
+    reg = _regressor(str(regressor))
+    if reg.shape[1] != model.v_template.shape[0]:
+        raise InputError(regressor, f"regressor has {reg.shape[1]} columns but the {seq.model_type} model "
+                                    f"has {model.v_template.shape[0]} vertices")
+    plan = plan_resample(seq.n_frames, seq.fps, fps)
+    joints = JointRegressor.from_model(model, reg, seq.betas)(
+        seq.poses[plan.needed], seq.trans[plan.needed],
+        None if seq.dmpls is None else seq.dmpls[plan.needed])
+    return apply_plan(plan, joints).astype(np.float32, copy=False)
+
+
+def process_source(path: str, key: str, dataset: str, subject: str, name: str, sha256: str,
+                   body_models: str, regressor: str, settings: dict, config_hash: str) -> list[SequenceData] | Reject:
+    """Read -> regress -> resample -> place/project one source file. Bad input returns a Reject."""
+    from pipelines.amass import read_amass
+    from pipelines.placement import place_and_project
+
+    try:
+        seq = read_amass(path)
+        joints = sequence_joints(seq, body_models, regressor, settings["fps"])
+        segments = place_and_project(joints, rig=settings["rig"],
+                                     cameras_per_sequence=settings["cameras_per_sequence"],
+                                     rng=_sequence_seed(settings["seed"], key))
+    except InputError as exc:
+        return Reject(source_path=path, reason=exc.reason, kind=exc.kind, source_sha256=sha256)
+    out = []
+    for i, seg in enumerate(segments):
+        seg_key = key if len(segments) == 1 else f"{key}#{i:03d}"
+        out.append(SequenceData(
+            key=seg_key, source="amass", joints_world=seg.joints_world, views=seg.views,
+            dataset=dataset, subject=subject, name=name, action="", source_path=path,
+            source_sha256=sha256, gender=seq.gender, betas=np.asarray(seq.betas, np.float32),
+            source_fps=float(seq.fps), fps=float(settings["fps"]), n_source_frames=seq.n_frames,
+            split=_split_for(key, settings["val_fraction"]), config_hash=config_hash))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fan-out
+
+
+@dataclass
+class _Source:
+    path: str
+    key: str
+    dataset: str
+    subject: str
+    name: str
+    sha256: str
+
+
+def _dask_client(scheduler: str | None, n_workers: int):
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler, timeout="30s"), None
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.WARNING)
+    return Client(cluster), cluster
+
+
+def _ordered_results(client, fn, jobs: list[tuple], max_in_flight: int) -> Iterator:
+    """Submit ``fn(*job)`` for each job and yield results in job order, with bounded futures in flight."""
+    pending: deque = deque()
+    it = iter(jobs)
+    for job in it:
+        pending.append(client.submit(fn, *job, pure=False))
+        if len(pending) >= max_in_flight:
+            break
+    while pending:
+        fut = pending.popleft()
+        result = fut.result()
+        fut.release()
+        nxt = next(it, None)
+        if nxt is not None:
+            pending.append(client.submit(fn, *nxt, pure=False))
+        yield result
+
+
+def _parent_reader(corpus: Path):
+    from pipelines.corpus import CorpusReader
+
+    if not Path(corpus).exists():
+        return None
+    try:
+        return CorpusReader.open(corpus)
+    except CorpusError:
+        return None
+
+
+def build_amass(cfg: BuildConfig, progress: Callable[[int, int, dict], None] | None = None) -> BuildReport:
+    """Build (or incrementally rebuild) the AMASS corpus described by ``cfg``; one commit or none."""
+    from pipelines.amass import iter_amass
+    from pipelines.corpus import CorpusWriter
+
+    t0 = time.perf_counter()
+    regressor = cfg.regressor_path()
+    if not Path(cfg.amass_root).is_dir():
+        raise ConfigError(f"{cfg.amass_root}: AMASS root is not a directory")
+    if not regressor.is_file():
+        raise ConfigError(f"{regressor}: joint regressor not found (pass --regressor)")
+    if not Path(cfg.body_models).is_dir():
+        raise ConfigError(f"{cfg.body_models}: body-model folder not found")
+
+    sources = [_Source(str(s.path), s.key, s.dataset, s.subject, s.name, file_sha256(s.path))
+               for s in iter_amass(cfg.amass_root)]
+    reg_sha = file_sha256(regressor)
+    model_shas = _body_model_hashes(cfg.body_models)
+    settings = cfg.data_settings()
+    config_hash = _json_hash({**settings, "regressor": reg_sha, "body_models": model_shas})
+    build_info = {"config": json.loads(cfg.model_dump_json()), "settings": settings,
+                  "config_hash": config_hash, "package_version": _package_version(),
+                  "body_model_sha256": model_shas, "regressor_sha256": reg_sha,
+                  "joint_set": H36M_17.name, "pipeline_version": PIPELINE_VERSION}
+
+    parent = _parent_reader(cfg.corpus)
+    carried, todo = _partition(sources, parent, config_hash)
+    # An unchanged bad file fails the same way again: keep its reject row instead of re-reading it.
+    old_rejects = _parent_rejects(parent) if parent_config(parent) == config_hash else {}
+    reused_rejects = [old_rejects[s.path] for s in todo
+                      if s.path in old_rejects and old_rejects[s.path].source_sha256 == s.sha256]
+    reused_paths = {r.source_path for r in reused_rejects}
+    todo = [s for s in todo if s.path not in reused_paths]
+
+    if parent is not None and not todo and _same_sources(parent, sources):
+        if cfg.tag:
+            _tag_if_new(cfg.corpus, parent.version_id, cfg.tag)
+        return _report_from_reader(parent, cfg, len(sources), up_to_date=True, elapsed=time.perf_counter() - t0)
+
+    log.info("build: %d sources, %d to compute, %d carried over", len(sources), len(todo), len(carried))
+    writer = CorpusWriter(cfg.corpus, num_joints=H36M_17.num_joints, joint_set=H36M_17.name, fps=cfg.fps)
+    stats = _Stats()
+    try:
+        for r in reused_rejects:
+            writer.reject(r)
+        results = _compute(cfg, todo, settings, config_hash, str(regressor), progress, stats)
+        # Interleave carried-over and recomputed sources in global key order.
+        todo_keys = {s.key for s in todo}
+        for src in sorted(sources, key=lambda s: s.key):
+            if src.key in todo_keys:
+                result = next(results)
+                if isinstance(result, Reject):
+                    writer.reject(result)
+                    stats.rejects.append(result)
+                    continue
+                for seq in result:
+                    writer.add(seq)
+                    stats.add(seq)
+            elif src.key in carried:
+                for seg_key in carried[src.key]:
+                    writer.add_from(parent, seg_key)
+                    stats.carried += 1
+        version = writer.commit(f"build-amass: {len(sources)} sources, {stats.recomputed} recomputed",
+                                tag=cfg.tag, build_info=build_info)
+    except BaseException:
+        writer.abort()
+        raise
+    reader = _reopen(cfg.corpus, version)
+    report = _report_from_reader(reader, cfg, len(sources), up_to_date=False, elapsed=time.perf_counter() - t0)
+    report.n_recomputed, report.n_carried, report.source_frames = stats.recomputed, stats.carried, stats.source_frames
+    return report
+
+
+def _compute(cfg: BuildConfig, todo: list[_Source], settings: dict, config_hash: str, regressor: str,
+             progress, stats: "_Stats") -> Iterator:
+    """Yield per-source results in ``todo``'s key order, computed on Dask."""
+    todo = sorted(todo, key=lambda s: s.key)
+    if not todo:
+        return iter(())
+    jobs = [(s.path, s.key, s.dataset, s.subject, s.name, s.sha256, str(cfg.body_models), regressor,
+             settings, config_hash) for s in todo]
+
+    def gen():
+        client, cluster = _dask_client(cfg.scheduler, cfg.n_workers)
+        try:
+            n_workers = max(1, len(client.scheduler_info().get("workers", {})) or cfg.n_workers)
+            in_flight = cfg.max_in_flight or 4 * n_workers
+            t_start = time.perf_counter()
+            for i, result in enumerate(_ordered_results(client, process_source, jobs, in_flight), 1):
+                yield result
+                if progress is not None or i % 50 == 0 or i == len(jobs):
+                    elapsed = time.perf_counter() - t_start
+                    info = {"source_frames": stats.source_frames, "elapsed_s": elapsed,
+                            "source_fps": stats.source_frames / max(elapsed, 1e-9), "rejects": len(stats.rejects)}
+                    if progress is not None:
+                        progress(i, len(jobs), info)
+                    if i % 50 == 0 or i == len(jobs):
+                        log.info("build: %d/%d sources, %d source frames at %.0f frames/s, %d rejects",
+                                 i, len(jobs), info["source_frames"], info["source_fps"], info["rejects"])
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+    return gen()
+
+
+@dataclass
+class _Stats:
+    recomputed: int = 0
+    carried: int = 0
+    source_frames: int = 0
+    rejects: list = field(default_factory=list)
+    _seen_sources: set = field(default_factory=set)
+
+    def add(self, seq: SequenceData):
+        if seq.source_path not in self._seen_sources:
+            self._seen_sources.add(seq.source_path)
+            self.recomputed += 1
+            self.source_frames += int(seq.n_source_frames)
+
+
+def _partition(sources: list[_Source], parent, config_hash: str) -> tuple[dict[str, list[str]], list[_Source]]:
+    """Split sources into those whose sequences can be carried over from ``parent`` and those to compute."""
+    if parent is None:
+        return {}, list(sources)
+    seqs = parent.sequences.select(["key", "source_path", "source_sha256", "config_hash"]).to_pylist()
+    by_path: dict[str, list[dict]] = {}
+    for row in seqs:
+        by_path.setdefault(row["source_path"], []).append(row)
+    carried, todo = {}, []
+    for s in sources:
+        rows = by_path.get(s.path, [])
+        if rows and all(r["source_sha256"] == s.sha256 and r["config_hash"] == config_hash for r in rows):
+            carried[s.key] = [r["key"] for r in rows]
+        else:
+            todo.append(s)
+    return carried, todo
+
+
+def parent_config(parent) -> str | None:
+    return (parent.build_info or {}).get("config_hash") if parent is not None else None
+
+
+def _parent_rejects(parent) -> dict[str, Reject]:
+    if parent is None:
+        return {}
+    return {r["source_path"]: Reject(r["source_path"], r["reason"], r["kind"] or "input", r["source_sha256"] or "")
+            for r in parent.rejects.to_pylist()}
+
+
+def _same_sources(parent, sources: list[_Source]) -> bool:
+    """True when the parent holds exactly these source files (as sequences or rejects)."""
+    parent_paths = set(parent.sequences.column("source_path").to_pylist())
+    parent_paths |= set(parent.rejects.column("source_path").to_pylist())
+    return parent_paths == {s.path for s in sources}
+
+
+def _tag_if_new(corpus, version_id: str, tag: str) -> None:
+    from pipelines.versions import resolve_version, tag_version
+
+    try:
+        if resolve_version(corpus, tag) == version_id:
+            return
+    except CorpusError:
+        pass
+    tag_version(corpus, version_id, tag)
+
+
+def _reopen(corpus, version):
+    from pipelines.corpus import CorpusReader
+
+    return CorpusReader.open(corpus, version)
+
+
+def _report_from_reader(reader, cfg: BuildConfig, n_sources: int, up_to_date: bool, elapsed: float) -> BuildReport:
+    views = reader.views
+    frames = np.asarray(views.column("n_frames").to_pylist(), dtype=np.int64)
+    frac = np.asarray(views.column("in_view_fraction").to_pylist(), dtype=np.float64)
+    in_view = float((frames * frac).sum() / frames.sum()) if frames.sum() else 1.0
+    return BuildReport(
+        corpus=str(cfg.corpus), version_id=reader.version_id, up_to_date=up_to_date, n_sources=n_sources,
+        n_sequences=reader.sequences.num_rows, n_frames=int(np.sum(reader.sequences.column("n_frames").to_pylist() or [0])),
+        n_views=views.num_rows, n_recomputed=0, n_carried=reader.sequences.num_rows if up_to_date else 0,
+        n_flagged=int((frac < 1.0).sum()), source_frames=0,
+        rejects=[Reject(r["source_path"], r["reason"], r["kind"] or "input", r["source_sha256"] or "")
+                 for r in reader.rejects.to_pylist()],
+        in_view_fraction=in_view, out_of_view_fraction=out_of_view_fraction(reader),
+        elapsed_s=elapsed, tag=cfg.tag)
+
+
+def out_of_view_fraction(reader) -> float:
+    """Fraction of 2D joints outside the image over every view frame (read chunk by chunk)."""
+    from schemas.store import IN_VIEW
+
+    arr = reader.array(IN_VIEW)
+    n = arr.shape[0]
+    if n == 0:
+        return 0.0
+    step = arr.chunks[0] * 8
+    out = 0
+    for a in range(0, n, step):
+        out += int((~np.asarray(arr[a:min(n, a + step)])).sum())
+    return out / (n * arr.shape[1])
+
+
+def _body_model_hashes(root: Path) -> dict[str, str]:
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".npz", ".pkl"))
+    return {str(p.relative_to(root)): file_sha256(p) for p in files}
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mocap-corpus")
+    except Exception:
+        return "unknown"

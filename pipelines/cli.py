@@ -1,0 +1,293 @@
+"""``mocap-corpus``: a thin typer layer over the same functions the Prefect flows call.
+
+Errors from bad inputs print one line and exit 1; long work shows progress.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schemas.errors import MocapCorpusError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+synth = typer.Typer(no_args_is_help=True, help="Write synthetic stand-ins in the real file formats.")
+app.add_typer(synth, name="synth")
+console = Console(stderr=True)
+out = Console()
+
+
+def one_line_errors(fn):
+    """Turn the project's typed errors into one clear line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MocapCorpusError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+def _table(title: str, rows, columns=("field", "value")) -> Table:
+    table = Table(title=title, show_header=True)
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*[str(x) for x in row])
+    return table
+
+
+# --- synthetic data ---------------------------------------------------------------------------
+
+
+@synth.command("body-model")
+@one_line_errors
+def synth_body_model(out_dir: Path, seed: int = typer.Option(0, help="random seed")):
+    """Write the procedural SMPL+H-format body model, DMPLs and H36M regressor in the AMASS layout."""
+    from pipelines.synthetic.body_model import write_body_model_tree
+
+    paths = write_body_model_tree(out_dir, seed=seed)
+    for name, p in paths.items():
+        out.print(f"{name}: {p}")
+
+
+@synth.command("amass")
+@one_line_errors
+def synth_amass(out_dir: Path, sequences: int = typer.Option(24, help="number of sequences"),
+                seed: int = typer.Option(0, help="random seed")):
+    """Write an AMASS-like tree of SMPL+H / SMPL-X motion files."""
+    from pipelines.synthetic.motions import write_amass_tree
+
+    paths = write_amass_tree(out_dir, n_sequences=sequences, seed=seed)
+    out.print(f"wrote {len(paths)} files under {out_dir}")
+
+
+@synth.command("h36m")
+@one_line_errors
+def synth_h36m(out_dir: Path, seed: int = typer.Option(0, help="random seed")):
+    """Write VideoPose3D-format data_3d_h36m.npz and CPN / GT 2D files."""
+    from pipelines.synthetic.h36m import write_h36m_files
+
+    for name, p in write_h36m_files(out_dir, seed=seed).items():
+        out.print(f"{name}: {p}")
+
+
+# --- single files -----------------------------------------------------------------------------
+
+
+@app.command()
+@one_line_errors
+def inspect(file: Path):
+    """Print an AMASS file's parsed metadata as JSON (or the typed error)."""
+    from pipelines.amass import inspect_amass
+
+    out.print_json(json.dumps(inspect_amass(file), default=str))
+
+
+@app.command()
+@one_line_errors
+def joints(file: Path, body_models: Path = typer.Option(..., "--body-models", help="body-model folder"),
+           regressor: Optional[Path] = typer.Option(None, help="(N, 6890) regressor; default DIR/J_regressor_h36m.npy"),
+           fps: float = typer.Option(50.0, help="target frame rate"),
+           out_file: Path = typer.Option(..., "--out", help="output .npy, (T', N, 3) float32 metres")):
+    """Regress the joints of one AMASS file (mesh-free, exact) and write them as .npy."""
+    import numpy as np
+
+    from pipelines.amass import read_amass
+    from pipelines.build import REGRESSOR_FILE, sequence_joints
+
+    seq = read_amass(file)
+    result = sequence_joints(seq, body_models, regressor or body_models / REGRESSOR_FILE, fps)
+    np.save(out_file, result)
+    out.print(f"{out_file}: {result.shape[0]} frames x {result.shape[1]} joints at {fps:g} Hz "
+              f"(from {seq.n_frames} frames at {seq.fps:g} Hz)")
+
+
+# --- corpus builds ----------------------------------------------------------------------------
+
+
+@app.command("build-amass")
+@one_line_errors
+def build_amass_cmd(amass_root: Path,
+                    body_models: Path = typer.Option(..., "--body-models"),
+                    regressor: Optional[Path] = typer.Option(None),
+                    corpus: Path = typer.Option(..., "--corpus"),
+                    tag: Optional[str] = typer.Option(None),
+                    rig: str = typer.Option("h36m", help="h36m | 3dhp"),
+                    cameras_per_sequence: int = typer.Option(4),
+                    fps: float = typer.Option(50.0),
+                    seed: int = typer.Option(0),
+                    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address"),
+                    workers: int = typer.Option(2, help="LocalCluster workers when no scheduler is given")):
+    """Build (or incrementally rebuild) an AMASS corpus version."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pipelines.build import BuildConfig, build_amass
+
+    cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus,
+                      tag=tag, rig=rig, cameras_per_sequence=cameras_per_sequence, fps=fps, seed=seed,
+                      scheduler=scheduler, n_workers=workers)
+    with Progress(TextColumn("sequences"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[rate]}"), console=console, transient=True) as bar:
+        task = bar.add_task("build", total=None, rate="")
+
+        def progress(done, total, info):
+            bar.update(task, completed=done, total=total, rate=f"{info['source_fps']:.0f} src frames/s")
+
+        report = build_amass(cfg, progress=progress)
+    out.print(_table("build-amass", report.summary_rows()))
+    _print_rejects(report.rejects)
+
+
+@app.command("build-h36m")
+@one_line_errors
+def build_h36m_cmd(data_dir: Path, corpus: Path = typer.Option(..., "--corpus"),
+                   detections: str = typer.Option("cpn", help="cpn | gt"),
+                   tag: Optional[str] = typer.Option(None)):
+    """Import VideoPose3D-format Human3.6M 3D + CPN (or GT) 2D files as a corpus version."""
+    from pipelines.h36m import build_h36m
+
+    report = build_h36m(data_dir, corpus, detections=detections, tag=tag)
+    rows = report.summary_rows() if hasattr(report, "summary_rows") else list(_as_dict(report).items())
+    out.print(_table("build-h36m", rows))
+    _print_rejects(getattr(report, "rejects", None) or _as_dict(report).get("rejects", []))
+
+
+@app.command("export-vp3d")
+@one_line_errors
+def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
+                    out_dir: Path = typer.Option(..., "--out")):
+    """Export a corpus version as VideoPose3D-style data_3d_*.npz / data_2d_*.npz files."""
+    from pipelines.h36m import export_vp3d
+
+    for name, p in export_vp3d(corpus, out_dir, version=version).items():
+        out.print(f"{name}: {p}")
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+@app.command()
+@one_line_errors
+def versions(corpus: Path):
+    """List the versions of a corpus (newest first)."""
+    from pipelines.versions import list_versions
+
+    rows = [(v.id, ",".join(v.tags), v.time.strftime("%Y-%m-%d %H:%M:%S"), v.n_sequences, v.n_frames,
+             v.n_views, "" if v.store_bytes is None else f"{v.store_bytes / 1e6:.1f} MB", v.message)
+            for v in list_versions(corpus)]
+    out.print(_table(str(corpus), rows, ("id", "tags", "time (UTC)", "sequences", "frames", "views", "size", "message")))
+
+
+@app.command()
+@one_line_errors
+def validate(corpus: Path, version: Optional[str] = typer.Option(None)):
+    """Check a corpus version's arrays against its manifests."""
+    from schemas.validate import validate_corpus
+
+    problems = validate_corpus(corpus, version)
+    if problems:
+        for p in problems:
+            console.print(f"[red]problem:[/red] {p}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"{corpus}@{version or 'main'}: valid")
+
+
+@app.command()
+@one_line_errors
+def rejects(corpus: Path, version: Optional[str] = typer.Option(None)):
+    """List the source files a build rejected, with reasons."""
+    from pipelines.corpus import CorpusReader
+    from pipelines.records import Reject
+
+    reader = CorpusReader.open(corpus, version)
+    _print_rejects([Reject(r["source_path"], r["reason"], r["kind"]) for r in reader.rejects.to_pylist()],
+                   always=True)
+
+
+@app.command()
+@one_line_errors
+def diff(corpus: Path, v1: str, v2: str):
+    """Sequences added, removed and changed between two versions."""
+    from pipelines.versions import diff_versions
+
+    d = diff_versions(corpus, v1, v2)
+    for label, keys in (("added", d.added), ("removed", d.removed), ("changed", d.changed)):
+        out.print(f"{label} ({len(keys)}):")
+        for k in keys:
+            out.print(f"  {k}")
+    out.print(f"unchanged: {d.unchanged}")
+
+
+@app.command()
+@one_line_errors
+def tag(corpus: Path, version: str, name: str):
+    """Tag a version (tags are immutable)."""
+    from pipelines.versions import tag_version
+
+    tag_version(corpus, version, name)
+    out.print(f"tagged {version} as {name}")
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+@app.command()
+@one_line_errors
+def train(config: str = typer.Option(..., "--config", help="preset name or config file"),
+          corpus: list[str] = typer.Option(..., "--corpus", help="PATH@VERSION (repeatable)"),
+          init: Optional[Path] = typer.Option(None, "--init", help="checkpoint to start from (fine-tuning)"),
+          out_dir: Path = typer.Option(..., "--out", help="run directory")):
+    """Pre-train or fine-tune the Uplift-Upsample Transformer on pinned corpus versions."""
+    from uplift.train import load_train_config, train as run_train
+
+    cfg = load_train_config(config)
+    result = run_train(cfg, out_dir, corpus=corpus, init=init)
+    out.print(_table("train", list(_as_dict(result).items())))
+
+
+@app.command()
+@one_line_errors
+def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help="PATH@VERSION")):
+    """Evaluate a checkpoint on a corpus version (MPJPE / P-MPJPE per action, key vs all frames)."""
+    from uplift.evaluate import evaluate as run_eval, format_table
+
+    out.print(format_table(run_eval(checkpoint, corpus)))
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _as_dict(obj) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj):
+        return asdict(obj)
+    return dict(obj) if isinstance(obj, dict) else {"result": obj}
+
+
+def _print_rejects(rejects, always: bool = False) -> None:
+    rows = [(getattr(r, "source_path", None) or r["source_path"], getattr(r, "kind", None) or r.get("kind", ""),
+             getattr(r, "reason", None) or r["reason"]) for r in rejects or []]
+    if rows or always:
+        out.print(_table(f"rejects ({len(rows)})", rows, ("source", "kind", "reason")))
+
+
+def main():  # pragma: no cover - console entry
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
