@@ -18,7 +18,8 @@ from rich.table import Table
 
 from schemas.errors import MocapCorpusError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Motion-capture archives -> versioned 2D/3D pose corpora, and the uplifting trainer.")
 synth = typer.Typer(no_args_is_help=True, help="Write synthetic stand-ins in the real file formats.")
 app.add_typer(synth, name="synth")
 console = Console(stderr=True)
