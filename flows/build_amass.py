@@ -1,0 +1,110 @@
+"""Prefect flow ``build-amass``: AMASS files -> one committed, validated corpus version.
+
+One coarse Prefect task runs the whole build; the build fans sequences out on Dask itself (a
+LocalCluster, or ``scheduler``), so thousands of sequences cost one task run, not thousands. The
+build is its own cache: it recomputes only sources whose (sha256, config hash) changed and commits
+nothing when nothing did, which is sharper than a Prefect input cache over paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import (Progress, markdown_table, publish_link, publish_markdown, rejects_markdown,
+                          retry_transient, run_logger)
+
+FLOW_NAME = "build-amass"
+
+
+@task(name="build-amass-corpus", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)
+def run_build(cfg: dict):
+    """Run ``pipelines.build.build_amass`` once; returns its BuildReport."""
+    from pipelines.build import BuildConfig, build_amass
+
+    return build_amass(BuildConfig(**cfg), progress=Progress("build-amass sources"))
+
+
+@task(name="validate-corpus", retries=1, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+def run_validate(corpus: str, version: str) -> list[str]:
+    from schemas.validate import validate_corpus
+
+    return list(validate_corpus(corpus, version))
+
+
+def report_markdown(report, problems: list[str] | None, title: str) -> str:
+    """The build artifact: summary table, rejects with reasons, validation result."""
+    rows = report.summary_rows() if hasattr(report, "summary_rows") else [(k, v) for k, v in asdict(report).items()
+                                                                          if k != "rejects"]
+    parts = [f"## {title}", markdown_table(rows, ["", "value"]), rejects_markdown(report.rejects)]
+    if problems is not None:
+        parts.append("### Validation\n\n" + ("valid" if not problems else
+                                              markdown_table([(p,) for p in problems], ["problem"])))
+    return "\n\n".join(parts)
+
+
+def summary(report, problems: list[str] | None) -> dict:
+    """What the flow run returns (JSON-able)."""
+    return {"corpus": str(report.corpus), "version_id": report.version_id, "tag": getattr(report, "tag", None),
+            "up_to_date": report.up_to_date, "n_sequences": report.n_sequences, "n_frames": report.n_frames,
+            "n_views": report.n_views, "n_rejects": len(report.rejects),
+            "rejects": [{"source_path": r.source_path, "kind": r.kind, "reason": r.reason} for r in report.rejects],
+            "in_view_fraction": report.in_view_fraction, "problems": problems or []}
+
+
+@flow(name=FLOW_NAME, log_prints=True)
+def build_amass_flow(
+    amass_root: Path,
+    body_models: Path,
+    corpus: Path,
+    regressor: Path | None = None,
+    tag: str | None = None,
+    rig: Literal["h36m", "3dhp"] = "h36m",
+    cameras_per_sequence: int = 4,
+    fps: float = 50.0,
+    seed: int = 0,
+    val_fraction: float = 0.0,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    validate_version: bool = True,
+) -> dict:
+    """Build (or incrementally rebuild) an AMASS corpus version and validate it.
+
+    Args:
+        amass_root: AMASS root folder (<root>/<Dataset>/<Subject>/*.npz).
+        body_models: Folder with smplh/{gender}/model.npz (and dmpls/), usually also the regressor.
+        corpus: Corpus repository path (created on first build).
+        regressor: (17, 6890) joint regressor .npy; default BODY_MODELS/J_regressor_h36m.npy.
+        tag: Tag for the committed version, e.g. amass-h36m-v1.
+        rig: Camera rig used to place virtual cameras: h36m or 3dhp.
+        cameras_per_sequence: Virtual cameras per sequence.
+        fps: Target frame rate in Hz.
+        seed: Seed for camera placement.
+        val_fraction: Share of sequences put into the val split (by key hash).
+        scheduler: Dask scheduler address (tcp://host:8786); empty = a LocalCluster per build.
+        n_workers: LocalCluster worker processes when no scheduler is given.
+        validate_version: Check the committed version with schemas.validate afterwards.
+    """
+    logger = run_logger()
+    cfg = {"amass_root": str(amass_root), "body_models": str(body_models), "corpus": str(corpus),
+           "regressor": str(regressor) if regressor else None, "tag": tag or None, "rig": rig,
+           "cameras_per_sequence": cameras_per_sequence, "fps": fps, "seed": seed, "val_fraction": val_fraction,
+           "scheduler": scheduler or None, "n_workers": n_workers}
+    report = run_build(cfg)
+    logger.info("build-amass: version %s (%s): %d sequences, %d frames, %d views, %d rejects in %.1f s",
+                report.version_id, "up to date" if report.up_to_date else "committed", report.n_sequences,
+                report.n_frames, report.n_views, len(report.rejects), report.elapsed_s)
+    for r in report.rejects:
+        logger.warning("rejected %s (%s): %s", r.source_path, r.kind, r.reason)
+    problems = run_validate(str(corpus), report.version_id) if validate_version else None
+    publish_markdown(report_markdown(report, problems, f"build-amass: {report.version_id}"),
+                     key="build-amass-report", description=f"AMASS corpus version {report.version_id}")
+    publish_link(corpus, key="build-amass-corpus", text=f"corpus {corpus} @ {report.version_id}")
+    if problems:
+        raise RuntimeError(f"corpus {corpus} version {report.version_id} failed validation: {problems[:5]}")
+    return summary(report, problems)

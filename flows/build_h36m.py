@@ -1,0 +1,49 @@
+"""Prefect flow ``build-h36m``: VideoPose3D-format 3D + CPN (or GT) 2D files -> a committed corpus version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.build_amass import report_markdown, run_validate, summary
+from flows.common import publish_link, publish_markdown, retry_transient, run_logger
+
+FLOW_NAME = "build-h36m"
+
+
+@task(name="build-h36m-corpus", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)
+def run_build(data_dir: str, corpus: str, detections: str, tag: str | None):
+    from pipelines.h36m import build_h36m
+
+    return build_h36m(data_dir, corpus, detections=detections, tag=tag)
+
+
+@flow(name=FLOW_NAME, log_prints=True)
+def build_h36m_flow(data_dir: Path, corpus: Path, detections: Literal["cpn", "gt"] = "cpn",
+                    tag: str | None = None, validate_version: bool = True) -> dict:
+    """Import Human3.6M in VideoPose3D format as a corpus version and validate it.
+
+    Args:
+        data_dir: Folder with data_3d_h36m.npz and data_2d_h36m_cpn_ft_h36m_dbb.npz (or data_2d_h36m_gt.npz).
+        corpus: Corpus repository path (created on first import).
+        detections: 2D keypoints to import: cpn (detected) or gt (projected ground truth).
+        tag: Tag for the committed version, e.g. h36m-cpn-v1.
+        validate_version: Check the committed version with schemas.validate afterwards.
+    """
+    logger = run_logger()
+    report = run_build(str(data_dir), str(corpus), detections, tag or None)
+    logger.info("build-h36m: version %s: %d sequences, %d frames, %d views, %d rejects",
+                report.version_id, report.n_sequences, report.n_frames, report.n_views, len(report.rejects))
+    for r in report.rejects:
+        logger.warning("rejected %s (%s): %s", r.source_path, r.kind, r.reason)
+    problems = run_validate(str(corpus), report.version_id) if validate_version else None
+    publish_markdown(report_markdown(report, problems, f"build-h36m: {report.version_id}"),
+                     key="build-h36m-report", description=f"H36M corpus version {report.version_id}")
+    publish_link(corpus, key="build-h36m-corpus", text=f"corpus {corpus} @ {report.version_id}")
+    if problems:
+        raise RuntimeError(f"corpus {corpus} version {report.version_id} failed validation: {problems[:5]}")
+    return summary(report, problems)

@@ -1,0 +1,197 @@
+"""Small pieces every flow shares: retry policy, markdown tables, links, progress, cache keys.
+
+No numerics here: flows only call the pipelines and the trainer and report what they did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+log = logging.getLogger("flows")
+
+# Transient: worth a retry. Bad input or bad config fails the same way again, so never retried.
+_NEVER_RETRY = ("InputError", "ConfigError", "FileNotFoundError", "NotADirectoryError", "IsADirectoryError",
+                "PermissionError", "ValidationError", "ValueError", "TypeError", "KeyError")
+_TRANSIENT = ("VersionConflictError", "KilledWorker", "CommClosedError", "TimeoutError", "ConnectionError",
+              "BrokenPipeError", "OSError")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures a retry can cure (lost Dask worker, network, commit race, I/O hiccup)."""
+    names = [c.__name__ for c in type(exc).__mro__]
+    if any(n in _NEVER_RETRY for n in names):
+        return False
+    return any(n in _TRANSIENT for n in names)
+
+
+def retry_transient(task, task_run, state) -> bool:
+    """Prefect ``retry_condition_fn``: retry only transient failures."""
+    exc = state.data if isinstance(getattr(state, "data", None), BaseException) else None
+    if exc is None:
+        try:
+            exc = state.result(raise_on_failure=False)
+        except Exception as e:  # a result we cannot read: be conservative
+            exc = e
+    return isinstance(exc, BaseException) and is_transient(exc)
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """Prefect's run logger inside a run (shows in the UI), the module logger outside one."""
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return log
+
+
+def md_escape(v: Any) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Iterable[Sequence[Any]], header: Sequence[str]) -> str:
+    """A GitHub-style markdown table; cells are escaped so a ``|`` in a reason cannot break it."""
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |",
+             "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def rejects_markdown(rejects: Sequence[Any], limit: int = 200) -> str:
+    """Rejects (objects with source_path, kind, reason) as a markdown section; says so when there are none."""
+    if not rejects:
+        return "### Rejects\n\nNone: every source file was used."
+    rows = [(r.source_path, r.kind, r.reason) for r in rejects[:limit]]
+    more = f"\n\n... and {len(rejects) - limit} more." if len(rejects) > limit else ""
+    return f"### Rejects ({len(rejects)})\n\n" + markdown_table(rows, ["source file", "kind", "reason"]) + more
+
+
+def file_url(path: str | os.PathLike) -> str:
+    return Path(path).resolve().as_uri()
+
+
+def artifact_key(*parts: str) -> str:
+    """Artifact keys may hold only lowercase letters, digits and dashes."""
+    raw = "-".join(parts).lower()
+    key = "".join(c if (c.isalnum() and c.isascii()) else "-" for c in raw)
+    while "--" in key:
+        key = key.replace("--", "-")
+    return key.strip("-")[:100] or "artifact"
+
+
+def publish_markdown(markdown: str, key: str, description: str = "") -> None:
+    """Create a markdown artifact when inside a Prefect run; log it otherwise."""
+    try:
+        from prefect.artifacts import create_markdown_artifact
+        from prefect.context import get_run_context
+
+        get_run_context()
+    except Exception:
+        log.info("%s\n%s", description, markdown)
+        return
+    create_markdown_artifact(markdown=markdown, key=artifact_key(key), description=description)
+
+
+def publish_link(path_or_url: str | os.PathLike, key: str, text: str, description: str = "") -> None:
+    try:
+        from prefect.artifacts import create_link_artifact
+        from prefect.context import get_run_context
+
+        get_run_context()
+    except Exception:
+        log.info("%s: %s", text, path_or_url)
+        return
+    link = str(path_or_url)
+    if "://" not in link:
+        link = file_url(link)
+    create_link_artifact(link=link, link_text=text, key=artifact_key(key), description=description)
+
+
+class Progress:
+    """``progress(done, total, info)`` callback: log lines with counts and rates, a Prefect progress
+    artifact in the UI, and a rich progress bar when stderr is a terminal.
+
+    Logs at most every ``every_s`` seconds (and at the end) so thousands of sources stay readable.
+    """
+
+    def __init__(self, what: str, every_s: float = 5.0, artifact: bool = True):
+        self.what = what
+        self.every_s = every_s
+        self.t0 = time.perf_counter()
+        self._last = -1e9
+        self._artifact_id = None
+        self._want_artifact = artifact
+        self._bar = None
+        self._bar_task = None
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TimeRemainingColumn
+
+            self._bar = RichProgress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
+                                     TimeRemainingColumn(), transient=False)
+
+    def __call__(self, done: int, total: int, info: dict | None = None) -> None:
+        info = info or {}
+        now = time.perf_counter()
+        if self._bar is not None:
+            if self._bar_task is None:
+                self._bar.start()
+                self._bar_task = self._bar.add_task(self.what, total=total)
+            self._bar.update(self._bar_task, completed=done, total=total)
+        if now - self._last < self.every_s and done < total:
+            return
+        self._last = now
+        elapsed = max(now - self.t0, 1e-9)
+        extra = "".join(f", {k}={_fmt(v)}" for k, v in info.items() if k != "elapsed_s")
+        run_logger().info("%s: %d/%d (%.0f%%) at %.1f/s, %.0f s elapsed%s", self.what, done, total,
+                          100.0 * done / max(total, 1), done / elapsed, elapsed, extra)
+        self._update_artifact(100.0 * done / max(total, 1))
+        if done >= total:
+            self.close()
+
+    def _update_artifact(self, pct: float) -> None:
+        if not self._want_artifact:
+            return
+        try:
+            from prefect.artifacts import create_progress_artifact, update_progress_artifact
+            from prefect.context import get_run_context
+
+            get_run_context()
+            if self._artifact_id is None:
+                self._artifact_id = create_progress_artifact(pct, description=self.what)
+            else:
+                update_progress_artifact(self._artifact_id, pct)
+        except Exception:
+            self._want_artifact = False  # outside a run, or the API said no: logs are enough
+
+    def close(self) -> None:
+        if self._bar is not None and self._bar_task is not None:
+            self._bar.stop()
+            self._bar_task = None
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
+def fingerprint(*items: Any) -> str:
+    """A stable hash of JSON-able items (paths become strings)."""
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def file_stat_fingerprint(path: str | os.PathLike | None) -> str | None:
+    """Cheap identity of a file (resolved path, size, mtime): changes when the file is rewritten."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return f"missing:{p}"
+    return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"

@@ -1,0 +1,65 @@
+"""Prefect flow ``evaluate``: checkpoint + corpus version -> metrics table (per action, key vs all frames, each s_in)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+from prefect import flow, task
+
+from flows.common import (file_stat_fingerprint, fingerprint, markdown_table, publish_markdown, retry_transient,
+                          run_logger)
+from flows.training import find_checkpoint, resolve_specs
+
+
+def eval_cache_key(context, parameters: dict) -> str:
+    """Same checkpoint file (path, size, mtime) on the same pinned corpus version: same table."""
+    return "evaluate-" + fingerprint(file_stat_fingerprint(parameters["checkpoint"]), parameters["corpus"])
+
+
+def table_rows(table) -> tuple[list[str], list[list]]:
+    """(header, rows) from what ``uplift.evaluate.evaluate`` returns: rows of dicts/dataclasses, or a
+    pyarrow / pandas-like table."""
+    if hasattr(table, "to_pylist"):
+        table = table.to_pylist()
+    elif hasattr(table, "to_dict") and not isinstance(table, dict):
+        table = table.to_dict("records")
+    elif hasattr(table, "rows") and not isinstance(table, (list, dict)):
+        table = table.rows
+    if isinstance(table, dict):
+        table = [{"metric": k, "value": v} for k, v in table.items()]
+    rows = [asdict(r) if is_dataclass(r) else dict(r) for r in table]
+    header = list(dict.fromkeys(k for r in rows for k in r))
+    return header, [[_fmt(r.get(h, "")) for h in header] for r in rows]
+
+
+def _fmt(v):
+    return f"{v:.2f}" if isinstance(v, float) else v
+
+
+@task(name="evaluate", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      cache_key_fn=eval_cache_key, persist_result=True, result_serializer="json")
+def run_evaluate(checkpoint: str, corpus: str) -> dict:
+    from uplift.evaluate import evaluate
+
+    header, rows = table_rows(evaluate(Path(checkpoint), corpus))
+    return {"header": header, "rows": rows}
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate_flow(checkpoint: Path, corpus: str) -> dict:
+    """Evaluate a checkpoint on a pinned corpus version: MPJPE / P-MPJPE per action, key frames vs all, each s_in.
+
+    Args:
+        checkpoint: Checkpoint file, or a run directory holding one.
+        corpus: Corpus version as PATH@VERSION (tag or snapshot id).
+    """
+    logger = run_logger()
+    ck = str(find_checkpoint(checkpoint))
+    pinned = resolve_specs([corpus])[0]
+    table = run_evaluate(ck, pinned)
+    md = markdown_table(table["rows"], table["header"])
+    publish_markdown(f"## evaluate: {Path(ck).name} on {pinned}\n\n{md}", key="evaluate-metrics",
+                     description=f"metrics of {ck} on {pinned}")
+    logger.info("evaluate %s on %s:\n%s", ck, pinned, md)
+    return {"checkpoint": ck, "corpus": pinned, **table}
