@@ -1,0 +1,510 @@
+"""Human3.6M / CPN in the VideoPose3D ``.npz`` format: read it safely, import it into a corpus, export back.
+
+The files everybody has (VideoPose3D, Pavllo et al. 2019)::
+
+    data_3d_h36m.npz                    positions_3d: {subject: {action: (T, 32, 3) float32}}  world, metres, z-up
+    data_2d_h36m_cpn_ft_h36m_dbb.npz    positions_2d: {subject: {action: [(T_c, 17, 2) | None] * 4}}  pixels
+    data_2d_h36m_gt.npz                 same, ground-truth 2D
+                                        metadata: {layout_name, num_joints, keypoints_symmetry}
+
+Both keys are pickled object arrays: they are read only through :mod:`pipelines.safe_pickle`, so a
+file naming any global besides numpy's array reconstruction is refused before anything executes.
+
+Import: one sequence per subject/action (world joints reduced 32 -> 17), one view per camera
+(2D = that camera's detections, normalised with its resolution; 3D = the world joints in its frame).
+2D sequences longer than the 3D one are trimmed to it and the dropped count is recorded per view
+(``trimmed_frames``). Subjects, actions and cameras that cannot be paired become ``Reject`` rows.
+
+Export writes a corpus (any version, any subset) back to the same keys and nesting. It is lossy in
+one documented way: the 3D file holds the 17-joint layout (VideoPose3D-derived loaders accept it when
+they skip ``remove_joints`` / read ``num_joints``), since the 15 dropped joints are not stored. The 2D
+pixel coordinates are written as float64 so that import -> export -> import is bit-identical
+(normalised float32 -> float32 pixels -> normalised float32 is not exact in general).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.cameras import denormalize_pixels, in_image, normalize_pixels, project, world_to_camera
+from pipelines.records import Reject, SequenceData, ViewData
+from pipelines.safe_pickle import safe_load_npz
+from schemas.cameras import H36M_CAMERA_IDS, Camera, h36m_camera
+from schemas.errors import CameraError, H36MFormatError
+from schemas.manifests import H36M_TEST_SUBJECTS
+from schemas.skeletons import H36M_17, H36M_32_TO_17
+
+log = logging.getLogger(__name__)
+
+IMPORTER_VERSION = "h36m-vp3d-1"
+H36M_FPS = 50.0
+NUM_CAMERAS = 4
+
+# VideoPose3D's metadata of the 17-joint H36M layout; exported files carry it, imported ones must match.
+VP3D_METADATA = {
+    "layout_name": "h36m",
+    "num_joints": 17,
+    "keypoints_symmetry": [list(H36M_17.left), list(H36M_17.right)],
+}
+
+# File names by detection source, as VideoPose3D spells them.
+_DETECTION_SUFFIX = {"cpn": "cpn_ft_h36m_dbb", "gt": "gt"}
+
+# The same action is spelt differently by subject in the original data (S1: Photo/WalkDog).
+_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
+
+
+def vp3d_filenames(name: str = "h36m", detections: str = "cpn") -> tuple[str, str]:
+    """The VideoPose3D file names ``(data_3d_<name>.npz, data_2d_<name>_<suffix>.npz)`` for a detection source."""
+    return f"data_3d_{name}.npz", f"data_2d_{name}_{_DETECTION_SUFFIX.get(detections, detections)}.npz"
+
+
+def canonical_action(action: str) -> str:
+    """Action label without the take number, with spellings unified: ``'TakingPhoto 1' -> 'Photo'``."""
+    base = re.sub(r"\s+\d+$", "", action.strip())
+    return _ACTION_ALIASES.get(base, base)
+
+
+def _action_match_key(action: str) -> str:
+    """``'TakingPhoto 1'`` and ``'Photo 1'`` name the same take."""
+    m = re.match(r"^(.*?)(?:\s+(\d+))?$", action.strip())
+    return f"{canonical_action(m.group(1))}#{m.group(2) or ''}"
+
+
+def _natural(name: str) -> tuple:
+    """Sort key: S2 before S11."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def split_of(subject: str) -> str:
+    """Protocol split: train S1, S5, S6, S7, S8; test S9, S11; anything else is train."""
+    return "test" if subject in H36M_TEST_SUBJECTS else "train"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading the files
+# ----------------------------------------------------------------------------------------------------
+
+def _load_object_key(path: str | os.PathLike, key: str) -> Any:
+    arrays = safe_load_npz(path)  # UnsafePickleError / InputError name the file
+    if key not in arrays:
+        raise H36MFormatError(path, f"no {key!r} array (keys: {sorted(arrays)}); not a VideoPose3D file")
+    arr = arrays[key]
+    if arr.dtype != object or arr.shape != ():
+        raise H36MFormatError(path, f"{key!r} is a {arr.dtype} array of shape {arr.shape}, expected a pickled dict")
+    return arr.item(), arrays
+
+
+def _check_nested(path, obj: Any, what: str) -> dict:
+    if not isinstance(obj, dict):
+        raise H36MFormatError(path, f"{what} is a {type(obj).__name__}, expected a dict")
+    for k in obj:
+        if not isinstance(k, str):
+            raise H36MFormatError(path, f"{what} has a non-string key {k!r}")
+    return obj
+
+
+def _as_float32(path, arr: Any, where: str) -> np.ndarray:
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+        raise H36MFormatError(path, f"{where} is not a numeric array ({type(arr).__name__})")
+    return np.asarray(arr, dtype=np.float32)
+
+
+def load_positions_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """Read ``data_3d_*.npz``: subject -> action -> (T, J, 3) float32 world positions in metres.
+
+    J is 32 for the original files and 17 for our exports; shapes are checked per sequence at import
+    (a bad array becomes a reject row, not a failed file). Raises ``UnsafePickleError`` for a pickle
+    naming any forbidden global, ``H36MFormatError`` for a wrong key or nesting.
+    """
+    obj, _ = _load_object_key(path, "positions_3d")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for subject, actions in _check_nested(path, obj, "positions_3d").items():
+        actions = _check_nested(path, actions, f"positions_3d[{subject!r}]")
+        out[subject] = {a: _as_float32(path, x, f"positions_3d[{subject!r}][{a!r}]") for a, x in actions.items()}
+    return out
+
+
+def load_positions_2d(path: str | os.PathLike) -> tuple[dict[str, dict[str, list[np.ndarray | None]]], dict]:
+    """Read ``data_2d_*.npz``: (subject -> action -> per-camera list of (T_c, 17, 2) pixels or None, metadata).
+
+    Cameras are in the order of the H36M camera table; real CPN files hold ``None`` for missing ones.
+    ``metadata`` (absent -> the H36M defaults) must describe the 17-joint H36M layout: a file in another
+    joint order would silently mislabel joints, so it is refused.
+    """
+    obj, arrays = _load_object_key(path, "positions_2d")
+    metadata = dict(VP3D_METADATA)
+    if "metadata" in arrays:
+        meta = arrays["metadata"]
+        meta = meta.item() if isinstance(meta, np.ndarray) and meta.dtype == object and meta.shape == () else meta
+        if not isinstance(meta, dict):
+            raise H36MFormatError(path, f"'metadata' is a {type(meta).__name__}, expected a dict")
+        metadata = meta
+        _check_metadata(path, metadata)
+    out: dict[str, dict[str, list[np.ndarray | None]]] = {}
+    for subject, actions in _check_nested(path, obj, "positions_2d").items():
+        actions = _check_nested(path, actions, f"positions_2d[{subject!r}]")
+        out[subject] = {}
+        for action, cams in actions.items():
+            where = f"positions_2d[{subject!r}][{action!r}]"
+            if isinstance(cams, np.ndarray) and cams.dtype == object:
+                cams = list(cams)
+            if not isinstance(cams, (list, tuple)):
+                raise H36MFormatError(path, f"{where} is a {type(cams).__name__}, expected a list of per-camera arrays")
+            out[subject][action] = [None if c is None else _as_float32(path, c, f"{where}[{i}]") for i, c in enumerate(cams)]
+    return out, metadata
+
+
+def _check_metadata(path, meta: dict) -> None:
+    layout = meta.get("layout_name", "h36m")
+    if layout != "h36m":
+        raise H36MFormatError(path, f"metadata layout_name is {layout!r}, only the 'h36m' layout is supported")
+    if int(meta.get("num_joints", 17)) != 17:
+        raise H36MFormatError(path, f"metadata num_joints is {meta.get('num_joints')}, expected 17")
+    sym = meta.get("keypoints_symmetry")
+    if sym is not None:
+        try:
+            left, right = ([int(j) for j in side] for side in sym)
+        except (TypeError, ValueError):
+            raise H36MFormatError(path, f"metadata keypoints_symmetry is malformed: {sym!r}") from None
+        if left != list(H36M_17.left) or right != list(H36M_17.right):
+            raise H36MFormatError(path, f"metadata keypoints_symmetry {sym!r} does not match the H36M 17-joint order")
+
+
+def reduce_32_to_17(x: np.ndarray) -> np.ndarray:
+    """(..., 32, C) full H36M layout -> (..., 17, C) in ``H36M_17`` order (VideoPose3D's ``remove_joints``)."""
+    if x.shape[-2] != 32:
+        raise ValueError(f"expected 32 joints on axis -2, got shape {x.shape}")
+    return x[..., list(H36M_32_TO_17), :]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Import
+# ----------------------------------------------------------------------------------------------------
+
+def resolve_files(data: str | os.PathLike | tuple | Mapping, detections: str = "cpn", name: str = "h36m") -> tuple[Path, Path]:
+    """``(path_3d, path_2d)`` from a folder (VideoPose3D names), a ``(3d, 2d)`` pair or ``{"3d":, "2d":}``."""
+    if isinstance(data, Mapping):
+        p3, p2 = Path(data["3d"]), Path(data["2d"])
+    elif isinstance(data, (tuple, list)):
+        p3, p2 = (Path(p) for p in data)
+    else:
+        folder = Path(data)
+        if not folder.is_dir():
+            raise H36MFormatError(folder, "not a folder with VideoPose3D files")
+        n3, n2 = vp3d_filenames(name, detections)
+        p3, p2 = folder / n3, folder / n2
+    for p in (p3, p2):
+        if not p.is_file():
+            raise H36MFormatError(p, "file not found")
+    return p3, p2
+
+
+def _config_hash(detections: str, sha_2d: str) -> str:
+    blob = json.dumps({"importer": IMPORTER_VERSION, "detections": detections, "joints": "h36m32->17",
+                       "fps": H36M_FPS, "sha_2d": sha_2d}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check_3d(x: np.ndarray) -> str | None:
+    if x.ndim != 3 or x.shape[1] not in (32, 17) or x.shape[2] != 3:
+        return f"3D positions have shape {x.shape}, expected (T, 32, 3) or (T, 17, 3)"
+    if x.shape[0] == 0:
+        return "3D positions have no frames"
+    if not np.isfinite(x).all():
+        return "3D positions contain NaN or infinite values"
+    return None
+
+
+def _check_2d(x: np.ndarray, n_frames: int) -> str | None:
+    if x.ndim != 3 or x.shape[1] not in (32, 17) or x.shape[2] < 2:
+        return f"2D keypoints have shape {x.shape}, expected (T, 17, 2)"
+    if x.shape[0] < n_frames:
+        return f"2D keypoints have {x.shape[0]} frames, fewer than the {n_frames} 3D frames"
+    if not np.isfinite(x[:n_frames, :, :2]).all():
+        return "2D keypoints contain NaN or infinite values"
+    return None
+
+
+def make_view(subject: str, cam_index: int, joints_world: np.ndarray, pixels: np.ndarray,
+              detections: str, camera: Camera | None = None) -> ViewData:
+    """One camera's view of a sequence.
+
+    joints_world: (T, 17, 3) metres; pixels: (T', 17, 2+) with T' >= T (extra frames are trimmed).
+    2D are stored normalised (float32, normalised in float64 so pixel export can invert them exactly);
+    in_view comes from the ground-truth projection, not from the detections.
+    """
+    cam = camera if camera is not None else h36m_camera(subject, cam_index)
+    T = joints_world.shape[0]
+    xc = np.asarray(world_to_camera(joints_world.astype(np.float64), cam), dtype=np.float64)
+    px_gt = project(xc, cam, distort=True)
+    uv = normalize_pixels(np.asarray(pixels[:T, :, :2], dtype=np.float64), cam.res_w, cam.res_h)
+    return ViewData(
+        rig="h36m", camera_id=str(cam.id), rig_subject=subject, detections=detections,
+        keypoints_2d=np.asarray(uv, dtype=np.float32),
+        joints_cam=xc.astype(np.float32),
+        in_view=np.asarray(in_image(px_gt, cam.res_w, cam.res_h, xc), dtype=bool),
+        intrinsics=np.asarray(cam.intrinsics_vector(), dtype=np.float64),
+        extrinsics=np.asarray(cam.extrinsics_matrix(), dtype=np.float64),
+        trimmed_frames=int(pixels.shape[0] - T),
+    )
+
+
+def _pair_actions(actions_3d: Iterable[str], actions_2d: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """Map each 3D action to its 2D action (exact name first, then same take under another spelling).
+
+    Returns ({action_3d: action_2d}, [2D actions left unpaired]).
+    """
+    a2 = list(actions_2d)
+    by_key: dict[str, list[str]] = {}
+    for a in a2:
+        by_key.setdefault(_action_match_key(a), []).append(a)
+    pairs, used = {}, set()
+    for a in sorted(actions_3d):
+        if a in a2:
+            pairs[a] = a
+    used.update(pairs.values())
+    for a in sorted(actions_3d):
+        if a in pairs:
+            continue
+        cands = [c for c in by_key.get(_action_match_key(a), []) if c not in used]
+        if len(cands) == 1:
+            pairs[a] = cands[0]
+            used.add(cands[0])
+    return pairs, sorted(set(a2) - used)
+
+
+def import_h36m(data: str | os.PathLike | tuple | Mapping, detections: str = "cpn",
+                name: str = "h36m") -> Iterator[SequenceData | Reject]:
+    """Yield one ``SequenceData`` per subject/action (sorted) and a ``Reject`` for everything unpaired.
+
+    ``data``: a folder holding the VideoPose3D files (``vp3d_filenames(name, detections)``), or the two
+    paths. Rejects (kind ``h36m``) name the file and ``#subject/action[/camera]``: subjects with 2D but
+    no 3D (the CPN file's S2-S4), actions present in only one file, ``None`` / absent cameras, 2D
+    shorter than 3D, malformed arrays, subjects without calibration. A sequence keeps its other views
+    when one camera is missing; with no usable view it is rejected whole.
+    File-level problems (missing file, forbidden pickle global, wrong nesting) raise ``InputError``.
+    """
+    p3, p2 = resolve_files(data, detections, name)
+    pos3d = load_positions_3d(p3)
+    pos2d, _meta = load_positions_2d(p2)
+    sha3, sha2 = sha256_file(p3), sha256_file(p2)
+    cam_ids = tuple(H36M_CAMERA_IDS)
+    chash = _config_hash(detections, sha2)
+
+    def reject(path, frag, reason, sha):
+        return Reject(source_path=f"{path}#{frag}", reason=reason, kind=H36MFormatError.kind, source_sha256=sha)
+
+    for subject in sorted(set(pos3d) | set(pos2d), key=_natural):
+        if subject not in pos3d:
+            yield reject(p2, subject, f"subject {subject} has 2D keypoints but no 3D positions in {p3.name}", sha2)
+            continue
+        if subject not in pos2d:
+            yield reject(p3, subject, f"subject {subject} has 3D positions but no 2D keypoints in {p2.name}", sha3)
+            continue
+        pairs, unpaired_2d = _pair_actions(pos3d[subject], pos2d[subject])
+        for a2 in unpaired_2d:
+            yield reject(p2, f"{subject}/{a2}", f"action {a2!r} of {subject} has 2D keypoints but no 3D positions", sha2)
+        for action in sorted(pos3d[subject]):
+            frag = f"{subject}/{action}"
+            if action not in pairs:
+                yield reject(p3, frag, f"action {action!r} of {subject} has 3D positions but no 2D keypoints in {p2.name}", sha3)
+                continue
+            x = pos3d[subject][action]
+            bad = _check_3d(x)
+            if bad:
+                yield reject(p3, frag, bad, sha3)
+                continue
+            joints = reduce_32_to_17(x) if x.shape[1] == 32 else x
+            T = joints.shape[0]
+            cams = pos2d[subject][pairs[action]]
+            views: list[ViewData] = []
+            for c in range(max(NUM_CAMERAS, len(cams))):
+                cfrag = f"{frag}/{cam_ids[c] if c < len(cam_ids) else c}"
+                if c >= len(cams) or cams[c] is None:
+                    yield reject(p2, cfrag, f"camera {c} of {subject}/{pairs[action]} has no 2D keypoints", sha2)
+                    continue
+                px = cams[c]
+                bad = _check_2d(px, T)
+                if bad:
+                    yield reject(p2, cfrag, bad, sha2)
+                    continue
+                if px.shape[1] == 32:
+                    px = reduce_32_to_17(px)
+                try:
+                    camera = h36m_camera(subject, c)
+                except (KeyError, IndexError, ValueError, CameraError) as exc:
+                    yield reject(p2, cfrag, f"no H36M calibration for {subject} camera {c}: {exc}", sha2)
+                    continue
+                views.append(make_view(subject, c, joints, px, detections, camera))
+            if not views:
+                yield reject(p2, frag, f"{subject}/{action} has no usable camera view", sha2)
+                continue
+            if any(v.trimmed_frames for v in views):
+                log.info("%s: trimmed 2D to %d frames (%s)", frag, T, [v.trimmed_frames for v in views])
+            yield SequenceData(
+                key=f"h36m/{subject}/{action}", source="h36m", joints_world=joints.astype(np.float32),
+                views=views, dataset="h36m", subject=subject, name=action, action=canonical_action(action),
+                source_path=f"{p3}#{frag}", source_sha256=sha3, source_fps=H36M_FPS, fps=H36M_FPS,
+                n_source_frames=T, split=split_of(subject), config_hash=chash,
+            )
+
+
+@dataclass
+class H36MBuildSummary:
+    """What ``build_h36m`` committed."""
+
+    corpus: str
+    snapshot: str
+    tag: str | None
+    detections: str
+    n_sequences: int
+    n_views: int
+    n_trimmed_views: int
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def n_rejects(self) -> int:
+        return len(self.rejects)
+
+
+def build_h36m(data_dir: str | os.PathLike | tuple | Mapping, corpus_path: str | os.PathLike,
+               detections: str = "cpn", tag: str | None = None, message: str | None = None) -> H36MBuildSummary:
+    """Import the VideoPose3D files into a corpus and commit one version (rejects recorded as rows).
+
+    File-level errors (missing file, forbidden pickle global) raise before anything is written.
+    """
+    from pipelines.corpus import CorpusWriter
+
+    p3, p2 = resolve_files(data_dir, detections)
+    items = list(import_h36m((p3, p2), detections))  # reads and validates everything before writing
+    writer = CorpusWriter(corpus_path, num_joints=17, fps=H36M_FPS)
+    n_seq = n_views = n_trim = 0
+    rejects: list[Reject] = []
+    for item in items:
+        if isinstance(item, Reject):
+            writer.reject(item)
+            rejects.append(item)
+        else:
+            writer.add(item)
+            n_seq += 1
+            n_views += len(item.views)
+            n_trim += sum(1 for v in item.views if v.trimmed_frames)
+    build_info = {"source": "h36m", "importer": IMPORTER_VERSION, "detections": detections,
+                  "files": {p3.name: sha256_file(p3), p2.name: sha256_file(p2)},
+                  "n_sequences": n_seq, "n_views": n_views, "n_rejects": len(rejects)}
+    msg = message or f"h36m import ({detections}): {n_seq} sequences, {n_views} views, {len(rejects)} rejects"
+    snapshot = writer.commit(msg, tag=tag, build_info=build_info)
+    return H36MBuildSummary(str(corpus_path), str(snapshot), tag, detections, n_seq, n_views, n_trim, rejects)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Export
+# ----------------------------------------------------------------------------------------------------
+
+def _select(table, subset) -> list[dict]:
+    """Rows of the sequences table kept by ``subset``: None, keys, or {column: value | [values]}."""
+    rows = table.to_pylist()
+    if subset is None:
+        return rows
+    if isinstance(subset, Mapping):
+        def keep(r):
+            return all(r.get(col) in (v if isinstance(v, (list, tuple, set, frozenset)) else (v,))
+                       for col, v in subset.items())
+        return [r for r in rows if keep(r)]
+    if callable(subset):
+        return [r for r in rows if subset(r)]
+    if isinstance(subset, str):
+        subset = [subset]
+    wanted = set(subset)
+    return [r for r in rows if r["key"] in wanted or r["sequence_id"] in wanted]
+
+
+def _vp3d_names(row: dict) -> tuple[str, str]:
+    """(subject, action) under which a sequence is exported."""
+    if row.get("source") == "h36m" and row.get("subject") and row.get("name"):
+        return row["subject"], row["name"]
+    return row.get("subject") or row.get("dataset") or "all", row.get("name") or row["key"]
+
+
+def save_vp3d_npz(path: str | os.PathLike, **objects) -> None:
+    """``np.savez_compressed`` with each value boxed in a 0-d object array, as VideoPose3D writes them."""
+    boxed = {}
+    for k, v in objects.items():
+        box = np.empty((), dtype=object)
+        box[()] = v
+        boxed[k] = box
+    np.savez_compressed(path, **boxed)
+
+
+def export_vp3d(reader_or_path: Any, out_dir: str | os.PathLike, version: str | None = None,
+                subset: Any = None, name: str = "h36m") -> dict[str, Path]:
+    """Write a corpus version (or a subset of its sequences) as VideoPose3D ``.npz`` files.
+
+    Writes ``data_3d_<name>.npz`` (positions_3d: subject -> action -> (T, 17, 3) float32 world metres)
+    and one ``data_2d_<name>_<det>.npz`` per detection source present (positions_2d: subject ->
+    action -> [(T, 17, 2) float64 pixels | None] in H36M camera order; metadata). ``subset``: None,
+    an iterable of sequence keys/ids, a {column: value(s)} filter on the sequences manifest, or a
+    predicate on its rows. Returns {"3d": path, "2d_<det>": path, ...}.
+    """
+    from pipelines.corpus import CorpusReader
+
+    reader = CorpusReader.open(reader_or_path, version=version) if isinstance(reader_or_path, (str, os.PathLike)) else reader_or_path
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _select(reader.sequences, subset)
+    views_by_seq: dict[int, list[dict]] = {}
+    for v in reader.views.to_pylist():
+        views_by_seq.setdefault(int(v["sequence_id"]), []).append(v)
+    cam_ids = tuple(H36M_CAMERA_IDS)
+
+    pos3d: dict[str, dict[str, np.ndarray]] = {}
+    pos2d: dict[str, dict[str, dict[str, list]]] = {}
+    used: set[tuple[str, str]] = set()
+    for row in sorted(rows, key=lambda r: r["key"]):
+        subject, action = _vp3d_names(row)
+        if (subject, action) in used:  # two sequences under one name: fall back to the unique key
+            action = row["key"]
+        used.add((subject, action))
+        seq = reader.read_sequence(int(row["sequence_id"]))
+        pos3d.setdefault(subject, {})[action] = np.asarray(seq["joints_world"], dtype=np.float32)
+        vrows = sorted(views_by_seq.get(int(row["sequence_id"]), []), key=lambda v: int(v["view_id"]))
+        for i, v in enumerate(vrows):
+            det = v.get("detections") or "projected"
+            slots = pos2d.setdefault(det, {}).setdefault(subject, {}).setdefault(action, [])
+            slot = cam_ids.index(v["camera_id"]) if v["rig"] == "h36m" and v["camera_id"] in cam_ids else len(slots)
+            while len(slots) <= slot:
+                slots.append(None)
+            intr, _ = reader.camera(int(v["view_id"]))
+            uv = np.asarray(reader.read_view(int(v["view_id"]))["keypoints_2d"], dtype=np.float64)
+            slots[slot] = np.asarray(denormalize_pixels(uv, float(intr[9]), float(intr[10])), dtype=np.float64)
+
+    n3, _ = vp3d_filenames(name)
+    paths = {"3d": out / n3}
+    save_vp3d_npz(paths["3d"], positions_3d=pos3d)
+    for det, tree in sorted(pos2d.items()):
+        for actions in tree.values():
+            for cams in actions.values():  # H36M files always list 4 cameras, None where missing
+                cams.extend([None] * (NUM_CAMERAS - len(cams)))
+        p = out / vp3d_filenames(name, det)[1]
+        save_vp3d_npz(p, positions_2d=tree, metadata=dict(VP3D_METADATA))
+        paths[f"2d_{det}"] = p
+    return paths
