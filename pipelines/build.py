@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from pipelines.faults import fault_point
 from pipelines.records import Reject, SequenceData
 from schemas.errors import ConfigError, CorpusError, InputError, MocapCorpusError
 from schemas.skeletons import H36M_17
@@ -312,12 +313,14 @@ def build_amass(cfg: BuildConfig, progress: Callable[[int, int, dict], None] | N
                     stats.rejects.append(result)
                     continue
                 for seq in result:
+                    fault_point("write")
                     writer.add(seq)
                     stats.add(seq)
             elif src.key in carried:
                 for seg_key in carried[src.key]:
                     writer.add_from(parent, seg_key)
                     stats.carried += 1
+        fault_point("commit")
         version = writer.commit(f"build-amass: {len(sources)} sources, {stats.recomputed} recomputed",
                                 tag=cfg.tag, build_info=build_info)
     except BaseException:
