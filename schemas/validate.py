@@ -1,0 +1,290 @@
+"""Validate a corpus against its on-disk contract (``schemas.store`` + ``schemas.manifests``).
+
+``validate`` takes an open Zarr group and the manifest tables and returns human-readable problems
+(an empty list means valid). Array data is read one time chunk at a time, so memory stays bounded
+whatever the corpus size. ``validate_corpus`` opens a repository path at a version itself (this
+package imports no other project package, so it carries its own tiny Icechunk opener).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+
+from schemas import manifests as M
+from schemas import store as S
+
+# Normalised coordinates live in [-1, 1] (the short side less); an in-view joint beyond this is a
+# units or normalisation bug (pixels stored instead of normalised coordinates), not detector noise.
+IN_VIEW_LIMIT = 1.25
+ORTHONORMAL_TOL = 1e-4
+MAX_REPORTS = 5  # per check: the first few offenders, then a count
+
+
+def _schema_problems(name: str, table: pa.Table) -> list[str]:
+    want = M.MANIFESTS[name]
+    got = table.schema
+    if got.equals(want, check_metadata=False):
+        return []
+    out = []
+    for f in want:
+        if f.name not in got.names:
+            out.append(f"manifest {name}: column {f.name!r} missing")
+        else:
+            g = got.field(f.name)
+            if g.type != f.type or g.nullable != f.nullable:
+                out.append(f"manifest {name}: column {f.name!r} is {g.type}{'' if g.nullable else ' not null'}, "
+                           f"expected {f.type}{'' if f.nullable else ' not null'}")
+    out += [f"manifest {name}: unexpected column {n!r}" for n in got.names if n not in want.names]
+    if not out:
+        out.append(f"manifest {name}: column order differs from schemas.manifests ({got.names})")
+    return out
+
+
+def _capped(msgs: list[str], what: str) -> list[str]:
+    if len(msgs) <= MAX_REPORTS:
+        return msgs
+    return msgs[:MAX_REPORTS] + [f"... and {len(msgs) - MAX_REPORTS} more {what}"]
+
+
+def _layout(table: pa.Table, name: str, total: int | None, what: str) -> list[str]:
+    """Offsets contiguous from 0 in row order, non-negative lengths, and they sum to ``total``."""
+    off = table.column("offset").to_numpy(zero_copy_only=False).astype(np.int64)
+    n = table.column("n_frames").to_numpy(zero_copy_only=False).astype(np.int64)
+    out = [f"{name} row {i}: n_frames {n[i]} < 0" for i in np.flatnonzero(n < 0)]
+    expect = np.concatenate([[0], np.cumsum(n)[:-1]]) if len(n) else n
+    bad = np.flatnonzero(off != expect)
+    out += [f"{name} row {i}: offset {off[i]} != {expect[i]} (offsets must be contiguous and non-overlapping)"
+            for i in bad]
+    out = _capped(out, f"{name} offset problems")
+    if total is not None and int(n.sum()) != total:
+        out.append(f"{name}: n_frames sum to {int(n.sum())} but {what} holds {total} frames")
+    return out
+
+
+def _arrays(group: zarr.Group) -> tuple[dict[str, zarr.Array], int | None, list[str]]:
+    out, arrays = [], {}
+    num_joints = None
+    for spec in S.ARRAYS:
+        try:
+            arr = group[spec.path]
+        except (KeyError, FileNotFoundError):
+            out.append(f"array {spec.path}: missing")
+            continue
+        if not isinstance(arr, zarr.Array):
+            out.append(f"array {spec.path}: is a group, expected an array")
+            continue
+        arrays[spec.path] = arr
+        if spec is S.JOINTS_WORLD and arr.ndim == 3:
+            num_joints = int(arr.shape[1])
+    if num_joints is None:
+        out.append("cannot infer the joint count (sequences/joints_world missing or malformed)")
+        return arrays, None, out
+    for spec in S.ARRAYS:
+        arr = arrays.get(spec.path)
+        if arr is None:
+            continue
+        if arr.dtype != spec.dtype:
+            out.append(f"array {spec.path}: dtype {arr.dtype}, expected {spec.dtype}")
+        want = spec.shape(0, num_joints)[1:]
+        if tuple(arr.shape[1:]) != want:
+            out.append(f"array {spec.path}: trailing shape {tuple(arr.shape[1:])}, expected {want}")
+        if tuple(arr.chunks) != spec.chunks(num_joints):
+            out.append(f"array {spec.path}: chunks {tuple(arr.chunks)}, expected {spec.chunks(num_joints)}")
+    return arrays, num_joints, out
+
+
+def _blocks(arr: zarr.Array):
+    """Yield (start, block) one leading-axis chunk at a time."""
+    step = int(arr.chunks[0])
+    for a in range(0, arr.shape[0], step):
+        yield a, arr[a:a + step]
+
+
+def _nonfinite(arrays: dict[str, zarr.Array]) -> list[str]:
+    out = []
+    for path, arr in arrays.items():
+        if arr.dtype.kind != "f":
+            continue
+        first, count = None, 0
+        for a, block in _blocks(arr):
+            bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+            if bad.any():
+                count += int(bad.sum())
+                first = a + int(np.argmax(bad)) if first is None else first
+        if count:
+            out.append(f"array {path}: {count} rows hold NaN or Inf (first at row {first})")
+    return out
+
+
+def _view_values(arrays: dict[str, zarr.Array]) -> list[str]:
+    """In-view joints must project near the image and lie in front of the camera."""
+    kp, cam, iv = (arrays.get(s.path) for s in (S.KEYPOINTS_2D, S.JOINTS_CAM, S.IN_VIEW))
+    if kp is None or cam is None or iv is None or not (kp.shape[0] == cam.shape[0] == iv.shape[0]):
+        return []
+    n_far = n_behind = 0
+    first_far = first_behind = None
+    step = int(kp.chunks[0])
+    for a in range(0, kp.shape[0], step):
+        k, c, v = kp[a:a + step], cam[a:a + step], iv[a:a + step]
+        with np.errstate(invalid="ignore"):
+            far = v & (np.abs(k) > IN_VIEW_LIMIT).any(axis=-1)
+            behind = v & ~(c[..., 2] > 0)
+        rows_far, rows_behind = far.any(axis=-1), behind.any(axis=-1)
+        if rows_far.any():
+            n_far += int(rows_far.sum())
+            first_far = a + int(np.argmax(rows_far)) if first_far is None else first_far
+        if rows_behind.any():
+            n_behind += int(rows_behind.sum())
+            first_behind = a + int(np.argmax(rows_behind)) if first_behind is None else first_behind
+    out = []
+    if n_far:
+        out.append(f"array {S.KEYPOINTS_2D.path}: {n_far} rows have in-view keypoints beyond +-{IN_VIEW_LIMIT} "
+                   f"(normalised coordinates expected; first at row {first_far})")
+    if n_behind:
+        out.append(f"array {S.JOINTS_CAM.path}: {n_behind} rows have in-view joints with z <= 0 "
+                   f"(behind the camera; first at row {first_behind})")
+    return out
+
+
+def _cameras(arrays: dict[str, zarr.Array]) -> list[str]:
+    out = []
+    intr, extr = arrays.get(S.INTRINSICS.path), arrays.get(S.EXTRINSICS.path)
+    if intr is not None and intr.ndim == 2 and intr.shape[1] == len(S.INTRINSICS_FIELDS):
+        for a, k in _blocks(intr):
+            f = dict(zip(S.INTRINSICS_FIELDS, k.T))
+            bad = ~((f["fx"] > 0) & (f["fy"] > 0) & (f["res_w"] > 0) & (f["res_h"] > 0))
+            out += [f"array {S.INTRINSICS.path}: view {a + i} has non-positive focal length or resolution"
+                    for i in np.flatnonzero(bad)]
+    if extr is not None and extr.ndim == 3 and extr.shape[1:] == (3, 4):
+        for a, e in _blocks(extr):
+            r = e[:, :, :3].astype(np.float64)
+            err = np.abs(r @ np.swapaxes(r, 1, 2) - np.eye(3)).max(axis=(1, 2)) if len(r) else np.zeros(0)
+            with np.errstate(invalid="ignore"):
+                bad = ~(err <= ORTHONORMAL_TOL) | ~(np.linalg.det(r) > 0) if len(r) else np.zeros(0, bool)
+            out += [f"array {S.EXTRINSICS.path}: view {a + i} rotation is not a proper rotation"
+                    for i in np.flatnonzero(bad)]
+    return _capped(out, "camera problems")
+
+
+def validate(group: zarr.Group, sequences: pa.Table, views: pa.Table, rejects: pa.Table | None = None) -> list[str]:
+    """Problems with a corpus group and its manifests (empty list = valid)."""
+    out: list[str] = []
+    tables = {"sequences": sequences, "views": views, **({"rejects": rejects} if rejects is not None else {})}
+    schema_ok = {}
+    for name, t in tables.items():
+        p = _schema_problems(name, t)
+        out += p
+        schema_ok[name] = all(c in t.schema.names for c in M.MANIFESTS[name].names)
+    arrays, num_joints, p = _arrays(group)
+    out += p
+
+    def length(spec):
+        arr = arrays.get(spec.path)
+        return None if arr is None else int(arr.shape[0])
+
+    seq_len_by_id: dict[int, int] = {}
+    if schema_ok["sequences"]:
+        ids = sequences.column("sequence_id").to_pylist()
+        keys = sequences.column("key").to_pylist()
+        if len(set(ids)) != len(ids):
+            out.append("manifest sequences: sequence_id values are not unique")
+        if len(set(keys)) != len(keys):
+            out.append("manifest sequences: key values are not unique")
+        bad_split = sorted({s for s in sequences.column("split").to_pylist() if s not in M.SPLITS}, key=str)
+        if bad_split:
+            out.append(f"manifest sequences: unknown split values {bad_split} (expected {M.SPLITS})")
+        seq_len_by_id = dict(zip(ids, sequences.column("n_frames").to_pylist()))
+        out += _layout(sequences, "sequences", length(S.JOINTS_WORLD), S.JOINTS_WORLD.path)
+    if schema_ok["views"]:
+        vid = views.column("view_id").to_numpy(zero_copy_only=False)
+        bad = np.flatnonzero(vid != np.arange(len(vid)))
+        out += _capped([f"views row {i}: view_id {vid[i]} != row index {i}" for i in bad], "view_id problems")
+        vs = views.column("sequence_id").to_pylist()
+        vn = views.column("n_frames").to_pylist()
+        if seq_len_by_id or schema_ok["sequences"]:
+            msgs = []
+            for i, (s, n) in enumerate(zip(vs, vn)):
+                if s not in seq_len_by_id:
+                    msgs.append(f"views row {i}: sequence_id {s} does not exist")
+                elif n != seq_len_by_id[s]:
+                    msgs.append(f"views row {i}: n_frames {n} != sequence {s} n_frames {seq_len_by_id[s]}")
+            out += _capped(msgs, "view/sequence mismatches")
+        for spec in S.ARRAYS:
+            if spec.per == "view_frame":
+                out += _layout(views, "views", length(spec), spec.path)
+                break
+        totals = {}
+        for spec in S.ARRAYS:
+            n = length(spec)
+            if n is None:
+                continue
+            if spec.per == "view" and n != views.num_rows:
+                out.append(f"array {spec.path}: {n} rows but the views manifest has {views.num_rows}")
+            if spec.per in ("view_frame", "sequence_frame"):
+                totals.setdefault(spec.per, {})[spec.path] = n
+        for per, lens in totals.items():
+            if len(set(lens.values())) > 1:
+                out.append(f"{per} arrays disagree on length: {lens}")
+    if num_joints is not None:
+        out += _nonfinite(arrays)
+        out += _view_values(arrays)
+        out += _cameras(arrays)
+    return out
+
+
+def _read_manifest(group: zarr.Group, name: str) -> pa.Table:
+    arr = group[f"{S.MANIFESTS_GROUP}/{name}"]
+    if arr.dtype != np.uint8 or arr.ndim != 1:
+        raise ValueError(f"manifest array {name} is {arr.dtype} {arr.shape}, expected 1-D uint8 Parquet bytes")
+    return pq.read_table(io.BytesIO(np.asarray(arr[:]).tobytes()))
+
+
+def validate_corpus(path: str | os.PathLike, version: str | None = None) -> list[str]:
+    """Open the Icechunk repository at ``path`` at ``version`` (tag | branch | snapshot id; None = main)
+    read-only and validate it. Problems opening it are reported, not raised."""
+    import icechunk
+
+    where = f"{path}@{version or 'main'}"
+    storage = icechunk.local_filesystem_storage(str(Path(path).resolve()))
+    if not Path(path).exists() or not icechunk.Repository.exists(storage):
+        return [f"{path}: no Icechunk repository"]
+    repo = icechunk.Repository.open(storage)
+    v = version or "main"
+    try:
+        if v in repo.list_tags():
+            session = repo.readonly_session(tag=v)
+        elif v in repo.list_branches():
+            session = repo.readonly_session(branch=v)
+        else:
+            session = repo.readonly_session(snapshot_id=v)
+        group = zarr.open_group(session.store, mode="r")
+    except Exception as e:  # noqa: BLE001 - any failure to open is a finding, reported as one line
+        return [f"{where}: cannot open: {' '.join(str(e).split())[:200]}"]
+    out = []
+    attrs = dict(group.attrs)
+    if attrs.get(S.ATTR_FORMAT) != S.STORE_FORMAT:
+        out.append(f"{where}: root attr {S.ATTR_FORMAT} is {attrs.get(S.ATTR_FORMAT)!r}, expected {S.STORE_FORMAT!r}")
+    for key in (S.ATTR_FPS, S.ATTR_JOINT_SET, S.ATTR_BUILD_INFO):
+        if key not in attrs:
+            out.append(f"{where}: root attr {key} missing")
+    tables = {}
+    for name in M.MANIFESTS:
+        try:
+            tables[name] = _read_manifest(group, name)
+        except Exception as e:  # noqa: BLE001
+            out.append(f"{where}: manifest {name} unreadable: {' '.join(str(e).split())[:200]}")
+    if "sequences" not in tables or "views" not in tables:
+        return out
+    seqs = tables["sequences"]
+    if S.ATTR_FPS in attrs and "fps" in seqs.schema.names:
+        odd = {f for f in seqs.column("fps").to_pylist() if f is not None and abs(f - float(attrs[S.ATTR_FPS])) > 1e-9}
+        if odd:
+            out.append(f"{where}: sequences with fps {sorted(odd)} != corpus fps {attrs[S.ATTR_FPS]}")
+    return out + validate(group, seqs, tables["views"], tables.get("rejects"))
