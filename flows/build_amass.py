@@ -8,7 +8,6 @@ nothing when nothing did, which is sharper than a Prefect input cache over paths
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -37,11 +36,26 @@ def run_validate(corpus: str, version: str) -> list[str]:
     return list(validate_corpus(corpus, version))
 
 
+def report_fields(report) -> dict:
+    """The fields the flows report, from an AMASS BuildReport or an H36M build summary."""
+    rejects = list(getattr(report, "rejects", None) or [])
+    return {"corpus": str(getattr(report, "corpus", "")),
+            "version_id": str(getattr(report, "version_id", None) or getattr(report, "snapshot", "")),
+            "tag": getattr(report, "tag", None), "up_to_date": bool(getattr(report, "up_to_date", False)),
+            "n_sequences": int(getattr(report, "n_sequences", 0)), "n_frames": getattr(report, "n_frames", None),
+            "n_views": int(getattr(report, "n_views", 0)), "n_rejects": len(rejects),
+            "in_view_fraction": getattr(report, "in_view_fraction", None),
+            "elapsed_s": getattr(report, "elapsed_s", None),
+            "rejects": [{"source_path": r.source_path, "kind": r.kind, "reason": r.reason} for r in rejects]}
+
+
 def report_markdown(report, problems: list[str] | None, title: str) -> str:
-    """The build artifact: summary table, rejects with reasons, validation result."""
-    rows = report.summary_rows() if hasattr(report, "summary_rows") else [(k, v) for k, v in asdict(report).items()
-                                                                          if k != "rejects"]
-    parts = [f"## {title}", markdown_table(rows, ["", "value"]), rejects_markdown(report.rejects)]
+    """The build artifact: summary table (version, counts, in-view fraction), rejects with reasons, validation."""
+    if hasattr(report, "summary_rows"):
+        rows = report.summary_rows()
+    else:
+        rows = [(k, v) for k, v in report_fields(report).items() if k != "rejects" and v is not None]
+    parts = [f"## {title}", markdown_table(rows, ["", "value"]), rejects_markdown(getattr(report, "rejects", []))]
     if problems is not None:
         parts.append("### Validation\n\n" + ("valid" if not problems else
                                               markdown_table([(p,) for p in problems], ["problem"])))
@@ -50,11 +64,7 @@ def report_markdown(report, problems: list[str] | None, title: str) -> str:
 
 def summary(report, problems: list[str] | None) -> dict:
     """What the flow run returns (JSON-able)."""
-    return {"corpus": str(report.corpus), "version_id": report.version_id, "tag": getattr(report, "tag", None),
-            "up_to_date": report.up_to_date, "n_sequences": report.n_sequences, "n_frames": report.n_frames,
-            "n_views": report.n_views, "n_rejects": len(report.rejects),
-            "rejects": [{"source_path": r.source_path, "kind": r.kind, "reason": r.reason} for r in report.rejects],
-            "in_view_fraction": report.in_view_fraction, "problems": problems or []}
+    return {**report_fields(report), "problems": problems or []}
 
 
 @flow(name=FLOW_NAME, log_prints=True)

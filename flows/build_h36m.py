@@ -8,7 +8,7 @@ from typing import Literal
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.build_amass import report_markdown, run_validate, summary
+from flows.build_amass import report_fields, report_markdown, run_validate, summary
 from flows.common import publish_link, publish_markdown, retry_transient, run_logger
 
 FLOW_NAME = "build-h36m"
@@ -36,14 +36,16 @@ def build_h36m_flow(data_dir: Path, corpus: Path, detections: Literal["cpn", "gt
     """
     logger = run_logger()
     report = run_build(str(data_dir), str(corpus), detections, tag or None)
-    logger.info("build-h36m: version %s: %d sequences, %d frames, %d views, %d rejects",
-                report.version_id, report.n_sequences, report.n_frames, report.n_views, len(report.rejects))
-    for r in report.rejects:
-        logger.warning("rejected %s (%s): %s", r.source_path, r.kind, r.reason)
-    problems = run_validate(str(corpus), report.version_id) if validate_version else None
-    publish_markdown(report_markdown(report, problems, f"build-h36m: {report.version_id}"),
-                     key="build-h36m-report", description=f"H36M corpus version {report.version_id}")
-    publish_link(corpus, key="build-h36m-corpus", text=f"corpus {corpus} @ {report.version_id}")
+    f = report_fields(report)
+    vid = f["version_id"]
+    logger.info("build-h36m: version %s: %d sequences, %d views, %d rejects",
+                vid, f["n_sequences"], f["n_views"], f["n_rejects"])
+    for r in f["rejects"]:
+        logger.warning("rejected %s (%s): %s", r["source_path"], r["kind"], r["reason"])
+    problems = run_validate(str(corpus), vid) if validate_version else None
+    publish_markdown(report_markdown(report, problems, f"build-h36m: {vid}"),
+                     key="build-h36m-report", description=f"H36M corpus version {vid}")
+    publish_link(corpus, key="build-h36m-corpus", text=f"corpus {corpus} @ {vid}")
     if problems:
-        raise RuntimeError(f"corpus {corpus} version {report.version_id} failed validation: {problems[:5]}")
+        raise RuntimeError(f"corpus {corpus} version {vid} failed validation: {problems[:5]}")
     return summary(report, problems)

@@ -32,17 +32,10 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 
 
 def resolve_spec(spec: str) -> str:
-    """``PATH@tag`` -> ``PATH@<snapshot id>``; ``PATH`` -> ``PATH@<newest id>``."""
-    from pipelines.versions import list_versions, resolve_version
+    """``PATH@tag`` -> ``PATH@<snapshot id>``; ``PATH`` -> ``PATH@<id of the tip of main>``."""
+    from pipelines.versions import resolve_version
 
     path, ref = split_spec(spec)
-    if ref is None:
-        versions = list_versions(path)
-        if not versions:
-            from schemas.errors import CorpusError
-
-            raise CorpusError(f"{path}: corpus has no versions")
-        return f"{path}@{versions[0].id}"
     return f"{path}@{resolve_version(path, ref)}"
 
 
