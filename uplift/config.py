@@ -1,0 +1,163 @@
+"""Configuration of the Uplift-Upsample Transformer (Einfalt et al., WACV 2023) and its training.
+
+Two published settings are named presets (``h36m_351``, ``h36m_81``, values from the paper and the
+official configs ``config/h36m_351.json`` / ``config/h36m_81.json``); ``tiny`` is for tests.
+
+Vocabulary:
+- ``seq_len`` (N): frames a window spans at the full frame rate (351 or 81).
+- ``out_stride`` (s_out): the model sees/predicts every s_out-th of those frames, so a window has
+  ``n_out = (N - 1) / s_out + 1`` tokens (71 or 41).
+- ``in_strides`` (s_in): 2D input is available every s_in-th frame (key frames); a multiple of s_out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from schemas.errors import ConfigError
+
+
+def strided_lengths(n: int, strides: tuple[int, ...], paddings: tuple[tuple[int, int], ...],
+                    kernel_size: int = 3) -> tuple[int, ...]:
+    """Sequence length entering each strided block, then the final length: ``len == len(strides) + 1``.
+
+    A kernel-``k`` convolution with stride ``s`` and zero padding ``(p0, p1)`` maps ``L`` tokens to
+    ``floor((L + p0 + p1 - k) / s) + 1``.
+    """
+    lengths = [n]
+    for s, (p0, p1) in zip(strides, paddings):
+        lengths.append((lengths[-1] + p0 + p1 - kernel_size) // s + 1)
+    return tuple(lengths)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture. Defaults are the N = 351, s_out = 5 setting."""
+
+    num_joints: int = 17
+    seq_len: int = 351  # N, frames at full rate
+    out_stride: int = 5  # s_out
+    d_joint: int = 32  # joint token width of the spatial Transformer
+    d_temp: int = 384  # pose token width (the paper's text says 348, its released configs 384)
+    depth_joint: int = 4  # K_joint
+    depth_temp: int = 4  # K_temp
+    num_heads: int = 8
+    mlp_ratio: float = 2.0
+    qkv_bias: bool = True
+    drop_path_joint: float = 0.1  # stochastic depth, rising linearly from 0 over the blocks
+    drop_path_temp: float = 0.1
+    drop_path_strided: float = 0.0  # official configs: DROP_PATH_RATE = [0.1, 0.1, 0.0]
+    drop: float = 0.0  # dropout after attention projection / MLP (official: 0)
+    attn_drop: float = 0.0
+    strides: tuple[int, ...] = (3, 10, 3)  # strided Transformer, r_k
+    paddings: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))  # zero padding of each strided conv
+    masked_temporal_blocks: int = 1  # first blocks whose keys/values come only from pose (key-frame) tokens
+
+    def __post_init__(self):
+        if self.seq_len < 1 or self.out_stride < 1 or (self.seq_len - 1) % self.out_stride:
+            raise ConfigError(f"seq_len - 1 = {self.seq_len - 1} must be a multiple of out_stride {self.out_stride}")
+        if self.n_out % 2 == 0:
+            raise ConfigError(f"n_out = {self.n_out} must be odd so that the window has a centre frame")
+        for d in (self.d_joint, self.d_temp):
+            if d % self.num_heads:
+                raise ConfigError(f"width {d} is not divisible by num_heads {self.num_heads}")
+        if len(self.strides) != len(self.paddings):
+            raise ConfigError(f"{len(self.strides)} strides but {len(self.paddings)} paddings")
+        if any(p0 > 1 or p1 > 1 or p0 < 0 or p1 < 0 for p0, p1 in self.paddings):
+            raise ConfigError(f"paddings {self.paddings}: each side must be 0 or 1 for a kernel-3 conv")
+        if self.strided_lengths[-1] != 1:
+            raise ConfigError(f"strides {self.strides} reduce {self.n_out} tokens to {self.strided_lengths[-1]}, not 1")
+        if not 0 <= self.masked_temporal_blocks <= self.depth_temp:
+            raise ConfigError(f"masked_temporal_blocks {self.masked_temporal_blocks} not in [0, {self.depth_temp}]")
+
+    @property
+    def n_out(self) -> int:
+        """Tokens per window: ``(N - 1) / s_out + 1``."""
+        return (self.seq_len - 1) // self.out_stride + 1
+
+    @property
+    def strided_lengths(self) -> tuple[int, ...]:
+        """Token count entering each strided block, then after the last one (must be 1)."""
+        return strided_lengths(self.n_out, self.strides, self.paddings)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Objective, augmentation, optimiser and schedule (official values)."""
+
+    in_strides: tuple[int, ...] = (5, 10, 20)  # s_in drawn per window during training
+    keyframe_random_shift: bool = True  # shift the key-frame grid randomly in training (official)
+    loss_weight_seq: float = 0.5
+    loss_weight_center: float = 0.5
+    root_joint: int = 0  # pelvis in H36M_17
+    flip_prob: float = 0.5
+    test_flip: bool = True  # average the prediction with that of the mirrored input at test time
+    lr: float = 4e-5
+    weight_decay: float = 4e-6  # absolute decoupled decay per step, decays with the lr
+    decay_rate: float = 0.99  # per epoch, for both lr and weight decay
+    ema_decay: float | None = 0.999  # None disables the EMA copy
+    batch_size: int = 512
+    epochs: int = 120
+    steps_per_epoch: int = 6000
+    edge_padding: bool = True  # windows past the sequence ends repeat the border frame ("copy")
+
+    def __post_init__(self):
+        if not self.in_strides:
+            raise ConfigError("in_strides is empty")
+        if not (0.0 < self.decay_rate <= 1.0):
+            raise ConfigError(f"decay_rate {self.decay_rate} not in (0, 1]")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError(f"lr {self.lr} must be > 0 and weight_decay {self.weight_decay} >= 0")
+        if self.ema_decay is not None and not (0.0 < self.ema_decay < 1.0):
+            raise ConfigError(f"ema_decay {self.ema_decay} not in (0, 1)")
+
+
+@dataclass(frozen=True)
+class UpliftConfig:
+    """A complete named setting: architecture plus training."""
+
+    name: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        for s in self.train.in_strides:
+            if s < self.model.out_stride or s % self.model.out_stride:
+                raise ConfigError(f"s_in {s} is not a multiple of s_out {self.model.out_stride}")
+
+
+# N = 351, s_out = 5 -> 71 tokens; strides 3, 10, 3 without padding: 71 -> 23 -> 3 -> 1.
+H36M_351 = UpliftConfig(
+    name="h36m_351",
+    model=ModelConfig(seq_len=351, out_stride=5, strides=(3, 10, 3), paddings=((0, 0), (0, 0), (0, 0))),
+    # The released 351 config trains without EMA and with batch 512.
+    train=TrainConfig(in_strides=(5, 10, 20), ema_decay=None, batch_size=512),
+)
+
+# N = 81, s_out = 2 -> 41 tokens; strides 4, 4, 3, first conv padded: 41 -> 11 -> 3 -> 1.
+H36M_81 = UpliftConfig(
+    name="h36m_81",
+    model=ModelConfig(seq_len=81, out_stride=2, strides=(4, 4, 3), paddings=((1, 1), (0, 0), (0, 0))),
+    train=TrainConfig(in_strides=(4, 10, 20), ema_decay=0.999, batch_size=256),
+)
+
+# Small enough for unit tests: N = 17, s_out = 2 -> 9 tokens; 9 -> 3 -> 1.
+TINY = UpliftConfig(
+    name="tiny",
+    model=ModelConfig(seq_len=17, out_stride=2, d_joint=8, d_temp=16, depth_joint=1, depth_temp=2,
+                      num_heads=2, strides=(3, 3), paddings=((0, 0), (0, 0))),
+    train=TrainConfig(in_strides=(2, 4), ema_decay=0.9, batch_size=4, steps_per_epoch=2, epochs=2),
+)
+
+PRESETS: dict[str, UpliftConfig] = {c.name: c for c in (H36M_351, H36M_81, TINY)}
+
+
+def get_preset(name: str, **train_overrides) -> UpliftConfig:
+    """The named preset, optionally with some ``TrainConfig`` fields replaced."""
+    try:
+        cfg = PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; known: {sorted(PRESETS)}") from None
+    if train_overrides:
+        cfg = replace(cfg, train=replace(cfg.train, **train_overrides))
+    return cfg

@@ -1,0 +1,56 @@
+"""Training objective: ``L = w_seq * L_seq + w_center * L_center``, both root-relative MPJPE.
+
+``L_seq`` averages the per-joint Euclidean error over all joints of every *valid* window frame (frames
+padded past the sequence ends are masked out); ``L_center`` over the centre frame's joints. Poses are
+made root-relative (the root joint subtracted from every joint) in both prediction and target, so the
+absolute position of the prediction never matters. Units: metres in, metres out.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class LossTerms(NamedTuple):
+    total: torch.Tensor  # () weighted sum, the thing to backpropagate
+    seq: torch.Tensor  # () masked mean root-relative MPJPE over the window
+    center: torch.Tensor  # () root-relative MPJPE of the centre frame
+
+
+def root_relative(poses: torch.Tensor, root: int = 0) -> torch.Tensor:
+    """``(..., J, 3)`` -> same shape with joint ``root`` moved to the origin."""
+    return poses - poses[..., root : root + 1, :]
+
+
+def joint_errors(pred: torch.Tensor, target: torch.Tensor, root: int | None = 0) -> torch.Tensor:
+    """Per-joint Euclidean error ``(..., J)`` of ``(..., J, 3)`` poses, root-relative unless ``root`` is None."""
+    if root is not None:
+        pred, target = root_relative(pred, root), root_relative(target, root)
+    return torch.linalg.vector_norm(pred - target, dim=-1)
+
+
+def uplift_loss(pred_seq: torch.Tensor, pred_center: torch.Tensor, target: torch.Tensor,
+                valid: torch.Tensor | None = None, *, root: int = 0, w_seq: float = 0.5,
+                w_center: float = 0.5, center_target: torch.Tensor | None = None) -> LossTerms:
+    """The Uplift-Upsample objective.
+
+    pred_seq: (B, N, J, 3) model sequence output; pred_center: (B, J, 3) centre output;
+    target: (B, N, J, 3) ground truth for the window; valid: (B, N) bool/float, False for padded frames
+    (None: all valid); center_target: (B, J, 3), defaults to ``target[:, N // 2]``.
+    """
+    if pred_seq.shape != target.shape:
+        raise ValueError(f"pred_seq {tuple(pred_seq.shape)} and target {tuple(target.shape)} differ")
+    b, n = target.shape[:2]
+    if center_target is None:
+        center_target = target[:, n // 2]
+    per_frame = joint_errors(pred_seq, target, root).mean(-1)  # (B, N)
+    if valid is None:
+        l_seq = per_frame.mean()
+    else:
+        w = valid.to(per_frame.dtype)
+        # clamp: a batch of only padded frames contributes 0 instead of NaN
+        l_seq = (per_frame * w).sum() / w.sum().clamp_min(1.0)
+    l_center = joint_errors(pred_center, center_target, root).mean()
+    return LossTerms(w_seq * l_seq + w_center * l_center, l_seq, l_center)
