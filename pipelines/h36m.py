@@ -17,7 +17,8 @@ Import: one sequence per subject/action (world joints reduced 32 -> 17), one vie
 
 Export writes a corpus (any version, any subset) back to the same keys and nesting. It is lossy in
 one documented way: the 3D file holds the 17-joint layout (VideoPose3D-derived loaders accept it when
-they skip ``remove_joints`` / read ``num_joints``), since the 15 dropped joints are not stored. The 2D
+they skip ``remove_joints`` / read ``num_joints``), since the 15 dropped joints are not stored;
+``layout="h36m32"`` pads them back as placeholders for loaders that hard-code 32 joints. The 2D
 pixel coordinates are written as float64 so that import -> export -> import is bit-identical
 (normalised float32 -> float32 pixels -> normalised float32 is not exact in general).
 """
@@ -42,7 +43,7 @@ from pipelines.safe_pickle import safe_load_npz
 from schemas.cameras import H36M_CAMERA_IDS, Camera, h36m_camera
 from schemas.errors import CameraError, H36MFormatError
 from schemas.manifests import H36M_TEST_SUBJECTS
-from schemas.skeletons import H36M_17, H36M_32_TO_17
+from schemas.skeletons import H36M_17, H36M_32_PARENTS, H36M_32_TO_17
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,28 @@ def reduce_32_to_17(x: np.ndarray) -> np.ndarray:
     return x[..., list(H36M_32_TO_17), :]
 
 
+def _nearest_kept_ancestor() -> tuple[int, ...]:
+    """(32,) for each H36M joint the index (0..16) of itself or its nearest ancestor among the 17 kept."""
+    kept = {j: i for i, j in enumerate(H36M_32_TO_17)}
+    out = []
+    for j in range(32):
+        while j not in kept:
+            j = H36M_32_PARENTS[j]
+        out.append(kept[j])
+    return tuple(out)
+
+
+def expand_17_to_32(x: np.ndarray) -> np.ndarray:
+    """(..., 17, C) -> (..., 32, C) in the full H36M layout, for loaders that hard-code 32 joints.
+
+    The 15 joints the corpus does not store (toes, hand ends, duplicates) are placeholders at their
+    nearest kept ancestor, so ``reduce_32_to_17(expand_17_to_32(x)) == x`` exactly.
+    """
+    if x.shape[-2] != 17:
+        raise ValueError(f"expected 17 joints on axis -2, got shape {x.shape}")
+    return x[..., list(_nearest_kept_ancestor()), :]
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -208,8 +231,10 @@ def resolve_files(data: str | os.PathLike | tuple | Mapping, detections: str = "
         p3, p2 = (Path(p) for p in data)
     else:
         folder = Path(data)
+        if not folder.exists():
+            raise H36MFormatError(folder, "folder not found")
         if not folder.is_dir():
-            raise H36MFormatError(folder, "not a folder with VideoPose3D files")
+            raise H36MFormatError(folder, "not a folder (expected one holding the VideoPose3D files)")
         n3, n2 = vp3d_filenames(name, detections)
         p3, p2 = folder / n3, folder / n2
     for p in (p3, p2):
@@ -456,18 +481,23 @@ def save_vp3d_npz(path: str | os.PathLike, **objects) -> None:
 
 
 def export_vp3d(reader_or_path: Any, out_dir: str | os.PathLike, version: str | None = None,
-                subset: Any = None, name: str = "h36m") -> dict[str, Path]:
+                subset: Any = None, name: str = "h36m", layout: str = "h36m17") -> dict[str, Path]:
     """Write a corpus version (or a subset of its sequences) as VideoPose3D ``.npz`` files.
 
     Writes ``data_3d_<name>.npz`` (positions_3d: subject -> action -> (T, 17, 3) float32 world metres)
     and one ``data_2d_<name>_<det>.npz`` per detection source present (positions_2d: subject ->
     action -> [(T, 17, 2) float64 pixels | None] in H36M camera order; metadata). ``subset``: None,
     an iterable of sequence keys/ids, a {column: value(s)} filter on the sequences manifest, or a
-    predicate on its rows. Returns {"3d": path, "2d_<det>": path, ...}.
+    predicate on its rows. ``layout="h36m32"`` writes 32-joint 3D (see ``expand_17_to_32``) for
+    loaders that hard-code VideoPose3D's ``remove_joints``. Returns {"3d": path, "2d_<det>": path, ...}.
     """
+    if layout not in ("h36m17", "h36m32"):
+        raise ValueError(f"layout must be 'h36m17' or 'h36m32', got {layout!r}")
     from pipelines.corpus import CorpusReader
 
     reader = CorpusReader.open(reader_or_path, version=version) if isinstance(reader_or_path, (str, os.PathLike)) else reader_or_path
+    if reader.num_joints != 17:
+        raise ValueError(f"{reader.path}: {reader.num_joints} joints; the VideoPose3D export needs the 17-joint H36M set")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = _select(reader.sequences, subset)
@@ -485,7 +515,8 @@ def export_vp3d(reader_or_path: Any, out_dir: str | os.PathLike, version: str | 
             action = row["key"]
         used.add((subject, action))
         seq = reader.read_sequence(int(row["sequence_id"]))
-        pos3d.setdefault(subject, {})[action] = np.asarray(seq["joints_world"], dtype=np.float32)
+        joints = np.asarray(seq["joints_world"], dtype=np.float32)
+        pos3d.setdefault(subject, {})[action] = expand_17_to_32(joints) if layout == "h36m32" else joints
         vrows = sorted(views_by_seq.get(int(row["sequence_id"]), []), key=lambda v: int(v["view_id"]))
         for i, v in enumerate(vrows):
             det = v.get("detections") or "projected"
