@@ -251,6 +251,8 @@ def validate_corpus(path: str | os.PathLike, version: str | None = None) -> list
     read-only and validate it. Problems opening it are reported, not raised."""
     import icechunk
 
+    if "ICECHUNK_LOG" not in os.environ:  # reading only: the concurrent-commit warning does not apply
+        icechunk.set_logs_filter("warn,icechunk::storage::object_store=error")
     where = f"{path}@{version or 'main'}"
     storage = icechunk.local_filesystem_storage(str(Path(path).resolve()))
     if not Path(path).exists() or not icechunk.Repository.exists(storage):
