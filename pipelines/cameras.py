@@ -74,12 +74,16 @@ def world_to_camera(X, cam) -> np.ndarray:
 
 
 def camera_to_world(Xc, cam) -> np.ndarray:
-    """Inverse of ``world_to_camera``: ``X = R^T (X_cam - t)``, shapes as there."""
+    """Inverse of ``world_to_camera``: ``X = R^-1 (X_cam - t)``, shapes as there.
+
+    ``R^-1`` rather than ``R^T``: the published 3DHP rotations are orthonormal only to ~1e-7, and the
+    exact inverse keeps world -> camera -> world an identity.
+    """
     E = _extrinsics(cam)
     Xc = np.asarray(Xc, dtype=np.float64)
     batch = E.shape[:-2]
     Xf = Xc.reshape(batch + (-1, 3)) - E[..., None, :, 3]
-    out = np.einsum("...ji,...nj->...ni", E[..., :3], Xf)
+    out = np.einsum("...ij,...nj->...ni", np.linalg.inv(E[..., :3]), Xf)
     return out.reshape(Xc.shape)
 
 

@@ -1,0 +1,239 @@
+"""Place a motion sequence in a camera rig's capture volume and project it through k virtual cameras.
+
+AMASS subjects walk anywhere, so projecting them through a fixed H36M camera leaves joints outside
+the image. Instead each sequence is moved rigidly on the floor into the rig's capture volume:
+
+* the volume centre is derived from the rig geometry: the floor point below the point nearest (in
+  least squares) to all the cameras' optical axes (near the world origin for H36M);
+* the root trajectory's xy bounding-box centre goes there, the motion is turned by a seeded random
+  yaw about the vertical axis; z is never touched (AMASS, H36M and our z-up 3DHP all have the floor
+  at z = 0), so feet stay on the floor;
+* if a draw leaves any joint of any chosen camera out of the image, more yaws are drawn and then
+  yaws with shifts within the volume;
+* a sequence that no draw fits is cut into the longest prefixes that fit (binary search on the cut),
+  each placed on its own (a cut never leaves a remainder shorter than ``min_segment_frames`` when
+  it can avoid it); a piece that cannot fit even at ``min_segment_frames`` frames is returned
+  with ``fits=False`` (flagged, never silently kept or dropped). Every input frame lands in exactly
+  one returned segment.
+
+Cameras: "h36m" picks a seeded random subject and ``cameras_per_sequence`` of its 4 cameras (default
+all 4); "3dhp" picks a seeded random ``cameras_per_sequence`` of the 14 training cameras. The same
+cameras serve every segment of a sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from pipelines.cameras import cameras_to_arrays, in_image, normalize_pixels, project, world_to_camera
+from pipelines.records import ViewData
+from schemas.cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, h36m_rig, mpi_inf_3dhp_rig
+from schemas.errors import ConfigError
+
+# Search budget per placement: the first draws only turn (yaw), the later ones also shift.
+YAW_ONLY_ATTEMPTS = 8
+SHIFT_ATTEMPTS = 24
+MAX_SHIFT_M = 1.0  # how far from the volume centre a shifted draw may go
+MAX_SEARCH_FRAMES = 256  # frames scored per draw (strided); the winning draw is checked on all frames
+
+
+@dataclass
+class PlacedSegment:
+    """One piece ``[start, stop)`` of the input sequence placed in the rig and seen by k cameras."""
+
+    start: int
+    stop: int
+    joints_world: np.ndarray  # (stop-start, J, 3) float32, metres, the rig's world (z-up)
+    views: list[ViewData]  # one per chosen camera, detections="projected"
+    fits: bool  # False: joints still leave the image in some view (flagged)
+    yaw: float = 0.0  # radians, turn applied about the vertical axis through the trajectory centre
+    offset_xy: tuple[float, float] = (0.0, 0.0)  # metres, where the trajectory centre was put
+
+    @property
+    def n_frames(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def joints_out_fraction(self) -> float:
+        """Fraction of 2D joints (over all frames and views) outside the image."""
+        if not self.views:
+            return 0.0
+        return float(1.0 - np.mean([v.in_view.mean() for v in self.views]))
+
+
+def capture_volume_centre(cameras: list[Camera]) -> np.ndarray:
+    """(3,) floor point (z = 0) below the least-squares convergence point of the optical axes.
+
+    Minimises ``sum_i |(I - d_i d_i^T)(P - C_i)|^2`` over P (C_i centres, d_i unit axes).
+    """
+    A = np.zeros((3, 3))
+    b = np.zeros(3)
+    for cam in cameras:
+        d = cam.optical_axis()
+        M = np.eye(3) - np.outer(d, d)
+        A += M
+        b += M @ cam.centre()
+    P = np.linalg.lstsq(A, b, rcond=None)[0]
+    return np.array([P[0], P[1], 0.0])
+
+
+@lru_cache(maxsize=None)
+def _rig_centre(rig: str) -> tuple[float, float]:
+    """xy of the volume centre of a rig: over all H36M subjects' cameras, or all 14 3DHP cameras."""
+    if rig == "h36m":
+        cams = [c for s in H36M_SUBJECTS for c in h36m_rig(s)]
+    else:
+        cams = mpi_inf_3dhp_rig()
+    c = capture_volume_centre(cams)
+    return float(c[0]), float(c[1])
+
+
+def choose_cameras(rig: str, k: int, rng: np.random.Generator) -> tuple[str, list[Camera]]:
+    """Seeded camera choice: ``(rig_subject, cameras)``; see the module doc."""
+    if rig == "h36m":
+        if not 1 <= k <= len(H36M_CAMERA_IDS):
+            raise ConfigError(f"cameras_per_sequence must be 1..{len(H36M_CAMERA_IDS)} for the h36m rig, got {k}")
+        subject = str(H36M_SUBJECTS[rng.integers(len(H36M_SUBJECTS))])
+        rig_cams = h36m_rig(subject)
+        idx = np.arange(4) if k == 4 else np.sort(rng.choice(4, size=k, replace=False))
+        return subject, [rig_cams[i] for i in idx]
+    if rig == "3dhp":
+        if not 1 <= k <= 14:
+            raise ConfigError(f"cameras_per_sequence must be 1..14 for the 3dhp rig, got {k}")
+        idx = np.sort(rng.choice(14, size=k, replace=False))
+        return "", mpi_inf_3dhp_rig(idx.tolist())
+    raise ConfigError(f"unknown rig {rig!r}; expected 'h36m' or '3dhp'")
+
+
+def _rotz(yaw: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _transform(joints: np.ndarray, pivot_xy: np.ndarray, yaw: float, target_xy: np.ndarray) -> np.ndarray:
+    """(T, J, 3) float64: turn by ``yaw`` about the vertical through ``pivot_xy``, move pivot to ``target_xy``."""
+    pivot = np.array([pivot_xy[0], pivot_xy[1], 0.0])
+    target = np.array([target_xy[0], target_xy[1], 0.0])
+    return (joints - pivot) @ _rotz(yaw).T + target
+
+
+class _Scorer:
+    """Scores placements of one sequence for a fixed set of cameras."""
+
+    def __init__(self, joints: np.ndarray, cams: list[Camera], root_joint: int, centre_xy: np.ndarray):
+        self.joints = np.asarray(joints, dtype=np.float64)
+        self.intr, self.extr = cameras_to_arrays(cams)
+        self.root = root_joint
+        self.centre_xy = centre_xy
+
+    def in_view(self, placed: np.ndarray) -> np.ndarray:
+        """(k, n, J) bool for placed joints (n, J, 3)."""
+        X = np.broadcast_to(placed, (len(self.extr),) + placed.shape)
+        Xc = world_to_camera(X, self.extr)
+        px = project(Xc, self.intr)
+        return in_image(px, self.intr[:, 9], self.intr[:, 10], Xc)
+
+    def search(self, start: int, stop: int, rng: np.random.Generator):
+        """Best placement of frames [start, stop): ``(yaw, target_xy, fits)``."""
+        seg = self.joints[start:stop]
+        root_xy = seg[:, self.root, :2]
+        pivot = (root_xy.min(axis=0) + root_xy.max(axis=0)) / 2.0
+        n = stop - start
+        stride = max(1, -(-n // MAX_SEARCH_FRAMES))
+        sub_idx = np.unique(np.r_[np.arange(0, n, stride), n - 1])
+        sub = seg[sub_idx]
+        best = (-1.0, 0.0, self.centre_xy)
+        for attempt in range(SHIFT_ATTEMPTS):
+            yaw = float(rng.uniform(0.0, 2.0 * math.pi))
+            # uniform in a disc; zero shift for the yaw-only draws (rng use stays the same per draw)
+            r = MAX_SHIFT_M * math.sqrt(rng.uniform()) if attempt >= YAW_ONLY_ATTEMPTS else 0.0
+            phi = float(rng.uniform(0.0, 2.0 * math.pi))
+            target = self.centre_xy + r * np.array([math.cos(phi), math.sin(phi)])
+            score = float(self.in_view(_transform(sub, pivot, yaw, target)).mean())
+            if score == 1.0 and self.in_view(_transform(seg, pivot, yaw, target)).all():
+                return yaw, pivot, target, True
+            if score > best[0]:
+                best = (score, yaw, target)
+        return best[1], pivot, best[2], False
+
+
+def _views(placed: np.ndarray, cams: list[Camera], rig: str, rig_subject: str) -> list[ViewData]:
+    views = []
+    for cam in cams:
+        Xc = world_to_camera(placed, cam)
+        px = project(Xc, cam)
+        views.append(ViewData(
+            rig=rig, camera_id=cam.id, rig_subject=rig_subject, detections="projected",
+            keypoints_2d=normalize_pixels(px, cam.res_w, cam.res_h).astype(np.float32),
+            joints_cam=Xc.astype(np.float32),
+            in_view=in_image(px, cam.res_w, cam.res_h, Xc),
+            intrinsics=cam.intrinsics_vector(), extrinsics=cam.extrinsics_matrix()))
+    return views
+
+
+def place_and_project(joints_world: np.ndarray, rig: str = "h36m", cameras_per_sequence: int = 4,
+                      rng: np.random.Generator | int | None = None, min_segment_frames: int = 50,
+                      root_joint: int = 0) -> list[PlacedSegment]:
+    """Place ``joints_world (T, J, 3)`` (metres, z-up, floor z = 0) in ``rig`` and project it.
+
+    ``rng``: a Generator or an int seed (None means seed 0); the same inputs and seed give the same
+    segments. Returns segments covering ``[0, T)`` in order; see the module doc for the search.
+    """
+    joints = np.asarray(joints_world, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[-1] != 3 or joints.shape[0] == 0:
+        raise ValueError(f"joints_world must be (T>0, J, 3), got shape {joints.shape}")
+    if not np.isfinite(joints).all():
+        raise ValueError("joints_world has non-finite values")
+    if not 0 <= root_joint < joints.shape[1]:
+        raise ValueError(f"root_joint {root_joint} out of range for {joints.shape[1]} joints")
+    if min_segment_frames < 1:
+        raise ConfigError(f"min_segment_frames must be >= 1, got {min_segment_frames}")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0 if rng is None else rng)
+    if rig not in ("h36m", "3dhp"):
+        raise ConfigError(f"unknown rig {rig!r}; expected 'h36m' or '3dhp'")
+    rig_subject, cams = choose_cameras(rig, cameras_per_sequence, rng)
+    scorer = _Scorer(joints, cams, root_joint, np.array(_rig_centre(rig)))
+
+    def emit(start, stop, placement):
+        yaw, pivot, target, fits = placement
+        placed = _transform(joints[start:stop], pivot, yaw, target)
+        return PlacedSegment(start=start, stop=stop, joints_world=placed.astype(np.float32),
+                             views=_views(placed, cams, rig, rig_subject), fits=fits, yaw=yaw,
+                             offset_xy=(float(target[0]), float(target[1])))
+
+    T = joints.shape[0]
+    segments: list[PlacedSegment] = []
+    start = 0
+    while start < T:
+        whole = scorer.search(start, T, rng)
+        if whole[3]:
+            segments.append(emit(start, T, whole))
+            break
+        lo = start + min_segment_frames
+        if lo >= T:  # a remainder shorter than the minimum that does not fit: flagged
+            segments.append(emit(start, T, whole))
+            break
+        best = scorer.search(start, lo, rng)
+        if not best[3]:  # even the shortest allowed piece cannot fit: flag it, move on
+            segments.append(emit(start, lo, best))
+            start = lo
+            continue
+        hi = T  # invariant: [start, lo) fits, [start, hi) did not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            trial = scorer.search(start, mid, rng)
+            if trial[3]:
+                lo, best = mid, trial
+            else:
+                hi = mid
+        if T - lo < min_segment_frames <= T - min_segment_frames - start:
+            # leave the remainder at least the minimum length: a prefix of a fitting piece fits
+            # with the same placement (visibility is per frame)
+            lo = T - min_segment_frames
+        segments.append(emit(start, lo, best))
+        start = lo
+    return segments

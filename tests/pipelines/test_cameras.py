@@ -1,0 +1,274 @@
+"""Camera figures and the numpy camera model, against hand-computed values and the raw published conventions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.cameras import (camera_to_world, cameras_to_arrays, denormalize_pixels, in_image,
+                               normalize_pixels, parse_3dhp_calibration, project, undistort_points,
+                               world_to_camera)
+from schemas.cameras import (H36M_CAMERA_IDS, H36M_SUBJECTS, camera_from_vectors, h36m_camera, h36m_rig,
+                             mpi_inf_3dhp_camera, mpi_inf_3dhp_rig)
+from schemas.errors import CameraError, InputError
+
+REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
+
+# MPI-INF-3DHP training camera 0, copied by hand from the dataset's camera.calibration (y-up world, mm).
+RAW_3DHP_0 = dict(fx=1497.693, fy=1497.103, cx=1024.704, cy=1051.394, E=np.array([
+    [0.9650164, 0.00488022, 0.262144, -562.8666],
+    [-0.004488356, -0.9993728, 0.0351275, 1398.138],
+    [0.262151, -0.03507521, -0.9643893, 3852.623],
+    [0.0, 0.0, 0.0, 1.0]]))
+
+
+def _all_cameras():
+    return [c for s in H36M_SUBJECTS for c in h36m_rig(s)] + mpi_inf_3dhp_rig()
+
+
+def _toy_camera(k=(0.1, 0.01, 0.0), p=(0.01, 0.02)):
+    intr = [1000.0, 1000.0, 500.0, 500.0, *k, *p, 1000, 1000]
+    return camera_from_vectors("h36m", "toy", "", intr, np.hstack([np.eye(3), np.zeros((3, 1))]))
+
+
+def _qrot(q, v):
+    """VideoPose3D's qrot: rotate v (..., 3) by unit quaternion q = (w, x, y, z)."""
+    qvec = np.broadcast_to(q[1:], v.shape)
+    uv = np.cross(qvec, v)
+    uuv = np.cross(qvec, uv)
+    return v + 2.0 * (q[0] * uv + uuv)
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+
+def test_rig_sizes_and_ids():
+    assert len(h36m_rig("S1")) == 4 and len(mpi_inf_3dhp_rig()) == 14
+    assert [c.id for c in h36m_rig("S9")] == list(H36M_CAMERA_IDS)
+    assert [c.id for c in mpi_inf_3dhp_rig()] == [str(i) for i in range(14)]
+    assert (h36m_camera("S1", 0).res_w, h36m_camera("S1", 0).res_h) == (1000, 1002)
+    assert (h36m_camera("S1", 1).res_w, h36m_camera("S1", 1).res_h) == (1000, 1000)
+    assert mpi_inf_3dhp_camera(5).res_w == 2048 and mpi_inf_3dhp_camera(5).subject == ""
+    with pytest.raises(KeyError):
+        h36m_camera("S2", 0)
+    with pytest.raises(IndexError):
+        mpi_inf_3dhp_camera(14)
+
+
+def test_h36m_cameras_stand_around_the_origin_at_head_height():
+    # Known geometry: 4 cameras ~1.5 m above the floor, 4-6 m from the origin, looking at it.
+    for s in H36M_SUBJECTS:
+        for cam in h36m_rig(s):
+            c = cam.centre()
+            assert 1.3 < c[2] < 1.8 and 3.5 < np.hypot(c[0], c[1]) < 6.0
+            to_origin = -c / np.linalg.norm(c)
+            assert cam.optical_axis() @ to_origin > 0.97
+
+
+def test_h36m_extrinsics_match_videopose3d_qrot():
+    # X_cam = qrot(qinverse(q), X_world - t), done independently with VideoPose3D's formula.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(50, 3))
+    cam = h36m_camera("S5", 2)
+    q = np.array([0.14291371405124664, -0.12907841801643372, 0.7678384780883789, -0.6110143065452576])
+    t = np.array([-1620.5948486328125, 5171.65869140625, 1496.43701171875]) / 1000.0
+    q_inv = q * np.array([1, -1, -1, -1])
+    expected = _qrot(q_inv, X - t)
+    np.testing.assert_allclose(world_to_camera(X, cam), expected, atol=1e-6)
+
+
+@pytest.mark.skipif(not (REFERENCE / "h36m_cameras.json").exists(), reason="reference JSON absent")
+def test_h36m_literals_equal_reference_json():
+    ref = json.loads((REFERENCE / "h36m_cameras.json").read_text())
+    assert sorted(ref["extrinsics"]) == sorted(H36M_SUBJECTS)
+    assert [c["id"] for c in ref["intrinsics"]] == list(H36M_CAMERA_IDS)
+    X = np.random.default_rng(1).uniform(-2, 2, size=(20, 3))
+    for s, extr in ref["extrinsics"].items():
+        for i, (intr, e) in enumerate(zip(ref["intrinsics"], extr)):
+            cam = h36m_camera(s, i)
+            assert (cam.fx, cam.fy) == tuple(intr["focal_length"])
+            assert (cam.cx, cam.cy) == tuple(intr["center"])
+            assert cam.k == tuple(intr["radial_distortion"])
+            assert cam.p == tuple(intr["tangential_distortion"])
+            assert (cam.res_w, cam.res_h) == (intr["res_w"], intr["res_h"])
+            q = np.array(e["orientation"])
+            t = np.array(e["translation"]) / 1000.0
+            np.testing.assert_allclose(cam.centre(), t, atol=1e-9)
+            np.testing.assert_allclose(world_to_camera(X, cam), _qrot(q * [1, -1, -1, -1], X - t), atol=1e-6)
+
+
+@pytest.mark.skipif(not (REFERENCE / "mpi_inf_3dhp_cameras.json").exists(), reason="reference JSON absent")
+def test_3dhp_literals_equal_reference_json():
+    ref = json.loads((REFERENCE / "mpi_inf_3dhp_cameras.json").read_text())
+    rng = np.random.default_rng(2)
+    for raw in ref["cameras"]:
+        cam = mpi_inf_3dhp_camera(raw["id"])
+        assert (cam.fx, cam.fy, cam.cx, cam.cy) == (raw["fx"], raw["fy"], raw["cx"], raw["cy"])
+        assert (cam.res_w, cam.res_h) == tuple(ref["size"])
+        E = np.array(raw["extrinsic_world_to_camera_row_major"], dtype=float).reshape(4, 4)
+        X_yup_mm = rng.uniform(-1500, 1500, size=(20, 3))
+        Xc_mm = X_yup_mm @ E[:3, :3].T + E[:3, 3]
+        X_zup_m = np.stack([X_yup_mm[:, 0], -X_yup_mm[:, 2], X_yup_mm[:, 1]], axis=-1) / 1000.0
+        np.testing.assert_allclose(world_to_camera(X_zup_m, cam), Xc_mm / 1000.0, atol=1e-9)
+
+
+def test_3dhp_point_in_front_of_camera_0_lands_on_the_same_pixel():
+    E, fx, fy, cx, cy = RAW_3DHP_0["E"], RAW_3DHP_0["fx"], RAW_3DHP_0["fy"], RAW_3DHP_0["cx"], RAW_3DHP_0["cy"]
+    Xc_mm = np.array([200.0, -100.0, 3000.0])
+    X_yup_mm = np.linalg.solve(E[:3, :3], Xc_mm - E[:3, 3])  # the raw y-up world point
+    expected = np.array([fx * 200.0 / 3000.0 + cx, fy * -100.0 / 3000.0 + cy])
+    # the same world point in z-up metres: up (y) becomes +z
+    X_zup_m = np.array([X_yup_mm[0], -X_yup_mm[2], X_yup_mm[1]]) / 1000.0
+    cam = mpi_inf_3dhp_camera(0)
+    np.testing.assert_allclose(project(world_to_camera(X_zup_m, cam), cam), expected, atol=1e-6)
+    # and the internal world really is z-up: camera 0 hangs at chest height (~1.5 m) above the floor
+    assert 1.3 < cam.centre()[2] < 1.7
+
+
+def test_intrinsics_and_extrinsics_vectors_round_trip():
+    cam = h36m_camera("S11", 3)
+    back = camera_from_vectors(cam.rig, cam.id, cam.subject, cam.intrinsics_vector(), cam.extrinsics_matrix())
+    assert back == cam
+    v = cam.intrinsics_vector()
+    assert v.shape == (11,) and v[0] == cam.fx and v[4] == cam.k[0] and v[8] == cam.p[1] and v[10] == cam.res_h
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+@pytest.mark.parametrize("cam", _all_cameras()[::5] + [mpi_inf_3dhp_camera(13)], ids=lambda c: f"{c.rig}-{c.subject}-{c.id}")
+def test_point_on_optical_axis_projects_to_principal_point(cam):
+    X = cam.centre() + 3.7 * cam.optical_axis()
+    np.testing.assert_allclose(project(world_to_camera(X, cam), cam), [cam.cx, cam.cy], atol=1e-6)
+
+
+def test_hand_worked_distorted_points():
+    cam = _toy_camera(k=(0.1, 0.01, 0.0), p=(0.01, 0.02))
+    # x = (0.2, 0.4): r2 = 0.2, radial = 1.0204, tan = 0.01
+    # x' = 0.2 * 1.0304 + 0.01 * 0.2 = 0.20808,  y' = 0.4 * 1.0304 + 0.02 * 0.2 = 0.41616
+    np.testing.assert_allclose(project(np.array([0.4, 0.8, 2.0]), cam), [708.08, 916.16], atol=1e-9)
+    # x/z = 3 is clamped to 1: r2 = 1, radial = 1.11, tan = 0.01 -> x' = 1.13, y' = 0.02
+    np.testing.assert_allclose(project(np.array([6.0, 0.0, 2.0]), cam), [1630.0, 520.0], atol=1e-9)
+    # without distortion: plain pinhole
+    np.testing.assert_allclose(project(np.array([0.4, 0.8, 2.0]), cam, distort=False), [700.0, 900.0])
+    cam2 = _toy_camera(k=(0.1, 0.0, 0.0), p=(0.01, 0.0))
+    # x = (0.5, 0): r2 = .25, radial = 1.025, tan = .005 -> x' = .5 * 1.03 + .01 * .25 = .5175
+    np.testing.assert_allclose(project(np.array([1.0, 0.0, 2.0]), cam2), [1017.5, 500.0], atol=1e-9)
+
+
+def test_world_camera_round_trip_single_and_batched():
+    rng = np.random.default_rng(3)
+    cams = h36m_rig("S7") + mpi_inf_3dhp_rig([2, 11])
+    X = rng.uniform(-3, 3, size=(len(cams), 10, 17, 3))
+    intr, extr = cameras_to_arrays(cams)
+    Xc = world_to_camera(X, extr)
+    for b, cam in enumerate(cams):  # batched == one camera at a time
+        np.testing.assert_allclose(Xc[b], world_to_camera(X[b], cam), atol=1e-12)
+        np.testing.assert_allclose(camera_to_world(Xc[b], cam), X[b], atol=1e-9)
+    np.testing.assert_allclose(camera_to_world(Xc, extr), X, atol=1e-9)
+    # distances are preserved (rigid)
+    np.testing.assert_allclose(np.linalg.norm(Xc[0, :, 1] - Xc[0, :, 0], axis=-1),
+                               np.linalg.norm(X[0, :, 1] - X[0, :, 0], axis=-1), atol=1e-9)
+
+
+def test_normalize_denormalize_round_trip_and_values():
+    w, h = 1000, 1002
+    np.testing.assert_allclose(normalize_pixels(np.array([[0.0, 0.0], [w, h], [w / 2, h / 2]]), w, h),
+                               [[-1.0, -h / w], [1.0, h / w], [0.0, 0.0]], atol=1e-12)
+    px = np.random.default_rng(4).uniform(0, 1000, size=(3, 7, 2))
+    np.testing.assert_allclose(denormalize_pixels(normalize_pixels(px, w, h), w, h), px, atol=1e-9)
+    # per-camera resolutions broadcast over the leading axis
+    res_w, res_h = np.array([1000, 2048, 1920]), np.array([1002, 2048, 1080])
+    uv = normalize_pixels(px, res_w, res_h)
+    np.testing.assert_allclose(uv[2], normalize_pixels(px[2], 1920, 1080))
+    np.testing.assert_allclose(denormalize_pixels(uv, res_w, res_h), px, atol=1e-9)
+
+
+@pytest.mark.parametrize("cam", [h36m_camera("S1", 0), h36m_camera("S9", 3), _toy_camera()], ids=["S1-0", "S9-3", "toy"])
+def test_undistort_inverts_distort(cam):
+    rng = np.random.default_rng(5)
+    # points over the whole image (|x/z| up to ~0.45 for H36M)
+    x = rng.uniform(-0.45, 0.45, size=(200, 2))
+    Xc = np.concatenate([x * 3.0, np.full((200, 1), 3.0)], axis=-1)
+    np.testing.assert_allclose(undistort_points(project(Xc, cam), cam), x, atol=1e-10)
+    # without distortion coefficients undistortion is the plain pinhole inverse
+    assert not np.allclose(undistort_points(project(Xc, cam), cam, iters=0), x, atol=1e-4)
+
+
+def test_in_image_mask():
+    cam = h36m_camera("S1", 1)
+    Xc = np.array([[0.0, 0.0, 3.0],  # on the axis
+                   [0.0, 0.0, -3.0],  # behind
+                   [2.5, 0.0, 3.0],  # far right: off the image
+                   [0.0, -1.5, 3.0],  # above the image
+                   [4.0, 0.0, 3.0]])  # clamped by the model
+    px = project(Xc, cam)
+    assert in_image(px, cam.res_w, cam.res_h, Xc).tolist() == [True, False, False, False, False]
+    # pixel-edge semantics: [0, w) x [0, h)
+    edge = np.array([[0.0, 0.0], [999.99, 999.99], [1000.0, 10.0], [10.0, -0.01]])
+    front = np.tile([0.0, 0.0, 1.0], (4, 1))
+    assert in_image(edge, 1000, 1000, front).tolist() == [True, True, False, False]
+
+
+# ------------------------------------------------------------------------------------------ calibration files
+
+def _block(name, fx, fy, cx, cy, E, size=(2048, 2048), radial="0"):
+    K = [fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+    return (f"name          {name}\n  sensor      10 10\n  size        {size[0]} {size[1]}\n  animated    0\n"
+            f"  intrinsic   {' '.join(str(v) for v in K)} \n"
+            f"  extrinsic   {' '.join(repr(float(v)) for v in np.asarray(E).ravel())} \n"
+            f"  radial      {radial}\n")
+
+
+def _good_file(tmp_path, extra="", **kw):
+    r = RAW_3DHP_0
+    text = "Skeletool Camera Calibration File V1.0\n" + _block("0", r["fx"], r["fy"], r["cx"], r["cy"], r["E"], **kw)
+    text += _block("7", 1000.0, 1001.0, 500.0, 400.0, np.diag([1.0, -1.0, -1.0, 1.0])) + extra
+    path = tmp_path / "camera.calibration"
+    path.write_text(text)
+    return path
+
+
+def test_parse_3dhp_calibration(tmp_path):
+    cams = parse_3dhp_calibration(_good_file(tmp_path))
+    assert [c.id for c in cams] == ["0", "7"] and all(c.rig == "3dhp" for c in cams)
+    ref = mpi_inf_3dhp_camera(0)
+    assert (cams[0].fx, cams[0].fy, cams[0].cx, cams[0].cy, cams[0].res_w) == (ref.fx, ref.fy, ref.cx, ref.cy, 2048)
+    np.testing.assert_allclose(cams[0].extrinsics_matrix(), ref.extrinsics_matrix(), atol=1e-12)
+    # camera "7": R_y = diag(1, -1, -1), camera at the y-up origin looking down -z (y-up) = +y (z-up)
+    np.testing.assert_allclose(cams[1].optical_axis(), [0.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(project(world_to_camera(np.array([0.0, 2.0, 0.1]), cams[1]), cams[1]),
+                               [500.0, 400.0 - 1001.0 * 0.05], atol=1e-9)
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda t: t.replace("  extrinsic", "  ignored", 1), "missing 'extrinsic'"),
+    (lambda t: t.replace("size        2048 2048", "size        2048", 1), "'size' needs 2"),
+    (lambda t: t.replace("intrinsic   1497.693", "intrinsic   abc", 1), "non-numeric"),
+    (lambda t: t.replace("intrinsic   1497.693 0", "intrinsic   1497.693 5", 1), "not of the form"),
+    (lambda t: t.replace("0.9650164", "1.9650164", 1), "not a proper rotation"),
+    (lambda t: t.replace("radial      0", "radial      0.1", 1), "radial"),
+    (lambda t: t.replace("name          7", "name          0", 1), "duplicate"),
+    (lambda t: "size 2048 2048\n" + t, "before the first 'name'"),
+    (lambda t: "Skeletool Camera Calibration File V1.0\n", "no camera"),
+    (lambda t: t.replace("1497.693", "nan", 1), "non-finite"),
+])
+def test_malformed_calibration_raises_camera_error(tmp_path, mutate, words):
+    path = _good_file(tmp_path)
+    path.write_text(mutate(path.read_text()))
+    with pytest.raises(CameraError) as exc:
+        parse_3dhp_calibration(path)
+    assert words in exc.value.reason and exc.value.path == str(path)
+    assert "\n" not in str(exc.value) and isinstance(exc.value, InputError)
+
+
+def test_unreadable_calibration_files(tmp_path):
+    with pytest.raises(CameraError, match="not found"):
+        parse_3dhp_calibration(tmp_path / "absent.calibration")
+    binary = tmp_path / "binary.calibration"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
+    with pytest.raises(CameraError, match="not a text file"):
+        parse_3dhp_calibration(binary)
