@@ -1,0 +1,320 @@
+"""Loading SMPL-family body models (SMPL+H / SMPL-X / SMPL, + DMPL) and joint-regressor files.
+
+Accepted files:
+- AMASS-style ``model.npz`` (read with ``allow_pickle=False``; object members, if any, go through the
+  restricted unpickler): ``v_template`` (V, 3), ``shapedirs`` (V, 3, S), ``posedirs`` (V, 3, 9(Jb-1)),
+  ``J_regressor`` (Jb, V), ``weights`` (V, Jb), ``kintree_table`` (2, Jb), ``f`` (F, 3).
+- smplx-style ``.pkl`` holding chumpy / scipy.sparse objects: loaded ONLY through
+  :func:`pipelines.safe_pickle.safe_load_pickle`.
+- DMPL ``model.npz`` with ``eigvec`` (V, 3, 8).
+- Regressors: dense ``.npy`` (e.g. SPIN's ``J_regressor_h36m.npy``) or a ``scipy.sparse.save_npz`` file.
+
+Every problem raises :class:`BodyModelError` / :class:`RegressorError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+
+from pipelines.safe_pickle import safe_load_npz, safe_load_pickle
+from schemas.errors import BodyModelError, InputError, RegressorError
+from schemas.skeletons import H36M_17, SMPLH_52, Skeleton
+
+# (vertices, joints) -> model type; the joint count decides, the vertex count must agree.
+_MODEL_TYPES = {52: ("smplh", 6890), 55: ("smplx", 10475), 24: ("smpl", 6890)}
+GENDERS = ("male", "female", "neutral")
+_REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+
+
+@dataclass
+class BodyModel:
+    """One gendered body model, float64, with every shape direction kept."""
+
+    model_type: str  # "smplh" | "smplx" | "smpl"
+    gender: str  # "male" | "female" | "neutral"
+    v_template: np.ndarray  # (V, 3)
+    shapedirs: np.ndarray  # (V, 3, S)
+    posedirs: np.ndarray  # (V, 3, P), P = 9 * (Jb - 1)
+    J_regressor: scipy.sparse.csr_matrix  # (Jb, V)
+    weights: np.ndarray  # (V, Jb)
+    parents: np.ndarray  # (Jb,) int64, -1 for the root
+    faces: np.ndarray  # (F, 3) int64
+    dmpldirs: np.ndarray | None  # (V, 3, 8) or None
+    sha256: str  # of the model file bytes (+ the DMPL file bytes)
+
+    @property
+    def num_vertices(self) -> int:
+        return self.v_template.shape[0]
+
+    @property
+    def num_joints(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def num_betas(self) -> int:
+        return self.shapedirs.shape[2]
+
+    def rest_joints(self, betas: np.ndarray | None = None) -> np.ndarray:
+        """(Jb, 3) rest joints of the model's own regressor for ``betas`` (S',), S' <= S."""
+        v = self.v_template
+        if betas is not None:
+            b = np.asarray(betas, dtype=np.float64)
+            v = v + self.shapedirs[:, :, : len(b)] @ b
+        return np.asarray(self.J_regressor @ v)
+
+
+def _sha256(*paths) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _read_arrays(path: str, error: type[InputError]) -> dict:
+    """Raw dict of a ``.npz`` or ``.pkl`` file; every failure becomes ``error``."""
+    if os.path.isdir(path):
+        raise error(path, "is a directory, expected a model file")
+    if not os.path.exists(path):
+        raise error(path, "file not found")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            data = safe_load_npz(path)
+        elif ext == ".pkl":
+            data = safe_load_pickle(path)
+        else:
+            raise error(path, f"unsupported extension {ext!r} (expected .npz or .pkl)")
+    except error:
+        raise
+    except InputError as exc:  # safe_pickle errors: re-type, keep the reason
+        raise error(path, exc.reason) from None
+    if not isinstance(data, dict):
+        raise error(path, f"expected a dict of arrays, found {type(data).__name__}")
+    return data
+
+
+def _dense(x, path, key, dtype=np.float64) -> np.ndarray:
+    if scipy.sparse.issparse(x):
+        x = x.toarray()
+    try:
+        arr = np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise BodyModelError(path, f"{key!r} is not numeric: {exc}") from None
+    return arr
+
+
+def _check_finite(arr, path, key):
+    if not np.all(np.isfinite(arr.data if scipy.sparse.issparse(arr) else arr)):
+        raise BodyModelError(path, f"{key!r} contains NaN or inf")
+
+
+def load_body_model(path, dmpl_path=None, gender: str | None = None) -> BodyModel:
+    """Load and validate one model file (``.npz`` or ``.pkl``) and optionally its DMPL ``model.npz``.
+
+    ``gender`` defaults to the parent folder name when it is male/female/neutral (AMASS layout),
+    else to a ``gender`` key in the file, else "neutral".
+    """
+    path = os.fspath(path)
+    raw = _read_arrays(path, BodyModelError)
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise BodyModelError(path, f"missing keys {missing}")
+    v_template = _dense(raw["v_template"], path, "v_template")
+    shapedirs = _dense(raw["shapedirs"], path, "shapedirs")
+    posedirs = _dense(raw["posedirs"], path, "posedirs")
+    weights = _dense(raw["weights"], path, "weights")
+    jreg = raw["J_regressor"]
+    jreg = scipy.sparse.csr_matrix(jreg, dtype=np.float64) if scipy.sparse.issparse(jreg) else \
+        scipy.sparse.csr_matrix(_dense(jreg, path, "J_regressor"))
+    try:
+        kintree = np.asarray(raw["kintree_table"]).astype(np.int64)
+        faces = np.asarray(_dense(raw["f"], path, "f", np.float64))
+    except (TypeError, ValueError) as exc:
+        raise BodyModelError(path, f"kintree_table / f not integer arrays: {exc}") from None
+
+    # Shapes: V from the template, Jb from the weights; everything else must agree.
+    if v_template.ndim != 2 or v_template.shape[1] != 3 or v_template.shape[0] == 0:
+        raise BodyModelError(path, f"v_template has shape {v_template.shape}, expected (V, 3)")
+    V = v_template.shape[0]
+    if weights.ndim != 2 or weights.shape[0] != V:
+        raise BodyModelError(path, f"weights has shape {weights.shape}, expected ({V}, Jb)")
+    Jb = weights.shape[1]
+    if Jb not in _MODEL_TYPES:
+        raise BodyModelError(path, f"{Jb} joints: not an SMPL (24), SMPL+H (52) or SMPL-X (55) model")
+    model_type, expected_v = _MODEL_TYPES[Jb]
+    if V != expected_v:
+        raise BodyModelError(path, f"{V} vertices, but a {Jb}-joint {model_type} model has {expected_v}")
+    if shapedirs.ndim != 3 or shapedirs.shape[:2] != (V, 3) or shapedirs.shape[2] < 1:
+        raise BodyModelError(path, f"shapedirs has shape {shapedirs.shape}, expected ({V}, 3, S)")
+    if posedirs.ndim == 2 and posedirs.shape[0] == V * 3:  # flattened (V*3, P) variant
+        posedirs = posedirs.reshape(V, 3, -1)
+    if posedirs.shape != (V, 3, 9 * (Jb - 1)):
+        raise BodyModelError(path, f"posedirs has shape {posedirs.shape}, expected ({V}, 3, {9 * (Jb - 1)})")
+    if jreg.shape != (Jb, V):
+        raise BodyModelError(path, f"J_regressor has shape {jreg.shape}, expected ({Jb}, {V})")
+    if kintree.shape != (2, Jb):
+        raise BodyModelError(path, f"kintree_table has shape {kintree.shape}, expected (2, {Jb})")
+    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
+        raise BodyModelError(path, f"f has shape {faces.shape}, expected (F, 3)")
+    for key, arr in (("v_template", v_template), ("shapedirs", shapedirs), ("posedirs", posedirs),
+                     ("weights", weights), ("J_regressor", jreg), ("f", faces)):
+        _check_finite(arr, path, key)
+    if faces.min() < 0 or faces.max() >= V or np.any(faces != np.round(faces)):
+        raise BodyModelError(path, f"faces index outside [0, {V})")
+    faces = faces.astype(np.int64)
+    row_sums = weights.sum(axis=1)
+    if np.abs(row_sums - 1.0).max() > 1e-3 or weights.min() < -1e-6:
+        bad = int(np.argmax(np.abs(row_sums - 1.0)))
+        raise BodyModelError(path, f"skinning weights must be >= 0 and sum to 1 per vertex (vertex {bad} sums to {row_sums[bad]:.4g})")
+    # Kinematic tree: row 1 = joint ids in order, row 0 = parents; the root's parent is any value
+    # outside [0, Jb) (the released files write 4294967295); every other parent precedes its child.
+    if not np.array_equal(kintree[1], np.arange(Jb)):
+        raise BodyModelError(path, "kintree_table row 1 is not 0..Jb-1")
+    parents = kintree[0].copy()
+    parents[0] = -1
+    if np.any(parents[1:] < 0) or np.any(parents[1:] >= np.arange(1, Jb)):
+        raise BodyModelError(path, "kintree_table is not a tree rooted at joint 0 with parents before children")
+    if model_type == "smplh" and [int(p) for p in parents] != list(SMPLH_52.parents):
+        raise BodyModelError(path, "kintree_table differs from the SMPL-H 52-joint tree")
+
+    dmpldirs, files = None, [path]
+    if dmpl_path is not None:
+        dmpl_path = os.fspath(dmpl_path)
+        draw = _read_arrays(dmpl_path, BodyModelError)
+        if "eigvec" not in draw:
+            raise BodyModelError(dmpl_path, "DMPL file has no 'eigvec'")
+        dmpldirs = _dense(draw["eigvec"], dmpl_path, "eigvec")
+        if dmpldirs.ndim != 3 or dmpldirs.shape[:2] != (V, 3):
+            raise BodyModelError(dmpl_path, f"eigvec has shape {dmpldirs.shape}, expected ({V}, 3, K)")
+        _check_finite(dmpldirs, dmpl_path, "eigvec")
+        files.append(dmpl_path)
+
+    if gender is None:
+        folder = Path(path).parent.name.lower()
+        file_gender = raw.get("gender")
+        if folder in GENDERS:
+            gender = folder
+        elif isinstance(file_gender, (str, np.ndarray)) and str(np.asarray(file_gender)) in GENDERS:
+            gender = str(np.asarray(file_gender))
+        else:
+            gender = "neutral"
+    return BodyModel(
+        model_type=model_type, gender=gender, v_template=v_template, shapedirs=shapedirs, posedirs=posedirs,
+        J_regressor=jreg, weights=weights, parents=parents, faces=faces, dmpldirs=dmpldirs,
+        sha256=_sha256(*files),
+    )
+
+
+def load_body_models(root, model_type: str = "smplh") -> dict[str, BodyModel]:
+    """Load ``root/{model_type}/{gender}/model.npz`` (+ ``root/dmpls/{gender}/model.npz`` if present).
+
+    Returns gender -> BodyModel for every gender found; raises BodyModelError when there is none.
+    """
+    root = Path(root)
+    models = {}
+    for gender in GENDERS:
+        path = root / model_type / gender / "model.npz"
+        if not path.exists():
+            continue
+        dmpl = root / "dmpls" / gender / "model.npz"
+        models[gender] = load_body_model(path, dmpl if dmpl.exists() else None, gender=gender)
+    if not models:
+        raise BodyModelError(root, f"no {model_type}/{{male,female,neutral}}/model.npz below this folder")
+    return models
+
+
+def load_regressor(path) -> scipy.sparse.csr_matrix:
+    """(N, V) joint regressor from a dense ``.npy`` (allow_pickle=False) or a ``scipy.sparse.save_npz`` file."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise RegressorError(path, "is a directory, expected a regressor file")
+    if not os.path.exists(path):
+        raise RegressorError(path, "file not found")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npy":
+            dense = np.load(path, allow_pickle=False)
+            if dense.dtype.kind not in "fiu":
+                raise RegressorError(path, f"dtype {dense.dtype} is not numeric")
+            if dense.ndim != 2:
+                raise RegressorError(path, f"has shape {dense.shape}, expected (N, V)")
+            reg = scipy.sparse.csr_matrix(dense.astype(np.float64))
+        elif ext == ".npz":
+            raw = safe_load_npz(path)
+            fmt = raw.get("format")
+            fmt = bytes(fmt.item()).decode() if fmt is not None and fmt.dtype.kind == "S" else \
+                (str(fmt.item()) if fmt is not None else None)
+            if fmt not in ("csr", "csc", "coo"):
+                raise RegressorError(path, f"not a scipy.sparse.save_npz file (format {fmt!r})")
+            shape = tuple(int(s) for s in raw["shape"])
+            if len(shape) != 2:
+                raise RegressorError(path, f"has shape {shape}, expected (N, V)")
+            if fmt == "coo":
+                reg = scipy.sparse.coo_matrix((raw["data"], (raw["row"], raw["col"])), shape=shape)
+            else:
+                cls = scipy.sparse.csr_matrix if fmt == "csr" else scipy.sparse.csc_matrix
+                reg = cls((raw["data"], raw["indices"], raw["indptr"]), shape=shape)
+            reg = scipy.sparse.csr_matrix(reg, dtype=np.float64)
+        else:
+            raise RegressorError(path, f"unsupported extension {ext!r} (expected .npy or .npz)")
+    except RegressorError:
+        raise
+    except InputError as exc:
+        raise RegressorError(path, exc.reason) from None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, IndexError) as exc:
+        raise RegressorError(path, f"unreadable regressor: {type(exc).__name__}: {exc}") from None
+    reg.sum_duplicates()
+    if not np.all(np.isfinite(reg.data)):
+        raise RegressorError(path, "contains NaN or inf")
+    empty = np.flatnonzero(np.abs(np.asarray(reg.sum(axis=1)).ravel()) < 1e-9)
+    if reg.shape[0] == 0 or len(empty):
+        raise RegressorError(path, f"rows {empty.tolist()} have zero total weight")
+    return reg
+
+
+def check_regressor_sides(regressor, model: BodyModel, skeleton: Skeleton = H36M_17, path=None) -> dict:
+    """Check by geometry that the regressor's left/right rows are on the subject's left/right.
+
+    Regresses the model's template and projects every joint onto the lateral axis of the model's own
+    joints (model ``left_hip`` minus ``right_hip``; SMPL left is +x). For each mirror pair of
+    ``skeleton`` the row named ``l_*`` must land on the left of its ``r_*`` partner.
+
+    Returns ``{"swapped": bool, "swapped_pairs": [names], "lateral": {joint: metres}, "perm": (N,)
+    row permutation that fixes the file, "message": str}``; a swapped file is reported, not raised,
+    because ``regressor[perm]`` repairs it. Raises RegressorError when the regressor does not fit the
+    model (wrong V or N) or when a pair sits on one point (sides undecidable).
+    """
+    reg = scipy.sparse.csr_matrix(regressor)
+    if reg.shape != (skeleton.num_joints, model.num_vertices):
+        raise RegressorError(path, f"regressor shape {reg.shape} does not fit {skeleton.name} on a "
+                                   f"{model.num_vertices}-vertex model")
+    joints = np.asarray(reg @ model.v_template)
+    own = model.rest_joints()
+    # SMPL-family joint 1 / 2 are left_hip / right_hip in SMPL, SMPL+H and SMPL-X alike.
+    axis = own[1] - own[2]
+    axis /= np.linalg.norm(axis)
+    lateral = (joints - own[0]) @ axis
+    swapped_pairs, perm = [], np.arange(skeleton.num_joints)
+    for li, ri in zip(skeleton.left, skeleton.right):
+        gap = lateral[li] - lateral[ri]
+        if abs(gap) < 1e-3:
+            raise RegressorError(path, f"rows {skeleton.joints[li]} and {skeleton.joints[ri]} land on the "
+                                       "same side; cannot tell left from right")
+        if gap < 0:
+            swapped_pairs.append(f"{skeleton.joints[li]}/{skeleton.joints[ri]}")
+            perm[li], perm[ri] = ri, li
+    if swapped_pairs:
+        message = (f"left/right rows swapped for {', '.join(swapped_pairs)}: the rows named left regress "
+                   "to the subject's right side; use regressor[perm] to fix")
+    else:
+        message = "left/right rows on the correct sides"
+    return {"swapped": bool(swapped_pairs), "swapped_pairs": swapped_pairs,
+            "lateral": {n: float(x) for n, x in zip(skeleton.joints, lateral)}, "perm": perm, "message": message}

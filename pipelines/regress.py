@@ -1,0 +1,257 @@
+"""Exact joint regression from SMPL+H parameters without building the mesh.
+
+The reference path (AMASS conversion) poses all V vertices by linear blend skinning and applies a
+regressor R (N, V). For fixed bone transforms LBS is linear in the rest vertices, so
+
+    y_n = sum_b [ c_nb (t_b - Q_b j_b) + Q_b m_nb(t) ] + trans,
+    c_nb = sum_i R_ni W_ib,   m_nb(t) = sum_i R_ni W_ib (v_template_i + S_i [betas; dmpls_t] + P_i f_t)
+
+with Q_b, t_b the world rotation and posed position of joint b, j_b its rest position and f_t the
+pose feature (R_k - I, k >= 1). ``c`` and the three parts of ``m`` (constant, DMPL, pose-corrective)
+are contracted once per (model, regressor, betas) over only the regressor's non-zero vertices and
+kept only for (joint, bone) pairs with c_nb != 0. Per frame we compute rotations, the kinematic
+chain of the bones involved, and a (T, P') @ (P', 3K) product: the mesh is never built.
+
+DMPLs follow AMASS / human_body_prior: their eigvecs extend the shape basis, so they also move the
+rest joints frame by frame.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import scipy.sparse
+
+from pipelines.body_model import BodyModel, load_body_model
+from schemas.errors import InputError
+
+DEFAULT_BATCH = 4096
+
+
+def rodrigues(rotvecs: np.ndarray) -> np.ndarray:
+    """Axis-angle (..., 3) -> rotation matrices (..., 3, 3), float64, exact near zero angle."""
+    r = np.asarray(rotvecs, dtype=np.float64)
+    theta2 = np.einsum("...i,...i->...", r, r)
+    theta = np.sqrt(theta2)
+    small = theta2 < 1e-12
+    safe = np.where(small, 1.0, theta)
+    a = np.where(small, 1.0 - theta2 / 6.0, np.sin(safe) / safe)  # sin(t)/t
+    b = np.where(small, 0.5 - theta2 / 24.0, (1.0 - np.cos(safe)) / (safe * safe))  # (1-cos t)/t^2
+    x, y, z = r[..., 0], r[..., 1], r[..., 2]
+    out = np.empty(r.shape[:-1] + (3, 3))
+    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
+    out[..., 0, 0] = 1.0 - b * (y * y + z * z)
+    out[..., 1, 1] = 1.0 - b * (x * x + z * z)
+    out[..., 2, 2] = 1.0 - b * (x * x + y * y)
+    out[..., 0, 1] = bxy - a * z
+    out[..., 1, 0] = bxy + a * z
+    out[..., 0, 2] = bxz + a * y
+    out[..., 2, 0] = bxz - a * y
+    out[..., 1, 2] = byz - a * x
+    out[..., 2, 1] = byz + a * x
+    return out
+
+
+def _betas_vector(model: BodyModel, betas) -> np.ndarray:
+    b = np.asarray(betas if betas is not None else np.zeros(0), dtype=np.float64).ravel()
+    if len(b) > model.num_betas:
+        raise ValueError(f"{len(b)} betas given but the model has only {model.num_betas} shape directions")
+    return np.concatenate([b, np.zeros(model.num_betas - len(b))])
+
+
+class JointRegressor:
+    """Per-(model, regressor, betas) contraction; ``__call__`` maps poses to (T, N, 3) joints."""
+
+    def __init__(self, parents, chain, pair_joint, pair_bone, c, m0, md, mp, pose_cols,
+                 j0, jd, num_out, num_dmpls, batch=DEFAULT_BATCH):
+        self.parents = parents  # (Jb,) int64
+        self.chain = chain  # (B',) bones whose transforms are needed, parents first
+        self.pair_joint = pair_joint  # (K,) output row of each (joint, bone) pair
+        self.pair_bone = pair_bone  # (K,) position of the pair's bone in ``chain``
+        self.c = c  # (K,) sum_i R_ni W_ib
+        self.m0 = m0  # (K, 3) template + betas part of m
+        self.md = md  # (K, 3, D) DMPL part of m, or None
+        self.mp = mp  # (P', 3K) pose-corrective part of m, only used pose-feature columns
+        self.pose_cols = pose_cols  # (P',) indices into the 9*(Jb-1) pose feature
+        self.j0 = j0  # (B', 3) rest joints of ``chain`` for the betas
+        self.jd = jd  # (B', 3, D) their DMPL derivative, or None
+        self.num_out = num_out
+        self.num_dmpls = num_dmpls
+        self.batch = batch
+        # Rotations needed: the chain's bones and every joint appearing in a used pose-feature column.
+        self.rot_joints = np.union1d(chain, pose_cols // 9 + 1).astype(np.int64)
+        self._chain_pos_in_rot = np.searchsorted(self.rot_joints, chain)
+        feat_joint = pose_cols // 9 + 1
+        self._feat_pos = np.searchsorted(self.rot_joints, feat_joint)
+        self._feat_entry = pose_cols % 9
+        local = {int(b): k for k, b in enumerate(chain)}
+        self._chain_parent = np.array([local.get(int(parents[b]), -1) for b in chain], dtype=np.int64)
+        self._scatter = np.zeros((num_out, len(pair_joint)))
+        self._scatter[pair_joint, np.arange(len(pair_joint))] = 1.0
+
+    @classmethod
+    def from_model(cls, model: BodyModel, regressor, betas=None, batch: int = DEFAULT_BATCH) -> "JointRegressor":
+        """Contract ``regressor`` (N, V) with the model for ``betas`` (S',), S' <= S (zero-padded)."""
+        R = scipy.sparse.csr_matrix(regressor, dtype=np.float64)
+        if R.shape[1] != model.num_vertices:
+            raise InputError(None, f"regressor has {R.shape[1]} columns but the model has {model.num_vertices} vertices")
+        b = _betas_vector(model, betas)
+        verts = np.unique(R.indices)  # only these vertices' skinning / correctives matter
+        Rs = R[:, verts].toarray()  # (N, m)
+        Ws = model.weights[verts]  # (m, Jb)
+        coef = Rs[:, None, :] * Ws.T[None, :, :]  # (N, Jb, m): R_ni W_ib
+        c_full = coef.sum(axis=2)
+        pj, pb = np.nonzero(coef.any(axis=2))  # (joint, bone) pairs that matter
+        coef = coef[pj, pb]  # (K, m)
+        vs = model.v_template[verts] + model.shapedirs[verts] @ b  # (m, 3)
+        m0 = coef @ vs  # (K, 3)
+        P = model.posedirs[verts]  # (m, 3, P)
+        mp = np.einsum("km,mcp->pkc", coef, P).reshape(P.shape[2], -1)  # (P, 3K)
+        pose_cols = np.flatnonzero(np.any(mp != 0.0, axis=1))
+        mp = mp[pose_cols]
+        # Bones needed: the pairs' bones and their ancestors (for the kinematic chain).
+        need = np.zeros(model.num_joints, dtype=bool)
+        for bone in np.unique(pb):
+            while bone >= 0 and not need[bone]:
+                need[bone] = True
+                bone = model.parents[bone]
+        chain = np.flatnonzero(need)  # parents precede children in SMPL-family trees
+        j_all = model.rest_joints(b)  # (Jb, 3)
+        md = jd = None
+        D = 0
+        if model.dmpldirs is not None:
+            D = model.dmpldirs.shape[2]
+            md = np.einsum("km,mcd->kcd", coef, model.dmpldirs[verts])
+            jd = np.einsum("jv,vcd->jcd", model.J_regressor[chain].toarray(), model.dmpldirs)
+        return cls(model.parents, chain, pj, np.searchsorted(chain, pb), c_full[pj, pb], m0, md, mp,
+                   pose_cols, j_all[chain], jd, R.shape[0], D, batch)
+
+    def __call__(self, poses: np.ndarray, trans: np.ndarray, dmpls: np.ndarray | None = None) -> np.ndarray:
+        """poses (T, 156) axis-angle, trans (T, 3), dmpls (T, D) or None -> joints (T, N, 3) float32, metres."""
+        poses = np.asarray(poses, dtype=np.float64)
+        trans = np.asarray(trans, dtype=np.float64)
+        T = len(poses)
+        if poses.ndim != 2 or poses.shape[1] != 3 * len(self.parents):
+            raise ValueError(f"poses must be (T, {3 * len(self.parents)}), got {poses.shape}")
+        if trans.shape != (T, 3):
+            raise ValueError(f"trans must be ({T}, 3), got {trans.shape}")
+        if dmpls is not None:
+            dmpls = np.asarray(dmpls, dtype=np.float64)
+            if self.num_dmpls == 0:
+                raise ValueError("dmpls given but the body model has no DMPL basis")
+            if dmpls.shape != (T, self.num_dmpls):
+                raise ValueError(f"dmpls must be ({T}, {self.num_dmpls}), got {dmpls.shape}")
+        out = np.empty((T, self.num_out, 3), dtype=np.float32)
+        for s in range(0, T, self.batch):
+            e = min(T, s + self.batch)
+            out[s:e] = self._batch(poses[s:e], trans[s:e], None if dmpls is None else dmpls[s:e])
+        return out
+
+    def _batch(self, poses, trans, dmpls) -> np.ndarray:
+        T = len(poses)
+        aa = poses.reshape(T, -1, 3)[:, self.rot_joints]
+        rot = rodrigues(aa)  # (T, B'', 3, 3)
+        # Pose feature columns actually used: (R_k - I)[r, c] flattened as smplx does.
+        feat = rot.reshape(T, -1, 9)[:, self._feat_pos, self._feat_entry] - \
+            (self._feat_entry % 4 == 0)  # identity entries are 0, 4, 8
+        m = (feat @ self.mp).reshape(T, -1, 3) + self.m0  # (T, K, 3)
+        j = np.broadcast_to(self.j0, (T,) + self.j0.shape)
+        if dmpls is not None and self.md is not None:
+            m = m + np.einsum("kcd,td->tkc", self.md, dmpls)
+            j = j + np.einsum("bcd,td->tbc", self.jd, dmpls)
+        # Kinematic chain over the needed bones only: world rotation Q_b and posed joint t_b.
+        nb = len(self.chain)
+        Q = np.empty((T, nb, 3, 3))
+        t = np.empty((T, nb, 3))
+        rloc = rot[:, self._chain_pos_in_rot]
+        for k in range(nb):
+            p = self._chain_parent[k]
+            if p < 0:
+                Q[:, k] = rloc[:, k]
+                t[:, k] = j[:, k]
+            else:
+                Q[:, k] = Q[:, p] @ rloc[:, k]
+                t[:, k] = t[:, p] + np.einsum("tij,tj->ti", Q[:, p], j[:, k] - j[:, p])
+        Qp = Q[:, self.pair_bone]  # (T, K, 3, 3)
+        u = m - self.c[:, None] * j[:, self.pair_bone]  # sum_i R W (v_posed_i - j_b)
+        contrib = np.einsum("tkij,tkj->tki", Qp, u) + self.c[:, None] * t[:, self.pair_bone]
+        return np.einsum("nk,tkc->tnc", self._scatter, contrib) + trans[:, None, :]
+
+
+def regress_joints(model: BodyModel, regressor, poses, trans, betas, dmpls=None) -> np.ndarray:
+    """Convenience: ``JointRegressor.from_model(model, regressor, betas)(poses, trans, dmpls)`` -> (T, N, 3) float32."""
+    return JointRegressor.from_model(model, regressor, betas)(poses, trans, dmpls)
+
+
+def smplx_reference_model(model: BodyModel, num_coeffs: int, dtype=None):
+    """An ``smplx.SMPLH`` module with the exact float64 arrays of ``model`` and an extended shape basis
+    ``[shapedirs | dmpldirs | zeros]`` of ``max(num_coeffs, 300)`` columns, so smplx keeps them all."""
+    import smplx
+    import torch
+    from smplx.utils import Struct
+
+    dtype = dtype or torch.float64
+    parts = [model.shapedirs] + ([model.dmpldirs] if model.dmpldirs is not None else [])
+    ext = np.concatenate(parts, axis=2)
+    width = max(300, ext.shape[2], num_coeffs)
+    ext = np.concatenate([ext, np.zeros(ext.shape[:2] + (width - ext.shape[2],))], axis=2)
+    kintree = np.stack([model.parents, np.arange(model.num_joints)])
+    struct = Struct(v_template=model.v_template, shapedirs=ext, posedirs=model.posedirs,
+                    J_regressor=model.J_regressor, weights=model.weights, kintree_table=kintree,
+                    f=model.faces, hands_componentsl=np.eye(45), hands_componentsr=np.eye(45),
+                    hands_meanl=np.zeros(45), hands_meanr=np.zeros(45))
+    body = smplx.SMPLH(model_path="", data_struct=struct, use_pca=False, flat_hand_mean=True,
+                       num_betas=width, dtype=dtype, gender=model.gender)
+    # smplx casts every array through float32 on load; put the exact values back.
+    with torch.no_grad():
+        body.v_template = torch.tensor(model.v_template, dtype=dtype)
+        body.shapedirs = torch.tensor(ext, dtype=dtype)
+        body.posedirs = torch.tensor(model.posedirs.reshape(-1, model.posedirs.shape[2]).T, dtype=dtype)
+        body.J_regressor = torch.tensor(model.J_regressor.toarray(), dtype=dtype)
+        body.lbs_weights = torch.tensor(model.weights, dtype=dtype)
+    return body, width
+
+
+def smplx_forward_joints(body, width: int, model: BodyModel, regressor, poses, trans, betas, dmpls,
+                         batch: int = 1024, dtype=None) -> np.ndarray:
+    """Full-mesh forward pass in batches, then the regressor: (T, N, 3) in ``dtype``'s precision."""
+    import torch
+
+    dtype = dtype or torch.float64
+    b = _betas_vector(model, betas)
+    T = len(poses)
+    coeffs = np.zeros((T, width))
+    coeffs[:, : len(b)] = b
+    if dmpls is not None:
+        coeffs[:, len(b): len(b) + dmpls.shape[1]] = dmpls
+    Rt = torch.tensor(scipy.sparse.csr_matrix(regressor).toarray(), dtype=dtype)
+    out = []
+    with torch.no_grad():
+        for s in range(0, T, batch):
+            sl = slice(s, min(T, s + batch))
+            p = torch.tensor(np.asarray(poses[sl]), dtype=dtype)
+            verts = body(betas=torch.tensor(coeffs[sl], dtype=dtype), global_orient=p[:, :3],
+                         body_pose=p[:, 3:66], left_hand_pose=p[:, 66:111], right_hand_pose=p[:, 111:156],
+                         transl=torch.tensor(np.asarray(trans[sl]), dtype=dtype)).vertices
+            out.append(torch.einsum("nv,tvc->tnc", Rt, verts).numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def reference_joints(model_file_or_model, regressor, poses, trans, betas, dmpls=None, dmpl_path=None,
+                     batch: int = 1024) -> np.ndarray:
+    """The slow reference: smplx.SMPLH full forward (float64) + regressor -> (T, N, 3) float64.
+
+    All betas and the DMPLs are used through an extended, zero-padded shape basis (smplx keeps only
+    10 betas of a model with fewer than 300 shape directions otherwise). AMASS poses carry the full
+    hand pose, so the hand mean is not added (``flat_hand_mean=True``).
+    """
+    model = model_file_or_model
+    if isinstance(model, (str, os.PathLike)):
+        model = load_body_model(model, dmpl_path)
+    if dmpls is not None and model.dmpldirs is None:
+        raise ValueError("dmpls given but the body model has no DMPL basis")
+    body, width = smplx_reference_model(model, model.num_betas + (0 if dmpls is None else dmpls.shape[1]))
+    return smplx_forward_joints(body, width, model, regressor, np.asarray(poses, dtype=np.float64),
+                                np.asarray(trans, dtype=np.float64), betas,
+                                None if dmpls is None else np.asarray(dmpls, dtype=np.float64), batch)
