@@ -26,6 +26,7 @@ pixel coordinates are written as float64 so that import -> export -> import is b
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -398,47 +399,61 @@ class H36MBuildSummary:
     """What ``build_h36m`` committed."""
 
     corpus: str
-    snapshot: str
+    version_id: str  # the committed snapshot
     tag: str | None
     detections: str
     n_sequences: int
+    n_frames: int
     n_views: int
-    n_trimmed_views: int
+    n_trimmed_views: int  # views whose 2D was longer than the 3D and was cut to it
     rejects: list[Reject] = field(default_factory=list)
 
     @property
     def n_rejects(self) -> int:
         return len(self.rejects)
 
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """(field, value) rows for the CLI table."""
+        return [("corpus", self.corpus), ("version", self.version_id), ("tag", self.tag or ""),
+                ("detections", self.detections), ("sequences", str(self.n_sequences)),
+                ("frames", str(self.n_frames)), ("views", str(self.n_views)),
+                ("trimmed views", str(self.n_trimmed_views)), ("rejects", str(self.n_rejects))]
+
 
 def build_h36m(data_dir: str | os.PathLike | tuple | Mapping, corpus_path: str | os.PathLike,
                detections: str = "cpn", tag: str | None = None, message: str | None = None) -> H36MBuildSummary:
     """Import the VideoPose3D files into a corpus and commit one version (rejects recorded as rows).
 
-    File-level errors (missing file, forbidden pickle global) raise before anything is written.
+    ``data_dir``: as ``import_h36m``'s ``data``. The version holds exactly this import (a corpus version
+    is a complete corpus; mix with AMASS at training time by pinning both versions). File-level errors
+    (missing file, forbidden pickle global, wrong nesting) raise before the store is opened.
     """
     from pipelines.corpus import CorpusWriter
 
     p3, p2 = resolve_files(data_dir, detections)
-    items = list(import_h36m((p3, p2), detections))  # reads and validates everything before writing
-    writer = CorpusWriter(corpus_path, num_joints=17, fps=H36M_FPS)
-    n_seq = n_views = n_trim = 0
+    it = import_h36m((p3, p2), detections)
+    first = next(it, None)  # loads and checks both files: file-level errors raise before the store opens
+    items = itertools.chain([first] if first is not None else [], it)  # then stream, one sequence at a time
+    n_seq = n_frames = n_views = n_trim = 0
     rejects: list[Reject] = []
-    for item in items:
-        if isinstance(item, Reject):
-            writer.reject(item)
-            rejects.append(item)
-        else:
-            writer.add(item)
-            n_seq += 1
-            n_views += len(item.views)
-            n_trim += sum(1 for v in item.views if v.trimmed_frames)
-    build_info = {"source": "h36m", "importer": IMPORTER_VERSION, "detections": detections,
-                  "files": {p3.name: sha256_file(p3), p2.name: sha256_file(p2)},
-                  "n_sequences": n_seq, "n_views": n_views, "n_rejects": len(rejects)}
-    msg = message or f"h36m import ({detections}): {n_seq} sequences, {n_views} views, {len(rejects)} rejects"
-    snapshot = writer.commit(msg, tag=tag, build_info=build_info)
-    return H36MBuildSummary(str(corpus_path), str(snapshot), tag, detections, n_seq, n_views, n_trim, rejects)
+    with CorpusWriter(corpus_path, num_joints=17, fps=H36M_FPS) as writer:  # aborts unless committed
+        for item in items:
+            if isinstance(item, Reject):
+                writer.reject(item)
+                rejects.append(item)
+            else:
+                writer.add(item)
+                n_seq += 1
+                n_frames += item.n_frames
+                n_views += len(item.views)
+                n_trim += sum(1 for v in item.views if v.trimmed_frames)
+        build_info = {"source": "h36m", "importer": IMPORTER_VERSION, "detections": detections,
+                      "files": {p3.name: sha256_file(p3), p2.name: sha256_file(p2)},
+                      "n_sequences": n_seq, "n_views": n_views, "n_rejects": len(rejects)}
+        msg = message or f"h36m import ({detections}): {n_seq} sequences, {n_views} views, {len(rejects)} rejects"
+        snapshot = writer.commit(msg, tag=tag, build_info=build_info)
+    return H36MBuildSummary(str(corpus_path), str(snapshot), tag, detections, n_seq, n_frames, n_views,
+                            n_trim, rejects)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -522,6 +537,8 @@ def export_vp3d(reader_or_path: Any, out_dir: str | os.PathLike, version: str | 
             det = v.get("detections") or "projected"
             slots = pos2d.setdefault(det, {}).setdefault(subject, {}).setdefault(action, [])
             slot = cam_ids.index(v["camera_id"]) if v["rig"] == "h36m" and v["camera_id"] in cam_ids else len(slots)
+            if slot < len(slots) and slots[slot] is not None:  # same camera twice (e.g. other rig subjects)
+                slot = len(slots)
             while len(slots) <= slot:
                 slots.append(None)
             intr, _ = reader.camera(int(v["view_id"]))

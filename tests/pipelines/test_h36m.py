@@ -24,6 +24,7 @@ from pipelines.safe_pickle import safe_load_npz
 from pipelines.synthetic.h36m import skeleton_motion, write_h36m_files
 from schemas.cameras import H36M_CAMERA_IDS, h36m_camera
 from schemas.errors import H36MFormatError, InputError, UnsafePickleError
+from schemas.validate import validate_corpus
 
 SUBJECTS = ("S1", "S9", "S11")
 ACTIONS = ("Directions 1", "Walking")
@@ -331,6 +332,8 @@ def test_build_records_trimming_rejects_and_splits(cpn_corpus, files):
     rej = {row["source_path"].rsplit("#", 1)[1] for row in r.rejects.to_pylist()}
     assert rej == {"S2", f"S11/Directions 1/{H36M_CAMERA_IDS[1]}"}
     assert r.build_info["source"] == "h36m" and r.build_info["detections"] == "cpn"
+    assert summary.version_id == r.version_id
+    assert validate_corpus(path, "h36m-cpn-v1") == []
 
 
 def test_round_trip_import_export_import_is_identical(cpn_corpus, tmp_path):
