@@ -36,8 +36,11 @@ def prefect_settings(stack: LocalStack):
 
 @pytest.fixture
 def prefect_api(prefect_stack):
+    from prefect.logging.handlers import APILogHandler
+
     with prefect_settings(prefect_stack):
         yield prefect_stack
+        APILogHandler.flush()  # send this test's run logs while the server is still up
 
 
 def artifacts_of(flow_run_id) -> list:
