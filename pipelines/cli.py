@@ -168,12 +168,16 @@ def build_h36m_cmd(data_dir: Path, corpus: Path = typer.Option(..., "--corpus"),
 @app.command("export-vp3d")
 @one_line_errors
 def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
-                    out_dir: Path = typer.Option(..., "--out")):
+                    out_dir: Path = typer.Option(..., "--out"),
+                    split: Optional[str] = typer.Option(None, help="only this split (train | val | test)"),
+                    name: str = typer.Option("h36m", help="file name stem: data_3d_<name>.npz"),
+                    layout: str = typer.Option("h36m17", help="h36m17 | h36m32 (dropped joints padded)")):
     """Export a corpus version as VideoPose3D-style data_3d_*.npz / data_2d_*.npz files."""
     from pipelines.h36m import export_vp3d
 
-    for name, p in export_vp3d(corpus, out_dir, version=version).items():
-        out.print(f"{name}: {p}")
+    subset = {"split": split} if split else None
+    for key, p in export_vp3d(corpus, out_dir, version=version, subset=subset, name=name, layout=layout).items():
+        out.print(f"{key}: {p}")
 
 
 # --- versions ---------------------------------------------------------------------------------
