@@ -69,7 +69,7 @@ def world_to_camera(X, cam) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     batch = E.shape[:-2]
     Xf = X.reshape(batch + (-1, 3))
-    out = np.einsum("...ij,...nj->...ni", E[..., :3], Xf) + E[..., None, :, 3]
+    out = Xf @ np.swapaxes(E[..., :3], -1, -2) + E[..., None, :, 3]  # matmul: einsum is ~10x slower
     return out.reshape(X.shape)
 
 
@@ -83,7 +83,7 @@ def camera_to_world(Xc, cam) -> np.ndarray:
     Xc = np.asarray(Xc, dtype=np.float64)
     batch = E.shape[:-2]
     Xf = Xc.reshape(batch + (-1, 3)) - E[..., None, :, 3]
-    out = np.einsum("...ij,...nj->...ni", np.linalg.inv(E[..., :3]), Xf)
+    out = Xf @ np.swapaxes(np.linalg.inv(E[..., :3]), -1, -2)
     return out.reshape(Xc.shape)
 
 

@@ -206,24 +206,28 @@ def place_and_project(joints_world: np.ndarray, rig: str = "h36m", cameras_per_s
                              offset_xy=(float(target[0]), float(target[1])))
 
     T = joints.shape[0]
+    whole = scorer.search(0, T, rng)  # most sequences fit whole: one search
+    if whole[3]:
+        return [emit(0, T, whole)]
     segments: list[PlacedSegment] = []
     start = 0
     while start < T:
-        whole = scorer.search(start, T, rng)
-        if whole[3]:
-            segments.append(emit(start, T, whole))
-            break
-        lo = start + min_segment_frames
-        if lo >= T:  # a remainder shorter than the minimum that does not fit: flagged
-            segments.append(emit(start, T, whole))
-            break
+        lo = min(start + min_segment_frames, T)
         best = scorer.search(start, lo, rng)
-        if not best[3]:  # even the shortest allowed piece cannot fit: flag it, move on
+        if not best[3]:  # even the shortest allowed piece (or the remainder) cannot fit: flag it
             segments.append(emit(start, lo, best))
             start = lo
             continue
-        hi = T  # invariant: [start, lo) fits, [start, hi) did not
-        while hi - lo > 1:
+        # gallop (double the piece) until it stops fitting, then bisect; invariant: [start, lo) fits
+        hi = None
+        while lo < T:
+            end = min(start + 2 * (lo - start), T)
+            trial = scorer.search(start, end, rng)
+            if not trial[3]:
+                hi = end
+                break
+            lo, best = end, trial
+        while hi is not None and hi - lo > max(1, (lo - start) // 16):  # cut within ~6 % of optimal
             mid = (lo + hi) // 2
             trial = scorer.search(start, mid, rng)
             if trial[3]:
