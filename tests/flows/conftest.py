@@ -36,11 +36,11 @@ def prefect_settings(stack: LocalStack):
 
 @pytest.fixture
 def prefect_api(prefect_stack):
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
 
     with prefect_settings(prefect_stack):
         yield prefect_stack
-        APILogHandler.flush()  # send this test's run logs while the server is still up
+        APILogWorker.drain_all(timeout=5)  # send this test's run logs while the server is still up
 
 
 def artifacts_of(flow_run_id) -> list:
