@@ -138,7 +138,7 @@ class _Scorer:
         return in_image(px, self.intr[:, 9], self.intr[:, 10], Xc)
 
     def search(self, start: int, stop: int, rng: np.random.Generator):
-        """Best placement of frames [start, stop): ``(yaw, target_xy, fits)``."""
+        """Best placement of frames [start, stop): ``(yaw, pivot_xy, target_xy, fits)``."""
         seg = self.joints[start:stop]
         root_xy = seg[:, self.root, :2]
         pivot = (root_xy.min(axis=0) + root_xy.max(axis=0)) / 2.0
