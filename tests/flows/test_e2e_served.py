@@ -1,0 +1,97 @@
+"""End to end through a real Prefect server: serve every deployment, run ``build-amass/local`` with the
+CLI on a small generated AMASS tree (one broken file), validate the committed version, then
+``pretrain/local`` and ``finetune/local`` through the client with the tiny config.
+The session fixture stops everything and asserts no process we started is left."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from flows.server import prefect_exe
+from tests.flows.conftest import artifacts_of, prefect_settings
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def served(prefect_stack):
+    prefect_stack.start_serve(cwd=REPO)
+    return prefect_stack
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    from pipelines.synthetic.body_model import write_body_model_tree
+    from pipelines.synthetic.motions import write_amass_tree
+
+    root = tmp_path_factory.mktemp("e2e")
+    write_body_model_tree(root / "body_models", seed=0)
+    files = write_amass_tree(root / "amass", n_sequences=3, seed=3, duration_s=(1.0, 2.0), smplx_fraction=0.0)
+    bad = root / "amass" / "Broken" / "s1" / "cut_poses.npz"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(files[0].read_bytes()[:200])  # a truncated zip
+    return root
+
+
+def _cli_run(stack, deployment: str, params: dict, timeout_s: int = 240) -> tuple[str, str]:
+    cmd = [prefect_exe(), "deployment", "run", deployment, "--watch", "--watch-timeout", str(timeout_s)]
+    for k, v in params.items():
+        cmd += ["-p", f"{k}={v}"]
+    r = subprocess.run(cmd, env=stack.env(), capture_output=True, text=True, timeout=timeout_s + 30)
+    assert r.returncode == 0, f"{deployment} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", r.stdout).group(1)
+    return flow_run_id, r.stdout
+
+
+@pytest.fixture(scope="module")
+def built(served, inputs):
+    corpus = inputs / "corpus"
+    run_id, _ = _cli_run(served, "build-amass/local",
+                         {"amass_root": inputs / "amass", "body_models": inputs / "body_models",
+                          "corpus": corpus, "tag": "e2e", "n_workers": 1})
+    return corpus, run_id
+
+
+def test_build_amass_deployment_commits_a_valid_version_and_lists_the_broken_file(served, built):
+    from pipelines.versions import resolve_version
+    from schemas.validate import validate_corpus
+
+    corpus, run_id = built
+    assert validate_corpus(corpus, "e2e") == []
+    with prefect_settings(served):
+        arts = artifacts_of(run_id)
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(run_id)
+    assert run.state.is_completed()
+    report = next(a for a in arts if a.key == "build-amass-report")
+    assert "cut_poses.npz" in report.data and "Rejects (1)" in report.data
+    assert resolve_version(corpus, "e2e") in report.data
+
+
+def test_pretrain_then_finetune_deployments_write_run_dirs(served, built, tmp_path_factory):
+    pytest.importorskip("uplift.train")
+    from prefect.deployments import run_deployment
+
+    corpus, _ = built
+    runs = tmp_path_factory.mktemp("runs")
+    with prefect_settings(served):
+        pre = run_deployment("pretrain/local", timeout=300,
+                             parameters={"corpus": [f"{corpus}@e2e"], "out_dir": str(runs / "pre"), "config": "tiny"})
+        assert pre.state.is_completed(), pre.state
+        ft = run_deployment("finetune/local", timeout=300,
+                            parameters={"corpus": [f"{corpus}@e2e"], "init": str(runs / "pre"),
+                                        "out_dir": str(runs / "ft"), "config": "tiny"})
+        assert ft.state.is_completed(), ft.state
+        arts = artifacts_of(ft.id)
+    from flows.training import DONE_MARKER, find_checkpoint
+
+    assert (runs / "ft" / DONE_MARKER).is_file()
+    assert find_checkpoint(runs / "ft").stat().st_size > 0
+    assert {"finetune-report", "finetune-run-dir"} <= {a.key for a in arts}
