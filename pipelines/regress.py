@@ -53,6 +53,24 @@ def rodrigues(rotvecs: np.ndarray) -> np.ndarray:
     return out
 
 
+def rodrigues_soa(r: np.ndarray) -> np.ndarray:
+    """Axis-angle (3, ...) -> rotation matrices (3, 3, ...): :func:`rodrigues` with components first."""
+    theta2 = (r * r).sum(axis=0)
+    theta = np.sqrt(theta2)
+    small = theta2 < 1e-12
+    safe = np.where(small, 1.0, theta)
+    a = np.where(small, 1.0 - theta2 / 6.0, np.sin(safe) / safe)
+    b = np.where(small, 0.5 - theta2 / 24.0, (1.0 - np.cos(safe)) / (safe * safe))
+    x, y, z = r
+    ax, ay, az = a * x, a * y, a * z
+    bx, by = b * x, b * y
+    bxy, bxz, byz = bx * y, bx * z, by * z
+    bxx, byy, bzz = bx * x, by * y, b * z * z
+    return np.stack([np.stack([1.0 - byy - bzz, bxy - az, bxz + ay]),
+                     np.stack([bxy + az, 1.0 - bxx - bzz, byz - ax]),
+                     np.stack([bxz - ay, byz + ax, 1.0 - bxx - byy])])
+
+
 def _betas_vector(model: BodyModel, betas) -> np.ndarray:
     b = np.asarray(betas if betas is not None else np.zeros(0), dtype=np.float64).ravel()
     if len(b) > model.num_betas:
@@ -149,34 +167,39 @@ class JointRegressor:
         return out
 
     def _batch(self, poses, trans, dmpls) -> np.ndarray:
+        # Frames run along the LAST axis ("structure of arrays"): every 3x3 product becomes 27
+        # vectorised multiply-adds over T values, much faster than numpy's stacked small matmuls.
         T = len(poses)
-        aa = poses.reshape(T, -1, 3)[:, self.rot_joints]
-        rot = rodrigues(aa)  # (T, B'', 3, 3)
+        aa = poses.reshape(T, -1, 3)[:, self.rot_joints].transpose(2, 1, 0)  # (3, B'', T)
+        rot = rodrigues_soa(aa)  # (3, 3, B'', T)
         # Pose feature columns actually used: (R_k - I)[r, c] flattened as smplx does.
-        feat = rot.reshape(T, -1, 9)[:, self._feat_pos, self._feat_entry] - \
-            (self._feat_entry % 4 == 0)  # identity entries are 0, 4, 8
-        m = (feat @ self.mp).reshape(T, -1, 3) + self.m0  # (T, K, 3)
-        j = np.broadcast_to(self.j0, (T,) + self.j0.shape)
+        feat = rot.reshape(9, -1, T)[self._feat_entry, self._feat_pos] - \
+            (self._feat_entry % 4 == 0)[:, None]  # (P', T); identity entries are 0, 4, 8
+        m = (self.mp.T @ feat).reshape(-1, 3, T) + self.m0[:, :, None]  # (K, 3, T)
+        j = np.broadcast_to(self.j0[:, :, None], self.j0.shape + (T,))  # (B', 3, T)
         if dmpls is not None and self.md is not None:
-            m = m + np.einsum("kcd,td->tkc", self.md, dmpls)
-            j = j + np.einsum("bcd,td->tbc", self.jd, dmpls)
+            m = m + (self.md.reshape(-1, self.num_dmpls) @ dmpls.T).reshape(m.shape)
+            j = j + (self.jd.reshape(-1, self.num_dmpls) @ dmpls.T).reshape(j.shape)
         # Kinematic chain over the needed bones only: world rotation Q_b and posed joint t_b.
         nb = len(self.chain)
-        Q = np.empty((T, nb, 3, 3))
-        t = np.empty((T, nb, 3))
-        rloc = rot[:, self._chain_pos_in_rot]
+        Q = np.empty((3, 3, nb, T))
+        t = np.empty((nb, 3, T))
+        rloc = rot[:, :, self._chain_pos_in_rot]
         for k in range(nb):
             p = self._chain_parent[k]
             if p < 0:
-                Q[:, k] = rloc[:, k]
-                t[:, k] = j[:, k]
+                Q[:, :, k] = rloc[:, :, k]
+                t[k] = j[k]
             else:
-                Q[:, k] = Q[:, p] @ rloc[:, k]
-                t[:, k] = t[:, p] + np.einsum("tij,tj->ti", Q[:, p], j[:, k] - j[:, p])
-        Qp = Q[:, self.pair_bone]  # (T, K, 3, 3)
-        u = m - self.c[:, None] * j[:, self.pair_bone]  # sum_i R W (v_posed_i - j_b)
-        contrib = np.einsum("tkij,tkj->tki", Qp, u) + self.c[:, None] * t[:, self.pair_bone]
-        return np.einsum("nk,tkc->tnc", self._scatter, contrib) + trans[:, None, :]
+                Qp = Q[:, :, p]
+                Q[:, :, k] = (Qp[:, :, None, :] * rloc[None, :, :, k]).sum(axis=1)
+                t[k] = t[p] + (Qp * (j[k] - j[p])[None]).sum(axis=1)
+        pb = self.pair_bone
+        u = m - self.c[:, None, None] * j[pb]  # (K, 3, T): sum_i R W (v_posed_i - j_b)
+        contrib = (Q[:, :, pb] * u.transpose(1, 0, 2)[None]).sum(axis=1)  # (3, K, T)
+        contrib = contrib.transpose(1, 0, 2) + self.c[:, None, None] * t[pb]  # (K, 3, T)
+        y = (self._scatter @ contrib.reshape(len(pb), -1)).reshape(self.num_out, 3, T)
+        return y.transpose(2, 0, 1) + trans[:, None, :]
 
 
 def regress_joints(model: BodyModel, regressor, poses, trans, betas, dmpls=None) -> np.ndarray:
@@ -203,10 +226,12 @@ def smplx_reference_model(model: BodyModel, num_coeffs: int, dtype=None):
                     hands_meanl=np.zeros(45), hands_meanr=np.zeros(45))
     body = smplx.SMPLH(model_path="", data_struct=struct, use_pca=False, flat_hand_mean=True,
                        num_betas=width, dtype=dtype, gender=model.gender)
-    # smplx casts every array through float32 on load; put the exact values back.
+    # smplx casts every array through float32 on load; put the exact values back. The zero padding
+    # was only there to get past smplx's 10-beta truncation: drop it (same result, less work).
+    width = max(sum(p.shape[2] for p in parts), num_coeffs)
     with torch.no_grad():
         body.v_template = torch.tensor(model.v_template, dtype=dtype)
-        body.shapedirs = torch.tensor(ext, dtype=dtype)
+        body.shapedirs = torch.tensor(ext[:, :, :width], dtype=dtype)
         body.posedirs = torch.tensor(model.posedirs.reshape(-1, model.posedirs.shape[2]).T, dtype=dtype)
         body.J_regressor = torch.tensor(model.J_regressor.toarray(), dtype=dtype)
         body.lbs_weights = torch.tensor(model.weights, dtype=dtype)
