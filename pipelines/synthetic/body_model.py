@@ -347,7 +347,8 @@ def _shape_dirs(mesh: _Mesh, J: np.ndarray) -> np.ndarray:
         _lengthen(mesh, J, "left_ankle", "left_foot", 0.012),  # 11 foot length
         _lengthen(mesh, J, "left_shoulder", "left_elbow", 0.015) - _lengthen(mesh, J, "left_elbow", "left_wrist", 0.015),
         _lengthen(mesh, J, "left_hip", "left_knee", 0.02) - _lengthen(mesh, J, "left_knee", "left_ankle", 0.02),
-        0.12 * mesh.radial * (((g == "leg") & (mesh.u < 1)) | ((g == "arm") & (mesh.u < 2)))[:, None],  # 14 girth
+        0.12 * mesh.radial * (((g == "leg") & (mesh.u < 1)) | ((g == "arm") & (mesh.u < 2)))[:, None]
+        + _lengthen(mesh, J, "left_knee", "left_ankle", 0.008),  # 14 limb girth with a longer shin
         _move_subtree(mesh, J, "spine2", "spine3", (0, 0.008, -0.012)),  # 15 posture
     ]
     return np.stack(dirs, axis=-1)
