@@ -219,12 +219,12 @@ def _path(p: _Pose, rng: np.random.Generator, pattern: str, v0: float, scale: fl
     t, h0 = p.t, p.heading[0]
     if pattern == "backforth":
         leg_t = scale / v0
-        turn_t = rng.uniform(0.9, 1.3) * (1.0 if v0 < 2 else 1.4)
+        turn_t = rng.uniform(0.9, 1.3)
         period = leg_t + turn_t
         k = np.floor(t / period)
         u = np.clip((t - k * period - leg_t) / turn_t, 0.0, 1.0)  # 0 on the straight, 0..1 in the turn
         p.heading = h0 + np.pi * (k + _ss(u))
-        return v0 * (1.0 - 0.8 * np.sin(np.pi * u))
+        return v0 * (1.0 - 0.9 * np.sin(np.pi * u))
     speed = v0 * (1.0 + 0.04 * smooth_noise(rng, len(t), p.fps, 1, rate_hz=0.5)[:, 0])
     s = np.cumsum(speed) / p.fps
     if pattern == "loop":
@@ -278,7 +278,7 @@ def _locomotion(p: _Pose, rng: np.random.Generator, run: bool, pattern: str | No
         pattern = str(rng.choice(PATHS, p=probs))
     v0 = rng.uniform(2.6, 3.4) if run else rng.uniform(1.1, 1.5)
     scale = {"loop": rng.uniform(1.6, 1.9) if run else rng.uniform(1.0, 1.5), "figure8": rng.uniform(0.8, 0.95),
-             "backforth": rng.uniform(2.5, 3.3) if run else rng.uniform(2.0, 3.0), "straight": 0.0}[pattern]
+             "backforth": rng.uniform(1.6, 2.2) if run else rng.uniform(2.0, 2.8), "straight": 0.0}[pattern]
     speed = _path(p, rng, pattern, v0, scale)
     stride = rng.uniform(2.0, 2.4) if run else rng.uniform(1.3, 1.5)  # metres per gait cycle (2 steps)
     g = np.clip(speed / v0, 0.35, 1.0)
@@ -309,9 +309,13 @@ def _jump(p: _Pose, rng: np.random.Generator) -> None:
         p.xy = p.xy + (hop * (done + sign * _ss(q)))[:, None] * facing(p.heading)
 
 
-def _standing(p: _Pose, rng: np.random.Generator) -> None:
-    """Idle stance: weight shifts, breathing, head looking around, arms hanging."""
+def _standing(p: _Pose, rng: np.random.Generator, arms: bool = True) -> None:
+    """Idle stance: weight shifts, breathing, head looking around, arms hanging (unless ``arms``)."""
     n = len(p.t)
+    if arms:
+        sway = smooth_noise(rng, n, p.fps, 4, rate_hz=0.5, scale=0.12)
+        p.arm("left", sway[:, 0], -1.42 + 0.5 * sway[:, 1], 0.0, 0.25 + np.abs(sway[:, 1]))
+        p.arm("right", sway[:, 2], -1.42 + 0.5 * sway[:, 3], 0.0, 0.25 + np.abs(sway[:, 3]))
     shift = smooth_noise(rng, n, p.fps, 3, rate_hz=0.3)
     p.xy = p.xy + 0.04 * shift[:, :2]
     p.body[:, 0, 2] += 0.05 * shift[:, 0]
@@ -324,15 +328,15 @@ def _standing(p: _Pose, rng: np.random.Generator) -> None:
 
 
 def _wave(p: _Pose, rng: np.random.Generator) -> None:
-    _standing(p, rng)
+    _standing(p, rng, arms=False)
     side = str(rng.choice(["left", "right"]))
     other = "right" if side == "left" else "left"
     up = _toggle(rng, p.t, (0.5, 2.0), (0.5, 0.9), (1.5, 4.0), start_held=rng.uniform(0.0, 0.8))
     f = rng.uniform(1.8, 3.0)
     osc = 0.35 * np.sin(2 * np.pi * f * p.t) * up
     # Arm raised above the horizontal, upper arm twisted so the elbow hinge lifts the forearm up.
-    p.arm(side, 0.0, -1.3 + up * 1.6, -up * np.pi / 2, 0.2 + up * 1.1 + osc)
-    p.arm(other, 0.05, -1.3, 0.0, 0.2)
+    p.arm(side, 0.0, -1.42 + up * 1.72, -up * np.pi / 2, 0.2 + up * 1.1 + osc)
+    p.arm(other, 0.05, -1.42, 0.0, 0.2)
 
 
 def _sit(p: _Pose, rng: np.random.Generator, squat: bool) -> None:
