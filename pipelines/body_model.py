@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
-from pipelines.safe_pickle import safe_load_npz, safe_load_pickle
+from pipelines.safe_pickle import safe_load_npy, safe_load_npz, safe_load_pickle, sparse_from_parts
 from schemas.errors import BodyModelError, InputError, RegressorError
 from schemas.skeletons import H36M_17, SMPLH_52, Skeleton
 
@@ -132,13 +132,15 @@ def load_body_model(path, dmpl_path=None, gender: str | None = None) -> BodyMode
     posedirs = _dense(raw["posedirs"], path, "posedirs")
     weights = _dense(raw["weights"], path, "weights")
     jreg = raw["J_regressor"]
-    jreg = scipy.sparse.csr_matrix(jreg, dtype=np.float64) if scipy.sparse.issparse(jreg) else \
-        scipy.sparse.csr_matrix(_dense(jreg, path, "J_regressor"))
-    try:
-        kintree = np.asarray(raw["kintree_table"]).astype(np.int64)
-        faces = np.asarray(_dense(raw["f"], path, "f", np.float64))
-    except (TypeError, ValueError) as exc:
-        raise BodyModelError(path, f"kintree_table / f not integer arrays: {exc}") from None
+    if not scipy.sparse.issparse(jreg):
+        jreg = _dense(jreg, path, "J_regressor")
+        if jreg.ndim != 2:
+            raise BodyModelError(path, f"J_regressor has shape {jreg.shape}, expected (Jb, V)")
+    jreg = scipy.sparse.csr_matrix(jreg, dtype=np.float64)
+    kintree = _dense(raw["kintree_table"], path, "kintree_table")
+    _check_finite(kintree, path, "kintree_table")
+    kintree = kintree.astype(np.int64)
+    faces = _dense(raw["f"], path, "f")
 
     # Shapes: V from the template, Jb from the weights; everything else must agree.
     if v_template.ndim != 2 or v_template.shape[1] != 3 or v_template.shape[0] == 0:
@@ -241,7 +243,7 @@ def load_regressor(path) -> scipy.sparse.csr_matrix:
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".npy":
-            dense = np.load(path, allow_pickle=False)
+            dense = safe_load_npy(path)  # declared size checked before allocating
             if dense.dtype.kind not in "fiu":
                 raise RegressorError(path, f"dtype {dense.dtype} is not numeric")
             if dense.ndim != 2:
@@ -254,22 +256,14 @@ def load_regressor(path) -> scipy.sparse.csr_matrix:
                 (str(fmt.item()) if fmt is not None else None)
             if fmt not in ("csr", "csc", "coo"):
                 raise RegressorError(path, f"not a scipy.sparse.save_npz file (format {fmt!r})")
-            shape = tuple(int(s) for s in raw["shape"])
-            if len(shape) != 2:
-                raise RegressorError(path, f"has shape {shape}, expected (N, V)")
-            if fmt == "coo":
-                reg = scipy.sparse.coo_matrix((raw["data"], (raw["row"], raw["col"])), shape=shape)
-            else:
-                cls = scipy.sparse.csr_matrix if fmt == "csr" else scipy.sparse.csc_matrix
-                reg = cls((raw["data"], raw["indices"], raw["indptr"]), shape=shape)
-            reg = scipy.sparse.csr_matrix(reg, dtype=np.float64)
+            reg = sparse_from_parts(fmt, raw, raw["shape"])
         else:
             raise RegressorError(path, f"unsupported extension {ext!r} (expected .npy or .npz)")
     except RegressorError:
         raise
     except InputError as exc:
         raise RegressorError(path, exc.reason) from None
-    except (OSError, ValueError, KeyError, TypeError, EOFError, IndexError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, IndexError, OverflowError, MemoryError) as exc:
         raise RegressorError(path, f"unreadable regressor: {type(exc).__name__}: {exc}") from None
     reg.sum_duplicates()
     if not np.all(np.isfinite(reg.data)):

@@ -112,6 +112,44 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError(self._path, "pickle uses persistent ids; refused")
 
 
+def sparse_from_parts(fmt: str, parts: dict, shape) -> scipy.sparse.csr_matrix:
+    """Build a CSR matrix from untrusted ``data``/``indices``/``indptr`` (or ``row``/``col``) arrays.
+
+    scipy trusts its inputs: 2-D parts abort the process and out-of-range indices corrupt memory, so
+    every part is checked (1-D, integer indices in range, consistent lengths) before scipy sees it.
+    Raises ValueError with the reason.
+    """
+    shape = tuple(int(s) for s in np.asarray(shape).reshape(-1))
+    if len(shape) != 2 or min(shape) < 0:
+        raise ValueError(f"shape {shape} is not a 2-D matrix shape")
+
+    def vec(name, kind):
+        arr = np.asarray(parts[name])
+        if arr.ndim != 1 or arr.dtype.kind not in kind:
+            raise ValueError(f"{name} must be a 1-D {'integer' if kind == 'iu' else 'numeric'} array, "
+                             f"got {arr.dtype} {arr.shape}")
+        return arr
+
+    data = vec("data", "fiu").astype(np.float64)
+    if fmt == "coo":
+        row, col = vec("row", "iu").astype(np.int64), vec("col", "iu").astype(np.int64)
+        if not (len(row) == len(col) == len(data)):
+            raise ValueError("row, col and data lengths differ")
+        if len(row) and (row.min() < 0 or row.max() >= shape[0] or col.min() < 0 or col.max() >= shape[1]):
+            raise ValueError("coo indices out of range")
+        return scipy.sparse.coo_matrix((data, (row, col)), shape=shape).tocsr()
+    if fmt not in ("csr", "csc"):
+        raise ValueError(f"unknown sparse format {fmt!r}")
+    indices, indptr = vec("indices", "iu").astype(np.int64), vec("indptr", "iu").astype(np.int64)
+    major, minor = (shape[0], shape[1]) if fmt == "csr" else (shape[1], shape[0])
+    if len(indptr) != major + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(data):
+        raise ValueError("indptr is inconsistent with the shape and data")
+    if len(indices) != len(data) or (len(indices) and (indices.min() < 0 or indices.max() >= minor)):
+        raise ValueError("indices out of range or inconsistent with data")
+    cls = scipy.sparse.csr_matrix if fmt == "csr" else scipy.sparse.csc_matrix
+    return scipy.sparse.csr_matrix(cls((data, indices, indptr), shape=shape))
+
+
 def _convert(obj: Any, path) -> Any:
     """Replace stubs by numpy arrays / scipy matrices, recursively through containers."""
     if isinstance(obj, ChumpyStub):
@@ -122,12 +160,7 @@ def _convert(obj: Any, path) -> Any:
     if isinstance(obj, SparseStub):
         state = obj.state if isinstance(obj.state, dict) else {}
         try:
-            shape = tuple(int(s) for s in state.get("_shape", state.get("shape")))
-            if obj.format == "coo":
-                row, col = state["row"], state["col"]
-                return scipy.sparse.coo_matrix((state["data"], (row, col)), shape=shape).tocsr()
-            cls = scipy.sparse.csc_matrix if obj.format == "csc" else scipy.sparse.csr_matrix
-            return cls((state["data"], state["indices"], state["indptr"]), shape=shape)
+            return sparse_from_parts(obj.format, state, state.get("_shape", state.get("shape")))
         except Exception as exc:  # malformed sparse state
             raise InputError(path, f"malformed pickled sparse matrix: {exc}") from None
     if isinstance(obj, dict):
@@ -198,6 +231,29 @@ def _read_npy_member(fh: BinaryIO, path: str, key: str, max_bytes: int) -> np.nd
     arr = np.frombuffer(data, dtype=dtype, count=count)
     order = "F" if fortran else "C"
     return arr.reshape(shape, order=order).copy()
+
+
+def safe_load_npy(path: str | os.PathLike, max_bytes: int = 8 << 30) -> np.ndarray:
+    """Read one ``.npy`` with its declared size checked before allocation; object arrays are refused."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(6)
+            fh.seek(0)
+            if header != b"\x93NUMPY":
+                raise InputError(path, "not a .npy file (bad magic)")
+            fmt = np.lib.format
+            version = fmt.read_magic(fh)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            _, _, dtype = read(fh, max_header_size=100_000)
+            if dtype.hasobject:
+                raise InputError(path, "holds Python objects (needs pickle); refused")
+            fh.seek(0)
+            return _read_npy_member(fh, path, os.path.basename(path), max_bytes)
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError, SyntaxError, TypeError, OverflowError) as exc:
+        raise InputError(path, f"unreadable .npy: {type(exc).__name__}: {exc}") from None
 
 
 def safe_load_npz(path: str | os.PathLike, max_member_bytes: int = 8 << 30) -> dict[str, np.ndarray]:
