@@ -425,3 +425,24 @@ def test_window_read_throughput(tmp_path):
     print(json.dumps({"frames": n, "write_s": round(write_s, 2), "one_window_per_call_per_s": round(one),
                       "block_read_windows_per_s": round(block)}))
     assert one > 0 and block > 0
+
+
+def test_commit_waits_for_the_repository_lock(tmp_path):
+    """Commits are serialised by the file lock beside the repository: none lands while it is held."""
+    from pipelines.corpus import commit_lock, lock_path
+
+    p = tmp_path / "c"
+    v1 = _write(p, _seqs(0, lengths=(20,)))
+    assert lock_path(p) == tmp_path / "c.lock"
+    w = CorpusWriter(p)
+    w.add(make_seq(np.random.default_rng(1), "A/x", 30))
+    done: dict[str, str] = {}
+    lock = commit_lock(p)
+    with lock:
+        t = threading.Thread(target=lambda: done.setdefault("id", w.commit("waits")))
+        t.start()
+        t.join(1.0)
+        assert t.is_alive() and "id" not in done
+        assert CorpusReader.open(p).version_id == v1
+    t.join(30)
+    assert CorpusReader.open(p).version_id == done["id"] != v1
