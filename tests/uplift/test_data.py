@@ -1,0 +1,218 @@
+"""Window extraction, masks, sharding and resume of the streaming dataset (hand-built references)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines.corpus import CorpusWriter, open_corpus
+from pipelines.records import SequenceData, ViewData
+from schemas.skeletons import H36M_17
+from schemas.store import JOINTS_CAM
+from uplift.data import (StreamConfig, WindowStream, keyframe_mask, make_loader, phase_shift_range,
+                         round_robin_skip, window_indices)
+
+
+def official_window(video: np.ndarray, i: int, seq_len: int, stride: int):
+    """The official generator's slicing + np.pad("edge") for one centre, written out independently."""
+    left = (seq_len - 1) * stride // 2
+    right = (seq_len - 1) * stride - left
+    begin, end = i - left, i + right + 1
+    pad_left = pad_right = 0
+    if begin < 0:
+        pad_left = math.ceil(-begin / stride)
+        begin = begin + pad_left * stride
+    if end > len(video):
+        pad_right = math.ceil((end - len(video)) / stride)
+        end = end - pad_right * stride
+    seq = video[begin:end:stride]
+    mask = np.pad(np.ones(len(seq)), (pad_left, pad_right))
+    return np.pad(seq, (pad_left, pad_right), mode="edge"), mask.astype(bool)
+
+
+def test_window_indices_by_hand():
+    idx, ok = window_indices(0, 10, 5, 2)
+    assert idx.tolist() == [0, 0, 0, 2, 4] and ok.tolist() == [False, False, True, True, True]
+    idx, ok = window_indices(1, 10, 5, 2)
+    assert idx.tolist() == [1, 1, 1, 3, 5]
+    idx, ok = window_indices(8, 10, 5, 2)  # last lattice frame is 8, not 9
+    assert idx.tolist() == [4, 6, 8, 8, 8] and ok.tolist() == [True, True, True, False, False]
+    idx, ok = window_indices(9, 10, 5, 2)
+    assert idx.tolist() == [5, 7, 9, 9, 9]
+    idx, ok = window_indices(0, 1, 3, 5)  # one-frame sequence
+    assert idx.tolist() == [0, 0, 0] and ok.tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("n,n_out,s", [(10, 5, 2), (37, 9, 3), (3, 7, 5), (100, 11, 5)])
+def test_window_indices_match_official_padding(n, n_out, s):
+    video = np.arange(n)
+    t = np.arange(n)
+    idx, ok = window_indices(t, n, n_out, s)
+    for i in range(n):
+        ref, mask = official_window(video, i, n_out, s)
+        assert idx[i].tolist() == ref.tolist(), i
+        assert ok[i].tolist() == mask.tolist(), i
+
+
+def test_keyframe_mask_phases():
+    # offsets (k - 2) * 2 = [-4, -2, 0, 2, 4]
+    assert keyframe_mask(5, 2, 4).tolist() == [True, False, True, False, True]
+    assert keyframe_mask(5, 2, 4, shift=1).tolist() == [False, True, False, True, False]
+    assert keyframe_mask(5, 2, 2).all()
+    # evaluation: aligned to the global frame index of the centre (frames 6, 8, 10, 12, 14)
+    assert keyframe_mask(5, 2, 4, centre=10).tolist() == [False, True, False, True, False]
+    # m = s_in / s_out phases, as in the official recipe
+    assert phase_shift_range(1) == (0, 0)
+    assert phase_shift_range(2) == (-1, 0)
+    assert phase_shift_range(3) == (-1, 1)
+    assert phase_shift_range(4) == (-2, 1)
+
+
+def test_round_robin_skip():
+    assert round_robin_skip(0, [3, 1]) == ([0, 0], 0)
+    assert round_robin_skip(1, [3, 1]) == ([1, 0], 1)
+    assert round_robin_skip(3, [3, 1]) == ([2, 1], 0)
+    assert round_robin_skip(4, [3, 1]) == ([3, 1], 0)
+    assert round_robin_skip(5, [2, 4, 1]) == ([2, 2, 1], 1)
+    assert round_robin_skip(4, [2, 4, 1]) == ([2, 1, 1], 1)
+
+
+def _corpus(path, lens, split="train", subject="S1", action="Walk", views=2, seed=0):
+    """kp2d[..., 0] = frame index, kp2d[..., 1] = sequence*10 + camera: windows are checkable by value."""
+    rng = np.random.default_rng(seed)
+    w = CorpusWriter(path, num_joints=17, fps=50.0)
+    for i, n in enumerate(lens):
+        vs = []
+        for c in range(views):
+            kp = np.zeros((n, 17, 2), np.float32)
+            kp[..., 0] = np.arange(n)[:, None]
+            kp[..., 1] = i * 10 + c
+            j3 = rng.normal(size=(n, 17, 3)).astype(np.float32)
+            vs.append(ViewData("h36m", str(c), subject, "projected", kp, j3, rng.random((n, 17)) > 0.2,
+                               np.zeros(11), np.zeros((3, 4))))
+        w.add(SequenceData(key=f"{subject}/{action}/{i}", source="h36m", joints_world=np.zeros((n, 17, 3), np.float32),
+                           views=vs, split=split if isinstance(split, str) else split[i], subject=subject,
+                           action=action))
+    w.commit("test corpus", tag="v1")
+    return open_corpus(f"{path}@v1")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return _corpus(tmp_path_factory.mktemp("c") / "c", [40, 700, 1500, 5, 300],
+                   split=["train", "train", "train", "test", "train"])
+
+
+CFG = StreamConfig(seq_len=9, s_out=2, s_in=(2, 4), batch_size=32, block_frames=256, buffer_blocks=2)
+
+
+def _ids(batches):
+    """(view, frame) of the non-flipped windows."""
+    out = []
+    for b in batches:
+        keep = ~b["flipped"]
+        out += list(zip(b["view"][keep].tolist(), b["frame"][keep].tolist()))
+    return out
+
+
+def test_training_batches_content(corpus):
+    ds = WindowStream(corpus, CFG, split="train")
+    views = ds.views
+    seq_of = views["sequence_id"].to_numpy()
+    nf = views["n_frames"].to_numpy()
+    full = np.asarray(corpus.array(JOINTS_CAM)[:])
+    off = views["offset"].to_numpy()
+    n_batches = 0
+    for b in ds:
+        n_batches += 1
+        B = b["view"].shape[0]
+        assert B == 32 and b["keypoints_2d"].shape == (32, 5, 17, 2)
+        h = B // 2
+        kp, j3 = b["keypoints_2d"].numpy(), b["joints_3d"].numpy()
+        for i in range(h):
+            v, t = int(b["view"][i]), int(b["frame"][i])
+            idx, ok = window_indices(t, nf[v], 5, 2)
+            assert kp[i, :, 0, 0].tolist() == idx.tolist()
+            assert np.all(kp[i, :, :, 1] == seq_of[v] * 10 + int(views["camera_id"][v].as_py()))
+            assert b["valid"][i].numpy().tolist() == ok.tolist()
+            ref = full[off[v] + idx]
+            np.testing.assert_allclose(j3[i], ref - ref[:, :1], atol=1e-6)  # root-relative
+            # flipped copy: left/right swapped, x negated
+            perm = H36M_17.flip_permutation
+            np.testing.assert_allclose(kp[h + i], kp[i][:, perm] * [-1, 1])
+            np.testing.assert_allclose(j3[h + i], j3[i][:, perm] * [-1, 1, 1])
+            assert b["keyframe"][h + i].tolist() == b["keyframe"][i].tolist()
+            # key frames: every s_in/s_out-th token, at least one, with one of the m phases
+            s_in = int(b["s_in"][i])
+            kf = b["keyframe"][i].numpy()
+            m = s_in // 2
+            first = int(np.argmax(kf))
+            assert first < m and kf.tolist() == [(k - first) % m == 0 for k in range(5)]
+    assert n_batches == ds.batches_per_epoch() == (40 + 700 + 1500 + 300) * 2 // 16
+
+
+def test_epoch_covers_every_frame_once_and_shuffles(corpus):
+    cfg = StreamConfig(**{**CFG.__dict__, "drop_last": False})
+    ds = WindowStream(corpus, cfg, split="train")
+    ids = _ids(ds)
+    expect = {(v, t) for v, n in enumerate(ds.views["n_frames"].to_numpy()) for t in range(n)}
+    assert len(ids) == len(expect) and set(ids) == expect
+    ds.set_epoch(1)
+    ids1 = _ids(ds)
+    assert set(ids1) == expect and ids1 != ids
+    # same (seed, epoch) -> same order
+    ds.set_epoch(0)
+    assert _ids(ds) == ids
+
+
+@pytest.mark.timeout(120)
+def test_shards_disjoint_2_workers_x_2_ranks(corpus):
+    cfg = StreamConfig(**{**CFG.__dict__, "drop_last": False})
+    seen = Counter()
+    for rank in range(2):
+        ds = WindowStream(corpus, cfg, split="train", rank=rank, world_size=2)
+        ds.set_epoch(3)
+        seen.update(_ids(make_loader(ds, num_workers=2)))
+    expect = {(v, t) for v, n in enumerate(WindowStream(corpus, cfg, split="train").views["n_frames"].to_numpy())
+              for t in range(n)}
+    assert set(seen) == expect and max(seen.values()) == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_mid_epoch_reproduces_remaining_order(corpus, workers):
+    ds = WindowStream(corpus, CFG, split="train")
+    ds.set_epoch(2)
+    full = list(make_loader(ds, num_workers=workers))
+    k = 7
+    ds2 = WindowStream(corpus, CFG, split="train")
+    ds2.set_epoch(2, start_batch=k)
+    rest = list(make_loader(ds2, num_workers=workers))
+    assert len(rest) == len(full) - k
+    for a, b in zip(full[k:], rest):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_eval_stream_deterministic_and_aligned(corpus):
+    ds = WindowStream(corpus, CFG, train=False, eval_s_in=4, split="test")
+    batches = list(ds)
+    ids = _ids(batches)
+    assert ids == [(0, t) for t in range(5)] * 2 or ids == [(v, t) for v in range(2) for t in range(5)]
+    for b in batches:
+        assert not b["flipped"].any()
+        for i in range(len(b["frame"])):
+            t = int(b["frame"][i])
+            glob = t + (np.arange(5) - 2) * 2
+            assert b["keyframe"][i].tolist() == (glob % 4 == 0).tolist()
+
+
+def test_two_corpora_and_filters(tmp_path, corpus):
+    other = _corpus(tmp_path / "o", [50], subject="S9", action="Sit")
+    ds = WindowStream([corpus, other], CFG, train=False, subjects=["S9"])
+    assert ds.num_windows == 100
+    assert ds.views["corpus"].to_pylist() == [1, 1]

@@ -1,0 +1,564 @@
+"""Streaming training/evaluation windows from one or more corpus versions, with bounded memory.
+
+Design (measured: one Zarr read per window is ~700 windows/s; cutting many windows out of whole
+chunks is 10-30x faster):
+
+* The selected view frames of every corpus are cut into *blocks* of ``block_frames`` consecutive
+  rows of the ``views/*`` arrays (aligned to the Zarr time chunks). A block is the unit of I/O
+  (its rows plus a halo of half a window on each side are read in one call per array), of
+  sharding (DataLoader workers x distributed ranks get disjoint blocks) and of shuffling (block
+  order is a permutation drawn from ``(seed, epoch)``).
+* A shard's blocks are taken ``buffer_blocks`` at a time (a *group*); the windows of one group are
+  permuted with a generator seeded by ``(seed, epoch, shard, group)``. At most two groups are
+  resident, so memory is bounded by ``2 * buffer_blocks * (block_frames + window span)`` frames
+  whatever the corpus size.
+* The whole sample order is a pure function of the manifests and ``(seed, epoch, shard)``: resuming
+  at batch k recomputes it from metadata, skips whole groups without reading them, and continues
+  with exactly the batches an uninterrupted run would have produced.
+* The stream yields whole batches (numpy gathers, no per-sample Python); use it with
+  ``DataLoader(stream, batch_size=None)``. With ``flip`` the second half of a batch is the
+  left/right-flipped first half (flipped once per block, not per window).
+
+Windows follow the official Uplift-Upsample recipe: N frames at stride ``s_out`` centred on frame t,
+out-of-sequence frames "copy"-padded with the nearest in-sequence frame of the same stride lattice,
+a validity mask, and a key-frame mask (every ``s_in``-th frame has a 2D input) whose phase is drawn
+at random in training and aligned to global frame indices in evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from schemas.errors import ConfigError
+from schemas.skeletons import H36M_17
+from schemas.store import IN_VIEW, JOINTS_CAM, KEYPOINTS_2D, TIME_CHUNK
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------
+# Window geometry (pure functions)
+# ----------------------------------------------------------------------------------------------
+
+def window_span(n_out: int, s_out: int) -> tuple[int, int]:
+    """Frames a window reaches left and right of its centre: ``(left, right)``."""
+    left = (n_out - 1) * s_out // 2
+    return left, (n_out - 1) * s_out - left
+
+
+def window_indices(t: np.ndarray | int, n_frames: np.ndarray | int, n_out: int, s_out: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Frame indices of windows centred on ``t`` inside sequences of ``n_frames`` frames.
+
+    Returns ``idx (..., n_out)`` int64 (always inside ``[0, n_frames)``) and ``valid (..., n_out)`` bool.
+    Out-of-sequence positions copy the nearest in-sequence frame *on the same stride lattice*
+    (``t % s_out`` on the left, the last lattice frame on the right), as ``np.pad(mode="edge")``
+    on ``video[begin:end:s_out]`` does in the official code.
+    """
+    t = np.asarray(t, dtype=np.int64)[..., None]
+    n = np.asarray(n_frames, dtype=np.int64)[..., None]
+    mid = n_out // 2
+    raw = t + (np.arange(n_out, dtype=np.int64) - mid) * s_out
+    valid = (raw >= 0) & (raw < n)
+    first = t % s_out
+    last = t + ((n - 1 - t) // s_out) * s_out
+    idx = np.where(raw < 0, first, np.where(raw >= n, last, raw))
+    return idx, valid
+
+
+def phase_shift_range(m: int) -> tuple[int, int]:
+    """Inclusive range of the random key-frame shift (in output frames) for ``m = s_in / s_out``.
+
+    Official recipe: ``[-ceil((m-1)/2), floor(m/2)]`` for odd m and one less on the right for even
+    m, i.e. exactly m distinct phases.
+    """
+    low = -math.ceil((m - 1) / 2)
+    return low, low + m - 1
+
+
+def keyframe_mask(n_out: int, s_out: int, s_in: np.ndarray | int, shift: np.ndarray | int = 0,
+                  centre: np.ndarray | int | None = None) -> np.ndarray:
+    """Key-frame mask ``(..., n_out)`` bool: which window positions carry a 2D input.
+
+    ``shift`` (in output frames) moves the key-frame lattice (training); ``centre`` aligns it to the
+    global frame index of the window centre (evaluation: frame f is a key frame iff f % s_in == 0).
+    """
+    s_in = np.asarray(s_in, dtype=np.int64)[..., None]
+    off = (np.arange(n_out, dtype=np.int64) - n_out // 2) * s_out
+    off = off + np.asarray(shift, dtype=np.int64)[..., None] * s_out
+    if centre is not None:
+        off = off + np.asarray(centre, dtype=np.int64)[..., None]
+    return off % s_in == 0
+
+
+def draw_keyframes(rng: np.random.Generator, n: int, s_in_choices: Sequence[int], s_out: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample ``s_in (n,)`` drawn from the choices and a phase ``shift (n,)`` in output frames."""
+    choices = np.asarray(s_in_choices, dtype=np.int64)
+    s_in = choices[rng.integers(0, len(choices), size=n)]
+    m = s_in // s_out
+    low = -np.ceil((m - 1) / 2).astype(np.int64)
+    shift = low + (rng.random(n) * m).astype(np.int64)  # uniform over the m phases
+    return s_in, shift
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Window and loader settings. Defaults are the published N=351, s_out=5, s_in in {5,10,20}.
+
+    A window spans ``seq_len`` (N) frames at the full rate and holds ``n_out = (N-1)/s_out + 1``
+    tokens (71 for the published setting), as ``uplift.config.ModelConfig`` counts them.
+    """
+
+    seq_len: int = 351
+    s_out: int = 5
+    s_in: tuple[int, ...] = (5, 10, 20)
+    batch_size: int = 512  # windows per batch, flipped copies included
+    flip: bool = True  # second half of each batch = flipped first half
+    random_shift: bool = True  # random key-frame phase (training); evaluation aligns to global frames
+    frame_step: int = 1  # every frame_step-th frame is a window centre
+    block_frames: int = TIME_CHUNK
+    buffer_blocks: int = 8  # blocks shuffled together; bounds memory
+    drop_last: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.s_out < 1 or self.seq_len < 1 or (self.seq_len - 1) % self.s_out or self.n_out % 2 == 0:
+            raise ConfigError(f"seq_len - 1 = {self.seq_len - 1} must be a multiple of s_out = {self.s_out} "
+                              f"giving an odd token count, got n_out = {(self.seq_len - 1) / self.s_out + 1}")
+        if self.s_out < 1 or any(s < self.s_out or s % self.s_out for s in self.s_in):
+            raise ConfigError(f"every s_in must be a multiple of s_out={self.s_out}, got {self.s_in}")
+        if self.flip and self.batch_size % 2:
+            raise ConfigError(f"batch_size must be even with flip, got {self.batch_size}")
+        if self.batch_size < 1 or self.block_frames < 1 or self.buffer_blocks < 1 or self.frame_step < 1:
+            raise ConfigError("batch_size, block_frames, buffer_blocks and frame_step must be positive")
+
+    @property
+    def n_out(self) -> int:
+        """Tokens per window."""
+        return (self.seq_len - 1) // self.s_out + 1
+
+    @property
+    def base_per_batch(self) -> int:
+        """Distinct windows per batch (half the batch when flipping)."""
+        return self.batch_size // 2 if self.flip else self.batch_size
+
+
+# ----------------------------------------------------------------------------------------------
+# Selection of views and blocks (metadata only)
+# ----------------------------------------------------------------------------------------------
+
+def select_views(sequences: pa.Table, views: pa.Table, split: str | Sequence[str] | None = None,
+                 subjects: Iterable[str] | None = None, actions: Iterable[str] | None = None,
+                 sources: Iterable[str] | None = None, sequence_ids: Iterable[int] | None = None,
+                 keys: Iterable[str] | None = None, detections: Iterable[str] | None = None
+                 ) -> pa.Table:
+    """Views (joined with their sequence's metadata) that pass every given filter, by offset.
+
+    Returns the view columns plus key, subject, action, split and source of the sequence.
+    """
+    seq = sequences
+    conds = []
+    if split is not None:
+        conds.append(pc.is_in(seq["split"], pa.array([split] if isinstance(split, str) else list(split))))
+    for col, vals in (("subject", subjects), ("action", actions), ("source", sources), ("key", keys)):
+        if vals is not None:
+            conds.append(pc.is_in(seq[col], pa.array(list(vals), pa.string())))
+    if sequence_ids is not None:
+        conds.append(pc.is_in(seq["sequence_id"], pa.array(list(sequence_ids), pa.int64())))
+    if conds:
+        keep = conds[0]
+        for c in conds[1:]:
+            keep = pc.and_(keep, c)
+        seq = seq.filter(keep)
+    if detections is not None:
+        views = views.filter(pc.is_in(views["detections"], pa.array(list(detections), pa.string())))
+    meta = seq.select([c for c in ("sequence_id", "key", "subject", "action", "split", "source")
+                       if c in seq.column_names])
+    joined = views.join(meta, "sequence_id", join_type="inner")
+    joined = joined.filter(pc.greater(joined["n_frames"], 0))
+    return joined.sort_by([("offset", "ascending")])
+
+
+@dataclass
+class _Part:
+    """One corpus's share of the stream: selected views and the arrays to read from."""
+
+    source: object  # a CorpusReader-like object
+    views: pa.Table
+    offset: np.ndarray  # (V,) int64 first row of each selected view, ascending
+    n_frames: np.ndarray  # (V,) int64
+    view_base: int  # index of this part's first view in the stream's global view list
+    blocks: np.ndarray  # (B,) int64 block numbers (row // block_frames) holding selected frames
+
+
+def _blocks_of(offset: np.ndarray, n_frames: np.ndarray, block_frames: int) -> np.ndarray:
+    """Distinct block numbers touched by the row ranges ``[offset, offset + n_frames)``."""
+    if len(offset) == 0:
+        return np.zeros(0, np.int64)
+    first = offset // block_frames
+    last = (offset + n_frames - 1) // block_frames
+    counts = last - first + 1
+    rep = np.repeat(first - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
+    return np.unique(rep)
+
+
+def block_centres(offset: np.ndarray, n_frames: np.ndarray, block: int, block_frames: int,
+                  frame_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Window centres inside one block: ``(view (K,), t (K,))`` = selected view index and frame."""
+    lo, hi = block * block_frames, (block + 1) * block_frames
+    end = offset + n_frames
+    v0 = int(np.searchsorted(end, lo, side="right"))
+    v1 = int(np.searchsorted(offset, hi, side="left"))
+    vs, ts = [], []
+    for v in range(v0, v1):
+        a = max(lo, int(offset[v])) - int(offset[v])
+        b = min(hi, int(end[v])) - int(offset[v])
+        a = -(-a // frame_step) * frame_step  # first multiple of frame_step >= a
+        if a < b:
+            t = np.arange(a, b, frame_step, dtype=np.int64)
+            ts.append(t)
+            vs.append(np.full(len(t), v, np.int64))
+    if not ts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(vs), np.concatenate(ts)
+
+
+def _block_count(offset, n_frames, block, block_frames, frame_step) -> int:
+    return len(block_centres(offset, n_frames, block, block_frames, frame_step)[0])
+
+
+def shard_blocks(n_blocks: int, seed: int, epoch: int, shard: int, num_shards: int,
+                 shuffle: bool = True) -> np.ndarray:
+    """Global block indices of one shard for one epoch (disjoint across shards, union = all)."""
+    order = np.random.default_rng([seed, epoch]).permutation(n_blocks) if shuffle else np.arange(n_blocks)
+    return order[shard::num_shards]
+
+
+def round_robin_skip(consumed: int, counts: Sequence[int]) -> tuple[list[int], int]:
+    """Where a DataLoader (in order) over workers stands after yielding ``consumed`` batches.
+
+    ``counts[w]`` = batches worker w yields in the epoch; the loader takes one from every worker
+    that still has one, in worker order, round after round. Returns ``(done, next_worker)``:
+    batches each worker had produced and the worker that yields the next batch (0 at the end).
+    """
+    done = [0] * len(counts)
+    left, w = consumed, 0
+    if consumed > sum(counts):
+        raise ConfigError(f"position {consumed} is past the end of the epoch ({sum(counts)} batches)")
+    while left > 0:
+        if done[w] < counts[w]:
+            done[w] += 1
+            left -= 1
+        w = (w + 1) % len(counts)
+    for _ in range(len(counts)):  # the next worker with batches left, in cycle order
+        if done[w] < counts[w]:
+            return done, w
+        w = (w + 1) % len(counts)
+    return done, 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The stream
+# ----------------------------------------------------------------------------------------------
+
+def _open(source):
+    if isinstance(source, str):
+        from pipelines.corpus import open_corpus  # late: the reader lives in pipelines
+
+        return open_corpus(source)
+    return source
+
+
+def _spec_of(reader) -> object:
+    """A picklable ``"PATH@SNAPSHOT"`` for a corpus reader (the reader itself when it has no path)."""
+    path, version = getattr(reader, "path", None), getattr(reader, "version_id", None)
+    return f"{path}@{version}" if path is not None and version else reader
+
+
+@dataclass
+class _Group:
+    """Resident data of one group of blocks: concatenated rows plus the group's sample order."""
+
+    kp2d: np.ndarray  # (R, J, 2)
+    j3d: np.ndarray  # (R, J, 3) root-relative
+    in_view: np.ndarray  # (R, J)
+    kp2d_f: np.ndarray | None
+    j3d_f: np.ndarray | None
+    in_view_f: np.ndarray | None
+    rows: np.ndarray  # (K, N) rows of each sample's window in the group arrays
+    valid: np.ndarray  # (K, N)
+    view: np.ndarray  # (K,) global view index
+    t: np.ndarray  # (K,) centre frame in its view
+    s_in: np.ndarray  # (K,)
+    keyframe: np.ndarray  # (K, N)
+
+
+class WindowStream(IterableDataset):
+    """Batches of windows streamed from corpus versions. Use with ``DataLoader(ds, batch_size=None)``.
+
+    ``sources``: corpus readers (``pipelines.corpus.CorpusReader``) or ``"PATH@VERSION"`` strings.
+    Each yielded batch is a dict of tensors (B = batch size, N = n_out tokens, J = joints):
+    ``keypoints_2d (B,N,J,2)`` normalised 2D input, ``joints_3d (B,N,J,3)`` root-relative camera-frame
+    metres, ``valid (B,N)`` in-sequence mask, ``keyframe (B,N)`` 2D-input mask, ``in_view (B,N,J)``,
+    ``s_in (B,)``, ``view (B,)`` global view index (see ``views``), ``frame (B,)`` centre frame,
+    ``flipped (B,)``.
+
+    ``train=True``: shuffled, random s_in and phase, flip, drop_last per config.
+    ``train=False``: every selected frame in corpus order, one fixed ``eval_s_in``, key frames aligned
+    to global frame indices, no flip, last batch kept.
+    """
+
+    def __init__(self, sources: Sequence[object] | object, config: StreamConfig = StreamConfig(), *,
+                 train: bool = True, eval_s_in: int | None = None, rank: int | None = None,
+                 world_size: int | None = None, skeleton=H36M_17, **filters):
+        super().__init__()
+        if not isinstance(sources, (list, tuple)):
+            sources = [sources]
+        if not train:
+            config = replace(config, flip=False, random_shift=False, drop_last=False)
+            s = eval_s_in if eval_s_in is not None else config.s_in[0]
+            config = replace(config, s_in=(s,))
+        self.config = config
+        self.train = train
+        self.filters = filters
+        self.skeleton = skeleton
+        if rank is None or world_size is None:
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            else:
+                rank, world_size = 0, 1
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.start_batch = 0  # batches (of the whole loader, all workers) already consumed this epoch
+        self._sources = list(sources)
+        self._parts: list[_Part] | None = None
+        self._build_parts()
+
+    # -- pickling (DataLoader workers are spawned: Icechunk's runtime does not survive a fork) --
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_parts"] = [replace(p, source=_spec_of(p.source)) for p in self._parts]
+        state["_sources"] = [_spec_of(_open(s)) if not isinstance(s, str) else s for s in self._sources]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._parts = [replace(p, source=_open(p.source)) for p in self._parts]
+
+    # -- metadata --------------------------------------------------------------------------
+
+    def _build_parts(self):
+        parts, base = [], 0
+        cfg = self.config
+        for src in self._sources:
+            reader = _open(src)
+            views = select_views(reader.sequences, reader.views, **self.filters)
+            off = views["offset"].to_numpy().astype(np.int64)
+            n = views["n_frames"].to_numpy().astype(np.int64)
+            parts.append(_Part(reader, views, off, n, base, _blocks_of(off, n, cfg.block_frames)))
+            base += len(views)
+        self._parts = parts
+        self._block_ref = np.concatenate(
+            [np.stack([np.full(len(p.blocks), i), p.blocks], 1) for i, p in enumerate(parts)]
+            + [np.zeros((0, 2), np.int64)]).astype(np.int64)
+        self._block_sizes = np.array(
+            [_block_count(parts[i].offset, parts[i].n_frames, b, cfg.block_frames, cfg.frame_step)
+             for i, b in self._block_ref], np.int64)
+
+    @property
+    def views(self) -> pa.Table:
+        """All selected views across sources (row i = global view index i), with a ``source`` column."""
+        tabs = [p.views.append_column("corpus", pa.array(np.full(len(p.views), i))) for i, p in
+                enumerate(self._parts)]
+        return pa.concat_tables(tabs)
+
+    @property
+    def num_windows(self) -> int:
+        """Distinct window centres per epoch (all shards)."""
+        return int(self._block_sizes.sum())
+
+    def version_ids(self) -> list[str]:
+        return [str(getattr(p.source, "version_id", "")) for p in self._parts]
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch's order; ``start_batch`` = loader batches already consumed (resume)."""
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
+
+    def _shard_info(self, num_workers: int, worker: int) -> tuple[int, int]:
+        return self.rank * num_workers + worker, self.world_size * num_workers
+
+    def _batch_count(self, shard: int, num_shards: int) -> int:
+        blocks = shard_blocks(len(self._block_ref), self.config.seed, self.epoch, shard, num_shards,
+                              shuffle=self.train)
+        n = int(self._block_sizes[blocks].sum())
+        b = self.config.base_per_batch
+        return n // b if self.config.drop_last else -(-n // b)
+
+    def batches_per_epoch(self, num_workers: int = 0) -> int:
+        """Batches this rank's loader yields in the current epoch."""
+        w = max(num_workers, 1)
+        return sum(self._batch_count(*self._shard_info(w, i)) for i in range(w))
+
+    # -- sample order (metadata only) ---------------------------------------------------------
+
+    def _groups(self, shard: int, num_shards: int) -> list[np.ndarray]:
+        blocks = shard_blocks(len(self._block_ref), self.config.seed, self.epoch, shard, num_shards,
+                              shuffle=self.train)
+        k = self.config.buffer_blocks
+        return [blocks[i:i + k] for i in range(0, len(blocks), k)]
+
+    def _load_group(self, blocks: np.ndarray, shard: int, gi: int) -> _Group:
+        cfg = self.config
+        kp, j3, iv, rows, valid, view, ts = [], [], [], [], [], [], []
+        base = 0
+        for bi in blocks:
+            pi, b = self._block_ref[bi]
+            part = self._parts[pi]
+            v, t = block_centres(part.offset, part.n_frames, int(b), cfg.block_frames, cfg.frame_step)
+            idx, ok = window_indices(t, part.n_frames[v], cfg.n_out, cfg.s_out)
+            absrow = part.offset[v][:, None] + idx
+            r0, r1 = int(absrow.min()), int(absrow.max()) + 1  # the block plus its halo, one read
+            src = part.source
+            kp.append(np.asarray(src.array(KEYPOINTS_2D)[r0:r1], np.float32))
+            j = np.asarray(src.array(JOINTS_CAM)[r0:r1], np.float32)
+            j3.append(j - j[:, self.skeleton.root:self.skeleton.root + 1])
+            iv.append(np.asarray(src.array(IN_VIEW)[r0:r1], bool))
+            rows.append(absrow - r0 + base)
+            valid.append(ok)
+            view.append(v + part.view_base)
+            ts.append(t)
+            base += r1 - r0
+        cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
+        J = self.skeleton.num_joints
+        g_kp, g_j3, g_iv = cat(kp, (0, J, 2)), cat(j3, (0, J, 3)), cat(iv, (0, J))
+        rows_a = cat(rows, (0, cfg.n_out)).astype(np.int64)
+        valid_a = cat(valid, (0, cfg.n_out)).astype(bool)
+        view_a, t_a = cat(view, (0,)).astype(np.int64), cat(ts, (0,)).astype(np.int64)
+        n = len(t_a)
+        rng = np.random.default_rng([cfg.seed, self.epoch, shard, gi])
+        if self.train:
+            order = rng.permutation(n)
+            rows_a, valid_a, view_a, t_a = rows_a[order], valid_a[order], view_a[order], t_a[order]
+        if self.train and (len(cfg.s_in) > 1 or cfg.random_shift):
+            s_in, shift = draw_keyframes(rng, n, cfg.s_in, cfg.s_out)
+            if not cfg.random_shift:
+                shift = np.zeros(n, np.int64)
+            keyframe = keyframe_mask(cfg.n_out, cfg.s_out, s_in, shift)
+        else:
+            s_in = np.full(n, cfg.s_in[0], np.int64)
+            keyframe = keyframe_mask(cfg.n_out, cfg.s_out, s_in, 0, centre=None if self.train else t_a)
+        g = _Group(g_kp, g_j3, g_iv, None, None, None, rows_a, valid_a, view_a, t_a, s_in, keyframe)
+        if cfg.flip:
+            perm = self.skeleton.flip_permutation
+            g.kp2d_f = g_kp[:, perm] * np.array([-1, 1], np.float32)
+            g.j3d_f = g_j3[:, perm] * np.array([-1, 1, 1], np.float32)
+            g.in_view_f = g_iv[:, perm]
+        return g
+
+    # -- iteration ------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        nw, wid = (info.num_workers, info.id) if info is not None else (1, 0)
+        shard, num_shards = self._shard_info(nw, wid)
+        counts = [self._batch_count(*self._shard_info(nw, w)) for w in range(nw)]
+        done, first = round_robin_skip(self.start_batch, counts)
+        # On resume the loader starts again at its worker 0: rotate the shards so that worker 0
+        # plays the shard that yields the next batch; the cyclic order then continues unchanged.
+        role = (first + wid) % nw
+        shard, num_shards = self._shard_info(nw, role)
+        yield from self._iter_shard(shard, num_shards, done[role], counts[role])
+
+    def iter_shard(self, shard: int, num_shards: int, skip: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches of one shard (for tests and custom launchers), skipping the first ``skip``."""
+        yield from self._iter_shard(shard, num_shards, skip, self._batch_count(shard, num_shards))
+
+    def _iter_shard(self, shard, num_shards, skip, n_batches):
+        cfg = self.config
+        groups = self._groups(shard, num_shards)
+        sizes = [int(self._block_sizes[g].sum()) for g in groups]
+        bsz = cfg.base_per_batch
+        pos = skip * bsz  # first sample (in shard order) still to emit
+        end = n_batches * bsz if cfg.drop_last else sum(sizes)
+        starts = np.cumsum([0] + sizes)
+        resident: dict[int, _Group] = {}
+        while pos < end:
+            stop = min(pos + bsz, end)
+            pieces = []
+            gi = int(np.searchsorted(starts, pos, side="right") - 1)
+            p = pos
+            while p < stop:
+                while sizes[gi] == 0 or p >= starts[gi + 1]:
+                    gi += 1
+                if gi not in resident:
+                    for old in [k for k in resident if k < gi]:
+                        del resident[old]  # at most two groups resident
+                    resident[gi] = self._load_group(groups[gi], shard, gi)
+                q = min(stop, int(starts[gi + 1]))
+                pieces.append((resident[gi], p - int(starts[gi]), q - int(starts[gi])))
+                p = q
+            yield self._assemble(pieces, stop - pos)
+            pos = stop
+
+    def _assemble(self, pieces, n: int) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        J, N = self.skeleton.num_joints, cfg.n_out
+        B = 2 * n if cfg.flip else n
+        kp = np.empty((B, N, J, 2), np.float32)
+        j3 = np.empty((B, N, J, 3), np.float32)
+        iv = np.empty((B, N, J), bool)
+        valid = np.empty((B, N), bool)
+        key = np.empty((B, N), bool)
+        s_in = np.empty(B, np.int64)
+        view = np.empty(B, np.int64)
+        frame = np.empty(B, np.int64)
+        o = 0
+        for g, a, b in pieces:
+            sl = slice(o, o + b - a)
+            r = g.rows[a:b]
+            np.take(g.kp2d, r, axis=0, out=kp[sl])
+            np.take(g.j3d, r, axis=0, out=j3[sl])
+            np.take(g.in_view, r, axis=0, out=iv[sl])
+            valid[sl], key[sl], s_in[sl] = g.valid[a:b], g.keyframe[a:b], g.s_in[a:b]
+            view[sl], frame[sl] = g.view[a:b], g.t[a:b]
+            if cfg.flip:
+                fl = slice(n + o, n + o + b - a)
+                np.take(g.kp2d_f, r, axis=0, out=kp[fl])
+                np.take(g.j3d_f, r, axis=0, out=j3[fl])
+                np.take(g.in_view_f, r, axis=0, out=iv[fl])
+            o += b - a
+        flipped = np.zeros(B, bool)
+        if cfg.flip:
+            for arr in (valid, key, s_in, view, frame):
+                arr[n:] = arr[:n]
+            flipped[n:] = True
+        out = dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, valid=valid, keyframe=key, s_in=s_in,
+                   view=view, frame=frame, flipped=flipped)
+        return {k: torch.from_numpy(v) for k, v in out.items()}
+
+
+def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = False
+                ) -> torch.utils.data.DataLoader:
+    """A DataLoader over whole batches (the stream batches itself), in deterministic worker order.
+
+    Workers are spawned, not forked: a forked child inherits Icechunk's async runtime without its
+    threads and hangs on the first read. The stream pickles its corpora as ``PATH@SNAPSHOT``.
+    """
+    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
+                                       pin_memory=pin_memory, persistent_workers=False,
+                                       multiprocessing_context="spawn" if num_workers else None)
