@@ -1,0 +1,203 @@
+"""Uplift-Upsample Transformer: parameter counts vs the paper, shapes, key-frame gather/scatter,
+strided blocks, attention masking, optimiser schedule and EMA."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from schemas.errors import ConfigError
+from uplift.config import H36M_81, H36M_351, TINY, ModelConfig, get_preset
+from uplift.flops import forward_flops
+from uplift.keyframes import global_keyframe_mask, keyframe_mask, random_keyframe_mask
+from uplift.model import StridedBlock, build_model, count_parameters
+from uplift.optim import effective_weight_decay, make_optimizer
+
+
+@pytest.mark.parametrize("cfg, paper", [(H36M_351, 10.39e6), (H36M_81, 10.36e6)])
+def test_parameter_count_matches_paper_table4(cfg, paper):
+    n = count_parameters(build_model(cfg))
+    assert abs(n - paper) / paper < 0.005, n
+
+
+def test_published_window_geometry():
+    assert H36M_351.model.n_out == 71 and H36M_81.model.n_out == 41
+    assert H36M_351.model.strided_lengths == (71, 23, 3, 1)
+    assert H36M_81.model.strided_lengths == (41, 11, 3, 1)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError):
+        ModelConfig(seq_len=350, out_stride=5)  # (N - 1) not a multiple of s_out
+    with pytest.raises(ConfigError):
+        ModelConfig(strides=(3, 3, 3))  # 71 -> 23 -> 7 -> 2, not 1
+    with pytest.raises(ConfigError):
+        dataclasses.replace(H36M_351, train=dataclasses.replace(H36M_351.train, in_strides=(7,)))
+    with pytest.raises(ConfigError):
+        get_preset("nope")
+    assert get_preset("h36m_81", lr=1e-3).train.lr == 1e-3
+
+
+def _inputs(cfg, b=3, seed=0, s_in=4):
+    g = torch.Generator().manual_seed(seed)
+    m = cfg.model
+    x = torch.randn(b, m.n_out, m.num_joints, 2, generator=g)
+    kf = torch.as_tensor(np.stack([keyframe_mask(m.n_out, m.out_stride, s_in, shift=-(i % 2)) for i in range(b)]))
+    return x, kf
+
+
+def test_forward_shapes_and_backward():
+    model = build_model(TINY, seed=0)
+    x, kf = _inputs(TINY)
+    out = model(x, kf)
+    assert out.seq.shape == (3, 9, 17, 3) and out.center.shape == (3, 17, 3)
+    (out.seq.square().mean() + out.center.square().mean()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_seeded_build_is_reproducible_and_leaves_global_rng():
+    state = torch.random.get_rng_state()
+    a, b = build_model(TINY, seed=3), build_model(TINY, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_non_keyframe_inputs_are_ignored():
+    model = build_model(TINY, seed=1).eval()
+    x, kf = _inputs(TINY)
+    y = x.clone()
+    y[~kf] = torch.randn_like(y[~kf]) * 100  # garbage where there is no 2D
+    with torch.no_grad():
+        a, b = model(x, kf), model(y, kf)
+    torch.testing.assert_close(a.seq, b.seq)
+    torch.testing.assert_close(a.center, b.center)
+    # ...whereas key-frame inputs matter
+    y2 = x.clone()
+    y2[:, TINY.model.n_out // 2] += 1.0
+    with torch.no_grad():
+        assert not torch.allclose(model(y2, kf).center, a.center)
+
+
+def test_keyframe_gather_equals_all_frame_spatial_pass():
+    model = build_model(TINY, seed=2).eval()
+    x, kf = _inputs(TINY)
+    with torch.no_grad():
+        fast = model(x, kf)
+        model.spatial_on_all_frames = True
+        full = model(x, kf)
+    torch.testing.assert_close(fast.seq, full.seq)
+    torch.testing.assert_close(fast.center, full.center)
+
+
+def test_first_temporal_block_attends_only_to_keyframes():
+    """With every later block removed, the tokens see only pose tokens in block 1: changing the
+    upsampling token's value changes nothing but the non-key tokens' own residual stream."""
+    cfg = dataclasses.replace(TINY.model, depth_temp=1, masked_temporal_blocks=1)
+    model = build_model(cfg, seed=4).eval()
+    x, kf = _inputs(TINY)
+    with torch.no_grad():
+        base = model(x, kf).seq
+        model.upsample_token.add_(0.5)
+        moved = model(x, kf).seq
+    torch.testing.assert_close(base[kf], moved[kf])  # key tokens never attended to upsampling tokens
+    assert not torch.allclose(base[~kf], moved[~kf])
+    # without the mask the key tokens would see the change
+    model2 = build_model(dataclasses.replace(cfg, masked_temporal_blocks=0), seed=4).eval()
+    with torch.no_grad():
+        base2 = model2(x, kf).seq
+        model2.upsample_token.add_(0.5)
+        assert not torch.allclose(base2[kf], model2(x, kf).seq[kf])
+
+
+@pytest.mark.parametrize("length, stride, padding, expect_idx", [
+    (71, 3, (0, 0), list(range(1, 70, 3))),   # 23 tokens centred on 1, 4, ..., 67
+    (41, 4, (1, 1), list(range(0, 41, 4))),   # 11 tokens centred on 0, 4, ..., 40
+    (3, 3, (0, 0), [1]),
+])
+def test_strided_block_length_and_residual_alignment(length, stride, padding, expect_idx):
+    torch.manual_seed(0)
+    blk = StridedBlock(8, 2, 2.0, True, 0.0, stride, padding).eval()
+    with torch.no_grad():  # zero attention output and conv branch: the block is its residual path
+        for p in (blk.attn.proj.weight, blk.attn.proj.bias, blk.conv2.weight, blk.conv2.bias):
+            p.zero_()
+    x = torch.randn(2, length, 8)
+    with torch.no_grad():
+        y = blk(x)
+    assert y.shape == (2, len(expect_idx), 8)
+    torch.testing.assert_close(y, x[:, expect_idx])
+
+
+def test_drop_path_only_in_training():
+    model = build_model(dataclasses.replace(TINY.model, drop_path_temp=0.5), seed=0)
+    x, kf = _inputs(TINY)
+    model.eval()
+    with torch.no_grad():
+        a, b = model(x, kf).seq, model(x, kf).seq
+    torch.testing.assert_close(a, b)
+    model.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        outs = [model(x, kf).seq for _ in range(4)]
+    assert any(not torch.allclose(outs[0], o) for o in outs[1:])
+
+
+def test_keyframe_masks():
+    # n_out 9, s_out 2, s_in 4: every second token, centre (4) included
+    assert keyframe_mask(9, 2, 4).tolist() == [True, False] * 4 + [True]
+    assert keyframe_mask(9, 2, 4, shift=1).tolist() == [False, True] * 4 + [False]
+    assert global_keyframe_mask([-4, -3, 0, 5, 10], 5).tolist() == [False, False, True, True, True]
+    rng = np.random.default_rng(0)
+    # r = 4: shifts -2..1, each phase once -> the centre is a key frame ~1/4 of the time
+    centre_key = [random_keyframe_mask(9, 1, 4, rng)[4] for _ in range(2000)]
+    assert 0.2 < np.mean(centre_key) < 0.3
+    assert all(random_keyframe_mask(9, 1, 4, rng, random_shift=False)[4] for _ in range(20))
+    with pytest.raises(ConfigError):
+        keyframe_mask(9, 2, 5)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_optimizer_schedule_decays_lr_and_weight_decay():
+    cfg = H36M_81.train
+    model = torch.nn.Linear(3, 2)
+    bundle = make_optimizer(model, cfg)
+    for epoch in range(3):
+        assert bundle.optimizer.param_groups[0]["lr"] == pytest.approx(4e-5 * 0.99**epoch, rel=1e-9)
+        assert effective_weight_decay(bundle.optimizer) == pytest.approx(4e-6 * 0.99**epoch, rel=1e-9)
+        bundle.scheduler.step()
+    # a step with zero gradient only applies the decoupled weight decay: p *= 1 - 4e-6 * 0.99^3
+    before = model.weight.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    bundle.optimizer.step()
+    torch.testing.assert_close(model.weight.detach(), before * (1 - 4e-6 * 0.99**3), rtol=0, atol=1e-12)
+
+
+def test_ema_update():
+    model = torch.nn.Linear(2, 1, bias=False)
+    bundle = make_optimizer(model, dataclasses.replace(TINY.train, ema_decay=0.9))
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    bundle.ema.update_parameters(model)  # first call copies
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    bundle.ema.update_parameters(model)
+    torch.testing.assert_close(bundle.ema.module.weight, torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
+    assert make_optimizer(model, H36M_351).ema is None  # the released 351 config trains without EMA
+
+
+def test_forward_flops_counts_attention():
+    import torch.nn.functional as F
+
+    class Attn(torch.nn.Module):
+        def forward(self, q):
+            return F.scaled_dot_product_attention(q, q, q)
+
+    b, h, l, d = 2, 4, 10, 8
+    # QK^T and AV: two (l x d) @ (d x l)-sized products per head, 2 FLOPs per multiply-add
+    assert forward_flops(Attn(), torch.randn(b, h, l, d)) == 2 * (2 * b * h * l * l * d)
+    lin = torch.nn.Linear(16, 32)
+    assert forward_flops(lin, torch.randn(5, 16)) == 2 * 5 * 16 * 32
