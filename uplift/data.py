@@ -559,6 +559,9 @@ def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = F
     Workers are spawned, not forked: a forked child inherits Icechunk's async runtime without its
     threads and hangs on the first read. The stream pickles its corpora as ``PATH@SNAPSHOT``.
     """
+    # Own generator: a loader iterator otherwise draws its base seed from the global torch RNG,
+    # which would shift dropout / drop-path draws and break exact resume.
     return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
                                        pin_memory=pin_memory, persistent_workers=False,
+                                       generator=torch.Generator().manual_seed(stream.config.seed),
                                        multiprocessing_context="spawn" if num_workers else None)

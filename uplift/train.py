@@ -1,0 +1,372 @@
+"""Trainer: pre-train on a corpus version, fine-tune from a checkpoint on another, evaluate every k epochs.
+
+A run directory holds::
+
+    config.json          the RunConfig and the resolved UpliftConfig
+    corpora.json         the corpus versions (PATH@SNAPSHOT) used for training and evaluation
+    metrics.json/.csv    one row per epoch (loss terms, lr, evaluation summary)
+    metrics.png          loss and MPJPE curves
+    eval_epochXXX.json   full evaluation tables
+    checkpoints/last/    model.safetensors, ema.safetensors, state.pt, meta.json (latest, for resume)
+    checkpoints/final/   the same after the last epoch
+
+``state.pt`` holds optimizer / scheduler / RNG state and the data position (epoch, batches consumed);
+it is read with ``torch.load(weights_only=True)`` only. Resuming a run continues the exact sample order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from schemas.errors import ConfigError
+from uplift.config import ModelConfig, TrainConfig, UpliftConfig, get_preset
+from uplift.data import StreamConfig, WindowStream, make_loader
+from uplift.evaluate import evaluate_model, summary
+from uplift.losses import uplift_loss
+from uplift.model import build_model
+from uplift.optim import make_optimizer
+
+log = logging.getLogger(__name__)
+
+# Official fine-tuning config (config/h36m_351_pt.json): lower learning rate and weight decay.
+FINETUNE_OVERRIDES = {"lr": 2e-5, "weight_decay": 2e-6}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs besides the corpora. Load with ``load_run_config(path_or_preset)``."""
+
+    preset: str = "tiny"  # uplift.config preset: h36m_351, h36m_81, tiny
+    train: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 3}
+    model: dict = field(default_factory=dict)  # ModelConfig overrides
+    finetune: bool | None = None  # None: apply FINETUNE_OVERRIDES when starting from --init
+    train_split: str | None = "train"
+    train_subjects: list | None = None
+    eval_split: str | None = "test"
+    eval_subjects: list | None = None
+    eval_every: int = 1  # epochs; 0 disables evaluation during training
+    eval_s_in: list | None = None  # default: train.in_strides
+    eval_batch_size: int = 256
+    steps_per_epoch: int | None = None  # None: the train config's; 0: a full pass over the corpus
+    checkpoint_every: int = 0  # also checkpoint every k steps inside an epoch (0: epoch ends only)
+    num_workers: int = 0
+    buffer_blocks: int = 8
+    block_frames: int = 4096
+    seed: int = 0
+    device: str | None = None  # None: cuda if available else cpu
+
+    def uplift_config(self, finetuning: bool = False) -> UpliftConfig:
+        base = get_preset(self.preset)
+        tr = dict(self.train)
+        if finetuning if self.finetune is None else self.finetune:
+            tr = {**FINETUNE_OVERRIDES, **tr}
+        model = replace(base.model, **_tuples(self.model)) if self.model else base.model
+        return replace(base, model=model, train=replace(base.train, **_tuples(tr)))
+
+
+def _tuples(d: dict) -> dict:
+    """JSON lists back to the tuples the frozen configs use (nested: paddings)."""
+    return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+            for k, v in d.items()}
+
+
+def load_run_config(spec: str | os.PathLike | RunConfig | None) -> RunConfig:
+    """A preset name (``"tiny"``) or a JSON / TOML / YAML file with RunConfig fields."""
+    if spec is None:
+        return RunConfig()
+    if isinstance(spec, RunConfig):
+        return spec
+    p = Path(spec)
+    if not p.exists():
+        get_preset(str(spec))  # ConfigError when unknown
+        return RunConfig(preset=str(spec))
+    text = p.read_text()
+    if p.suffix == ".toml":
+        data = tomllib.loads(text)
+    elif p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    known = {f.name for f in fields(RunConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{p}: unknown config keys {sorted(unknown)}")
+    return RunConfig(**data)
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Checkpoint:
+    model: torch.nn.Module
+    ema_model: torch.nn.Module | None
+    config: UpliftConfig
+    meta: dict
+    state: dict | None
+
+
+def _config_from_dict(d: dict) -> UpliftConfig:
+    return UpliftConfig(name=d["name"], model=ModelConfig(**_tuples(d["model"])),
+                        train=TrainConfig(**_tuples(d["train"])))
+
+
+def save_checkpoint(path: Path, model, bundle, ucfg: UpliftConfig, meta: dict, state: dict) -> None:
+    """Write a checkpoint directory atomically (temp dir, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+              str(tmp / "model.safetensors"))
+    if bundle is not None and bundle.ema is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in bundle.ema.module.state_dict().items()},
+                  str(tmp / "ema.safetensors"))
+    torch.save(state, tmp / "state.pt")
+    (tmp / "meta.json").write_text(json.dumps({**meta, "config": asdict(ucfg)}, indent=1))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+
+
+def _find_ckpt(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    for cand in (p, p / "checkpoints" / "final", p / "checkpoints" / "last"):
+        if (cand / "model.safetensors").exists():
+            return cand
+    raise ConfigError(f"{p}: no checkpoint (model.safetensors) here or under checkpoints/final|last")
+
+
+def load_checkpoint(path: str | os.PathLike, device=None, with_state: bool = False) -> Checkpoint:
+    """Model (and EMA copy) from a checkpoint dir or a run dir; state only with ``with_state``."""
+    p = _find_ckpt(path)
+    meta = json.loads((p / "meta.json").read_text())
+    ucfg = _config_from_dict(meta["config"])
+    device = pick_device(device)
+    model = build_model(ucfg).to(device)
+    model.load_state_dict(load_file(str(p / "model.safetensors"), device=str(device)))
+    ema = None
+    if (p / "ema.safetensors").exists():
+        ema = build_model(ucfg).to(device)
+        ema.load_state_dict(load_file(str(p / "ema.safetensors"), device=str(device)))
+    state = torch.load(p / "state.pt", weights_only=True, map_location=device) if with_state else None
+    return Checkpoint(model, ema, ucfg, meta, state)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    checkpoint: Path  # checkpoints/final
+    history: list[dict]  # one row per epoch
+    eval_table: list[dict]  # the last evaluation's full table ([] if none ran)
+    corpora: dict[str, list[str]]
+
+
+def _spec(r) -> str:
+    return f"{r.path}@{r.version_id}"
+
+
+def _open_all(specs) -> list:
+    from pipelines.corpus import open_corpus
+
+    if specs is None:
+        return []
+    specs = specs if isinstance(specs, (list, tuple)) else [specs]
+    return [open_corpus(s) if isinstance(s, (str, os.PathLike)) else s for s in specs]
+
+
+def _plot(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for k in ("loss", "loss_seq", "loss_center"):
+        ax[0].plot(ep, [h[k] * 1000 for h in history], label=k)
+    ax[0].set_xlabel("epoch"), ax[0].set_ylabel("mm"), ax[0].legend(), ax[0].set_title("training loss")
+    keys = sorted({k for h in history for k in h if k.startswith("mpjpe_mm_s")})
+    for k in keys:
+        pts = [(h["epoch"], h[k]) for h in history if k in h]
+        ax[1].plot(*zip(*pts), marker="o", label=k)
+    ax[1].set_xlabel("epoch"), ax[1].set_ylabel("MPJPE (mm)"), ax[1].set_title("evaluation")
+    if keys:
+        ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _write_history(run_dir: Path, history: list[dict]) -> None:
+    (run_dir / "metrics.json").write_text(json.dumps(history, indent=1))
+    keys = list(dict.fromkeys(k for h in history for k in h))
+    with open(run_dir / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    _plot(history, run_dir / "metrics.png")
+
+
+def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike, corpus, *,
+          init: str | os.PathLike | None = None, eval_corpus=None, resume: bool = True,
+          max_steps: int | None = None) -> RunResult:
+    """Train (or fine-tune from ``init``) on ``corpus`` ("PATH@VERSION", a reader, or a list).
+
+    ``eval_corpus`` defaults to ``corpus`` (its ``eval_split``). With ``resume`` an interrupted run
+    in ``out_dir`` continues from ``checkpoints/last`` with the same sample order. ``max_steps``
+    stops after that many optimizer steps in this call (to simulate an interruption).
+    """
+    rcfg = load_run_config(cfg)
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(rcfg.device)
+    amp = device.type == "cuda"
+    train_src = _open_all(corpus)
+    eval_src = _open_all(eval_corpus) or train_src
+    if not train_src:
+        raise ConfigError("no training corpus given")
+    ucfg = rcfg.uplift_config(finetuning=init is not None)
+    tcfg, mcfg = ucfg.train, ucfg.model
+    corpora = {"train": [_spec(r) for r in train_src], "eval": [_spec(r) for r in eval_src]}
+
+    torch.manual_seed(rcfg.seed)
+    model = build_model(ucfg, seed=rcfg.seed).to(device)
+    last = run_dir / "checkpoints" / "last"
+    state = None
+    if resume and (last / "model.safetensors").exists():
+        ck = load_checkpoint(last, device=device, with_state=True)
+        model.load_state_dict(ck.model.state_dict())
+        state = ck.state
+        log.info("resuming %s at epoch %d batch %d", run_dir, state["epoch"], state["batch"])
+    elif init is not None:
+        ck = load_checkpoint(init, device=device)
+        src = ck.ema_model if ck.ema_model is not None else ck.model
+        model.load_state_dict(src.state_dict())
+        log.info("fine-tuning from %s", init)
+    bundle = make_optimizer(model, ucfg)
+    if state is not None:
+        bundle.optimizer.load_state_dict(state["optimizer"])
+        bundle.scheduler.load_state_dict(state["scheduler"])
+        if bundle.ema is not None and (last / "ema.safetensors").exists():
+            bundle.ema.module.load_state_dict(load_file(str(last / "ema.safetensors"), device=str(device)))
+            bundle.ema.n_averaged.fill_(int(state["ema_n_averaged"]))
+        torch.set_rng_state(state["torch_rng"])
+
+    (run_dir / "config.json").write_text(json.dumps({"run": asdict(rcfg), "uplift": asdict(ucfg),
+                                                     "init": str(init) if init else None}, indent=1))
+    (run_dir / "corpora.json").write_text(json.dumps(corpora, indent=1))
+
+    scfg = StreamConfig(seq_len=mcfg.seq_len, s_out=mcfg.out_stride, s_in=tuple(tcfg.in_strides),
+                        batch_size=tcfg.batch_size, flip=True, random_shift=tcfg.keyframe_random_shift,
+                        block_frames=rcfg.block_frames, buffer_blocks=rcfg.buffer_blocks, seed=rcfg.seed)
+    tfilters = {"split": rcfg.train_split}
+    if rcfg.train_subjects is not None:
+        tfilters["subjects"] = rcfg.train_subjects
+    stream = WindowStream(train_src, scfg, train=True, **tfilters)
+    if stream.num_windows == 0:
+        raise ConfigError(f"no training windows in {corpora['train']} with {tfilters}")
+    spe = tcfg.steps_per_epoch if rcfg.steps_per_epoch is None else rcfg.steps_per_epoch
+    hist_file = run_dir / "metrics.json"
+    history: list[dict] = json.loads(hist_file.read_text()) if state and hist_file.exists() else []
+    epoch0, batch0 = (int(state["epoch"]), int(state["batch"])) if state else (0, 0)
+    sums = state["sums"].tolist() if state else [0.0, 0.0, 0.0, 0]
+    eval_table: list[dict] = []
+    eval_filters = {"split": rcfg.eval_split}
+    if rcfg.eval_subjects is not None:
+        eval_filters["subjects"] = rcfg.eval_subjects
+    steps_this_call = 0
+
+    def make_state(epoch, batch):
+        return {"epoch": torch.tensor(epoch), "batch": torch.tensor(batch),
+                "optimizer": bundle.optimizer.state_dict(), "scheduler": bundle.scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "sums": torch.tensor(sums, dtype=torch.float64),
+                "ema_n_averaged": torch.tensor(int(bundle.ema.n_averaged) if bundle.ema is not None else 0)}
+
+    meta = {"corpora": corpora, "init": str(init) if init else None}
+    model.train()
+    for epoch in range(epoch0, tcfg.epochs):
+        stream.set_epoch(epoch, batch0 if epoch == epoch0 else 0)
+        n_batches = stream.batches_per_epoch(rcfg.num_workers)
+        limit = min(n_batches, spe) if spe else n_batches
+        batch = batch0 if epoch == epoch0 else 0
+        if batch == 0:
+            sums = [0.0, 0.0, 0.0, 0]
+        t0 = time.perf_counter()
+        for b in make_loader(stream, rcfg.num_workers, pin_memory=amp):
+            if batch >= limit:
+                break
+            if max_steps is not None and steps_this_call >= max_steps:  # simulated interruption
+                save_checkpoint(last, model, bundle, ucfg, {**meta, "epoch": epoch, "batch": batch},
+                                make_state(epoch, batch))
+                return RunResult(run_dir, last, history, eval_table, corpora)
+            x = b["keypoints_2d"].to(device, non_blocking=True)
+            kf = b["keyframe"].to(device, non_blocking=True)
+            y = b["joints_3d"].to(device, non_blocking=True)
+            valid = b["valid"].to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(x, kf)
+            terms = uplift_loss(out.seq.float(), out.center.float(), y, valid, root=tcfg.root_joint,
+                                w_seq=tcfg.loss_weight_seq, w_center=tcfg.loss_weight_center)
+            bundle.optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            bundle.optimizer.step()
+            if bundle.ema is not None:
+                bundle.ema.update_parameters(model)
+            sums = [sums[0] + terms.total.item(), sums[1] + terms.seq.item(), sums[2] + terms.center.item(),
+                    sums[3] + 1]
+            batch += 1
+            steps_this_call += 1
+            if rcfg.checkpoint_every and batch % rcfg.checkpoint_every == 0 and batch < limit:
+                save_checkpoint(last, model, bundle, ucfg, {**meta, "epoch": epoch, "batch": batch},
+                                make_state(epoch, batch))
+        n = max(sums[3], 1)
+        row: dict[str, Any] = {"epoch": epoch + 1, "steps": int(sums[3]), "loss": sums[0] / n,
+                               "loss_seq": sums[1] / n, "loss_center": sums[2] / n,
+                               "lr": bundle.optimizer.param_groups[0]["lr"],
+                               "seconds": time.perf_counter() - t0}
+        bundle.scheduler.step()
+        if rcfg.eval_every and ((epoch + 1) % rcfg.eval_every == 0 or epoch + 1 == tcfg.epochs):
+            emodel = bundle.ema.module if bundle.ema is not None else model
+            eval_table = evaluate_model(emodel, eval_src, seq_len=mcfg.seq_len, s_out=mcfg.out_stride,
+                                        s_in=list(rcfg.eval_s_in or tcfg.in_strides),
+                                        batch_size=rcfg.eval_batch_size, test_flip=tcfg.test_flip,
+                                        root=tcfg.root_joint, device=device, **eval_filters)
+            (run_dir / f"eval_epoch{epoch + 1:03d}.json").write_text(json.dumps(eval_table, indent=1))
+            row.update(summary(eval_table))
+            model.train()
+        history.append(row)
+        log.info("epoch %d: %s", epoch + 1, row)
+        batch0 = 0
+        sums = [0.0, 0.0, 0.0, 0]
+        _write_history(run_dir, history)
+        save_checkpoint(last, model, bundle, ucfg, {**meta, "epoch": epoch + 1, "batch": 0},
+                        make_state(epoch + 1, 0))
+    final = run_dir / "checkpoints" / "final"
+    save_checkpoint(final, model, bundle, ucfg, {**meta, "epoch": tcfg.epochs, "batch": 0},
+                    make_state(tcfg.epochs, 0))
+    return RunResult(run_dir, final, history, eval_table, corpora)
