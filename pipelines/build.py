@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from pipelines.faults import fault_point
 from pipelines.records import Reject, SequenceData
-from schemas.errors import ConfigError, CorpusError, InputError, MocapCorpusError
+from schemas.errors import ConfigError, CorpusError, InputError, VersionConflictError
 from schemas.skeletons import H36M_17
 from schemas.store import STORE_FORMAT
 
@@ -257,8 +257,26 @@ def _parent_reader(corpus: Path):
         return None
 
 
+COMMIT_ATTEMPTS = 3
+
+
 def build_amass(cfg: BuildConfig, progress: Callable[[int, int, dict], None] | None = None) -> BuildReport:
-    """Build (or incrementally rebuild) the AMASS corpus described by ``cfg``; one commit or none."""
+    """Build (or incrementally rebuild) the AMASS corpus described by ``cfg``; one commit or none.
+
+    When another build commits to the same corpus first, the build starts again on top of that new
+    version (carrying over whatever it can), up to ``COMMIT_ATTEMPTS`` times, then reports the conflict.
+    """
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return _build_once(cfg, progress)
+        except VersionConflictError as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            log.warning("build: %s; rebuilding on top of it (attempt %d of %d)", exc, attempt + 1, COMMIT_ATTEMPTS)
+    raise AssertionError("unreachable")
+
+
+def _build_once(cfg: BuildConfig, progress) -> BuildReport:
     from pipelines.amass import iter_amass
     from pipelines.corpus import CorpusWriter
 

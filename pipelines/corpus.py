@@ -345,14 +345,14 @@ class CorpusWriter:
                 head = self._repo.lookup_branch(self.branch)
                 if head != self._base:
                     raise VersionConflictError(
-                        f"{self.path}: branch {self.branch!r} moved from {self._base} to {head} while this "
+                        f"{self.path}: version conflict: branch {self.branch!r} moved from {self._base} to {head} while this "
                         f"build ran; nothing was committed - rerun the build on top of the new version")
                 if tag is not None and tag in self._repo.list_tags():
                     raise CorpusError(f"{self.path}: tag {tag!r} already exists (tags are immutable)")
                 try:
                     snap = self._session.commit(message, metadata=meta)
                 except icechunk.ConflictError as e:  # belt and braces: Icechunk's own check
-                    raise VersionConflictError(f"{self.path}: {_one_line(e)}; nothing was committed") from e
+                    raise VersionConflictError(f"{self.path}: version conflict: {_one_line(e)}; nothing was committed") from e
                 if tag is not None:
                     self._repo.create_tag(tag, snap)
             self._state = "committed"
