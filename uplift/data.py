@@ -462,12 +462,15 @@ class WindowStream(IterableDataset):
         else:
             s_in = np.full(n, cfg.s_in[0], np.int64)
             keyframe = keyframe_mask(cfg.n_out, cfg.s_out, s_in, 0, centre=None if self.train else t_a)
-        g = _Group(g_kp, g_j3, g_iv, None, None, None, rows_a, valid_a, view_a, t_a, s_in, keyframe)
-        if cfg.flip:
+        # Row-flattened torch tensors: index_select copies whole rows (2x faster than np.take here).
+        flat = (lambda x: torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1))))
+        g = _Group(flat(g_kp), flat(g_j3), flat(g_iv), None, None, None,
+                   torch.from_numpy(np.ascontiguousarray(rows_a.reshape(-1))), valid_a, view_a, t_a, s_in, keyframe)
+        if cfg.flip:  # flipped once per group, not per window
             perm = self.skeleton.flip_permutation
-            g.kp2d_f = g_kp[:, perm] * np.array([-1, 1], np.float32)
-            g.j3d_f = g_j3[:, perm] * np.array([-1, 1, 1], np.float32)
-            g.in_view_f = g_iv[:, perm]
+            g.kp2d_f = flat(g_kp[:, perm] * np.array([-1, 1], np.float32))
+            g.j3d_f = flat(g_j3[:, perm] * np.array([-1, 1, 1], np.float32))
+            g.in_view_f = flat(g_iv[:, perm])
         return g
 
     # -- iteration ------------------------------------------------------------------------------
@@ -519,9 +522,10 @@ class WindowStream(IterableDataset):
         cfg = self.config
         J, N = self.skeleton.num_joints, cfg.n_out
         B = 2 * n if cfg.flip else n
-        kp = np.empty((B, N, J, 2), np.float32)
-        j3 = np.empty((B, N, J, 3), np.float32)
-        iv = np.empty((B, N, J), bool)
+        kp = torch.empty((B, N, J, 2), dtype=torch.float32)
+        j3 = torch.empty((B, N, J, 3), dtype=torch.float32)
+        iv = torch.empty((B, N, J), dtype=torch.bool)
+        flat = [kp.view(B * N, -1), j3.view(B * N, -1), iv.view(B * N, -1)]
         valid = np.empty((B, N), bool)
         key = np.empty((B, N), bool)
         s_in = np.empty(B, np.int64)
@@ -529,27 +533,24 @@ class WindowStream(IterableDataset):
         frame = np.empty(B, np.int64)
         o = 0
         for g, a, b in pieces:
-            sl = slice(o, o + b - a)
-            r = g.rows[a:b]
-            np.take(g.kp2d, r, axis=0, out=kp[sl])
-            np.take(g.j3d, r, axis=0, out=j3[sl])
-            np.take(g.in_view, r, axis=0, out=iv[sl])
-            valid[sl], key[sl], s_in[sl] = g.valid[a:b], g.keyframe[a:b], g.s_in[a:b]
-            view[sl], frame[sl] = g.view[a:b], g.t[a:b]
+            k = b - a
+            r = g.rows[a * N:b * N]
+            for src, dst in zip((g.kp2d, g.j3d, g.in_view), flat):
+                torch.index_select(src, 0, r, out=dst[o * N:(o + k) * N])
             if cfg.flip:
-                fl = slice(n + o, n + o + b - a)
-                np.take(g.kp2d_f, r, axis=0, out=kp[fl])
-                np.take(g.j3d_f, r, axis=0, out=j3[fl])
-                np.take(g.in_view_f, r, axis=0, out=iv[fl])
-            o += b - a
+                for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), flat):
+                    torch.index_select(src, 0, r, out=dst[(n + o) * N:(n + o + k) * N])
+            valid[o:o + k], key[o:o + k], s_in[o:o + k] = g.valid[a:b], g.keyframe[a:b], g.s_in[a:b]
+            view[o:o + k], frame[o:o + k] = g.view[a:b], g.t[a:b]
+            o += k
         flipped = np.zeros(B, bool)
         if cfg.flip:
             for arr in (valid, key, s_in, view, frame):
                 arr[n:] = arr[:n]
             flipped[n:] = True
-        out = dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, valid=valid, keyframe=key, s_in=s_in,
-                   view=view, frame=frame, flipped=flipped)
-        return {k: torch.from_numpy(v) for k, v in out.items()}
+        out = dict(valid=valid, keyframe=key, s_in=s_in, view=view, frame=frame, flipped=flipped)
+        out = {k: torch.from_numpy(v) for k, v in out.items()}
+        return dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, **out)
 
 
 def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = False

@@ -1,0 +1,209 @@
+"""Loader throughput and memory: our block-streaming WindowStream vs an official-style in-memory generator.
+
+Setting: N = 351 frames, s_out = 5 (71 tokens), J = 17, 2D + 3D + masks, batch 512 (256 windows + their
+flipped copies), one core (torch and BLAS threads = 1), same machine, same run.
+
+* ``ours_wps``: windows/s of ``WindowStream`` reading a local corpus (Icechunk/Zarr) of ``--frames``
+  frames (first size).
+* ``baseline_wps``: windows/s of a generator written the way the official code does it: every
+  sequence in RAM, one window at a time in Python (slice at stride, ``np.pad(mode="edge")``, key-frame
+  mask with a random phase, flipped copy), stacked into batches.
+* ``rss_mb_1m`` / ``rss_mb_10m``: peak RSS of a fresh process that opens a corpus of 1 M / 10 M
+  frames and streams ``--rss-batches`` batches from it (the loader's memory must not grow with size).
+
+Usage: ``python benchmarks/bench_loader.py [--sizes 1000000,10000000] [--workdir DIR] [--keep]``.
+Last line: JSON with ``ours_wps``, ``baseline_wps``, ``ratio``, ``rss_mb_1m``, ``rss_mb_10m``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SEQ_LEN, S_OUT, S_IN, J, BATCH = 351, 5, (5, 10, 20), 17, 512
+SEQ_FRAMES = 5000  # frames per synthetic sequence (one view each)
+
+
+def build_corpus(path: Path, frames: int, seed: int = 0) -> str:
+    """A corpus of ``frames`` view frames: smooth synthetic motion, one view per sequence."""
+    from pipelines.corpus import CorpusWriter
+    from pipelines.records import SequenceData, ViewData
+
+    rng = np.random.default_rng(seed)
+    w = CorpusWriter(path, num_joints=J, fps=50.0)
+    n_seq = math.ceil(frames / SEQ_FRAMES)
+    for i in range(n_seq):
+        n = min(SEQ_FRAMES, frames - i * SEQ_FRAMES)
+        t = np.arange(n, dtype=np.float32)[:, None, None] / 50.0
+        ph = rng.uniform(0, 6.28, size=(1, J, 3)).astype(np.float32)
+        j3 = (0.3 * np.sin(t * 2.0 + ph) + np.array([0, 0, 4.0], np.float32)).astype(np.float32)
+        kp = (j3[..., :2] / j3[..., 2:]).astype(np.float32)
+        v = ViewData("h36m", "54138969", "S1", "projected", kp, j3, np.ones((n, J), bool), np.zeros(11),
+                     np.zeros((3, 4)))
+        w.add(SequenceData(key=f"bench/{i}", source="amass", joints_world=j3, views=[v], split="train"))
+    w.commit(f"bench {frames} frames", tag="bench")
+    return f"{path}@bench"
+
+
+# --------------------------------------------------------------------------------------------
+# Baseline: the official per-sample generator, in memory
+# --------------------------------------------------------------------------------------------
+
+def official_style_batches(videos_3d, videos_2d, batch, seed=0):
+    """Yield batches the way the official H36mSequenceGenerator + batching does: one window at a time."""
+    from schemas.skeletons import H36M_17
+
+    flip = H36M_17.flip_permutation
+    rng = np.random.default_rng(seed)
+    locs = np.concatenate([np.stack([np.full(len(v), i), np.arange(len(v))], 1) for i, v in enumerate(videos_3d)])
+    rng.shuffle(locs)
+    seq_len = (SEQ_LEN - 1) // S_OUT + 1
+    stride = S_OUT
+    left = (seq_len - 1) * stride // 2
+    right = (seq_len - 1) * stride - left
+    buf = []
+    for s_i, i in locs:
+        abs_mask_stride = S_IN[rng.integers(0, len(S_IN))]
+        mask_stride = abs_mask_stride // stride
+        v3, v2 = videos_3d[s_i], videos_2d[s_i]
+        begin, end = i - left, i + right + 1
+        pad_l = pad_r = 0
+        if begin < 0:
+            pad_l = math.ceil(-begin / stride)
+            begin = begin + pad_l * stride
+        if end > len(v3):
+            pad_r = math.ceil((end - len(v3)) / stride)
+            end = end - pad_r * stride
+        s3, s2 = v3[begin:end:stride], v2[begin:end:stride]
+        mask = np.ones(s3.shape[0], np.float32)
+        if pad_l or pad_r:
+            s3 = np.pad(s3, ((pad_l, pad_r), (0, 0), (0, 0)), mode="edge")
+            s2 = np.pad(s2, ((pad_l, pad_r), (0, 0), (0, 0)), mode="edge")
+            mask = np.pad(mask, (pad_l, pad_r))
+        s3 = s3 - s3[:, :1]
+        idx = (np.arange(seq_len) - seq_len // 2) * stride
+        max_shift = int(np.ceil((mask_stride - 1) / 2))
+        idx = idx + rng.integers(-max_shift, max_shift, endpoint=mask_stride % 2 != 0) * stride
+        kf = idx % abs_mask_stride == 0
+        buf.append((s2, s3, mask, kf))
+        f3 = s3[:, flip].copy()
+        f3[..., 0] *= -1
+        f2 = s2[:, flip].copy()
+        f2[..., 0] *= -1
+        buf.append((f2, f3, mask, kf))
+        if len(buf) == batch:
+            yield tuple(np.stack(x) for x in zip(*buf))
+            buf = []
+
+
+def measure_baseline(spec: str, n_batches: int) -> float:
+    from pipelines.corpus import open_corpus
+    from schemas.store import JOINTS_CAM, KEYPOINTS_2D
+
+    r = open_corpus(spec)
+    kp, j3 = np.asarray(r.array(KEYPOINTS_2D)[:]), np.asarray(r.array(JOINTS_CAM)[:])
+    off, n = r.views["offset"].to_numpy(), r.views["n_frames"].to_numpy()
+    v2 = [kp[a:a + b] for a, b in zip(off, n)]
+    v3 = [j3[a:a + b] for a, b in zip(off, n)]
+    gen = official_style_batches(v3, v2, BATCH)
+    next(gen)
+    t = time.perf_counter()
+    for _ in range(n_batches):
+        next(gen)
+    return n_batches * BATCH / (time.perf_counter() - t)
+
+
+def measure_ours(spec: str, n_batches: int) -> float:
+    import torch
+
+    from uplift.data import StreamConfig, WindowStream
+
+    torch.set_num_threads(1)
+    ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH))
+    it = iter(ds)
+    next(it)
+    t = time.perf_counter()
+    for _ in range(n_batches):
+        next(it)
+    return n_batches * BATCH / (time.perf_counter() - t)
+
+
+def rss_child(spec: str, n_batches: int) -> None:
+    """Child process: stream ``n_batches`` and print peak RSS in MB."""
+    import torch
+
+    from uplift.data import StreamConfig, WindowStream
+
+    torch.set_num_threads(1)
+    ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH))
+    for i, _ in enumerate(ds):
+        if i + 1 >= n_batches:
+            break
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="1000000,10000000", help="corpus sizes in frames (first: throughput)")
+    ap.add_argument("--batches", type=int, default=600,
+                    help="timed batches of our loader (600 x 256 windows crosses ~5 shuffle groups, so group reads count)")
+    ap.add_argument("--baseline-batches", type=int, default=40)
+    ap.add_argument("--rss-batches", type=int, default=600)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--_rss", nargs=2, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a._rss:
+        rss_child(a._rss[0], int(a._rss[1]))
+        return
+    sizes = [int(float(s)) for s in a.sizes.split(",")]
+    work = Path(a.workdir or tempfile.mkdtemp(prefix="bench_loader_"))
+    work.mkdir(parents=True, exist_ok=True)
+    specs = {}
+    try:
+        for n in sizes:
+            path = work / f"corpus_{n}"
+            if (path / "repo").exists() or path.exists():
+                specs[n] = f"{path}@bench"
+            else:
+                t = time.perf_counter()
+                specs[n] = build_corpus(path, n)
+                print(f"built {n} frames in {time.perf_counter() - t:.1f} s", flush=True)
+        first = specs[sizes[0]]
+        ours = measure_ours(first, a.batches)
+        base = measure_baseline(first, a.baseline_batches)
+        print(f"ours {ours:.0f} windows/s, official-style in-memory {base:.0f} windows/s, x{ours / base:.1f}")
+        rss = {}
+        for n in sizes:
+            out = subprocess.run([sys.executable, __file__, "--_rss", specs[n], str(a.rss_batches)],
+                                 capture_output=True, text=True, check=True)
+            rss[n] = float(out.stdout.strip().splitlines()[-1])
+            print(f"peak RSS streaming {a.rss_batches} batches from {n} frames: {rss[n]:.0f} MB", flush=True)
+        res = {"ours_wps": round(ours, 1), "baseline_wps": round(base, 1), "ratio": round(ours / base, 2),
+               "rss_mb_1m": round(rss.get(1_000_000, rss[sizes[0]]), 1),
+               "rss_mb_10m": round(rss.get(10_000_000, rss[sizes[-1]]), 1),
+               "sizes": sizes}
+        print(json.dumps(res))
+    finally:
+        if not a.keep and not a.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
