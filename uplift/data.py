@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -293,13 +293,13 @@ def _spec_of(reader) -> object:
 class _Group:
     """Resident data of one group of blocks: concatenated rows plus the group's sample order."""
 
-    kp2d: np.ndarray  # (R, J, 2)
-    j3d: np.ndarray  # (R, J, 3) root-relative
-    in_view: np.ndarray  # (R, J)
-    kp2d_f: np.ndarray | None
-    j3d_f: np.ndarray | None
-    in_view_f: np.ndarray | None
-    rows: np.ndarray  # (K, N) rows of each sample's window in the group arrays
+    kp2d: torch.Tensor  # (R, J*2) normalised 2D, rows = frames
+    j3d: torch.Tensor  # (R, J*3) root-relative camera-frame metres
+    in_view: torch.Tensor  # (R, J)
+    kp2d_f: torch.Tensor | None  # the same, left/right flipped
+    j3d_f: torch.Tensor | None
+    in_view_f: torch.Tensor | None
+    rows: torch.Tensor  # (K*N,) rows of each sample's window in the group arrays
     valid: np.ndarray  # (K, N)
     view: np.ndarray  # (K,) global view index
     t: np.ndarray  # (K,) centre frame in its view
