@@ -20,7 +20,6 @@ from flows.common import (file_stat_fingerprint, fingerprint, markdown_table, pu
                           retry_transient, run_logger)
 
 DONE_MARKER = ".flow-done.json"
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".ckpt", ".pth")
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -40,23 +39,10 @@ def resolve_spec(spec: str) -> str:
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run dir holding one (``checkpoint*`` preferred, then the newest)."""
-    p = Path(path)
-    if p.is_file():
-        return p
-    if p.is_dir():
-        marker = p / DONE_MARKER
-        if marker.is_file():
-            ck = json.loads(marker.read_text()).get("checkpoint")
-            if ck and Path(ck).is_file():
-                return Path(ck)
-        found = [q for q in p.rglob("*") if q.is_file() and q.suffix in CHECKPOINT_SUFFIXES]
-        if found:
-            named = [q for q in found if q.name.startswith("checkpoint")]
-            return max(named or found, key=lambda q: q.stat().st_mtime_ns)
-    from schemas.errors import InputError
+    """The checkpoint dir of a pretrain/finetune run (or a checkpoint dir, or a file inside one)."""
+    from uplift.train import find_checkpoint as _find
 
-    raise InputError(p, "no checkpoint file here (expected a file or a run dir with *.safetensors / *.pt)")
+    return _find(path)
 
 
 def _config_identity(config: str) -> str:
@@ -83,29 +69,24 @@ def _jsonable(d: dict) -> dict:
 
 
 def apply_overrides(cfg, overrides: dict):
-    """Replace ``TrainConfig`` fields (``cfg.train``) or top-level fields of a dataclass config."""
+    """Override a RunConfig: its own fields by name, anything else goes into its ``train`` overrides."""
     if not overrides:
         return cfg
-    if is_dataclass(cfg) and hasattr(cfg, "train") and is_dataclass(cfg.train):
-        train_fields = {f.name for f in fields(cfg.train)}
-        t = {k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if k in train_fields}
-        rest = {k: v for k, v in overrides.items() if k not in train_fields}
-        cfg = replace(cfg, train=replace(cfg.train, **t)) if t else cfg
-        return replace(cfg, **rest) if rest else cfg
-    if is_dataclass(cfg):
-        return replace(cfg, **overrides)
-    if hasattr(cfg, "model_copy"):
-        return cfg.model_copy(update=overrides)
-    raise TypeError(f"cannot apply overrides to {type(cfg).__name__}")
+    own = {f.name for f in fields(cfg)}
+    top = {k: v for k, v in overrides.items() if k in own}
+    train = {k: v for k, v in overrides.items() if k not in own}
+    if train:
+        top["train"] = {**dict(cfg.train), **train}
+    return replace(cfg, **top)
 
 
 @task(name="train", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
       cache_key_fn=train_cache_key, persist_result=True, result_serializer="json")
 def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, overrides: dict) -> dict:
     """Train once; returns RunResult as a JSON-able dict and marks the run dir as finished."""
-    from uplift.train import load_train_config, train
+    from uplift.train import load_run_config, train
 
-    cfg = apply_overrides(load_train_config(config), overrides)
+    cfg = apply_overrides(load_run_config(config), overrides)
     result = _jsonable(_as_dict(train(cfg, Path(out_dir), corpus=list(corpus), init=Path(init) if init else None)))
     result.setdefault("run_dir", out_dir)
     ck = result.get("checkpoint") or result.get("checkpoint_path")

@@ -255,20 +255,27 @@ def train(config: str = typer.Option(..., "--config", help="preset name or confi
           init: Optional[Path] = typer.Option(None, "--init", help="checkpoint to start from (fine-tuning)"),
           out_dir: Path = typer.Option(..., "--out", help="run directory")):
     """Pre-train or fine-tune the Uplift-Upsample Transformer on pinned corpus versions."""
-    from uplift.train import load_train_config, train as run_train
+    from uplift.train import load_run_config, train as run_train
 
-    cfg = load_train_config(config)
-    result = run_train(cfg, out_dir, corpus=corpus, init=init)
-    out.print(_table("train", list(_as_dict(result).items())))
+    result = run_train(load_run_config(config), out_dir, corpus, init=init)
+    last = result.history[-1] if result.history else {}
+    rows = [("run dir", result.run_dir), ("checkpoint", result.checkpoint), ("corpora", ", ".join(result.corpora))]
+    rows += [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in last.items()]
+    out.print(_table("train", rows))
 
 
 @app.command()
 @one_line_errors
-def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help="PATH@VERSION")):
+def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help="PATH@VERSION"),
+             split: str = typer.Option("test", help="split to evaluate")):
     """Evaluate a checkpoint on a corpus version (MPJPE / P-MPJPE per action, key vs all frames)."""
-    from uplift.evaluate import evaluate as run_eval, format_table
+    from uplift.evaluate import evaluate as run_eval
 
-    out.print(format_table(run_eval(checkpoint, corpus)))
+    rows = run_eval(checkpoint, corpus, split=split)
+    header = list(dict.fromkeys(k for r in rows for k in r))
+    out.print(_table(f"evaluate {checkpoint.name} on {corpus}",
+                     [[f"{r.get(h):.2f}" if isinstance(r.get(h), float) else r.get(h, "") for h in header] for r in rows],
+                     header))
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -223,7 +223,8 @@ class CorpusWriter:
             parent, name = spec.path.rsplit("/", 1)
             g = self._root.require_group(parent)
             arr = g.create_array(name, shape=spec.shape(0, self.num_joints), dtype=spec.dtype,
-                                 chunks=spec.chunks(self.num_joints), fill_value=False if spec.dtype == bool else 0)
+                                 chunks=spec.chunks(self.num_joints), compressors=spec.compressors(),
+                                 fill_value=False if spec.dtype == bool else 0)
             self._arrays[spec.path] = _Appender(arr)
         self._seq_rows: list[dict] = []
         self._view_rows: list[dict] = []

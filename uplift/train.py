@@ -148,8 +148,11 @@ def save_checkpoint(path: Path, model, bundle, ucfg: UpliftConfig, meta: dict, s
     os.replace(tmp, path)
 
 
-def _find_ckpt(path: str | os.PathLike) -> Path:
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint directory for ``path``: a checkpoint dir, a file inside one, or a run dir."""
     p = Path(path)
+    if p.is_file():
+        p = p.parent
     for cand in (p, p / "checkpoints" / "final", p / "checkpoints" / "last"):
         if (cand / "model.safetensors").exists():
             return cand
@@ -158,7 +161,7 @@ def _find_ckpt(path: str | os.PathLike) -> Path:
 
 def load_checkpoint(path: str | os.PathLike, device=None, with_state: bool = False) -> Checkpoint:
     """Model (and EMA copy) from a checkpoint dir or a run dir; state only with ``with_state``."""
-    p = _find_ckpt(path)
+    p = find_checkpoint(path)
     meta = json.loads((p / "meta.json").read_text())
     ucfg = _config_from_dict(meta["config"])
     device = pick_device(device)

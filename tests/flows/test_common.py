@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import pytest
 
 from flows.common import artifact_key, is_transient, markdown_table, rejects_markdown
 from flows.evaluate import table_rows
-from flows.training import DONE_MARKER, apply_overrides, find_checkpoint, split_spec
+from flows.training import apply_overrides, find_checkpoint, split_spec
 from pipelines.records import Reject
 from schemas.errors import AmassFormatError, ConfigError, VersionConflictError
 
@@ -50,39 +49,30 @@ def test_split_spec_uses_the_last_at():
     assert split_spec("/data/c") == ("/data/c", None)
 
 
-def test_find_checkpoint_file_run_dir_and_marker(tmp_path):
+def test_find_checkpoint_run_dir_checkpoint_dir_and_file(tmp_path):
     run = tmp_path / "run"
-    (run / "sub").mkdir(parents=True)
-    (run / "sub" / "model.pt").write_bytes(b"x")
-    (run / "checkpoint_last.safetensors").write_bytes(b"x")
-    assert find_checkpoint(run).name == "checkpoint_last.safetensors"
-    other = tmp_path / "best.pt"
-    other.write_bytes(b"y")
-    (run / DONE_MARKER).write_text('{"checkpoint": "%s"}' % other)
-    assert find_checkpoint(run) == other
-    assert find_checkpoint(other) == other
-    from schemas.errors import InputError
+    for name in ("last", "final"):
+        (run / "checkpoints" / name).mkdir(parents=True)
+        (run / "checkpoints" / name / "model.safetensors").write_bytes(b"x")
+    final = run / "checkpoints" / "final"
+    assert find_checkpoint(run) == final  # a finished run's final weights, not the last periodic save
+    assert find_checkpoint(run / "checkpoints" / "last") == run / "checkpoints" / "last"
+    assert find_checkpoint(final / "model.safetensors") == final
+    from schemas.errors import ConfigError
 
-    with pytest.raises(InputError):
+    with pytest.raises(ConfigError):
         find_checkpoint(tmp_path / "empty")
 
 
-@dataclass(frozen=True)
-class _Train:
-    epochs: int = 10
-    in_strides: tuple = (5, 10)
+def test_apply_overrides_goes_into_train_overrides_and_top_level():
+    from uplift.train import RunConfig
 
-
-@dataclass(frozen=True)
-class _Cfg:
-    name: str = "x"
-    train: _Train = field(default_factory=_Train)
-
-
-def test_apply_overrides_goes_into_train_fields_and_top_level():
-    cfg = apply_overrides(_Cfg(), {"epochs": 1, "in_strides": [2, 4], "name": "y"})
-    assert cfg == _Cfg(name="y", train=_Train(epochs=1, in_strides=(2, 4)))
-    assert apply_overrides(_Cfg(), {}) == _Cfg()
+    base = RunConfig(preset="tiny", train={"lr": 1e-3})
+    cfg = apply_overrides(base, {"epochs": 1, "steps_per_epoch": 2, "preset": "h36m_81"})
+    assert cfg.preset == "h36m_81" and cfg.steps_per_epoch == 2
+    assert cfg.train == {"lr": 1e-3, "epochs": 1}
+    assert cfg.uplift_config().train.epochs == 1  # the override reaches the trainer's config
+    assert apply_overrides(base, {}) == base
 
 
 def test_table_rows_from_dict_rows_and_arrow():

@@ -5,6 +5,8 @@ The session fixture stops everything and asserts no process we started is left."
 
 from __future__ import annotations
 
+import json
+
 import re
 import subprocess
 from pathlib import Path
@@ -93,5 +95,7 @@ def test_pretrain_then_finetune_deployments_write_run_dirs(served, built, tmp_pa
     from flows.training import DONE_MARKER, find_checkpoint
 
     assert (runs / "ft" / DONE_MARKER).is_file()
-    assert find_checkpoint(runs / "ft").stat().st_size > 0
+    assert (find_checkpoint(runs / "ft") / "model.safetensors").stat().st_size > 0
+    ft_cfg = json.loads((runs / "ft" / "config.json").read_text())
+    assert ft_cfg["init"] and ft_cfg["uplift"]["train"]["lr"] == 2e-5  # fine-tuned from the pretrain run
     assert {"finetune-report", "finetune-run-dir"} <= {a.key for a in arts}

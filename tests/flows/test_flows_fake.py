@@ -107,7 +107,8 @@ def fake_train(monkeypatch):
         return {"run_dir": str(out_dir), "checkpoint": str(ck), "plot": str(plot), "metrics": {"mpjpe": 12.5}}
 
     train_mod.train = train
-    train_mod.load_train_config = lambda name: {"preset": name}
+    train_mod.load_run_config = lambda name: {"preset": name}
+    train_mod.find_checkpoint = lambda p: Path(p) if Path(p).is_dir() else Path(p).parent
     monkeypatch.setitem(sys.modules, "uplift.train", train_mod)
     import flows.training as training
 
@@ -134,8 +135,8 @@ def test_pretrain_is_cached_on_inputs_and_finetune_uses_its_checkpoint(prefect_a
     state = finetune_flow(corpus=["/h@h36m"], init=run, out_dir=tmp_path / "ft", return_state=True)
     assert state.is_completed()
     cfg, out_dir, corpus, init = fake_train["calls"][-1]
-    assert init == run / "checkpoint.safetensors" and corpus == ["/h@SNAP-h36m"]
-    assert json.loads((tmp_path / "ft" / DONE_MARKER).read_text())["init"] == str(run / "checkpoint.safetensors")
+    assert init == run and corpus == ["/h@SNAP-h36m"]
+    assert json.loads((tmp_path / "ft" / DONE_MARKER).read_text())["init"] == str(run)
     arts = artifacts_of(state.state_details.flow_run_id)
     keys = {a.key for a in arts}
     assert {"finetune-report", "finetune-run-dir", "finetune-plot", "finetune-checkpoint"} <= keys
