@@ -69,9 +69,10 @@ def reference_rate(body_models: Path, regressor: Path, amass_files: list[Path], 
             continue
         n = min(frames - done, seq.n_frames)
         model_file = body_models / "smplh" / seq.gender / "model.npz"
+        dmpl_file = body_models / "dmpls" / seq.gender / "model.npz"
         t0 = time.perf_counter()
         reference_joints(model_file, reg, seq.poses[:n], seq.trans[:n], seq.betas,
-                         None if seq.dmpls is None else seq.dmpls[:n])
+                         None if seq.dmpls is None else seq.dmpls[:n], dmpl_path=dmpl_file)
         elapsed += time.perf_counter() - t0
         done += n
         if done >= frames:
