@@ -24,6 +24,7 @@ from typing import Iterator
 import numpy as np
 import numpy.lib.format as npformat
 
+from pipelines.hashing import sha256_file  # noqa: F401 - part of this module's API
 from schemas.errors import AmassFormatError
 from schemas.skeletons import NUM_DMPLS, SMPLH_POSE_DIM
 
@@ -82,15 +83,6 @@ class MotionSequence:
     def duration_s(self) -> float:
         """Span from first to last frame plus one frame period, i.e. ``T / fps``."""
         return self.n_frames / self.fps
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _source_file(path: Path, root: Path) -> SourceFile:

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pipelines.faults import fault_point
+from pipelines.hashing import json_hash, sha256_file
 from pipelines.records import Reject, SequenceData
 from schemas.errors import ConfigError, CorpusError, InputError, VersionConflictError
 from schemas.skeletons import H36M_17
@@ -99,18 +100,6 @@ class BuildReport:
 
 # ---------------------------------------------------------------------------------------------
 # Hashing
-
-
-def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _json_hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _sequence_seed(seed: int, key: str) -> np.random.Generator:
@@ -289,12 +278,12 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
     if not Path(cfg.body_models).is_dir():
         raise ConfigError(f"{cfg.body_models}: body-model folder not found")
 
-    sources = [_Source(str(s.path), s.key, s.dataset, s.subject, s.name, file_sha256(s.path))
+    sources = [_Source(str(s.path), s.key, s.dataset, s.subject, s.name, sha256_file(s.path))
                for s in iter_amass(cfg.amass_root)]
-    reg_sha = file_sha256(regressor)
+    reg_sha = sha256_file(regressor)
     model_shas = _body_model_hashes(cfg.body_models)
     settings = cfg.data_settings()
-    config_hash = _json_hash({**settings, "regressor": reg_sha, "body_models": model_shas})
+    config_hash = json_hash({**settings, "regressor": reg_sha, "body_models": model_shas})
     build_info = {"config": json.loads(cfg.model_dump_json()), "settings": settings,
                   "config_hash": config_hash, "package_version": _package_version(),
                   "body_model_sha256": model_shas, "regressor_sha256": reg_sha,
@@ -486,7 +475,7 @@ def out_of_view_fraction(reader) -> float:
 def _body_model_hashes(root: Path) -> dict[str, str]:
     root = Path(root)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".npz", ".pkl"))
-    return {str(p.relative_to(root)): file_sha256(p) for p in files}
+    return {str(p.relative_to(root)): sha256_file(p) for p in files}
 
 
 def _package_version() -> str:

@@ -25,9 +25,7 @@ pixel coordinates are written as float64 so that import -> export -> import is b
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
 import os
 import re
@@ -39,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.cameras import denormalize_pixels, in_image, normalize_pixels, project, world_to_camera
+from pipelines.hashing import json_hash, sha256_file
 from pipelines.records import Reject, SequenceData, ViewData
 from pipelines.safe_pickle import safe_load_npz
 from schemas.cameras import H36M_CAMERA_IDS, Camera, h36m_camera
@@ -212,14 +211,6 @@ def expand_17_to_32(x: np.ndarray) -> np.ndarray:
     return x[..., list(_nearest_kept_ancestor()), :]
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ----------------------------------------------------------------------------------------------------
 # Import
 # ----------------------------------------------------------------------------------------------------
@@ -245,9 +236,8 @@ def resolve_files(data: str | os.PathLike | tuple | Mapping, detections: str = "
 
 
 def _config_hash(detections: str, sha_2d: str) -> str:
-    blob = json.dumps({"importer": IMPORTER_VERSION, "detections": detections, "joints": "h36m32->17",
-                       "fps": H36M_FPS, "sha_2d": sha_2d}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return json_hash({"importer": IMPORTER_VERSION, "detections": detections, "joints": "h36m32->17",
+                      "fps": H36M_FPS, "sha_2d": sha_2d})
 
 
 def _check_3d(x: np.ndarray) -> str | None:
