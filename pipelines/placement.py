@@ -10,8 +10,8 @@ the image. Instead each sequence is moved rigidly on the floor into the rig's ca
   at z = 0), so feet stay on the floor;
 * if a draw leaves any joint of any chosen camera out of the image, more yaws are drawn and then
   yaws with shifts within the volume;
-* a sequence that no draw fits is cut into the longest prefixes that fit (binary search on the cut),
-  each placed on its own (a cut never leaves a remainder shorter than ``min_segment_frames`` when
+* a sequence that no draw fits is cut greedily: from each cut on, the draw that keeps the longest
+  prefix in view (centred on the next few seconds of the path) places that prefix, each on its own (a cut never leaves a remainder shorter than ``min_segment_frames`` when
   it can avoid it); a piece that cannot fit even at ``min_segment_frames`` frames is returned
   with ``fits=False`` (flagged, never silently kept or dropped). Every input frame lands in exactly
   one returned segment.
@@ -33,12 +33,19 @@ from pipelines.cameras import cameras_to_arrays, in_image, normalize_pixels, pro
 from pipelines.records import ViewData
 from schemas.cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, h36m_rig, mpi_inf_3dhp_rig
 from schemas.errors import ConfigError
+from schemas.skeletons import H36M_17
+
+# Head, wrists, elbows and ankles: the H36M joints that leave an image first.
+H36M_EXTREMITIES = tuple(H36M_17.index(n) for n in ("head", "l_wrist", "r_wrist", "l_elbow", "r_elbow",
+                                                     "l_ankle", "r_ankle"))
 
 # Search budget per placement: the first draws only turn (yaw), the later ones also shift.
 YAW_ONLY_ATTEMPTS = 8
 SHIFT_ATTEMPTS = 24
 MAX_SHIFT_M = 1.0  # how far from the volume centre a shifted draw may go
 MAX_SEARCH_FRAMES = 256  # frames scored per draw (strided); the winning draw is checked on all frames
+MAX_PREFIX_SEARCH_FRAMES = 256  # the same when cutting a sequence that does not fit whole
+HORIZON_FRAMES = 150  # a cut piece is centred on the next ~3 s (at 50 Hz) of its root path
 
 
 @dataclass
@@ -126,6 +133,9 @@ class _Scorer:
 
     def __init__(self, joints: np.ndarray, cams: list[Camera], root_joint: int, centre_xy: np.ndarray):
         self.joints = np.asarray(joints, dtype=np.float64)
+        # Draws are ranked on the extremities only (they leave the image first); the winner is
+        # always checked on every joint.
+        self.probe = list(H36M_EXTREMITIES) if self.joints.shape[1] == H36M_17.num_joints else slice(None)
         self.intr, self.extr = cameras_to_arrays(cams)
         self.root = root_joint
         self.centre_xy = centre_xy
@@ -145,20 +155,50 @@ class _Scorer:
         n = stop - start
         stride = max(1, -(-n // MAX_SEARCH_FRAMES))
         sub_idx = np.unique(np.r_[np.arange(0, n, stride), n - 1])
-        sub = seg[sub_idx]
+        sub = seg[sub_idx][:, self.probe]
         best = (-1.0, 0.0, self.centre_xy)
         for attempt in range(SHIFT_ATTEMPTS):
-            yaw = float(rng.uniform(0.0, 2.0 * math.pi))
-            # uniform in a disc; zero shift for the yaw-only draws (rng use stays the same per draw)
-            r = MAX_SHIFT_M * math.sqrt(rng.uniform()) if attempt >= YAW_ONLY_ATTEMPTS else 0.0
-            phi = float(rng.uniform(0.0, 2.0 * math.pi))
-            target = self.centre_xy + r * np.array([math.cos(phi), math.sin(phi)])
+            yaw, target = self._draw(attempt, rng)
             score = float(self.in_view(_transform(sub, pivot, yaw, target)).mean())
             if score == 1.0 and self.in_view(_transform(seg, pivot, yaw, target)).all():
                 return yaw, pivot, target, True
             if score > best[0]:
                 best = (score, yaw, target)
         return best[1], pivot, best[2], False
+
+    def longest_prefix(self, start: int, rng: np.random.Generator):
+        """Among the draws for the frames from ``start`` on, the one that keeps the longest prefix in
+        view: ``(length, (yaw, pivot_xy, target_xy, fits))``. One pass over the remaining frames per
+        draw (strided), then the winner is checked frame by frame."""
+        rest = self.joints[start:]
+        n = len(rest)
+        near = rest[:HORIZON_FRAMES, self.root, :2]  # centre the next few seconds of the path
+        pivot = (near.min(axis=0) + near.max(axis=0)) / 2.0
+        stride = max(1, -(-n // MAX_PREFIX_SEARCH_FRAMES))
+        sub_idx = np.arange(0, n, stride)
+        best_len, best = -1, (0.0, self.centre_xy)
+        probe = rest[sub_idx][:, self.probe]
+        for attempt in range(SHIFT_ATTEMPTS):
+            yaw, target = self._draw(attempt, rng)
+            ok = self.in_view(_transform(probe, pivot, yaw, target)).all(axis=(0, 2))
+            bad = np.flatnonzero(~ok)
+            length = n if len(bad) == 0 else int(sub_idx[bad[0]])
+            if length > best_len:
+                best_len, best = length, (yaw, target)
+                if length == n:
+                    break
+        yaw, target = best
+        ok = self.in_view(_transform(rest[:best_len], pivot, yaw, target)).all(axis=(0, 2))
+        bad = np.flatnonzero(~ok)
+        length = best_len if len(bad) == 0 else int(bad[0])
+        return length, (yaw, pivot, target, length > 0)
+
+    def _draw(self, attempt: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+        """A random yaw, and for the later attempts a shift uniform in a disc around the centre."""
+        yaw = float(rng.uniform(0.0, 2.0 * math.pi))
+        r = MAX_SHIFT_M * math.sqrt(rng.uniform()) if attempt >= YAW_ONLY_ATTEMPTS else 0.0
+        phi = float(rng.uniform(0.0, 2.0 * math.pi))
+        return yaw, self.centre_xy + r * np.array([math.cos(phi), math.sin(phi)])
 
 
 def _views(placed: np.ndarray, cams: list[Camera], rig: str, rig_subject: str) -> list[ViewData]:
@@ -212,32 +252,18 @@ def place_and_project(joints_world: np.ndarray, rig: str = "h36m", cameras_per_s
     segments: list[PlacedSegment] = []
     start = 0
     while start < T:
-        lo = min(start + min_segment_frames, T)
-        best = scorer.search(start, lo, rng)
-        if not best[3]:  # even the shortest allowed piece (or the remainder) cannot fit: flag it
-            segments.append(emit(start, lo, best))
-            start = lo
+        length, best = scorer.longest_prefix(start, rng)
+        if length < min(min_segment_frames, T - start):
+            # even the shortest allowed piece (or the remainder) cannot fit: flag it
+            stop = min(start + min_segment_frames, T)
+            segments.append(emit(start, stop, scorer.search(start, stop, rng)))
+            start = stop
             continue
-        # gallop (double the piece) until it stops fitting, then bisect; invariant: [start, lo) fits
-        hi = None
-        while lo < T:
-            end = min(start + 2 * (lo - start), T)
-            trial = scorer.search(start, end, rng)
-            if not trial[3]:
-                hi = end
-                break
-            lo, best = end, trial
-        while hi is not None and hi - lo > max(1, (lo - start) // 16):  # cut within ~6 % of optimal
-            mid = (lo + hi) // 2
-            trial = scorer.search(start, mid, rng)
-            if trial[3]:
-                lo, best = mid, trial
-            else:
-                hi = mid
-        if T - lo < min_segment_frames <= T - min_segment_frames - start:
+        stop = start + length
+        if T - stop < min_segment_frames <= T - min_segment_frames - start:
             # leave the remainder at least the minimum length: a prefix of a fitting piece fits
             # with the same placement (visibility is per frame)
-            lo = T - min_segment_frames
-        segments.append(emit(start, lo, best))
-        start = lo
+            stop = T - min_segment_frames
+        segments.append(emit(start, stop, best))
+        start = stop
     return segments

@@ -125,7 +125,8 @@ class JointRegressor:
         vs = model.v_template[verts] + model.shapedirs[verts] @ b  # (m, 3)
         m0 = coef @ vs  # (K, 3)
         P = model.posedirs[verts]  # (m, 3, P)
-        mp = np.einsum("km,mcp->pkc", coef, P).reshape(P.shape[2], -1)  # (P, 3K)
+        K, m = coef.shape
+        mp = (coef @ P.reshape(m, -1)).reshape(K, 3, -1).transpose(2, 0, 1).reshape(P.shape[2], -1)  # (P, 3K)
         pose_cols = np.flatnonzero(np.any(mp != 0.0, axis=1))
         mp = mp[pose_cols]
         # Bones needed: the pairs' bones and their ancestors (for the kinematic chain).
@@ -140,8 +141,10 @@ class JointRegressor:
         D = 0
         if model.dmpldirs is not None:
             D = model.dmpldirs.shape[2]
-            md = np.einsum("km,mcd->kcd", coef, model.dmpldirs[verts])
-            jd = np.einsum("jv,vcd->jcd", model.J_regressor[chain].toarray(), model.dmpldirs)
+            md = (coef @ model.dmpldirs[verts].reshape(m, -1)).reshape(K, 3, D)
+            # sparse @ dense: the model's joint regressor touches few vertices per joint
+            jd = np.asarray(model.J_regressor[chain] @ model.dmpldirs.reshape(model.num_vertices, -1))
+            jd = jd.reshape(len(chain), 3, D)
         return cls(model.parents, chain, pj, np.searchsorted(chain, pb), c_full[pj, pb], m0, md, mp,
                    pose_cols, j_all[chain], jd, R.shape[0], D, batch)
 

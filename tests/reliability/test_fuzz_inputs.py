@@ -1,86 +1,67 @@
 """Property-based fuzzing of every loader of third-party files (>= 1,000 malformed files each).
 
-Every case must end in the project's typed error (an ``InputError``) or a successful load; no other
-exception escapes, no pickle payload runs, and memory stays bounded.
+Every case must end in the project's typed error (an ``InputError`` naming the file) or a successful
+load; no other exception escapes, no pickle payload runs, and memory stays bounded.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
-import numpy as np
 import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.synthetic.malformed import MUTATIONS, WRITERS
-from schemas.errors import InputError
+from tests.reliability.harness import fuzz_case
 
 CASES = 1000
 
 
-def _loaders(kind: str):
-    if kind == "amass":
-        from pipelines.amass import read_amass
-
-        return [read_amass]
-    if kind == "body_model":
-        from pipelines.body_model import load_body_model
-
-        return [load_body_model]
-    if kind == "regressor":
-        from pipelines.body_model import load_regressor
-
-        return [load_regressor]
-    from pipelines.h36m import load_positions_2d, load_positions_3d
-
-    return [load_positions_3d, load_positions_2d]
-
-
-@pytest.fixture(scope="module")
-def workdir():
-    d = Path(tempfile.mkdtemp(prefix="fuzz_"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.mark.parametrize("kind", sorted(WRITERS))
-def test_loader_survives_malformed_files(kind, workdir):
-    writer, suffixes = WRITERS[kind]
-    loaders = _loaders(kind)
-    marker = workdir / f"{kind}.executed"
-    outcomes = {"typed_error": 0, "loaded": 0}
+def test_loader_survives_malformed_files(kind, tmp_path):
+    _, suffixes = WRITERS[kind]
+    marker = tmp_path / "payload.executed"
+    totals = {"typed_errors": 0, "loaded": 0}
     rss0 = psutil.Process().memory_info().rss
-    counter = iter(range(10**9))
 
     @settings(max_examples=CASES, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
-    @given(mutation=st.sampled_from(MUTATIONS), suffix=st.sampled_from(suffixes),
-           seed=st.integers(0, 2**32 - 1))
+    @given(mutation=st.sampled_from(MUTATIONS), suffix=st.sampled_from(suffixes), seed=st.integers(0, 2**32 - 1))
     def case(mutation, suffix, seed):
-        path = workdir / kind / f"case{next(counter)}{suffix}"
-        path.parent.mkdir(exist_ok=True)
-        what = writer(np.random.default_rng(seed), mutation, path, str(marker))
-        for load in loaders:
-            try:
-                load(path)
-                outcomes["loaded"] += 1
-            except InputError as exc:
-                assert exc.reason and str(path) in str(exc), (what, exc)
-                outcomes["typed_error"] += 1
-            except Exception as exc:  # noqa: BLE001 - this is exactly what must never happen
-                raise AssertionError(f"{kind}/{mutation} ({what}) escaped as {type(exc).__name__}: {exc}")
-        assert not marker.exists(), f"payload executed: {kind}/{mutation}"
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+        out = fuzz_case(kind, mutation, suffix, seed, tmp_path, marker)
+        assert not out.escaped, out.escaped
+        assert not out.payload_ran, f"payload executed: {kind}/{mutation}"
+        totals["typed_errors"] += out.typed_errors
+        totals["loaded"] += out.loaded
 
     case()
-    assert sum(outcomes.values()) >= CASES
-    assert outcomes["typed_error"] > 0.8 * CASES  # malformed files are refused, not accepted
+    assert sum(totals.values()) >= CASES
+    assert totals["typed_errors"] > 0.8 * CASES  # malformed files are refused, not accepted
     grown_mb = (psutil.Process().memory_info().rss - rss0) / 1e6
     assert grown_mb < 500, f"memory grew by {grown_mb:.0f} MB over {CASES} cases"
+
+
+def test_a_build_full_of_bad_files_commits_every_good_sequence(tmp_path):
+    """Malformed files among good ones become rejects; every good sequence is committed."""
+    import numpy as np
+
+    from pipelines.build import build_amass
+    from pipelines.synthetic.malformed import write_malformed_amass
+    from tests.reliability.harness import build_config, make_inputs
+
+    root = make_inputs(tmp_path / "in", n_sequences=4)
+    good = sorted(p for p in (root / "amass").rglob("*.npz") if p.name != "shape.npz")
+    bad_dir = root / "amass" / "Fuzzed" / "s1"
+    bad_dir.mkdir(parents=True)
+    for i, mutation in enumerate(m for m in MUTATIONS if m not in ("extra_key", "directory")):
+        write_malformed_amass(np.random.default_rng(i), mutation, bad_dir / f"bad{i:02d}_poses.npz",
+                              str(tmp_path / "marker"))
+    n_bad = len(list(bad_dir.iterdir()))
+    report = build_amass(build_config(root, tmp_path / "corpus"))
+    from pipelines.corpus import CorpusReader
+
+    committed = set(CorpusReader.open(tmp_path / "corpus").sequences.column("source_path").to_pylist())
+    assert committed == {str(p) for p in good}
+    assert sorted(r.source_path for r in report.rejects) == sorted(str(p) for p in bad_dir.iterdir())
+    assert len(report.rejects) == n_bad and all(r.reason for r in report.rejects)
+    assert not (tmp_path / "marker").exists()
