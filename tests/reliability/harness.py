@@ -152,9 +152,25 @@ def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | Non
     kill_group(proc)
     whole = visible_version_is_whole(corpus)
     report = build_amass(build_config(root, corpus))
-    sums = corpus_checksums(CorpusReader.open(corpus, report.version_id))
-    lost = sum(1 for k in reference if sums.get(k) != reference[k])
-    return KillTrial(fault, killed, whole, sums == reference, lost)
+    reader = CorpusReader.open(corpus, report.version_id)
+    sums = corpus_checksums(reader)
+    return KillTrial(fault, killed, whole, sums == reference, differing_bytes(reader, sums, reference))
+
+
+def differing_bytes(reader, sums: dict, reference: dict) -> int:
+    """Bytes of the arrays and manifests whose content differs from the reference (0 when equal)."""
+    from schemas.store import ARRAYS
+
+    lost = 0
+    for spec in ARRAYS:
+        key = f"array:{spec.path}"
+        if sums.get(key) != reference.get(key):
+            lost += max(reader.array(spec).nbytes, 1)
+    for name in ("sequences", "views", "rejects"):
+        key = f"manifest:{name}"
+        if sums.get(key) != reference.get(key):
+            lost += max(getattr(reader, name).nbytes, 1)
+    return lost
 
 
 # --- killed training --------------------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""Reliability report: malformed inputs, killed builds / workers / training, concurrent builds.
+
+    .venv/bin/python benchmarks/reliability_report.py [--fuzz-cases 1000] [--kill-trials 10]
+
+Runs the same experiments as ``tests/reliability`` (through ``tests/reliability/harness.py``) with
+seeds instead of hypothesis, prints a table, and ends with one JSON line: fuzz_cases, kill_trials,
+equal_builds, bytes_lost, payloads_executed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.reliability
+
+import numpy as np  # noqa: E402
+
+from pipelines.synthetic.malformed import MUTATIONS, WRITERS  # noqa: E402
+from tests.reliability import harness  # noqa: E402
+
+
+def fuzz(cases: int, work: Path, seed: int) -> dict[str, dict]:
+    rng = np.random.default_rng(seed)
+    marker = work / "payload.executed"
+    stats = {}
+    for kind, (_, suffixes) in sorted(WRITERS.items()):
+        s = {"cases": 0, "typed_errors": 0, "loaded": 0, "escaped": 0, "payloads": 0}
+        for _ in range(cases):
+            out = harness.fuzz_case(kind, str(rng.choice(MUTATIONS)), str(rng.choice(suffixes)),
+                                    int(rng.integers(2**32)), work, marker)
+            s["cases"] += 1
+            s["typed_errors"] += out.typed_errors
+            s["loaded"] += out.loaded
+            s["escaped"] += len(out.escaped)
+            s["payloads"] += int(out.payload_ran)
+            for what, exc in out.escaped:
+                print(f"ESCAPED {what}: {exc}", file=sys.stderr)
+        stats[kind] = s
+    return stats
+
+
+def killed_worker_build(root: Path, work: Path, reference: dict) -> bool:
+    import psutil
+    from distributed import LocalCluster
+
+    from pipelines.build import build_amass
+    from pipelines.checksums import corpus_checksums
+    from pipelines.corpus import CorpusReader
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        killed = []
+
+        def kill_one(done, total, info):
+            if not killed and done >= 1:
+                pid = next(iter(cluster.workers.values())).process.pid
+                for p in psutil.Process(pid).children(recursive=True) or [psutil.Process(pid)]:
+                    p.kill()
+                killed.append(pid)
+
+        build_amass(harness.build_config(root, work / "worker_kill", scheduler=cluster.scheduler_address,
+                                         max_in_flight=8), progress=kill_one)
+    return bool(killed) and corpus_checksums(CorpusReader.open(work / "worker_kill")) == reference
+
+
+def concurrent_builds(root: Path, work: Path) -> tuple[int, bool]:
+    """Two builds into one corpus at once: (versions committed, pinned reader unchanged and store valid)."""
+    from pipelines.build import build_amass
+    from pipelines.checksums import corpus_checksums
+    from pipelines.corpus import CorpusReader
+    from pipelines.versions import list_versions
+    from schemas.validate import validate_corpus
+
+    corpus = work / "concurrent"
+    build_amass(harness.build_config(root, corpus, tag="old"))
+    before, n0 = corpus_checksums(CorpusReader.open(corpus, "old")), len(list_versions(corpus))
+    procs = [subprocess.Popen(harness.build_cmd(root, corpus, "--fps", fps), start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for fps in ("25", "30")]
+    same, stop = [], threading.Event()
+
+    def read():
+        while not stop.is_set():
+            same.append(corpus_checksums(CorpusReader.open(corpus, "old")) == before)
+
+    t = threading.Thread(target=read)
+    t.start()
+    for p in procs:
+        p.wait(timeout=900)
+    stop.set()
+    t.join()
+    return len(list_versions(corpus)) - n0, all(same) and validate_corpus(corpus) == []
+
+
+def killed_training(work: Path) -> bool:
+    import torch
+
+    from tests.uplift.test_train import projected_corpus
+
+    corpus = projected_corpus(work / "train_corpus", n_seq=3, n_frames=160)
+    config = harness.write_train_config(work / "tiny.json")
+    harness.run_training(config, corpus, work / "straight")
+    killed = harness.kill_training_trial(config, corpus, work / "killed", delay_s=0.3)
+    a, b = harness.final_weights(work / "straight"), harness.final_weights(work / "killed")
+    return killed and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fuzz-cases", type=int, default=1000, help="malformed files per input kind")
+    ap.add_argument("--kill-trials", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    from pipelines.build import build_amass
+    from pipelines.checksums import corpus_checksums
+    from pipelines.corpus import CorpusReader
+
+    work = Path(tempfile.mkdtemp(prefix="reliability_"))
+    t0 = time.perf_counter()
+    fz = fuzz(args.fuzz_cases, work, args.seed)
+    fuzz_s = time.perf_counter() - t0
+
+    root = harness.make_inputs(work / "inputs")
+    build_amass(harness.build_config(root, work / "reference"))
+    reference = corpus_checksums(CorpusReader.open(work / "reference"))
+    rng = np.random.default_rng(args.seed)
+    faults = (["write:1", "write:3", "write:6", "commit"] + [None] * args.kill_trials)[: args.kill_trials]
+    trials = [harness.kill_build_trial(root, work / f"kill{i}", reference, f, float(rng.uniform(2.0, 9.0)))
+              for i, f in enumerate(faults)]
+    worker_ok = killed_worker_build(root, work, reference)
+    committed, concurrent_ok = concurrent_builds(root, work)
+    training_ok = killed_training(work)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="reliability report")
+    for col in ("experiment", "tried", "survived / equal", "notes"):
+        table.add_column(col)
+    for kind, s in fz.items():
+        table.add_row(f"fuzz: {kind}", str(s["cases"]), f"{s['cases'] - s['escaped']}",
+                      f"{s['typed_errors']} typed errors, {s['loaded']} loads, {s['escaped']} escaped, "
+                      f"{s['payloads']} payloads ran")
+    table.add_row("SIGKILL build + rerun", str(len(trials)), f"{sum(t.equal_after_rerun for t in trials)}",
+                  f"{sum(t.killed for t in trials)} killed before the end; "
+                  f"half-written versions seen: {sum(not t.whole_after_crash for t in trials)}")
+    table.add_row("SIGKILL a Dask worker", "1", str(int(worker_ok)), "build equal to the reference")
+    table.add_row("two concurrent builds", "1", str(int(concurrent_ok)), f"{committed} versions committed in sequence")
+    table.add_row("SIGKILL training + resume", "1", str(int(training_ok)), "same final weights as uninterrupted")
+    Console().print(table)
+    print(f"fuzzing took {fuzz_s:.0f} s; work dir {work}")
+    print(json.dumps({
+        "fuzz_cases": sum(s["cases"] for s in fz.values()),
+        "fuzz_escaped": sum(s["escaped"] for s in fz.values()),
+        "kill_trials": len(trials),
+        "equal_builds": sum(t.equal_after_rerun for t in trials) + int(worker_ok),
+        "bytes_lost": sum(t.bytes_lost for t in trials),
+        "payloads_executed": sum(s["payloads"] for s in fz.values()),
+        "half_written_seen": sum(not t.whole_after_crash for t in trials),
+        "concurrent_ok": concurrent_ok, "training_resume_equal": training_ok,
+    }))
+
+
+if __name__ == "__main__":
+    main()
