@@ -180,7 +180,9 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
                                      cameras_per_sequence=settings["cameras_per_sequence"],
                                      rng=_sequence_seed(settings["seed"], key))
     except InputError as exc:
-        return Reject(source_path=path, reason=exc.reason, kind=exc.kind, source_sha256=sha256)
+        # an error about another file (the body model, the regressor) names that file in the reason
+        reason = exc.reason if exc.path == path else f"{exc.path}: {exc.reason}"
+        return Reject(source_path=path, reason=reason, kind=exc.kind, source_sha256=sha256)
     out = []
     for i, seg in enumerate(segments):
         seg_key = key if len(segments) == 1 else f"{key}#{i:03d}"

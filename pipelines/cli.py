@@ -23,7 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 synth = typer.Typer(no_args_is_help=True, help="Write synthetic stand-ins in the real file formats.")
 app.add_typer(synth, name="synth")
 console = Console(stderr=True)
-out = Console()
+out = Console(soft_wrap=True)  # paths and ids stay on one line
 
 
 def one_line_errors(fn):
@@ -40,10 +40,11 @@ def one_line_errors(fn):
     return wrapper
 
 
-def _table(title: str, rows, columns=("field", "value")) -> Table:
+def _table(title: str, rows, columns=("field", "value"), keep: tuple[str, ...] = ("id",)) -> Table:
+    """A rich table; the ``keep`` columns (ids, paths) are never cut short, the others wrap."""
     table = Table(title=title, show_header=True)
     for c in columns:
-        table.add_column(c)
+        table.add_column(c, no_wrap=c in keep, overflow="fold")
     for row in rows:
         table.add_row(*[str(x) for x in row])
     return table
@@ -290,10 +291,14 @@ def _as_dict(obj) -> dict:
 
 
 def _print_rejects(rejects, always: bool = False) -> None:
-    rows = [(getattr(r, "source_path", None) or r["source_path"], getattr(r, "kind", None) or r.get("kind", ""),
-             getattr(r, "reason", None) or r["reason"]) for r in rejects or []]
-    if rows or always:
-        out.print(_table(f"rejects ({len(rows)})", rows, ("source", "kind", "reason")))
+    """One block per rejected file: its full path, then the kind and reason (paths never cut)."""
+    rejects = list(rejects or [])
+    if not rejects and not always:
+        return
+    out.print(f"rejects ({len(rejects)}):")
+    for r in rejects:
+        get = (lambda k: getattr(r, k, "")) if not isinstance(r, dict) else r.get
+        out.print(f"  {get('source_path')}\n    [{get('kind')}] {get('reason')}", highlight=False, markup=False)
 
 
 def main():  # pragma: no cover - console entry

@@ -61,9 +61,12 @@ def test_noop_rebuild_commits_nothing_and_one_changed_file_recomputes_one(inputs
     first = build_amass(_cfg(root, corpus))
     n_versions = len(list_versions(corpus))
 
+    files = lambda: {(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in corpus.rglob("*") if p.is_file()}
+    before = files()
     again = build_amass(_cfg(root, corpus))
     assert again.up_to_date and again.version_id == first.version_id
     assert len(list_versions(corpus)) == n_versions
+    assert files() == before  # a no-op rebuild writes nothing
 
     from pipelines.synthetic.motions import write_amass_tree
 

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import zarr
-from corpus_fixtures import J, make_seq
+from tests.pipelines.corpus_fixtures import J, make_seq
 
 from pipelines.corpus import CorpusReader, CorpusWriter, open_corpus, read_manifest
 from pipelines.records import Reject

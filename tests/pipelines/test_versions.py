@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-from corpus_fixtures import make_seq
+from tests.pipelines.corpus_fixtures import make_seq
 
 from pipelines.corpus import CorpusReader, CorpusWriter, open_corpus
 from pipelines.versions import diff_versions, list_versions, resolve_version, tag_version

@@ -1,0 +1,98 @@
+"""The ``mocap-corpus`` command line end to end on synthetic data (typer's runner, same process)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str, ok: bool = True):
+    result = runner.invoke(app, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    run("synth", "body-model", root / "bm")
+    run("synth", "amass", root / "amass", "--sequences", "4", "--seed", "2")
+    run("synth", "h36m", root / "h36m")
+    return root
+
+
+def test_synth_writes_the_documented_layouts(data):
+    for g in ("male", "female", "neutral"):
+        assert (data / "bm" / "smplh" / g / "model.npz").is_file()
+        assert (data / "bm" / "dmpls" / g / "model.npz").is_file()
+    assert np.load(data / "bm" / "J_regressor_h36m.npy").shape == (17, 6890)
+    assert len(list((data / "amass").rglob("*.npz"))) >= 4
+    assert {p.name for p in (data / "h36m").iterdir()} >= {
+        "data_3d_h36m.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz", "data_2d_h36m_gt.npz"}
+
+
+def _smplh_files(data):
+    from pipelines.amass import iter_amass, read_amass
+
+    return [s.path for s in iter_amass(data / "amass") if read_amass(s.path).model_type == "smplh"]
+
+
+def test_inspect_and_joints(data, tmp_path):
+    path = _smplh_files(data)[0]
+    meta = json.loads(run("inspect", path).output)
+    assert meta["model_type"] == "smplh" and meta["frames"] > 0 and meta["source_fps"] > 0
+    out = tmp_path / "j.npy"
+    run("joints", path, "--body-models", data / "bm", "--fps", "25", "--out", out)
+    joints = np.load(out)
+    expected_frames = int(np.floor((meta["frames"] - 1) / meta["source_fps"] * 25 + 1e-6)) + 1
+    assert joints.shape == (expected_frames, 17, 3) and joints.dtype == np.float32
+
+
+def test_bad_file_is_one_clear_line_and_exit_1(tmp_path):
+    bad = tmp_path / "broken_poses.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    result = run("inspect", bad, ok=False)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and "error" in lines[0]
+
+
+def test_build_versions_validate_diff_tag_rejects(data, tmp_path):
+    corpus = tmp_path / "corpus"
+    run("build-amass", data / "amass", "--body-models", data / "bm", "--corpus", corpus, "--tag", "v1",
+        "--workers", "1")
+    run("build-amass", data / "amass", "--body-models", data / "bm", "--corpus", corpus, "--fps", "25",
+        "--workers", "1")
+    from pipelines.versions import list_versions
+
+    versions = list_versions(corpus)
+    assert len(versions) == 2
+    listing = run("versions", corpus).output
+    assert versions[0].id in listing and "v1" in listing
+    assert "valid" in run("validate", corpus, "--version", "v1").output
+    run("tag", corpus, versions[0].id, "fps25")
+    assert "fps25" in run("versions", corpus).output
+    assert run("tag", corpus, versions[1].id, "fps25", ok=False).exit_code == 1  # tags are immutable
+    diff = run("diff", corpus, "v1", "fps25").output
+    assert "changed (" in diff and "changed (0)" not in diff
+    run("rejects", corpus)
+
+
+def test_build_h36m_and_export_round_trip(data, tmp_path):
+    corpus = tmp_path / "h36m"
+    run("build-h36m", data / "h36m", "--corpus", corpus, "--detections", "gt", "--tag", "gt")
+    out = run("export-vp3d", corpus, "--version", "gt", "--out", tmp_path / "export").output
+    assert "data_3d_h36m.npz" in out
+    from pipelines.h36m import load_positions_2d, load_positions_3d
+
+    p3 = load_positions_3d(tmp_path / "export" / "data_3d_h36m.npz")
+    p2, meta = load_positions_2d(tmp_path / "export" / "data_2d_h36m_gt.npz")
+    assert set(p3) == set(p2) and meta["num_joints"] == 17
