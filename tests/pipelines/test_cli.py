@@ -96,3 +96,17 @@ def test_build_h36m_and_export_round_trip(data, tmp_path):
     p3 = load_positions_3d(tmp_path / "export" / "data_3d_h36m.npz")
     p2, meta = load_positions_2d(tmp_path / "export" / "data_2d_h36m_gt.npz")
     assert set(p3) == set(p2) and meta["num_joints"] == 17
+
+
+def test_train_then_finetune_then_evaluate(data, tmp_path):
+    corpus = tmp_path / "h36m"
+    run("build-h36m", data / "h36m", "--corpus", corpus, "--tag", "cpn")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"preset": "tiny", "train": {"epochs": 1, "batch_size": 8},
+                                  "steps_per_epoch": 3, "eval_every": 0, "block_frames": 256}))
+    run("train", "--config", config, "--corpus", f"{corpus}@cpn", "--out", tmp_path / "pre")
+    run("train", "--config", config, "--corpus", f"{corpus}@cpn", "--init", tmp_path / "pre", "--out", tmp_path / "ft")
+    ft = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert ft["init"] and ft["uplift"]["train"]["lr"] == 2e-5  # fine-tuning settings from --init
+    table = run("evaluate", tmp_path / "ft", "--corpus", f"{corpus}@cpn").output
+    assert "mpjpe_mm" in table and "p_mpjpe_mm" in table
