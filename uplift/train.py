@@ -219,6 +219,11 @@ def _plot(history: list[dict], path: Path) -> None:
     ax[1].set_xlabel("epoch"), ax[1].set_ylabel("MPJPE (mm)"), ax[1].set_title("evaluation")
     if keys:
         ax[1].legend()
+    else:  # e.g. an AMASS corpus: every sequence is in the train split
+        ax[1].text(0.5, 0.5, "no evaluation split in this run's corpora", ha="center", va="center",
+                   transform=ax[1].transAxes)
+        ax[1].set_xticks([]), ax[1].set_yticks([])
+    ax[0].xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
