@@ -6,7 +6,6 @@ The session fixture stops everything and asserts no process we started is left."
 from __future__ import annotations
 
 import json
-
 import re
 import subprocess
 from pathlib import Path
@@ -99,3 +98,22 @@ def test_pretrain_then_finetune_deployments_write_run_dirs(served, built, tmp_pa
     ft_cfg = json.loads((runs / "ft" / "config.json").read_text())
     assert ft_cfg["init"] and ft_cfg["uplift"]["train"]["lr"] == 2e-5  # fine-tuned from the pretrain run
     assert {"finetune-report", "finetune-run-dir"} <= {a.key for a in arts}
+
+
+def test_prefect_yaml_deploys_every_flow_to_a_work_pool(prefect_stack):
+    """`prefect deploy --all` (users with their own server and pools) registers the five deployments."""
+    env = prefect_stack.env()
+    pool = subprocess.run([prefect_exe(), "work-pool", "create", "mocap", "--type", "process"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    r = subprocess.run([prefect_exe(), "--no-prompt", "deploy", "--all"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    with prefect_settings(prefect_stack):
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            names = {(client.read_flow(d.flow_id).name, d.name, d.work_pool_name)
+                     for d in client.read_deployments()}
+    expected = {"build-amass", "build-h36m", "pretrain", "finetune", "evaluate"}
+    assert {(f, "local", "mocap") for f in expected} <= names
