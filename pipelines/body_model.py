@@ -104,6 +104,9 @@ def _read_arrays(path: str, error: type[InputError]) -> dict:
 def _dense(x, path, key, dtype=np.float64) -> np.ndarray:
     if scipy.sparse.issparse(x):
         x = x.toarray()
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind is not None and kind not in "fiu":  # complex, bool, strings, objects: not model data
+        raise BodyModelError(path, f"{key!r} has dtype {x.dtype}, expected real numbers")
     try:
         arr = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as exc:
