@@ -129,10 +129,11 @@ def main() -> None:
     root = harness.make_inputs(work / "inputs")
     build_amass(harness.build_config(root, work / "reference"))
     reference = corpus_checksums(CorpusReader.open(work / "reference"))
-    rng = np.random.default_rng(args.seed)
     faults = (["write:1", "write:3", "write:6", "commit"] + [None] * args.kill_trials)[: args.kill_trials]
-    trials = [harness.kill_build_trial(root, work / f"kill{i}", reference, f, float(rng.uniform(2.0, 9.0)))
-              for i, f in enumerate(faults)]
+    delays = harness.kill_delays(harness.timed_build(root, work / "timed"), len(faults),
+                                 np.random.default_rng(args.seed))
+    trials = [harness.kill_build_trial(root, work / f"kill{i}", reference, f, d)
+              for i, (f, d) in enumerate(zip(faults, delays))]
     worker_ok = killed_worker_build(root, work, reference)
     committed, concurrent_ok = concurrent_builds(root, work)
     training_ok = killed_training(work)

@@ -134,6 +134,19 @@ class KillTrial:
     bytes_lost: int  # bytes of the reference content missing or different after the rerun
 
 
+def timed_build(root: Path, corpus: Path) -> float:
+    """Wall time of one uninterrupted build subprocess (imports, Dask start-up, compute, commit)."""
+    t0 = time.perf_counter()
+    subprocess.run(build_cmd(root, corpus), check=True, cwd=REPO, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=600)
+    return time.perf_counter() - t0
+
+
+def kill_delays(duration_s: float, n: int, rng: np.random.Generator) -> list[float]:
+    """``n`` random moments inside a build of ``duration_s`` (before its end, after start-up began)."""
+    return [float(d) for d in rng.uniform(0.15, 0.85, size=n) * duration_s]
+
+
 def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | None, delay_s: float) -> KillTrial:
     """SIGKILL a build (at a named fault point, or after ``delay_s``), rerun it, compare with ``reference``."""
     from pipelines.build import build_amass

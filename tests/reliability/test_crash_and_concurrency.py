@@ -15,8 +15,8 @@ from pipelines.checksums import corpus_checksums
 from pipelines.corpus import CorpusReader
 from pipelines.versions import list_versions
 from schemas.validate import validate_corpus
-from tests.reliability.harness import (build_cmd, build_config, final_weights, kill_build_trial, kill_group,
-                                       kill_training_trial, make_inputs, run_training,
+from tests.reliability.harness import (build_cmd, build_config, final_weights, kill_build_trial, kill_delays,
+                                       kill_group, kill_training_trial, make_inputs, run_training, timed_build,
                                        write_train_config)
 
 KILL_TRIALS = 10
@@ -37,13 +37,12 @@ def reference(inputs, tmp_path_factory):
 
 
 def test_sigkilled_builds_rerun_to_identical_content(inputs, reference, tmp_path):
-    rng = np.random.default_rng(7)
-    for i, fault in enumerate(FAULTS):
-        trial = kill_build_trial(inputs, tmp_path / f"trial{i}", reference, fault, float(rng.uniform(2.0, 9.0)))
+    delays = kill_delays(timed_build(inputs, tmp_path / "timed"), len(FAULTS), np.random.default_rng(7))
+    for i, (fault, delay) in enumerate(zip(FAULTS, delays)):
+        trial = kill_build_trial(inputs, tmp_path / f"trial{i}", reference, fault, delay)
+        assert trial.killed, f"trial {i} ({fault or f'{delay:.1f} s'}): the build ended before the kill"
         assert trial.whole_after_crash, f"trial {i} ({fault}): a half-written version was visible"
         assert trial.equal_after_rerun and trial.bytes_lost == 0, f"trial {i} ({fault}) differs after the rerun"
-        if fault is not None:
-            assert trial.killed, f"fault {fault} did not kill the build"
     assert validate_corpus(tmp_path / "trial0") == []
 
 
