@@ -75,6 +75,7 @@ def build_amass_flow(
     regressor: Path | None = None,
     tag: str | None = None,
     rig: Literal["h36m", "3dhp"] = "h36m",
+    calibration: Path | None = None,
     cameras_per_sequence: int = 4,
     fps: float = 50.0,
     seed: int = 0,
@@ -92,6 +93,7 @@ def build_amass_flow(
         regressor: (17, 6890) joint regressor .npy; default BODY_MODELS/J_regressor_h36m.npy.
         tag: Tag for the committed version, e.g. amass-h36m-v1.
         rig: Camera rig used to place virtual cameras: h36m or 3dhp.
+        calibration: MPI-INF-3DHP camera.calibration file whose cameras replace the shipped 3DHP figures.
         cameras_per_sequence: Virtual cameras per sequence.
         fps: Target frame rate in Hz.
         seed: Seed for camera placement.
@@ -103,6 +105,7 @@ def build_amass_flow(
     logger = run_logger()
     cfg = {"amass_root": str(amass_root), "body_models": str(body_models), "corpus": str(corpus),
            "regressor": str(regressor) if regressor else None, "tag": tag or None, "rig": rig,
+           "calibration": str(calibration) if calibration else None,
            "cameras_per_sequence": cameras_per_sequence, "fps": fps, "seed": seed, "val_fraction": val_fraction,
            "scheduler": scheduler or None, "n_workers": n_workers}
     report = run_build(cfg)

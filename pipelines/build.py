@@ -46,6 +46,8 @@ class BuildConfig(BaseModel):
     corpus: Path = Field(description="corpus repository path")
     tag: str | None = Field(None, description="tag for the committed version, e.g. amass-h36m-v1")
     rig: Literal["h36m", "3dhp"] = "h36m"
+    calibration: Path | None = Field(None, description="MPI-INF-3DHP camera.calibration file (rig 3dhp): its "
+                                                       "cameras replace the shipped 3DHP figures")
     cameras_per_sequence: int = Field(4, ge=1, le=14)
     fps: float = Field(50.0, gt=0)
     seed: int = 0
@@ -59,7 +61,8 @@ class BuildConfig(BaseModel):
 
     def data_settings(self) -> dict:
         """The settings that shape per-sequence data (not where things live)."""
-        return {"rig": self.rig, "cameras_per_sequence": self.cameras_per_sequence, "fps": self.fps,
+        return {"rig": self.rig, "calibration": str(self.calibration) if self.calibration else None,
+                "cameras_per_sequence": self.cameras_per_sequence, "fps": self.fps,
                 "seed": self.seed, "val_fraction": self.val_fraction, "pipeline": PIPELINE_VERSION,
                 "store_format": STORE_FORMAT}
 
@@ -127,6 +130,13 @@ def _body_models(root: str, model_type: str):
 
 
 @functools.lru_cache(maxsize=4)
+def _camera_pool(calibration: str | None):
+    from pipelines.cameras import parse_3dhp_calibration
+
+    return parse_3dhp_calibration(calibration) if calibration else None
+
+
+@functools.lru_cache(maxsize=4)
 def _regressor(path: str):
     from pipelines.body_model import load_regressor
 
@@ -178,7 +188,8 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
         joints = sequence_joints(seq, body_models, regressor, settings["fps"])
         segments = place_and_project(joints, rig=settings["rig"],
                                      cameras_per_sequence=settings["cameras_per_sequence"],
-                                     rng=_sequence_seed(settings["seed"], key))
+                                     rng=_sequence_seed(settings["seed"], key),
+                                     camera_pool=_camera_pool(settings.get("calibration")))
     except InputError as exc:
         # an error about another file (the body model, the regressor) names that file in the reason
         reason = exc.reason if exc.path == path else f"{exc.path}: {exc.reason}"
@@ -285,6 +296,11 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
     reg_sha = sha256_file(regressor)
     model_shas = _body_model_hashes(cfg.body_models)
     settings = cfg.data_settings()
+    if cfg.calibration is not None:
+        if cfg.rig != "3dhp":
+            raise ConfigError("--calibration is a 3dhp camera.calibration file: use it with --rig 3dhp")
+        _camera_pool(str(cfg.calibration))  # a malformed file fails the build here, with its reason
+        settings["calibration_sha256"] = sha256_file(cfg.calibration)
     config_hash = json_hash({**settings, "regressor": reg_sha, "body_models": model_shas})
     build_info = {"config": json.loads(cfg.model_dump_json()), "settings": settings,
                   "config_hash": config_hash, "package_version": _package_version(),

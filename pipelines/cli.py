@@ -127,6 +127,8 @@ def build_amass_cmd(amass_root: Path,
                     corpus: Path = typer.Option(..., "--corpus"),
                     tag: Optional[str] = typer.Option(None),
                     rig: str = typer.Option("h36m", help="h36m | 3dhp"),
+                    calibration: Optional[Path] = typer.Option(
+                        None, help="MPI-INF-3DHP camera.calibration (rig 3dhp): use its cameras"),
                     cameras_per_sequence: int = typer.Option(4),
                     fps: float = typer.Option(50.0),
                     seed: int = typer.Option(0),
@@ -138,7 +140,8 @@ def build_amass_cmd(amass_root: Path,
     from pipelines.build import BuildConfig, build_amass
 
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus,
-                      tag=tag, rig=rig, cameras_per_sequence=cameras_per_sequence, fps=fps, seed=seed,
+                      tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
+                      fps=fps, seed=seed,
                       scheduler=scheduler, n_workers=workers)
     with Progress(TextColumn("sequences"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[rate]}"), console=console, transient=True) as bar:

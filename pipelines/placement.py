@@ -99,8 +99,16 @@ def _rig_centre(rig: str) -> tuple[float, float]:
     return float(c[0]), float(c[1])
 
 
-def choose_cameras(rig: str, k: int, rng: np.random.Generator) -> tuple[str, list[Camera]]:
-    """Seeded camera choice: ``(rig_subject, cameras)``; see the module doc."""
+def choose_cameras(rig: str, k: int, rng: np.random.Generator,
+                   pool: list[Camera] | None = None) -> tuple[str, list[Camera]]:
+    """Seeded camera choice: ``(rig_subject, cameras)``; see the module doc. ``pool`` replaces the
+    shipped 3DHP cameras (e.g. parsed from a user's ``camera.calibration``)."""
+    if pool is not None:
+        if rig != "3dhp":
+            raise ConfigError("a camera pool (calibration file) is supported for the 3dhp rig only")
+        if not 1 <= k <= len(pool):
+            raise ConfigError(f"cameras_per_sequence must be 1..{len(pool)} for this calibration, got {k}")
+        return "", [pool[i] for i in np.sort(rng.choice(len(pool), size=k, replace=False))]
     if rig == "h36m":
         if not 1 <= k <= len(H36M_CAMERA_IDS):
             raise ConfigError(f"cameras_per_sequence must be 1..{len(H36M_CAMERA_IDS)} for the h36m rig, got {k}")
@@ -217,7 +225,7 @@ def _views(placed: np.ndarray, cams: list[Camera], rig: str, rig_subject: str) -
 
 def place_and_project(joints_world: np.ndarray, rig: str = "h36m", cameras_per_sequence: int = 4,
                       rng: np.random.Generator | int | None = None, min_segment_frames: int = 50,
-                      root_joint: int = 0) -> list[PlacedSegment]:
+                      root_joint: int = 0, camera_pool: list[Camera] | None = None) -> list[PlacedSegment]:
     """Place ``joints_world (T, J, 3)`` (metres, z-up, floor z = 0) in ``rig`` and project it.
 
     ``rng``: a Generator or an int seed (None means seed 0); the same inputs and seed give the same
@@ -235,8 +243,9 @@ def place_and_project(joints_world: np.ndarray, rig: str = "h36m", cameras_per_s
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0 if rng is None else rng)
     if rig not in ("h36m", "3dhp"):
         raise ConfigError(f"unknown rig {rig!r}; expected 'h36m' or '3dhp'")
-    rig_subject, cams = choose_cameras(rig, cameras_per_sequence, rng)
-    scorer = _Scorer(joints, cams, root_joint, np.array(_rig_centre(rig)))
+    rig_subject, cams = choose_cameras(rig, cameras_per_sequence, rng, camera_pool)
+    centre = capture_volume_centre(camera_pool)[:2] if camera_pool else np.array(_rig_centre(rig))
+    scorer = _Scorer(joints, cams, root_joint, centre)
 
     def emit(start, stop, placement):
         yaw, pivot, target, fits = placement

@@ -82,3 +82,34 @@ def test_noop_rebuild_commits_nothing_and_one_changed_file_recomputes_one(inputs
     victim_keys = {r["key"] for r in seqs if r["source_path"] == str(victim)}
     assert touched and {k.split("#")[0] for k in touched} == {k.split("#")[0] for k in victim_keys}
     assert validate_corpus(corpus) == []
+
+
+def test_3dhp_build_with_a_users_calibration_file(inputs, tmp_path):
+    """rig 3dhp + camera.calibration: the stored cameras are the file's, and all views stay valid."""
+    from pipelines.cameras import parse_3dhp_calibration
+    from schemas.cameras import mpi_inf_3dhp_rig
+
+    # Write the shipped chest-height cameras back in the dataset's own format (y-up world, mm).
+    y_up = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])  # z-up -> y-up world
+    blocks = []
+    for cam in mpi_inf_3dhp_rig([0, 2, 4, 7, 8]):
+        E = np.eye(4)
+        E[:3, :3] = np.asarray(cam.R) @ y_up.T
+        E[:3, 3] = np.asarray(cam.t) * 1000.0
+        K = [cam.fx, 0, cam.cx, 0, 0, cam.fy, cam.cy, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+        blocks.append(f"name {cam.id}\n  sensor 10 10\n  size 2048 2048\n  animated 0\n"
+                      f"  intrinsic {' '.join(map(repr, map(float, K)))}\n"
+                      f"  extrinsic {' '.join(map(repr, map(float, E.ravel())))}\n  radial 0\n")
+    calib = tmp_path / "camera.calibration"
+    calib.write_text("Skeletool Camera Calibration File V1.0\n" + "".join(blocks))
+    cams = parse_3dhp_calibration(calib)
+
+    report = build_amass(_cfg(inputs, tmp_path / "corpus", rig="3dhp", calibration=calib, cameras_per_sequence=3))
+    reader = CorpusReader.open(tmp_path / "corpus")
+    assert validate_corpus(tmp_path / "corpus") == [] and report.n_views == 3 * reader.sequences.num_rows
+    assert set(reader.views.column("rig").to_pylist()) == {"3dhp"}
+    assert set(reader.views.column("camera_id").to_pylist()) <= {c.id for c in cams}
+    stored = {tuple(np.round(reader.camera(v)[0][:4], 6)) for v in range(reader.views.num_rows)}
+    assert stored <= {tuple(np.round([c.fx, c.fy, c.cx, c.cy], 6)) for c in cams}
+    with pytest.raises(Exception, match="3dhp"):
+        build_amass(_cfg(inputs, tmp_path / "other", rig="h36m", calibration=calib))
