@@ -311,10 +311,9 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
     carried, todo = _partition(sources, parent, config_hash)
     # An unchanged bad file fails the same way again: keep its reject row instead of re-reading it.
     old_rejects = _parent_rejects(parent) if parent_config(parent) == config_hash else {}
-    reused_rejects = [old_rejects[s.path] for s in todo
-                      if s.path in old_rejects and old_rejects[s.path].source_sha256 == s.sha256]
-    reused_paths = {r.source_path for r in reused_rejects}
-    todo = [s for s in todo if s.path not in reused_paths]
+    reused_rejects = {s.path: old_rejects[s.path] for s in todo
+                      if s.path in old_rejects and old_rejects[s.path].source_sha256 == s.sha256}
+    todo = [s for s in todo if s.path not in reused_rejects]
 
     if parent is not None and not todo and _same_sources(parent, sources):
         if cfg.tag:
@@ -325,13 +324,14 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
     writer = CorpusWriter(cfg.corpus, num_joints=H36M_17.num_joints, joint_set=H36M_17.name, fps=cfg.fps)
     stats = _Stats()
     try:
-        for r in reused_rejects:
-            writer.reject(r)
         results = _compute(cfg, todo, settings, config_hash, str(regressor), progress, stats)
-        # Interleave carried-over and recomputed sources in global key order.
+        # Recomputed, carried-over and known-bad sources in global key order: a rebuild lays out
+        # the store exactly as a fresh build would.
         todo_keys = {s.key for s in todo}
         for src in sorted(sources, key=lambda s: s.key):
-            if src.key in todo_keys:
+            if src.path in reused_rejects:
+                writer.reject(reused_rejects[src.path])
+            elif src.key in todo_keys:
                 result = next(results)
                 if isinstance(result, Reject):
                     writer.reject(result)

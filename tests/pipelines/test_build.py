@@ -82,6 +82,11 @@ def test_noop_rebuild_commits_nothing_and_one_changed_file_recomputes_one(inputs
     victim_keys = {r["key"] for r in seqs if r["source_path"] == str(victim)}
     assert touched and {k.split("#")[0] for k in touched} == {k.split("#")[0] for k in victim_keys}
     assert validate_corpus(corpus) == []
+    # the incremental result is exactly what a fresh build of the same inputs writes
+    from pipelines.checksums import corpus_checksums
+
+    build_amass(_cfg(root, tmp_path / "fresh"))
+    assert corpus_checksums(CorpusReader.open(corpus)) == corpus_checksums(CorpusReader.open(tmp_path / "fresh"))
 
 
 def test_3dhp_build_with_a_users_calibration_file(inputs, tmp_path):
