@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -44,57 +42,6 @@ def fuzz(cases: int, work: Path, seed: int) -> dict[str, dict]:
                 print(f"ESCAPED {what}: {exc}", file=sys.stderr)
         stats[kind] = s
     return stats
-
-
-def killed_worker_build(root: Path, work: Path, reference: dict) -> bool:
-    import psutil
-    from distributed import LocalCluster
-
-    from pipelines.build import build_amass
-    from pipelines.checksums import corpus_checksums
-    from pipelines.corpus import CorpusReader
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        killed = []
-
-        def kill_one(done, total, info):
-            if not killed and done >= 1:
-                pid = next(iter(cluster.workers.values())).process.pid
-                for p in psutil.Process(pid).children(recursive=True) or [psutil.Process(pid)]:
-                    p.kill()
-                killed.append(pid)
-
-        build_amass(harness.build_config(root, work / "worker_kill", scheduler=cluster.scheduler_address,
-                                         max_in_flight=8), progress=kill_one)
-    return bool(killed) and corpus_checksums(CorpusReader.open(work / "worker_kill")) == reference
-
-
-def concurrent_builds(root: Path, work: Path) -> tuple[int, bool]:
-    """Two builds into one corpus at once: (versions committed, pinned reader unchanged and store valid)."""
-    from pipelines.build import build_amass
-    from pipelines.checksums import corpus_checksums
-    from pipelines.corpus import CorpusReader
-    from pipelines.versions import list_versions
-    from schemas.validate import validate_corpus
-
-    corpus = work / "concurrent"
-    build_amass(harness.build_config(root, corpus, tag="old"))
-    before, n0 = corpus_checksums(CorpusReader.open(corpus, "old")), len(list_versions(corpus))
-    procs = [subprocess.Popen(harness.build_cmd(root, corpus, "--fps", fps), start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for fps in ("25", "30")]
-    same, stop = [], threading.Event()
-
-    def read():
-        while not stop.is_set():
-            same.append(corpus_checksums(CorpusReader.open(corpus, "old")) == before)
-
-    t = threading.Thread(target=read)
-    t.start()
-    for p in procs:
-        p.wait(timeout=900)
-    stop.set()
-    t.join()
-    return len(list_versions(corpus)) - n0, all(same) and validate_corpus(corpus) == []
 
 
 def killed_training(work: Path) -> bool:
@@ -134,8 +81,12 @@ def main() -> None:
                                  np.random.default_rng(args.seed))
     trials = [harness.kill_build_trial(root, work / f"kill{i}", reference, f, d)
               for i, (f, d) in enumerate(zip(faults, delays))]
-    worker_ok = killed_worker_build(root, work, reference)
-    committed, concurrent_ok = concurrent_builds(root, work)
+    worker_ok = harness.killed_worker_build(root, work / "worker_kill") and corpus_checksums(
+        CorpusReader.open(work / "worker_kill")) == reference
+    conc = harness.concurrent_builds(root, work / "concurrent")
+    committed = sum(c == 0 for c in conc.exit_codes)
+    concurrent_ok = (conc.pinned_reader_unchanged and conc.valid and conc.versions_added == committed
+                     and all(c == 0 or "conflict" in o.lower() for c, o in zip(conc.exit_codes, conc.outputs)))
     training_ok = killed_training(work)
 
     from rich.console import Console

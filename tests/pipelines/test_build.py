@@ -15,16 +15,9 @@ from schemas.validate import validate_corpus
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    from pipelines.synthetic.body_model import write_body_model_tree
-    from pipelines.synthetic.motions import write_amass_tree
+    from tests.reliability.harness import make_inputs
 
-    root = tmp_path_factory.mktemp("build")
-    write_body_model_tree(root / "body_models", seed=0)
-    files = write_amass_tree(root / "amass", n_sequences=6, seed=3, duration_s=(1.0, 4.0), smplx_fraction=0.0)
-    bad = root / "amass" / "Broken" / "s1" / "cut_poses.npz"
-    bad.parent.mkdir(parents=True)
-    bad.write_bytes(files[0].read_bytes()[:200])  # a truncated zip
-    return root
+    return make_inputs(tmp_path_factory.mktemp("build"), n_sequences=6, seed=3, duration_s=(1.0, 4.0), broken=True)
 
 
 def _cfg(root, corpus, **kw):

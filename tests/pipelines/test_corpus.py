@@ -19,7 +19,7 @@ import pytest
 import zarr
 from tests.pipelines.corpus_fixtures import J, make_seq
 
-from pipelines.corpus import CorpusReader, CorpusWriter, open_corpus, read_manifest
+from pipelines.corpus import CorpusReader, CorpusWriter, open_corpus
 from pipelines.records import Reject
 from pipelines.versions import list_versions
 from schemas import manifests as M

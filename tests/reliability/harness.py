@@ -82,12 +82,19 @@ def fuzz_case(kind: str, mutation: str, suffix: str, seed: int, workdir: Path, m
 # --- killed builds ----------------------------------------------------------------------------
 
 
-def make_inputs(root: Path, n_sequences: int = 8, seed: int = 5) -> Path:
+def make_inputs(root: Path, n_sequences: int = 8, seed: int = 5, duration_s=(2.0, 6.0), broken: bool = False) -> Path:
+    """Synthetic body models under ``root/body_models`` and an AMASS-like tree under ``root/amass``
+    (SMPL+H only); with ``broken``, one truncated file ``Broken/s1/cut_poses.npz`` among them."""
     from pipelines.synthetic.body_model import write_body_model_tree
     from pipelines.synthetic.motions import write_amass_tree
 
     write_body_model_tree(root / "body_models", seed=0)
-    write_amass_tree(root / "amass", n_sequences=n_sequences, seed=seed, duration_s=(2.0, 6.0), smplx_fraction=0.0)
+    files = write_amass_tree(root / "amass", n_sequences=n_sequences, seed=seed, duration_s=duration_s,
+                             smplx_fraction=0.0)
+    if broken:
+        bad = root / "amass" / "Broken" / "s1" / "cut_poses.npz"
+        bad.parent.mkdir(parents=True)
+        bad.write_bytes(files[0].read_bytes()[:200])  # a truncated zip
     return root
 
 
@@ -184,6 +191,73 @@ def differing_bytes(reader, sums: dict, reference: dict) -> int:
         if sums.get(key) != reference.get(key):
             lost += max(getattr(reader, name).nbytes, 1)
     return lost
+
+
+def killed_worker_build(root: Path, corpus: Path) -> bool:
+    """Build on a 2-worker LocalCluster and SIGKILL one worker after the first result; True if killed."""
+    import psutil
+    from distributed import LocalCluster
+
+    from pipelines.build import build_amass
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        killed = []
+
+        def kill_one_worker(done, total, info):
+            if not killed and done >= 1:
+                pid = next(iter(cluster.workers.values())).process.pid
+                for proc in psutil.Process(pid).children(recursive=True) or [psutil.Process(pid)]:
+                    proc.kill()
+                killed.append(pid)
+
+        build_amass(build_config(root, corpus, scheduler=cluster.scheduler_address, max_in_flight=8),
+                    progress=kill_one_worker)
+    return bool(killed)
+
+
+@dataclass
+class ConcurrentOutcome:
+    exit_codes: list
+    outputs: list
+    versions_added: int
+    pinned_reader_unchanged: bool
+    valid: bool
+
+
+def concurrent_builds(root: Path, corpus: Path) -> ConcurrentOutcome:
+    """Tag a first build "old", then run two builds (different fps) into the same corpus at once while
+    a reader pinned to "old" keeps re-reading it."""
+    import threading
+
+    from pipelines.build import build_amass
+    from pipelines.checksums import corpus_checksums
+    from pipelines.corpus import CorpusReader
+    from pipelines.versions import list_versions
+    from schemas.validate import validate_corpus
+
+    build_amass(build_config(root, corpus, tag="old"))
+    before, n_before = corpus_checksums(CorpusReader.open(corpus, "old")), len(list_versions(corpus))
+    procs = [subprocess.Popen(build_cmd(root, corpus, "--fps", fps), start_new_session=True, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for fps in ("25", "30")]
+    same, stop = [], threading.Event()
+
+    def keep_reading():
+        while not stop.is_set():
+            same.append(corpus_checksums(CorpusReader.open(corpus, "old")) == before)
+
+    reader = threading.Thread(target=keep_reading)
+    reader.start()
+    try:
+        outputs = [p.communicate(timeout=900)[0] for p in procs]
+    finally:
+        stop.set()
+        reader.join()
+        for p in procs:
+            if p.poll() is None:
+                kill_group(p)
+    unchanged = bool(same) and all(same) and corpus_checksums(CorpusReader.open(corpus, "old")) == before
+    return ConcurrentOutcome([p.returncode for p in procs], outputs, len(list_versions(corpus)) - n_before,
+                             unchanged, validate_corpus(corpus) == [])
 
 
 # --- killed training --------------------------------------------------------------------------

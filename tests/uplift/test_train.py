@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipelines.corpus import CorpusWriter, open_corpus
+from pipelines.corpus import CorpusWriter
 from pipelines.records import SequenceData, ViewData
 from uplift.evaluate import ALL_ACTIONS, evaluate, interpolate_lattice
 from uplift.train import FINETUNE_OVERRIDES, RunConfig, load_run_config, train
