@@ -67,6 +67,18 @@ def summary(report, problems: list[str] | None) -> dict:
     return {**report_fields(report), "problems": problems or []}
 
 
+def validate_and_publish(flow_name: str, label: str, corpus: Path, report, validate_version: bool) -> dict:
+    """Validate the committed version, publish the report and corpus artifacts, fail on problems."""
+    vid = report_fields(report)["version_id"]
+    problems = run_validate(str(corpus), vid) if validate_version else None
+    publish_markdown(report_markdown(report, problems, f"{flow_name}: {vid}"),
+                     key=f"{flow_name}-report", description=f"{label} corpus version {vid}")
+    publish_link(corpus, key=f"{flow_name}-corpus", text=f"corpus {corpus} @ {vid}")
+    if problems:
+        raise RuntimeError(f"corpus {corpus} version {vid} failed validation: {problems[:5]}")
+    return summary(report, problems)
+
+
 @flow(name=FLOW_NAME, log_prints=True)
 def build_amass_flow(
     amass_root: Path,
@@ -114,10 +126,4 @@ def build_amass_flow(
                 report.n_frames, report.n_views, len(report.rejects), report.elapsed_s)
     for r in report.rejects:
         logger.warning("rejected %s (%s): %s", r.source_path, r.kind, r.reason)
-    problems = run_validate(str(corpus), report.version_id) if validate_version else None
-    publish_markdown(report_markdown(report, problems, f"build-amass: {report.version_id}"),
-                     key="build-amass-report", description=f"AMASS corpus version {report.version_id}")
-    publish_link(corpus, key="build-amass-corpus", text=f"corpus {corpus} @ {report.version_id}")
-    if problems:
-        raise RuntimeError(f"corpus {corpus} version {report.version_id} failed validation: {problems[:5]}")
-    return summary(report, problems)
+    return validate_and_publish(FLOW_NAME, "AMASS", corpus, report, validate_version)

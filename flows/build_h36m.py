@@ -8,8 +8,8 @@ from typing import Literal
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.build_amass import report_fields, report_markdown, run_validate, summary
-from flows.common import publish_link, publish_markdown, retry_transient, run_logger
+from flows.build_amass import report_fields, validate_and_publish
+from flows.common import retry_transient, run_logger
 
 FLOW_NAME = "build-h36m"
 
@@ -42,10 +42,4 @@ def build_h36m_flow(data_dir: Path, corpus: Path, detections: Literal["cpn", "gt
                 vid, f["n_sequences"], f["n_views"], f["n_rejects"])
     for r in f["rejects"]:
         logger.warning("rejected %s (%s): %s", r["source_path"], r["kind"], r["reason"])
-    problems = run_validate(str(corpus), vid) if validate_version else None
-    publish_markdown(report_markdown(report, problems, f"build-h36m: {vid}"),
-                     key="build-h36m-report", description=f"H36M corpus version {vid}")
-    publish_link(corpus, key="build-h36m-corpus", text=f"corpus {corpus} @ {vid}")
-    if problems:
-        raise RuntimeError(f"corpus {corpus} version {vid} failed validation: {problems[:5]}")
-    return summary(report, problems)
+    return validate_and_publish(FLOW_NAME, "H36M", corpus, report, validate_version)
