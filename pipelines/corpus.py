@@ -157,12 +157,18 @@ def _leaf(spec: S.ArraySpec) -> str:
 # Writer
 
 
+# Chunks buffered per array before a write: one resize and one multi-chunk write (which zarr encodes
+# concurrently) per flush instead of per chunk; memory stays a few MB per array.
+FLUSH_CHUNKS = 8
+
+
 class _Appender:
     """Buffers rows of one array and writes them in whole, chunk-aligned blocks (resize + write)."""
 
     def __init__(self, arr: zarr.Array):
         self.arr = arr
         self.chunk = int(arr.chunks[0])
+        self.flush_rows = self.chunk * FLUSH_CHUNKS
         self.pending: list[np.ndarray] = []
         self.n_pending = 0
         self.written = 0
@@ -172,7 +178,7 @@ class _Appender:
             return
         self.pending.append(rows)
         self.n_pending += len(rows)
-        if self.n_pending >= self.chunk:
+        if self.n_pending >= self.flush_rows:
             self._write(final=False)
 
     def finish(self) -> None:
