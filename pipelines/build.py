@@ -302,10 +302,10 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
         _camera_pool(str(cfg.calibration))  # a malformed file fails the build here, with its reason
         settings["calibration_sha256"] = sha256_file(cfg.calibration)
     config_hash = json_hash({**settings, "regressor": reg_sha, "body_models": model_shas})
+    # the writer adds the store format, joint set, fps and package version itself
     build_info = {"config": json.loads(cfg.model_dump_json()), "settings": settings,
-                  "config_hash": config_hash, "package_version": _package_version(),
-                  "body_model_sha256": model_shas, "regressor_sha256": reg_sha,
-                  "joint_set": H36M_17.name, "pipeline_version": PIPELINE_VERSION}
+                  "config_hash": config_hash, "body_model_sha256": model_shas, "regressor_sha256": reg_sha,
+                  "pipeline_version": PIPELINE_VERSION}
 
     parent = _parent_reader(cfg.corpus)
     carried, todo = _partition(sources, parent, config_hash)
@@ -495,11 +495,3 @@ def _body_model_hashes(root: Path) -> dict[str, str]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".npz", ".pkl"))
     return {str(p.relative_to(root)): sha256_file(p) for p in files}
 
-
-def _package_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("mocap-corpus")
-    except Exception:
-        return "unknown"
