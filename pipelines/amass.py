@@ -4,8 +4,9 @@ Real AMASS downloads must load unchanged, and any file that cannot be read becom
 :class:`~schemas.errors.AmassFormatError` naming it: never a crash, never a silent skip.
 
 Safety: archives are read from one in-memory copy of the file (hashed once), every ``.npy`` header
-we use is checked *before* its data is read (dtype without objects, declared size within the
-member's real size and under :data:`MAX_ARRAY_BYTES`), and arrays are read with
+we use is checked *before* its data is read (dtype without objects and of non-zero size, declared
+size within the member's real size and under :data:`MAX_ARRAY_BYTES`, running total under
+:data:`MAX_FILE_BYTES`), only regular files are opened, and arrays are read with
 ``allow_pickle=False``. Keys we do not use (``marker_data``, ``marker_labels``, MoSh++ metadata...)
 are listed but never read, so an object array there is inert.
 """
@@ -25,11 +26,16 @@ import numpy as np
 import numpy.lib.format as npformat
 
 from pipelines.hashing import sha256_file  # noqa: F401 - part of this module's API
-from schemas.errors import AmassFormatError
+from pipelines.safe_files import read_regular
+from pipelines.safe_pickle import check_dtype
+from schemas.errors import AmassFormatError, InputError
 from schemas.skeletons import NUM_DMPLS, SMPLH_POSE_DIM
 
-# Largest single array we agree to materialise (a declared shape beyond it is an error, not an OOM).
-MAX_ARRAY_BYTES = 2 * 1024**3
+# Largest single array we agree to materialise, counted as held in memory (float64), and largest
+# total per file: a declared shape beyond them is an error, not an OOM. The longest AMASS sequences
+# (a few minutes at 120-250 fps) take well under 100 MB.
+MAX_ARRAY_BYTES = 512 * 1024**2
+MAX_FILE_BYTES = 1024**3
 GENDERS = ("male", "female", "neutral")
 SMPLX_PACKED_DIM = 165  # root 3 | body 63 | jaw 3 | eyes 6 | hands 90
 
@@ -130,6 +136,7 @@ class _Archive:
         self.path = path
         self.zf = zipfile.ZipFile(io.BytesIO(data))
         self.members: dict[str, zipfile.ZipInfo] = {}
+        self.held = 0  # bytes of arrays read so far (as held in memory), against MAX_FILE_BYTES
         for info in self.zf.infolist():
             if info.filename.endswith(".npy"):
                 self.members[info.filename[:-4]] = info
@@ -145,6 +152,9 @@ class _Archive:
 
     def get(self, key: str) -> np.ndarray:
         info = self.members[key]
+        if info.file_size > MAX_ARRAY_BYTES + 65536:  # from the zip directory: nothing inflated yet
+            raise AmassFormatError(self.path, f"array {key!r} inflates to {info.file_size} bytes, over the "
+                                              f"{MAX_ARRAY_BYTES}-byte limit")
         with self.zf.open(info) as f:
             version = npformat.read_magic(f)
             if version == (1, 0):
@@ -154,26 +164,33 @@ class _Archive:
             else:
                 raise AmassFormatError(self.path, f"array {key!r}: unsupported .npy version {version}")
             header_len = f.tell()
-        if dtype.hasobject:
-            raise AmassFormatError(self.path, f"array {key!r} holds Python objects (pickle refused)")
+        try:
+            check_dtype(dtype, self.path, key, allow_object=False)
+        except InputError as exc:
+            raise AmassFormatError(self.path, exc.reason) from None
+        if any(int(s) < 0 for s in shape):
+            raise AmassFormatError(self.path, f"array {key!r} has a negative dimension {tuple(shape)}")
         n_items = math.prod(int(s) for s in shape)
         n_bytes = n_items * dtype.itemsize
-        if n_bytes > MAX_ARRAY_BYTES:
-            raise AmassFormatError(self.path, f"array {key!r} declares shape {tuple(shape)} "
-                                              f"({n_bytes} bytes), over the {MAX_ARRAY_BYTES}-byte limit")
+        # what we will hold: floats are widened to float64, so a float32 array counts double
+        held = n_items * max(dtype.itemsize, 8 if dtype.kind == "f" else 0)
+        if held > MAX_ARRAY_BYTES:
+            raise AmassFormatError(self.path, f"array {key!r} declares shape {tuple(shape)} of {dtype} "
+                                              f"({held} bytes as loaded), over the {MAX_ARRAY_BYTES}-byte limit")
         if n_bytes > info.file_size - header_len:
             raise AmassFormatError(self.path, f"array {key!r} declares shape {tuple(shape)} "
                                               f"but holds only {info.file_size - header_len} data bytes")
+        if self.held + held > MAX_FILE_BYTES:
+            raise AmassFormatError(self.path, f"arrays of this file take more than the {MAX_FILE_BYTES}-byte limit "
+                                              f"(at {key!r})")
+        self.held += held
         with self.zf.open(info) as f:
             return npformat.read_array(f, allow_pickle=False)
 
 
 def _open_archive(path: Path) -> tuple[_Archive, str]:
-    if path.is_dir():
-        raise AmassFormatError(path, "is a directory, not an .npz file")
-    if not path.exists():
-        raise AmassFormatError(path, "file does not exist")
-    data = path.read_bytes()
+    # a regular file only (a FIFO or a symlink to /dev/zero is refused without being opened), read once
+    data = read_regular(path, MAX_FILE_BYTES, AmassFormatError)
     if not data:
         raise AmassFormatError(path, "empty file")
     sha = hashlib.sha256(data).hexdigest()

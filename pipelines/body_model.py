@@ -14,7 +14,6 @@ Every problem raises :class:`BodyModelError` / :class:`RegressorError` naming th
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
+from pipelines.safe_files import check_regular, sha256_regular
 from pipelines.safe_pickle import safe_load_npy, safe_load_npz, safe_load_pickle, sparse_from_parts
 from schemas.errors import BodyModelError, InputError, RegressorError
 from schemas.skeletons import H36M_17, SMPLH_52, Skeleton
@@ -30,6 +30,11 @@ from schemas.skeletons import H36M_17, SMPLH_52, Skeleton
 _MODEL_TYPES = {52: ("smplh", 6890), 55: ("smplx", 10475), 24: ("smpl", 6890)}
 GENDERS = ("male", "female", "neutral")
 _REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+# Bounds for regressor files, from the largest body model (SMPL-X: 10475 vertices): checked from the
+# declared shape before anything is allocated.
+MAX_MODEL_VERTICES = max(v for _, v in _MODEL_TYPES.values())
+MAX_REGRESSOR_ROWS = 1024
+_SPARSE_KEYS = frozenset({"format", "shape", "data", "indices", "indptr", "row", "col"})
 
 
 @dataclass
@@ -70,24 +75,19 @@ class BodyModel:
 
 
 def _sha256(*paths) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    return sha256_regular(*paths, error=BodyModelError)  # regular files only
 
 
-def _read_arrays(path: str, error: type[InputError]) -> dict:
-    """Raw dict of a ``.npz`` or ``.pkl`` file; every failure becomes ``error``."""
-    if os.path.isdir(path):
-        raise error(path, "is a directory, expected a model file")
-    if not os.path.exists(path):
-        raise error(path, "file not found")
+def _read_arrays(path: str, error: type[InputError], keys=None) -> dict:
+    """Raw dict of a ``.npz`` (only ``keys``, if given) or ``.pkl`` file; every failure becomes ``error``.
+
+    Only a regular file is opened; object arrays are refused (model files hold numbers only).
+    """
+    check_regular(path, error)
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".npz":
-            data = safe_load_npz(path)
+            data = safe_load_npz(path, keys=keys, allow_object=False)
         elif ext == ".pkl":
             data = safe_load_pickle(path)
         else:
@@ -126,7 +126,7 @@ def load_body_model(path, dmpl_path=None, gender: str | None = None) -> BodyMode
     else to a ``gender`` key in the file, else "neutral".
     """
     path = os.fspath(path)
-    raw = _read_arrays(path, BodyModelError)
+    raw = _read_arrays(path, BodyModelError, keys=(*_REQUIRED, "gender"))
     missing = [k for k in _REQUIRED if k not in raw]
     if missing:
         raise BodyModelError(path, f"missing keys {missing}")
@@ -193,7 +193,7 @@ def load_body_model(path, dmpl_path=None, gender: str | None = None) -> BodyMode
     dmpldirs, files = None, [path]
     if dmpl_path is not None:
         dmpl_path = os.fspath(dmpl_path)
-        draw = _read_arrays(dmpl_path, BodyModelError)
+        draw = _read_arrays(dmpl_path, BodyModelError, keys=("eigvec",))
         if "eigvec" not in draw:
             raise BodyModelError(dmpl_path, "DMPL file has no 'eigvec'")
         dmpldirs = _dense(draw["eigvec"], dmpl_path, "eigvec")
@@ -239,26 +239,28 @@ def load_body_models(root, model_type: str = "smplh") -> dict[str, BodyModel]:
 def load_regressor(path) -> scipy.sparse.csr_matrix:
     """(N, V) joint regressor from a dense ``.npy`` (allow_pickle=False) or a ``scipy.sparse.save_npz`` file."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise RegressorError(path, "is a directory, expected a regressor file")
-    if not os.path.exists(path):
-        raise RegressorError(path, "file not found")
+    check_regular(path, RegressorError)  # a FIFO / device is refused without being opened
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".npy":
-            dense = safe_load_npy(path)  # declared size checked before allocating
+            # declared size checked before allocating: at most MAX_REGRESSOR_ROWS x MAX_MODEL_VERTICES float64
+            dense = safe_load_npy(path, max_bytes=MAX_REGRESSOR_ROWS * MAX_MODEL_VERTICES * 8)
             if dense.dtype.kind not in "fiu":
                 raise RegressorError(path, f"dtype {dense.dtype} is not numeric")
             if dense.ndim != 2:
                 raise RegressorError(path, f"has shape {dense.shape}, expected (N, V)")
+            _check_regressor_shape(path, dense.shape)
             reg = scipy.sparse.csr_matrix(dense.astype(np.float64))
         elif ext == ".npz":
-            raw = safe_load_npz(path)
+            raw = safe_load_npz(path, keys=_SPARSE_KEYS, allow_object=False)
             fmt = raw.get("format")
             fmt = bytes(fmt.item()).decode() if fmt is not None and fmt.dtype.kind == "S" else \
                 (str(fmt.item()) if fmt is not None else None)
             if fmt not in ("csr", "csc", "coo"):
                 raise RegressorError(path, f"not a scipy.sparse.save_npz file (format {fmt!r})")
+            if "shape" not in raw or raw["shape"].dtype.kind not in "iu" or raw["shape"].size != 2:
+                raise RegressorError(path, "sparse regressor without a 2-element integer 'shape'")
+            _check_regressor_shape(path, tuple(int(x) for x in raw["shape"].ravel()))
             reg = sparse_from_parts(fmt, raw, raw["shape"])
         else:
             raise RegressorError(path, f"unsupported extension {ext!r} (expected .npy or .npz)")
@@ -273,8 +275,17 @@ def load_regressor(path) -> scipy.sparse.csr_matrix:
         raise RegressorError(path, "contains NaN or inf")
     empty = np.flatnonzero(np.abs(np.asarray(reg.sum(axis=1)).ravel()) < 1e-9)
     if reg.shape[0] == 0 or len(empty):
-        raise RegressorError(path, f"rows {empty.tolist()} have zero total weight")
+        listed = ", ".join(map(str, empty[:10].tolist())) + (f" ... ({len(empty)} rows)" if len(empty) > 10 else "")
+        raise RegressorError(path, f"rows [{listed}] have zero total weight")
     return reg
+
+
+def _check_regressor_shape(path, shape) -> None:
+    """(N, V) with 1 <= N <= MAX_REGRESSOR_ROWS and 1 <= V <= MAX_MODEL_VERTICES, before allocating."""
+    rows, cols = shape
+    if not (1 <= rows <= MAX_REGRESSOR_ROWS and 1 <= cols <= MAX_MODEL_VERTICES):
+        raise RegressorError(path, f"regressor shape {(rows, cols)} is outside (1..{MAX_REGRESSOR_ROWS}, "
+                                   f"1..{MAX_MODEL_VERTICES}) rows x vertices of any supported body model")
 
 
 def check_regressor_sides(regressor, model: BodyModel, skeleton: Skeleton = H36M_17, path=None) -> dict:

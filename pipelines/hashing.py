@@ -8,12 +8,14 @@ import os
 
 
 def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex SHA-256 of a regular file's bytes, read in 1 MiB blocks.
+
+    Raises :class:`~schemas.errors.InputError` for anything but a regular file (a FIFO or a symlink
+    to ``/dev/zero`` would block or never end), without opening it.
+    """
+    from pipelines.safe_files import sha256_regular
+
+    return sha256_regular(path, block=block)
 
 
 def json_hash(obj, length: int = 16) -> str:
