@@ -170,11 +170,24 @@ def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.Pat
     if reg.shape[1] != model.v_template.shape[0]:
         raise InputError(regressor, f"regressor has {reg.shape[1]} columns but the {seq.model_type} model "
                                     f"has {model.v_template.shape[0]} vertices")
+    if seq.dmpls is not None and model.dmpldirs is None:
+        from schemas.errors import BodyModelError
+
+        raise BodyModelError(body_models, f"the {seq.model_type} {seq.gender} model has no DMPL basis "
+                                          f"(dmpls/{seq.gender}/model.npz) but this file has 'dmpls'")
     plan = plan_resample(seq.n_frames, seq.fps, fps)
     joints = JointRegressor.from_model(model, reg, seq.betas)(
         seq.poses[plan.needed], seq.trans[plan.needed],
         None if seq.dmpls is None else seq.dmpls[plan.needed])
     return apply_plan(plan, joints).astype(np.float32, copy=False)
+
+
+def _source_sha(path) -> str:
+    """sha256 of a source, or "" when it is not a regular file (read_amass then rejects it by name)."""
+    try:
+        return sha256_file(path)
+    except InputError:
+        return ""
 
 
 def process_source(path: str, key: str, dataset: str, subject: str, name: str, sha256: str,
@@ -291,7 +304,7 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
     if not Path(cfg.body_models).is_dir():
         raise ConfigError(f"{cfg.body_models}: body-model folder not found")
 
-    sources = [_Source(str(s.path), s.key, s.dataset, s.subject, s.name, sha256_file(s.path))
+    sources = [_Source(str(s.path), s.key, s.dataset, s.subject, s.name, _source_sha(s.path))
                for s in iter_amass(cfg.amass_root)]
     reg_sha = sha256_file(regressor)
     model_shas = _body_model_hashes(cfg.body_models)

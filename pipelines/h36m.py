@@ -39,6 +39,7 @@ import numpy as np
 from pipelines.cameras import denormalize_pixels, in_image, normalize_pixels, project, world_to_camera
 from pipelines.hashing import json_hash, sha256_file
 from pipelines.records import Reject, SequenceData, ViewData
+from pipelines.safe_files import check_regular
 from pipelines.safe_pickle import safe_load_npz
 from schemas.cameras import H36M_CAMERA_IDS, Camera, h36m_camera
 from schemas.errors import CameraError, H36MFormatError
@@ -83,8 +84,9 @@ def _action_match_key(action: str) -> str:
 
 
 def _natural(name: str) -> tuple:
-    """Sort key: S2 before S11."""
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+    """Sort key: S2 before S11. Only ASCII digit runs are numbers (``'²'.isdigit()`` is true, ``int('²')`` fails);
+    every part is paired with its text so numbers and words never compare with each other."""
+    return tuple((int(p), p) if p.isascii() and p.isdigit() else (-1, p) for p in re.split(r"([0-9]+)", name))
 
 
 def split_of(subject: str) -> str:
@@ -97,7 +99,8 @@ def split_of(subject: str) -> str:
 # ----------------------------------------------------------------------------------------------------
 
 def _load_object_key(path: str | os.PathLike, key: str) -> Any:
-    arrays = safe_load_npz(path)  # UnsafePickleError / InputError name the file
+    # only the keys we use are inflated; object arrays are expected here (and only here)
+    arrays = safe_load_npz(path, keys={key, "metadata"}, allow_object=True)  # errors name the file
     if key not in arrays:
         raise H36MFormatError(path, f"no {key!r} array (keys: {sorted(arrays)}); not a VideoPose3D file")
     arr = arrays[key]
@@ -166,20 +169,35 @@ def load_positions_2d(path: str | os.PathLike) -> tuple[dict[str, dict[str, list
     return out, metadata
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _check_metadata(path, meta: dict) -> None:
     layout = meta.get("layout_name", "h36m")
-    if layout != "h36m":
-        raise H36MFormatError(path, f"metadata layout_name is {layout!r}, only the 'h36m' layout is supported")
-    if int(meta.get("num_joints", 17)) != 17:
-        raise H36MFormatError(path, f"metadata num_joints is {meta.get('num_joints')}, expected 17")
+    if isinstance(layout, np.ndarray) and layout.shape == () and layout.dtype.kind in "US":
+        layout = layout.item()
+    if isinstance(layout, bytes):
+        layout = layout.decode("latin1")
+    if not isinstance(layout, str) or layout != "h36m":
+        raise H36MFormatError(path, f"metadata layout_name is {_short(layout)}, only the 'h36m' layout is supported")
+    joints = meta.get("num_joints", 17)
+    if isinstance(joints, np.ndarray) and joints.shape == () and joints.dtype.kind in "iu":
+        joints = joints.item()
+    # an int (or a numpy integer) only: int() of a list raises, of a 5000-digit string refuses to convert
+    if isinstance(joints, bool) or not isinstance(joints, (int, np.integer)) or int(joints) != 17:
+        raise H36MFormatError(path, f"metadata num_joints is {_short(joints)}, expected 17")
     sym = meta.get("keypoints_symmetry")
     if sym is not None:
         try:
+            if len(sym) != 2 or any(len(side) > 64 for side in sym):
+                raise ValueError
             left, right = ([int(j) for j in side] for side in sym)
-        except (TypeError, ValueError):
-            raise H36MFormatError(path, f"metadata keypoints_symmetry is malformed: {sym!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise H36MFormatError(path, f"metadata keypoints_symmetry is malformed: {_short(sym)}") from None
         if left != list(H36M_17.left) or right != list(H36M_17.right):
-            raise H36MFormatError(path, f"metadata keypoints_symmetry {sym!r} does not match the H36M 17-joint order")
+            raise H36MFormatError(path, f"metadata keypoints_symmetry {_short(sym)} does not match the H36M 17-joint order")
 
 
 def reduce_32_to_17(x: np.ndarray) -> np.ndarray:
@@ -230,8 +248,7 @@ def resolve_files(data: str | os.PathLike | tuple | Mapping, detections: str = "
         n3, n2 = vp3d_filenames(name, detections)
         p3, p2 = folder / n3, folder / n2
     for p in (p3, p2):
-        if not p.is_file():
-            raise H36MFormatError(p, "file not found")
+        check_regular(p, H36MFormatError)  # a FIFO or a device is refused without being opened
     return p3, p2
 
 

@@ -34,7 +34,7 @@ class Limits:
 
     max_array_bytes: int = 512 * MiB  # one array, as it will be held in memory
     max_file_bytes: int = 1024 * MiB  # all arrays read from one file together (decompressed)
-    max_pickle_ops: int = 2_000_000  # opcodes in one pickle stream
+    max_pickle_ops: int = 500_000  # opcodes in one pickle stream (the CPN 2D file has ~30k)
     max_memo: int = 1_000_000  # largest memo index a pickle may use
     max_depth: int = 64  # nesting of containers / object arrays
     max_elements: int = 5_000_000  # container items + object-array elements in one file

@@ -1,0 +1,43 @@
+"""Hostile files (issue 16): every crafted file ends as a typed error naming it, never a signal, hang or bomb.
+
+All cases run once, each in its own forked child of a fresh interpreter (``hostile.run_suite``), so a
+segfault in one fails that case's test instead of killing pytest.
+"""
+
+import pytest
+
+from tests.reliability import hostile
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    work = tmp_path_factory.mktemp("hostile")
+    return {r["name"]: r for r in hostile.run_suite(work)}
+
+
+@pytest.mark.parametrize("case", hostile.CASES, ids=lambda c: c.name)
+def test_hostile_case(results, case):
+    r = results[case.name]
+    want = "typed error naming the file" if case.expect == "typed" else "a normal load"
+    assert r["ok"], (f"{case.name} ({case.category}): expected {want}, got {r['outcome']} "
+                     f"(rss +{r.get('rss_mb', 0):.0f} MB, over budget: {r['over_budget']}, "
+                     f"payload ran: {r['payload_ran']}): {r['message']}")
+
+
+def test_summary_counts_what_failed(results):
+    counts = hostile.summary(list(results.values()))
+    assert counts["hostile_cases"] == len(hostile.CASES)
+    assert counts["hostile_crashes"] == counts["hostile_hangs"] == counts["hostile_over_budget"] == 0
+    # the counters are not constants: a crash, a hang and a bomb are each counted
+    fake = [{**r, "outcome": o, "over_budget": b, "ok": False} for r, (o, b) in
+            zip(list(results.values())[:3], [("crash", False), ("hang", False), ("typed", True)])]
+    bad = hostile.summary(fake)
+    assert (bad["hostile_crashes"], bad["hostile_hangs"], bad["hostile_over_budget"]) == (1, 1, 1)
+
+
+def test_runner_isolates_a_segfault_and_a_hang(tmp_path):
+    """The runner itself: a child that segfaults is a crash, one that never returns is a hang."""
+    crash = hostile.Case("segfault", "self_test", lambda w: ("ctypes:string_at", [0], ""))
+    hang = hostile.Case("hang", "self_test", lambda w: ("time:sleep", [30], ""))
+    assert hostile.run_case(crash, tmp_path)["outcome"] == "crash"
+    assert hostile.run_case(hang, tmp_path, hang_s=1.0)["outcome"] == "hang"
