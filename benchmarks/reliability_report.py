@@ -57,6 +57,17 @@ def killed_training(work: Path) -> bool:
     return killed and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def hostile_files(work: Path) -> dict:
+    """Issue 16: every hostile-file case in its own forked child; counts for the JSON line."""
+    from tests.reliability import hostile
+
+    results = hostile.run_suite(work / "hostile")
+    for r in results:
+        if not r["ok"]:
+            print(f"HOSTILE {r['name']}: {r['outcome']}: {r['message']}", file=sys.stderr)
+    return hostile.summary(results)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fuzz-cases", type=int, default=1000, help="malformed files per input kind")
@@ -116,6 +127,7 @@ def main() -> None:
         "payloads_executed": sum(s["payloads"] for s in fz.values()),
         "half_written_seen": sum(not t.whole_after_crash for t in trials),
         "concurrent_ok": concurrent_ok, "training_resume_equal": training_ok,
+        **hostile_files(work),
     }))
 
 
