@@ -315,12 +315,16 @@ def _vp3d_object_over_cap(work: Path):
     return "pipelines.h36m:load_positions_3d", [str(p)], str(p)
 
 
-def _poses_2gb(work: Path):
+def _poses_float32(gib: float):
+    """AMASS ``poses`` of ``gib`` GiB of float32 (widened to float64 on load: twice that held)."""
+    return lambda work: _poses_big(work, int(gib * (1 << 30)))
+
+
+def _poses_big(work: Path, nbytes: int):
     p = work / "CMU" / "01" / "02_01_poses.npz"
     p.parent.mkdir(parents=True, exist_ok=True)
-    frames = (2 << 30) // (156 * 4) + 1  # 2 GB of float32
+    frames = nbytes // (156 * 4) + 1
     others = {f"{k}.npy": _npy(v) for k, v in amass_arrays().items() if k != "poses"}
-    others["trans.npy"] = _npy(np.zeros((frames, 3)))
     write_zip_inflating(p, "poses.npy", npy_header("<f4", (frames, 156)), (frames * 156 * 4 >> 20) + 1, others)
     return "pipelines.amass:read_amass", [str(p)], str(p)
 
@@ -453,7 +457,9 @@ CASES: tuple[Case, ...] = (
     Case("model_member_inflates_1_5GB", "memory_bomb", _model_inflating),
     Case("model_object_member", "memory_bomb", _model_object_member),
     Case("vp3d_object_member_over_cap", "memory_bomb", _vp3d_object_over_cap),
-    Case("amass_poses_2GB_float32", "memory_bomb", _poses_2gb),
+    Case("amass_poses_2GB_float32", "memory_bomb", _poses_float32(2.0)),
+    # within the per-array cap as stored, over it once widened to float64: refused before reading
+    Case("amass_poses_300MB_float32_doubled", "memory_bomb", _poses_float32(0.3)),
     # 4. special files
     Case("poses_symlink_dev_zero_read", "special_file", _special("devzero", "pipelines.amass:read_amass", "x_poses.npz")),
     Case("poses_symlink_dev_zero_hash", "special_file", _special("devzero", "pipelines.hashing:sha256_file", "x_poses.npz")),
