@@ -226,7 +226,6 @@ def prescan_pickle(data: bytes, path, limits: Limits = DEFAULT_LIMITS) -> int:
 # After the parse: stand-ins -> validated numpy / scipy objects
 
 
-_SIMPLE_KINDS = set("biufc")
 _DESCR = re.compile(r"^([biufcSUOV])(\d{1,9})$")
 _MAX_ITEMSIZE = 1 << 20
 
