@@ -4,6 +4,11 @@ All cases run once, each in its own forked child of a fresh interpreter (``hosti
 segfault in one fails that case's test instead of killing pytest.
 """
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tests.reliability import hostile
@@ -36,8 +41,18 @@ def test_summary_counts_what_failed(results):
 
 
 def test_runner_isolates_a_segfault_and_a_hang(tmp_path):
-    """The runner itself: a child that segfaults is a crash, one that never returns is a hang."""
-    crash = hostile.Case("segfault", "self_test", lambda w: ("ctypes:string_at", [0], ""))
-    hang = hostile.Case("hang", "self_test", lambda w: ("time:sleep", [30], ""))
-    assert hostile.run_case(crash, tmp_path)["outcome"] == "crash"
-    assert hostile.run_case(hang, tmp_path, hang_s=1.0)["outcome"] == "hang"
+    """The runner itself: a child that segfaults is a crash, one that never returns is a hang.
+
+    Run from a fresh interpreter (as run_suite does), never forked from this multi-threaded pytest.
+    """
+    code = (
+        "import json, sys; from pathlib import Path; from tests.reliability import hostile as h\n"
+        "crash = h.Case('segfault', 'self_test', lambda w: ('ctypes:string_at', [0], ''))\n"
+        "hang = h.Case('hang', 'self_test', lambda w: ('time:sleep', [30], ''))\n"
+        "w = Path(sys.argv[1])\n"
+        "print(json.dumps([h.run_case(crash, w)['outcome'], h.run_case(hang, w, hang_s=1.0)['outcome']]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(hostile.REPO)}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         cwd=hostile.REPO, env=env, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["crash", "hang"], out.stderr[-2000:]
