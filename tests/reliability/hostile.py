@@ -531,7 +531,7 @@ def _child(case: Case, work: Path, fd: int) -> None:
         t0 = time.perf_counter()
         try:
             value = func(*args)
-            res["message"] = repr(value)[:200]
+            res["message"] = " ".join(repr(value).split())[:200]
         except Exception as exc:  # classified below
             from schemas.errors import InputError
 
