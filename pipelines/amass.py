@@ -26,7 +26,7 @@ import numpy as np
 import numpy.lib.format as npformat
 
 from pipelines.hashing import sha256_file  # noqa: F401 - part of this module's API
-from pipelines.safe_files import read_regular
+from pipelines.safe_files import open_zip, read_regular
 from pipelines.safe_pickle import check_dtype
 from schemas.errors import AmassFormatError, InputError
 from schemas.skeletons import NUM_DMPLS, SMPLH_POSE_DIM
@@ -134,7 +134,7 @@ class _Archive:
 
     def __init__(self, path: Path, data: bytes):
         self.path = path
-        self.zf = zipfile.ZipFile(io.BytesIO(data))
+        self.zf = open_zip(io.BytesIO(data), path, AmassFormatError)
         self.members: dict[str, zipfile.ZipInfo] = {}
         self.held = 0  # bytes of arrays read so far (as held in memory), against MAX_FILE_BYTES
         for info in self.zf.infolist():

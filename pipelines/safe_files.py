@@ -16,6 +16,8 @@ import contextlib
 import hashlib
 import os
 import stat
+import struct
+import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -39,6 +41,7 @@ class Limits:
     max_depth: int = 64  # nesting of containers / object arrays
     max_elements: int = 5_000_000  # container items + object-array elements in one file
     max_dims: int = 32  # numpy's own limit on ndim
+    max_zip_members: int = 10_000  # zipfile builds one ZipInfo (~0.5 KB) per directory entry on open
 
     def replace(self, **kw) -> "Limits":
         return Limits(**{**self.__dict__, **kw})
@@ -107,6 +110,27 @@ def read_regular(path: str | os.PathLike, max_bytes: int, error: type[InputError
     if len(data) > max_bytes:
         raise error(path, f"file grew past the {max_bytes}-byte limit while being read")
     return data
+
+
+def open_zip(fh: BinaryIO, path, error: type[InputError] = InputError, limits: Limits = DEFAULT_LIMITS):
+    """``zipfile.ZipFile(fh)`` after checking the entry count its end record declares.
+
+    A central directory of millions of tiny entries would otherwise become millions of ``ZipInfo``
+    objects before any member is looked at.
+    """
+    try:
+        end = zipfile._EndRecData(fh)  # the end-of-central-directory record, zip64 aware
+        if end is None:
+            raise zipfile.BadZipFile("File is not a zip file")
+        if end[zipfile._ECD_ENTRIES_TOTAL] > limits.max_zip_members:
+            raise error(path, f"zip directory lists {end[zipfile._ECD_ENTRIES_TOTAL]} entries, over the "
+                              f"limit of {limits.max_zip_members}")
+        fh.seek(0)
+        return zipfile.ZipFile(fh)
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+        raise error(path, f"not a readable .npz (zip) file: {str(exc)[:200]}") from None
 
 
 def sha256_regular(*paths: str | os.PathLike, error: type[InputError] = InputError, block: int = 1 << 20) -> str:

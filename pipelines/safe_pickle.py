@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import scipy.sparse
 
-from pipelines.safe_files import DEFAULT_LIMITS, Limits, open_regular
+from pipelines.safe_files import DEFAULT_LIMITS, Limits, open_regular, open_zip
 from schemas.errors import InputError, UnsafePickleError
 
 # Largest sparse matrix side accepted from a file (an SMPL-X model has 10475 vertices); a COO of shape
@@ -631,10 +631,7 @@ def safe_load_npz(path: str | os.PathLike, max_member_bytes: int | None = None, 
     out: dict[str, np.ndarray] = {}
     total = 0
     with open_regular(path) as raw:
-        try:
-            zf = zipfile.ZipFile(raw)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise InputError(path, f"not a readable .npz (zip) file: {str(exc)[:200]}") from None
+        zf = open_zip(raw, path, InputError, limits)
         with zf:
             for info in zf.infolist():
                 key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename

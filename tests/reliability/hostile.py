@@ -200,6 +200,21 @@ def write_zip_inflating(path: Path, name: str, header: bytes, zero_mib: int, oth
     return path
 
 
+def write_zip_many_members(path: Path, n: int) -> Path:
+    """A zip of ``n`` empty stored members (~100 bytes each in the file, a ZipInfo each when parsed)."""
+    out, central = bytearray(), bytearray()
+    for i in range(n):
+        fn = f"{i}.npy".encode()
+        offset = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, 0, 0, 0, len(fn), 0) + fn
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, 0, 0, 0, len(fn),
+                               0, 0, 0, 0, 0, offset) + fn
+    n16 = min(n, 0xFFFF)  # (a zip64 end record would carry the full count; the classic one is enough here)
+    eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n16, n16, len(central), len(out), 0)
+    path.write_bytes(bytes(out + central + eocd))
+    return path
+
+
 def amass_arrays(frames: int = 12, dmpls: bool = False) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     out = {"poses": rng.normal(scale=0.2, size=(frames, 156)), "trans": rng.normal(size=(frames, 3)),
@@ -240,6 +255,7 @@ class Case:
     build: Callable[[Path], tuple[str, list, str]]  # work dir -> (target "module:function", args, named path)
     expect: str = "typed"  # "typed": an InputError naming the file; "loads": returns normally
     budget_mb: float = RSS_BUDGET_MB  # peak RSS growth allowed (more only where real models are loaded)
+    match: str = ""  # the error must say this (where a later check would also refuse the file)
 
 
 def _body_model_pkl(payload: bytes):
@@ -457,6 +473,12 @@ CASES: tuple[Case, ...] = (
     Case("model_member_inflates_1_5GB", "memory_bomb", _model_inflating),
     Case("model_object_member", "memory_bomb", _model_object_member),
     Case("vp3d_object_member_over_cap", "memory_bomb", _vp3d_object_over_cap),
+    Case("zip_directory_65k_members_amass", "memory_bomb",
+         lambda w: (lambda p: ("pipelines.amass:read_amass", [str(p)], str(p)))(
+             write_zip_many_members(w / "many_poses.npz", 65_535)), match="zip directory lists"),
+    Case("zip_directory_65k_members_vp3d", "memory_bomb",
+         lambda w: (lambda p: ("pipelines.h36m:load_positions_3d", [str(p)], str(p)))(
+             write_zip_many_members(w / "data_3d_h36m.npz", 65_535)), match="zip directory lists"),
     Case("amass_poses_2GB_float32", "memory_bomb", _poses_float32(2.0)),
     # within the per-array cap as stored, over it once widened to float64: refused before reading
     Case("amass_poses_300MB_float32_doubled", "memory_bomb", _poses_float32(0.3)),
@@ -595,7 +617,8 @@ def run_case(case: Case, work: Path, hang_s: float = HANG_S) -> dict:
     res["payload_ran"] = (work / "payload.executed").exists()
     res["over_budget"] = bool(res.get("rss_mb", 0) > case.budget_mb or res.get("memory_error"))
     want = "typed" if case.expect == "typed" else "loaded"
-    res["ok"] = res["outcome"] == want and not res["over_budget"] and not res["payload_ran"]
+    res["ok"] = (res["outcome"] == want and not res["over_budget"] and not res["payload_ran"]
+                 and case.match in res.get("message", ""))
     return res
 
 
