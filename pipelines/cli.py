@@ -175,12 +175,16 @@ def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
                     out_dir: Path = typer.Option(..., "--out"),
                     split: Optional[str] = typer.Option(None, help="only this split (train | val | test)"),
                     name: str = typer.Option("h36m", help="file name stem: data_3d_<name>.npz"),
-                    layout: str = typer.Option("h36m17", help="h36m17 | h36m32 (dropped joints padded)")):
+                    joints: int = typer.Option(32, "--joints", help="3D layout: 32 (VideoPose3D's loader; "
+                                               "static joints exact or at their parents) | 17")):
     """Export a corpus version as VideoPose3D-style data_3d_*.npz / data_2d_*.npz files."""
     from pipelines.h36m import export_vp3d
 
+    if joints not in (17, 32):
+        raise typer.BadParameter(f"--joints must be 17 or 32, got {joints}")
     subset = {"split": split} if split else None
-    for key, p in export_vp3d(corpus, out_dir, version=version, subset=subset, name=name, layout=layout).items():
+    for key, p in export_vp3d(corpus, out_dir, version=version, subset=subset, name=name,
+                              layout=f"h36m{joints}").items():
         out.print(f"{key}: {p}")
 
 
