@@ -5,9 +5,11 @@ Errors from bad inputs print one line and exit 1; long work shows progress.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -26,18 +28,54 @@ console = Console(stderr=True)
 out = Console(soft_wrap=True)  # paths and ids stay on one line
 
 
+# Errors a user can cause with a bad path, value or file: one line, exit 1 (a traceback only with -v).
+_EXPECTED_ERRORS = (MocapCorpusError, OSError, ValueError, KeyError)
+_VERBOSE = {"on": False}
+
+
+def _error_line(exc: BaseException) -> str:
+    """One line: the message (KeyError's quotes dropped), newlines folded."""
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    text = " ".join(str(msg).split()) or type(exc).__name__
+    return text if isinstance(exc, MocapCorpusError) else f"{text} ({type(exc).__name__})"
+
+
 def one_line_errors(fn):
-    """Turn the project's typed errors into one clear line and exit code 1."""
+    """Turn the project's typed errors (and bad paths / values) into one clear line and exit code 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except MocapCorpusError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        except _EXPECTED_ERRORS as exc:
+            if _VERBOSE["on"] and not isinstance(exc, MocapCorpusError):
+                raise
+            console.print(f"[red]error:[/red] {_error_line(exc)}", highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(1)
 
     return wrapper
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "-v", "--verbose",
+                                       help="show library logs (Dask, Prefect) and tracebacks")):
+    """Motion-capture archives -> versioned 2D/3D pose corpora, and the uplifting trainer."""
+    configure_logging(verbose)
+
+
+def configure_logging(verbose: bool) -> None:
+    """Quiet by default: WARNING for us and the libraries (Dask's INFO chatter hidden); INFO with -v.
+
+    Dask reads its logging levels from config when ``distributed`` is first imported (also in its
+    worker processes), so the environment variable is set as well as the in-process levels.
+    """
+    _VERBOSE["on"] = verbose
+    level = logging.INFO if verbose else logging.WARNING
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = "info" if verbose else "warning"
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    for name in ("distributed", "dask", "prefect", "httpx", "asyncio", "tornado"):
+        logging.getLogger(name).setLevel(level)
 
 
 def _table(title: str, rows, columns=("field", "value"), keep: tuple[str, ...] = ("id",)) -> Table:
@@ -143,8 +181,11 @@ def build_amass_cmd(amass_root: Path,
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
                       fps=fps, seed=seed,
                       scheduler=scheduler, n_workers=workers)
-    with Progress(TextColumn("sequences"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  TextColumn("{task.fields[rate]}"), console=console, transient=True) as bar:
+    from rich.progress import TimeElapsedColumn
+
+    with Progress(TextColumn("sequences"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[rate]}"), console=console,
+                  transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("build", total=None, rate="")
 
         def progress(done, total, info):
@@ -193,14 +234,61 @@ def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
 
 @app.command()
 @one_line_errors
-def versions(corpus: Path):
+def versions(corpus: Path, as_json: bool = typer.Option(False, "--json", help="one JSON object a line")):
     """List the versions of a corpus (newest first)."""
     from pipelines.versions import list_versions
 
-    rows = [(v.id, ",".join(v.tags), v.time.strftime("%Y-%m-%d %H:%M:%S"), v.n_sequences, v.n_frames,
-             v.n_views, "" if v.store_bytes is None else f"{v.store_bytes / 1e6:.1f} MB", v.message)
-            for v in list_versions(corpus)]
-    out.print(_table(str(corpus), rows, ("id", "tags", "time (UTC)", "sequences", "frames", "views", "size", "message")))
+    vs = list_versions(corpus)
+    if as_json:
+        for v in vs:
+            _json_line({"id": v.id, "tags": list(v.tags), "time": v.time.isoformat(), "message": v.message,
+                        "sequences": v.n_sequences, "frames": v.n_frames, "views": v.n_views,
+                        "store_bytes": v.store_bytes})
+        return
+    import shutil
+
+    width = max(40, min(shutil.get_terminal_size((80, 24)).columns, 120))
+    out.print(f"{corpus}: {len(vs)} version{'s' * (len(vs) != 1)}, newest first", highlight=False, markup=False)
+    for line in versions_lines(vs, width):
+        out.print(line, highlight=False, markup=False)
+
+
+def versions_lines(vs, width: int = 80) -> list[str]:
+    """The version listing as lines that fit ``width`` columns: one line of figures per version (the id
+    is never cut), tags after them or on their own line, then the message wrapped and indented. The
+    store size is listed only when some version records it (Icechunk 1.1 has no cheap per-snapshot size)."""
+    import textwrap
+
+    sized = any(v.store_bytes is not None for v in vs)
+    cols = [("id", [v.id for v in vs], "<"), ("time (UTC)", [v.time.strftime("%Y-%m-%d %H:%M") for v in vs], "<"),
+            ("seqs", [str(v.n_sequences) for v in vs], ">"), ("frames", [str(v.n_frames) for v in vs], ">"),
+            ("views", [str(v.n_views) for v in vs], ">")]
+    if sized:
+        cols.append(("MB", ["" if v.store_bytes is None else f"{v.store_bytes / 1e6:.1f}" for v in vs], ">"))
+    widths = [max([len(h)] + [len(x) for x in vals]) for h, vals, _ in cols]
+
+    def fmt(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, w, (_, _, a) in zip(cells, widths, cols))
+
+    lines = [fmt([h for h, _, _ in cols]) + "  tags"]
+    for i, v in enumerate(vs):
+        head = fmt([vals[i] for _, vals, _ in cols])
+        tags = ", ".join(v.tags)
+        if tags and len(head) + 2 + len(tags) <= width:
+            lines.append(f"{head}  {tags}")
+        else:
+            lines.append(head)
+            if tags:
+                lines += textwrap.wrap(f"tags: {tags}", width, initial_indent="  ", subsequent_indent="    ")
+        if v.message:
+            lines += textwrap.wrap(v.message, width, initial_indent="  ", subsequent_indent="  ")
+    return lines
+
+
+def _json_line(obj: dict) -> None:
+    """One JSON object on one stdout line (for scripts: no colour, no wrapping)."""
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
 
 
 @app.command()
@@ -219,12 +307,18 @@ def validate(corpus: Path, version: Optional[str] = typer.Option(None)):
 
 @app.command()
 @one_line_errors
-def rejects(corpus: Path, version: Optional[str] = typer.Option(None)):
+def rejects(corpus: Path, version: Optional[str] = typer.Option(None),
+            as_json: bool = typer.Option(False, "--json", help="one JSON object a line")):
     """List the source files a build rejected, with reasons."""
     from pipelines.corpus import CorpusReader
     from pipelines.records import Reject
 
     reader = CorpusReader.open(corpus, version)
+    if as_json:
+        for r in reader.rejects.to_pylist():
+            _json_line({"source_path": r["source_path"], "kind": r["kind"], "reason": r["reason"],
+                        "source_sha256": r.get("source_sha256")})
+        return
     _print_rejects([Reject(r["source_path"], r["reason"], r["kind"]) for r in reader.rejects.to_pylist()],
                    always=True)
 
@@ -265,7 +359,11 @@ def train(config: str = typer.Option(..., "--config", help="preset name or confi
     """Pre-train or fine-tune the Uplift-Upsample Transformer on pinned corpus versions."""
     from uplift.train import load_run_config, train as run_train
 
-    result = run_train(load_run_config(config), out_dir, corpus, init=init)
+    with _bar("steps/s") as tick:
+        def progress(step, steps, info):
+            tick(step, steps, f"epoch {info['epoch']}/{info['epochs']}", f"loss {info['loss']:.4f}")
+
+        result = run_train(load_run_config(config), out_dir, corpus, init=init, progress=progress)
     last = result.history[-1] if result.history else {}
     rows = [("run dir", result.run_dir), ("checkpoint", result.checkpoint), ("corpora", ", ".join(result.corpora))]
     rows += [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in last.items()]
@@ -279,7 +377,9 @@ def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help=
     """Evaluate a checkpoint on a corpus version (MPJPE / P-MPJPE per action, key vs all frames)."""
     from uplift.evaluate import evaluate as run_eval
 
-    rows = run_eval(checkpoint, corpus, split=split)
+    with _bar("windows/s") as tick:
+        rows = run_eval(checkpoint, corpus, split=split,
+                        progress=lambda done, total, info: tick(done, total, f"s_in {info['s_in']}", ""))
     header = list(dict.fromkeys(k for r in rows for k in r))
     out.print(_table(f"evaluate {checkpoint.name} on {corpus}",
                      [[f"{r.get(h):.2f}" if isinstance(r.get(h), float) else r.get(h, "") for h in header] for r in rows],
@@ -287,6 +387,32 @@ def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help=
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _bar(unit: str):
+    """A transient rich progress bar on stderr: label, bar, done/total, rate in ``unit``, elapsed, ETA.
+
+    Yields ``tick(done, total, label, extra)``; a new label restarts the bar (a new epoch / stride).
+    """
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[extra]}"))
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(done, total, label, extra=""):
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total, rate="", extra="")
+            t = tasks[label]
+            bar.update(t, completed=done, total=total, extra=extra)
+            speed = next((x.speed for x in bar.tasks if x.id == t), None)
+            bar.update(t, rate=f"{speed:.1f} {unit}" if speed else "")
+
+        yield tick
 
 
 def _as_dict(obj) -> dict:
@@ -308,9 +434,36 @@ def _print_rejects(rejects, always: bool = False) -> None:
         out.print(f"  {get('source_path')}\n    [{get('kind')}] {get('reason')}", highlight=False, markup=False)
 
 
-def main():  # pragma: no cover - console entry
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """Console entry: run the command; usage errors are one line on stderr with exit code 2.
+
+    ``-v`` / ``--verbose`` may stand anywhere on the line (it is moved before the command).
+    """
+    try:  # typer >= 0.20 vendors click; its exceptions live there
+        from typer import _click as click
+    except ImportError:  # pragma: no cover
+        import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = [a for a in args if a in ("-v", "--verbose")]
+    args = verbose[:1] + [a for a in args if a not in ("-v", "--verbose")]
+    configure_logging(bool(verbose))  # before any command imports distributed
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=args, prog_name="mocap-corpus", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return 0
+    except click.ClickException as exc:
+        hint = f" (see: mocap-corpus {exc.ctx.command_path.partition(' ')[2]} --help)".replace("  ", " ") \
+            if getattr(exc, "ctx", None) is not None else ""
+        console.print(f"[red]error:[/red] {' '.join(exc.format_message().split()).rstrip('.')}{hint}", highlight=False,
+                      soft_wrap=True)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        console.print("aborted", highlight=False)
+        return 130
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
