@@ -347,6 +347,50 @@ def tag(corpus: Path, version: str, name: str):
     out.print(f"tagged {version} as {name}")
 
 
+# --- pictures and inference -------------------------------------------------------------------
+
+
+@app.command()
+@one_line_errors
+def show(corpus: str = typer.Argument(..., help="CORPUS@VERSION (or a path: the tip of main)"),
+         sequence: str = typer.Option(..., "--sequence", help="sequence key, e.g. h36m/S1/Walking"),
+         view: int = typer.Option(0, "--view", help="which of the sequence's views (0-based)"),
+         frames: Optional[str] = typer.Option(None, "--frames", help="frame range A:B (default: all)"),
+         out_file: Path = typer.Option(..., "--out", help=".png contact sheet, .gif or .mp4")):
+    """Draw a sequence: 2D keypoints in the camera's image (out-of-view joints marked) and the 3D skeleton
+    from two angles; left side blue, right orange."""
+    from pipelines.corpus import open_corpus
+    from pipelines.render import render_sequence
+
+    path = render_sequence(open_corpus(corpus), sequence, out_file, view=view, frames=frames)
+    out.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def infer(checkpoint: Path = typer.Argument(..., help="checkpoint dir or run dir"),
+          input_file: Path = typer.Argument(..., metavar="INPUT",
+                                            help="VideoPose3D 2D .npz, or a (T, 17, 2) .npy in pixels"),
+          out_file: Path = typer.Option(..., "--out", help="output .npy: (T, 17, 3) root-relative metres"),
+          s_in: Optional[int] = typer.Option(None, "--s-in", help="2D every s_in-th frame "
+                                             "(default: the checkpoint's largest training stride)"),
+          subject: Optional[str] = typer.Option(None, help=".npz input: subject, e.g. S9"),
+          action: Optional[str] = typer.Option(None, help=".npz input: action, e.g. 'Walking 1'"),
+          camera: Optional[str] = typer.Option(None, help=".npz input: camera index 0..3 or H36M id"),
+          width: Optional[float] = typer.Option(None, help="image width in pixels (.npy input)"),
+          height: Optional[float] = typer.Option(None, help="image height in pixels (.npy input)"),
+          render: Optional[Path] = typer.Option(None, "--render", help="also draw it: .png / .gif / .mp4")):
+    """Uplift 2D keypoints of a video to 3D poses with a trained checkpoint."""
+    from uplift.infer import infer_to_file
+
+    result = infer_to_file(checkpoint, input_file, out_file, s_in=s_in, subject=subject, action=action,
+                           camera=camera, width=width, height=height, render=render)
+    out.print(f"{out_file}: {result['frames']} frames x 17 joints x 3 (root-relative metres), s_in {result['s_in']}",
+              highlight=False)
+    if render:
+        out.print(f"wrote {render}", highlight=False)
+
+
 # --- training ---------------------------------------------------------------------------------
 
 
