@@ -150,13 +150,15 @@ def _draw_row(fig, axes, clip: Clip, i: int, label: str) -> None:
         ax.set_title(name + (" (dashed: prediction)" if clip.pred is not None else ""), fontsize=8)
 
 
-def _legend(fig) -> None:
+def _legend(fig, pred: bool = False) -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=LEFT_COLOUR, lw=2, label="left"),
                Line2D([], [], color=RIGHT_COLOUR, lw=2, label="right"),
                Line2D([], [], color="red", marker="x", lw=0, label="out of view")]
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    if pred:
+        handles.append(Line2D([], [], color=PRED_COLOUR, lw=2, ls="--", label="prediction"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
 
 
 def contact_sheet(clip: Clip, out: str | os.PathLike, n_frames: int = 4) -> Path:
@@ -168,7 +170,7 @@ def contact_sheet(clip: Clip, out: str | os.PathLike, n_frames: int = 4) -> Path
     fig = _figure(len(picks))
     for row, i in enumerate(picks):
         _draw_row(fig, _panels(fig, len(picks), row), clip, int(i), f"{clip.label}frame {int(clip.frames[i])}")
-    _legend(fig)
+    _legend(fig, clip.pred is not None)
     fig.suptitle(clip.title, fontsize=9)
     fig.tight_layout(rect=(0, 0.03, 1, 0.98))
     out = Path(out)
@@ -187,7 +189,7 @@ def animation(clip: Clip, out: str | os.PathLike, fps: float = 25.0, step: int =
     out.parent.mkdir(parents=True, exist_ok=True)
     fig = _figure(1)
     axes = _panels(fig, 1, 0)
-    _legend(fig)
+    _legend(fig, clip.pred is not None)
     fig.suptitle(clip.title, fontsize=9)
 
     def draw(i):
