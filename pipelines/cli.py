@@ -417,7 +417,9 @@ def train(config: str = typer.Option(..., "--config", help="preset name or confi
 @app.command()
 @one_line_errors
 def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help="PATH@VERSION"),
-             split: str = typer.Option("test", help="split to evaluate")):
+             split: str = typer.Option("test", help="split to evaluate"),
+             render: Optional[Path] = typer.Option(None, "--render", help="folder: draw the prediction over the "
+                                                   "ground truth for the median and the worst window (PNG)")):
     """Evaluate a checkpoint on a corpus version (MPJPE / P-MPJPE per action, key vs all frames)."""
     from uplift.evaluate import evaluate as run_eval
 
@@ -428,6 +430,11 @@ def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help=
     out.print(_table(f"evaluate {checkpoint.name} on {corpus}",
                      [[f"{r.get(h):.2f}" if isinstance(r.get(h), float) else r.get(h, "") for h in header] for r in rows],
                      header))
+    if render is not None:
+        from uplift.showcase import render_median_and_worst
+
+        for name, info in render_median_and_worst(checkpoint, corpus, render, split=split).items():
+            out.print(f"{name} window ({info['mpjpe_mm']:.1f} mm): {info['path']}", highlight=False)
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -76,8 +76,15 @@ def _draw_2d(ax, clip: Clip, i: int) -> None:
     from matplotlib.patches import Rectangle
 
     ax.add_patch(Rectangle((0, 0), w, h, fill=True, facecolor="0.95", edgecolor="0.2", lw=1.0))
-    ax.set_xlim(-0.1 * w, 1.1 * w)
-    ax.set_ylim(1.1 * h, -0.1 * h)  # image rows grow downwards
+    # The image rectangle plus a margin, grown (over the whole clip, so it does not jump) to show joints
+    # that project outside it, up to one image size beyond each edge.
+    lo, hi = np.array([-0.1 * w, -0.1 * h]), np.array([1.1 * w, 1.1 * h])
+    if clip.keypoints_px is not None:
+        pts = clip.keypoints_px.reshape(-1, 2)
+        lo = np.maximum(np.minimum(lo, pts.min(0) - 0.05 * w), [-w, -h])
+        hi = np.minimum(np.maximum(hi, pts.max(0) + 0.05 * w), [2 * w, 2 * h])
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(hi[1], lo[1])  # image rows grow downwards
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -91,7 +98,8 @@ def _draw_2d(ax, clip: Clip, i: int) -> None:
     ax.scatter(px[vis, 0], px[vis, 1], s=10, c=[colours[j] for j in np.flatnonzero(vis)], zorder=3)
     if (~vis).any():
         ax.scatter(px[~vis, 0], px[~vis, 1], s=40, marker="x", c="red", zorder=4, label="out of view")
-        ax.text(0.02 * w, 1.07 * h, f"{int((~vis).sum())} joints out of view", color="red", fontsize=7)
+        n = int((~vis).sum())
+        ax.text(0.02, 0.02, f"{n} joint{'s' * (n != 1)} out of view", color="red", fontsize=7, transform=ax.transAxes)
 
 
 def facing_azimuth(joints: np.ndarray, skel: Skeleton = H36M_17) -> float:
