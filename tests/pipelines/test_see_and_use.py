@@ -181,3 +181,42 @@ def test_quiet_by_default_verbose_on_request(capsys):
     assert logging.getLogger("distributed").getEffectiveLevel() == logging.INFO
     main(["versions", "/nonexistent/corpus"])
     capsys.readouterr()
+
+
+# ------------------------------------------------------------------------------------------ a quiet build
+
+def test_console_build_is_quiet_even_with_port_8787_taken(tmp_path):
+    """The real console entry in a subprocess: stderr holds no Dask INFO lines and no port warning;
+    ``-v`` brings the library logs back."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from pipelines.synthetic.body_model import write_body_model_tree
+    from pipelines.synthetic.motions import write_amass_tree
+
+    write_body_model_tree(tmp_path / "bm", seed=0)
+    write_amass_tree(tmp_path / "amass", n_sequences=2, seed=1)
+    blocker = socket.socket()
+    try:
+        blocker.bind(("127.0.0.1", 8787))  # as if another cluster's dashboard held it
+        blocker.listen(1)
+    except OSError:
+        pass  # already taken by something else: just as good
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "100"}
+    env.pop("DASK_LOGGING__DISTRIBUTED", None)
+    cmd = [sys.executable, "-c", "import sys; from pipelines.cli import main; sys.exit(main())", "build-amass",
+           str(tmp_path / "amass"), "--body-models", str(tmp_path / "bm"), "--workers", "1"]
+    try:
+        quiet = subprocess.run(cmd + ["--corpus", str(tmp_path / "c1")], capture_output=True, text=True, env=env,
+                               timeout=600)
+        loud = subprocess.run(cmd + ["--corpus", str(tmp_path / "c2"), "-v"], capture_output=True, text=True,
+                              env=env, timeout=600)
+    finally:
+        blocker.close()
+    assert quiet.returncode == 0, quiet.stderr
+    assert "distributed" not in quiet.stderr and "8787" not in quiet.stderr, quiet.stderr
+    assert "committed" in quiet.stdout
+    assert loud.returncode == 0 and "INFO distributed" in loud.stderr
+    assert "already in use" not in loud.stderr
