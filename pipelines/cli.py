@@ -73,7 +73,8 @@ def configure_logging(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     os.environ["DASK_LOGGING__DISTRIBUTED"] = "info" if verbose else "warning"
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)
+    if verbose:
+        logging.getLogger().setLevel(level)  # quiet leaves the root alone: WARNING unless configured
     for name in ("distributed", "dask", "prefect", "httpx", "asyncio", "tornado"):
         logging.getLogger(name).setLevel(level)
 

@@ -39,8 +39,6 @@ def _centre_predictions(model: nn.Module, stream: WindowStream, device, test_fli
                         progress=None):
     preds, views, frames = [], [], []
     for b in stream:
-        if progress is not None:
-            progress(len(b["view"]))
         x = b["keypoints_2d"].to(device)
         kf = b["keyframe"].to(device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
@@ -50,6 +48,8 @@ def _centre_predictions(model: nn.Module, stream: WindowStream, device, test_fli
         preds.append(c.cpu().numpy())
         views.append(b["view"].numpy())
         frames.append(b["frame"].numpy())
+        if progress is not None:
+            progress(len(b["view"]))
     return np.concatenate(preds), np.concatenate(views), np.concatenate(frames)
 
 

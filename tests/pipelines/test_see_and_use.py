@@ -29,8 +29,20 @@ def world(tmp_path_factory):
     build_h36m(root / "h36m", root / "corpus", detections="gt", tag="gt")
     cfg = RunConfig(preset="tiny", train={"batch_size": 4, "epochs": 1}, steps_per_epoch=2, block_frames=64,
                     buffer_blocks=2, eval_every=0, train_split="train")
-    run = train(cfg, root / "run", f"{root / 'corpus'}@gt")
-    return {"root": root, "files": files, "corpus": root / "corpus", "checkpoint": run.checkpoint}
+    steps = []
+    run = train(cfg, root / "run", f"{root / 'corpus'}@gt", progress=lambda *a: steps.append(a))
+    return {"root": root, "files": files, "corpus": root / "corpus", "checkpoint": run.checkpoint, "steps": steps}
+
+
+def test_progress_hooks_report_steps_and_windows(world):
+    from uplift.evaluate import evaluate
+
+    assert [(s, n, i["epoch"], i["epochs"]) for s, n, i, in world["steps"]] == [(1, 2, 1, 1), (2, 2, 1, 1)]
+    assert all(np.isfinite(i["loss"]) for _, _, i in world["steps"])
+    seen = []
+    evaluate(world["checkpoint"], f"{world['corpus']}@gt", s_in=[4], progress=lambda *a: seen.append(a))
+    assert seen and seen[-1][0] == seen[-1][1] > 0 and seen[-1][2] == {"s_in": 4}
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
@@ -175,11 +187,14 @@ def test_usage_errors_exit_2_in_one_line(capsys):
 
 
 def test_quiet_by_default_verbose_on_request(capsys):
+    root_level = logging.getLogger().level
     main(["versions", "/nonexistent/corpus"])
     assert logging.getLogger("distributed").getEffectiveLevel() == logging.WARNING
     main(["versions", "/nonexistent/corpus", "-v"])  # -v anywhere on the line
     assert logging.getLogger("distributed").getEffectiveLevel() == logging.INFO
     main(["versions", "/nonexistent/corpus"])
+    assert logging.getLogger("distributed").getEffectiveLevel() == logging.WARNING
+    logging.getLogger().setLevel(root_level)
     capsys.readouterr()
 
 
