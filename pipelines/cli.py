@@ -354,7 +354,8 @@ def tag(corpus: Path, version: str, name: str):
 @app.command()
 @one_line_errors
 def show(corpus: str = typer.Argument(..., help="CORPUS@VERSION (or a path: the tip of main)"),
-         sequence: str = typer.Option(..., "--sequence", help="sequence key, e.g. h36m/S1/Walking"),
+         sequence: Optional[str] = typer.Option(None, "--sequence",
+                                                help="sequence key, e.g. h36m/S1/Walking (default: the first)"),
          view: int = typer.Option(0, "--view", help="which of the sequence's views (0-based)"),
          frames: Optional[str] = typer.Option(None, "--frames", help="frame range A:B (default: all)"),
          out_file: Path = typer.Option(..., "--out", help=".png contact sheet, .gif or .mp4")):
@@ -363,7 +364,14 @@ def show(corpus: str = typer.Argument(..., help="CORPUS@VERSION (or a path: the 
     from pipelines.corpus import open_corpus
     from pipelines.render import render_sequence
 
-    path = render_sequence(open_corpus(corpus), sequence, out_file, view=view, frames=frames)
+    reader = open_corpus(corpus)
+    if sequence is None:
+        keys = sorted(reader.sequences.column("key").to_pylist())
+        if not keys:
+            raise MocapCorpusError(f"{corpus}: this version holds no sequences")
+        sequence = keys[0]
+        console.print(f"showing {sequence!r} (1 of {len(keys)}; choose with --sequence)", highlight=False)
+    path = render_sequence(reader, sequence, out_file, view=view, frames=frames)
     out.print(f"wrote {path}", highlight=False)
 
 

@@ -264,8 +264,12 @@ def corpus_clip(reader, key: str, view: int = 0, frames: str | None = None) -> C
     try:
         i = reader._seq_row(key)
     except KeyError:
-        raise InputError(f"{reader.path}@{reader.version_id}", f"no sequence {key!r} "
-                         f"(see: mocap-corpus versions / the sequences manifest)") from None
+        import difflib
+
+        keys = reader.sequences.column("key").to_pylist()
+        close = difflib.get_close_matches(key, keys, n=3)
+        hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"e.g. {', '.join(map(repr, sorted(keys)[:3]))}"
+        raise InputError(f"{reader.path}@{reader.version_id}", f"no sequence {key!r} among its {len(keys)}; {hint}") from None
     sid = int(reader.sequences.column("sequence_id")[i].as_py())
     view_ids = sorted(int(v) for v, s in zip(reader.views.column("view_id").to_pylist(),
                                              reader.views.column("sequence_id").to_pylist()) if int(s) == sid)
@@ -290,7 +294,8 @@ def render_sequence(reader, key: str, out: str | os.PathLike, *, view: int = 0, 
                     n_frames: int = 4) -> Path:
     """``mocap-corpus show``: render one sequence of a corpus version to ``out`` (.png/.gif/.mp4)."""
     clip = corpus_clip(reader, key, view, frames)
-    return write(clip, out, n_frames=n_frames, fps=min(25.0, float(reader.fps)))
+    step = max(1, int(round(float(reader.fps) / 25.0)))  # real-time playback at <= ~25 drawn frames/s
+    return write(clip, out, n_frames=n_frames, fps=float(reader.fps) / step, step=step)
 
 
 def corpus_overview(reader, out: str | os.PathLike, n_sequences: int = 3, views: int = 2) -> Path | None:
