@@ -247,6 +247,9 @@ def infer_to_file(checkpoint, input_path, out_path, *, s_in: int | None = None, 
         from pipelines import render as R
 
         clip = R.Clip(keypoints_px=px, in_view=None, res=(w, h), joints=R.camera_to_display(poses),
-                      frames=np.arange(len(poses)), title=f"{Path(input_path).name} (s_in {s})")
+                      frames=np.arange(len(poses)),
+                      title=" ".join(str(x) for x in (Path(input_path).name, subject, action,
+                                                     None if camera is None else f"camera {camera}") if x)
+                      + f": predicted 3D (s_in {s})")
         R.write(clip, render)
     return {"out": str(out_path), "frames": int(len(poses)), "s_in": s, "render": str(render) if render else None}
