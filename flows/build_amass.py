@@ -14,8 +14,8 @@ from typing import Literal
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (Progress, markdown_table, publish_link, publish_markdown, rejects_markdown,
-                          retry_transient, run_logger)
+from flows.common import (Progress, markdown_table, publish_image, publish_link, publish_markdown,
+                          rejects_markdown, retry_transient, run_logger)
 
 FLOW_NAME = "build-amass"
 
@@ -67,6 +67,31 @@ def summary(report, problems: list[str] | None) -> dict:
     return {**report_fields(report), "problems": problems or []}
 
 
+def preview_path(corpus: Path, version_id: str) -> Path:
+    """Where a version's contact sheet goes: beside the corpus repository, never inside it."""
+    corpus = Path(corpus)
+    return corpus.parent / f"{corpus.name}.previews" / f"{version_id}.png"
+
+
+def publish_preview(flow_name: str, corpus: Path, version_id: str, n_sequences: int = 3, views: int = 2) -> Path | None:
+    """Render a contact sheet of a few sequences x views of the version and publish it as an image
+    artifact. A picture is a convenience: if it cannot be drawn the build still stands (a warning)."""
+    try:
+        from pipelines.corpus import CorpusReader
+        from pipelines.render import corpus_overview
+
+        path = corpus_overview(CorpusReader.open(corpus, version_id), preview_path(corpus, version_id),
+                               n_sequences=n_sequences, views=views)
+    except Exception as exc:  # noqa: BLE001 - never fail a committed build over a picture
+        run_logger().warning("no contact sheet for %s @ %s: %s", corpus, version_id, " ".join(str(exc).split())[:200])
+        return None
+    if path is not None:
+        publish_image(path, key=f"{flow_name}-contact-sheet",
+                      description=f"{n_sequences} sequences x {views} views of {corpus} @ {version_id}: 2D in the "
+                                  f"camera image, 3D front and side; left blue, right orange")
+    return path
+
+
 def validate_and_publish(flow_name: str, label: str, corpus: Path, report, validate_version: bool) -> dict:
     """Validate the committed version, publish the report and corpus artifacts, fail on problems."""
     vid = report_fields(report)["version_id"]
@@ -74,6 +99,7 @@ def validate_and_publish(flow_name: str, label: str, corpus: Path, report, valid
     publish_markdown(report_markdown(report, problems, f"{flow_name}: {vid}"),
                      key=f"{flow_name}-report", description=f"{label} corpus version {vid}")
     publish_link(corpus, key=f"{flow_name}-corpus", text=f"corpus {corpus} @ {vid}")
+    publish_preview(flow_name, corpus, vid)
     if problems:
         raise RuntimeError(f"corpus {corpus} version {vid} failed validation: {problems[:5]}")
     return summary(report, problems)

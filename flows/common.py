@@ -114,6 +114,19 @@ def publish_link(path_or_url: str | os.PathLike, key: str, text: str, descriptio
     create_link_artifact(link=link, link_text=text, key=artifact_key(key), description=description)
 
 
+def publish_image(path: str | os.PathLike, key: str, description: str = "") -> None:
+    """An image artifact pointing at a local file (``file://`` link), or a log line outside a run."""
+    try:
+        from prefect.artifacts import create_image_artifact
+        from prefect.context import get_run_context
+
+        get_run_context()
+    except Exception:
+        log.info("%s: %s", description or key, path)
+        return
+    create_image_artifact(image_url=file_url(path), key=artifact_key(key), description=description or str(path))
+
+
 class Progress:
     """``progress(done, total, info)`` callback: log lines with counts and rates, a Prefect progress
     artifact in the UI, and a rich progress bar when stderr is a terminal.

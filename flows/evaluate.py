@@ -6,9 +6,10 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from flows.common import (file_stat_fingerprint, fingerprint, markdown_table, publish_markdown, retry_transient,
-                          run_logger)
+from flows.common import (file_stat_fingerprint, fingerprint, markdown_table, publish_image, publish_markdown,
+                          retry_transient, run_logger)
 from flows.training import find_checkpoint, resolve_specs
 
 
@@ -46,6 +47,30 @@ def run_evaluate(checkpoint: str, corpus: str) -> dict:
     return {"header": header, "rows": rows}
 
 
+@task(name="render-median-and-worst", retries=0, cache_policy=NO_CACHE)
+def render_examples(checkpoint: str, corpus: str) -> dict:
+    """Prediction over ground truth for the median and the worst window (PNG files beside the checkpoint)."""
+    from uplift.showcase import render_median_and_worst
+
+    out_dir = Path(checkpoint).resolve().parent / "renders" / fingerprint(corpus)[:12]
+    return render_median_and_worst(checkpoint, corpus, out_dir)
+
+
+def publish_examples(ck: str, pinned: str) -> dict:
+    """Render and publish the median / worst windows; a picture that cannot be drawn is a warning only."""
+    try:
+        shown = render_examples(ck, pinned)
+    except Exception as exc:  # noqa: BLE001 - the metrics table is the result; pictures are a bonus
+        run_logger().warning("no median/worst renders: %s", " ".join(str(exc).split())[:200])
+        return {}
+    for name, info in shown.items():
+        publish_image(info["path"], key=f"evaluate-{name}-window",
+                      description=f"{name} window ({info['mpjpe_mm']:.1f} mm, s_in {info['s_in']}): {info['key']} "
+                                  f"view {info['view_id']} frames {info['frames'][0]}-{info['frames'][1] - 1}; "
+                                  f"dashed = prediction")
+    return shown
+
+
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(checkpoint: Path, corpus: str) -> dict:
     """Evaluate a checkpoint on a pinned corpus version: MPJPE / P-MPJPE per action, key frames vs all, each s_in.
@@ -62,4 +87,6 @@ def evaluate_flow(checkpoint: Path, corpus: str) -> dict:
     publish_markdown(f"## evaluate: {Path(ck).name} on {pinned}\n\n{md}", key="evaluate-metrics",
                      description=f"metrics of {ck} on {pinned}")
     logger.info("evaluate %s on %s:\n%s", ck, pinned, md)
-    return {"checkpoint": ck, "corpus": pinned, **table}
+    shown = publish_examples(ck, pinned)
+    return {"checkpoint": ck, "corpus": pinned, **table,
+            "renders": {k: v["path"] for k, v in shown.items()}}

@@ -7,7 +7,7 @@ requested (``prefect deployment run build-amass/local -p amass_root=...``, or th
 from __future__ import annotations
 
 DEPLOYMENT = "local"
-FLOW_NAMES = ["build-amass", "build-h36m", "pretrain", "finetune", "evaluate"]
+FLOW_NAMES = ["build-amass", "build-h36m", "pretrain", "finetune", "evaluate", "infer"]
 DEPLOYMENT_NAMES = [f"{f}/{DEPLOYMENT}" for f in FLOW_NAMES]
 
 
@@ -15,9 +15,10 @@ def all_flows() -> list:
     from flows.build_amass import build_amass_flow
     from flows.build_h36m import build_h36m_flow
     from flows.evaluate import evaluate_flow
+    from flows.infer import infer_flow
     from flows.training import finetune_flow, pretrain_flow
 
-    flows = [build_amass_flow, build_h36m_flow, pretrain_flow, finetune_flow, evaluate_flow]
+    flows = [build_amass_flow, build_h36m_flow, pretrain_flow, finetune_flow, evaluate_flow, infer_flow]
     assert [f.name for f in flows] == FLOW_NAMES
     return flows
 

@@ -238,8 +238,11 @@ def _dask_client(scheduler: str | None, n_workers: int):
 
     if scheduler:
         return Client(scheduler, timeout="30s"), None
+    # ":0": the scheduler's HTTP server (started even without a dashboard) takes a free port, so two
+    # builds never compete for 8787 ("Port 8787 is already in use"); no Bokeh dashboard either way.
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.WARNING)
+                           dashboard_address=":0", scheduler_kwargs={"dashboard": False},
+                           silence_logs=logging.WARNING)
     return Client(cluster), cluster
 
 

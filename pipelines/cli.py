@@ -5,9 +5,11 @@ Errors from bad inputs print one line and exit 1; long work shows progress.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -26,18 +28,55 @@ console = Console(stderr=True)
 out = Console(soft_wrap=True)  # paths and ids stay on one line
 
 
+# Errors a user can cause with a bad path, value or file: one line, exit 1 (a traceback only with -v).
+_EXPECTED_ERRORS = (MocapCorpusError, OSError, ValueError, KeyError)
+_VERBOSE = {"on": False}
+
+
+def _error_line(exc: BaseException) -> str:
+    """One line: the message (KeyError's quotes dropped), newlines folded."""
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    text = " ".join(str(msg).split()) or type(exc).__name__
+    return text if isinstance(exc, MocapCorpusError) else f"{text} ({type(exc).__name__})"
+
+
 def one_line_errors(fn):
-    """Turn the project's typed errors into one clear line and exit code 1."""
+    """Turn the project's typed errors (and bad paths / values) into one clear line and exit code 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except MocapCorpusError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        except _EXPECTED_ERRORS as exc:
+            if _VERBOSE["on"] and not isinstance(exc, MocapCorpusError):
+                raise
+            console.print(f"[red]error:[/red] {_error_line(exc)}", highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(1)
 
     return wrapper
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "-v", "--verbose",
+                                       help="show library logs (Dask, Prefect) and tracebacks")):
+    """Motion-capture archives -> versioned 2D/3D pose corpora, and the uplifting trainer."""
+    configure_logging(verbose)
+
+
+def configure_logging(verbose: bool) -> None:
+    """Quiet by default: WARNING for us and the libraries (Dask's INFO chatter hidden); INFO with -v.
+
+    Dask reads its logging levels from config when ``distributed`` is first imported (also in its
+    worker processes), so the environment variable is set as well as the in-process levels.
+    """
+    _VERBOSE["on"] = verbose
+    level = logging.INFO if verbose else logging.WARNING
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = "info" if verbose else "warning"
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose:
+        logging.getLogger().setLevel(level)  # quiet leaves the root alone: WARNING unless configured
+    for name in ("distributed", "dask", "prefect", "httpx", "asyncio", "tornado"):
+        logging.getLogger(name).setLevel(level)
 
 
 def _table(title: str, rows, columns=("field", "value"), keep: tuple[str, ...] = ("id",)) -> Table:
@@ -143,8 +182,11 @@ def build_amass_cmd(amass_root: Path,
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
                       fps=fps, seed=seed,
                       scheduler=scheduler, n_workers=workers)
-    with Progress(TextColumn("sequences"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  TextColumn("{task.fields[rate]}"), console=console, transient=True) as bar:
+    from rich.progress import TimeElapsedColumn
+
+    with Progress(TextColumn("sequences"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[rate]}"), console=console,
+                  transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("build", total=None, rate="")
 
         def progress(done, total, info):
@@ -175,12 +217,16 @@ def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
                     out_dir: Path = typer.Option(..., "--out"),
                     split: Optional[str] = typer.Option(None, help="only this split (train | val | test)"),
                     name: str = typer.Option("h36m", help="file name stem: data_3d_<name>.npz"),
-                    layout: str = typer.Option("h36m17", help="h36m17 | h36m32 (dropped joints padded)")):
+                    joints: int = typer.Option(32, "--joints", help="3D layout: 32 (VideoPose3D's loader; "
+                                               "static joints exact or at their parents) | 17")):
     """Export a corpus version as VideoPose3D-style data_3d_*.npz / data_2d_*.npz files."""
     from pipelines.h36m import export_vp3d
 
+    if joints not in (17, 32):
+        raise typer.BadParameter(f"--joints must be 17 or 32, got {joints}")
     subset = {"split": split} if split else None
-    for key, p in export_vp3d(corpus, out_dir, version=version, subset=subset, name=name, layout=layout).items():
+    for key, p in export_vp3d(corpus, out_dir, version=version, subset=subset, name=name,
+                              layout=f"h36m{joints}").items():
         out.print(f"{key}: {p}")
 
 
@@ -189,14 +235,61 @@ def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
 
 @app.command()
 @one_line_errors
-def versions(corpus: Path):
+def versions(corpus: Path, as_json: bool = typer.Option(False, "--json", help="one JSON object a line")):
     """List the versions of a corpus (newest first)."""
     from pipelines.versions import list_versions
 
-    rows = [(v.id, ",".join(v.tags), v.time.strftime("%Y-%m-%d %H:%M:%S"), v.n_sequences, v.n_frames,
-             v.n_views, "" if v.store_bytes is None else f"{v.store_bytes / 1e6:.1f} MB", v.message)
-            for v in list_versions(corpus)]
-    out.print(_table(str(corpus), rows, ("id", "tags", "time (UTC)", "sequences", "frames", "views", "size", "message")))
+    vs = list_versions(corpus)
+    if as_json:
+        for v in vs:
+            _json_line({"id": v.id, "tags": list(v.tags), "time": v.time.isoformat(), "message": v.message,
+                        "sequences": v.n_sequences, "frames": v.n_frames, "views": v.n_views,
+                        "store_bytes": v.store_bytes})
+        return
+    import shutil
+
+    width = max(40, min(shutil.get_terminal_size((80, 24)).columns, 120))
+    out.print(f"{corpus}: {len(vs)} version{'s' * (len(vs) != 1)}, newest first", highlight=False, markup=False)
+    for line in versions_lines(vs, width):
+        out.print(line, highlight=False, markup=False)
+
+
+def versions_lines(vs, width: int = 80) -> list[str]:
+    """The version listing as lines that fit ``width`` columns: one line of figures per version (the id
+    is never cut), tags after them or on their own line, then the message wrapped and indented. The
+    store size is listed only when some version records it (Icechunk 1.1 has no cheap per-snapshot size)."""
+    import textwrap
+
+    sized = any(v.store_bytes is not None for v in vs)
+    cols = [("id", [v.id for v in vs], "<"), ("time (UTC)", [v.time.strftime("%Y-%m-%d %H:%M") for v in vs], "<"),
+            ("seqs", [str(v.n_sequences) for v in vs], ">"), ("frames", [str(v.n_frames) for v in vs], ">"),
+            ("views", [str(v.n_views) for v in vs], ">")]
+    if sized:
+        cols.append(("MB", ["" if v.store_bytes is None else f"{v.store_bytes / 1e6:.1f}" for v in vs], ">"))
+    widths = [max([len(h)] + [len(x) for x in vals]) for h, vals, _ in cols]
+
+    def fmt(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, w, (_, _, a) in zip(cells, widths, cols))
+
+    lines = [fmt([h for h, _, _ in cols]) + "  tags"]
+    for i, v in enumerate(vs):
+        head = fmt([vals[i] for _, vals, _ in cols])
+        tags = ", ".join(v.tags)
+        if tags and len(head) + 2 + len(tags) <= width:
+            lines.append(f"{head}  {tags}")
+        else:
+            lines.append(head)
+            if tags:
+                lines += textwrap.wrap(f"tags: {tags}", width, initial_indent="  ", subsequent_indent="    ")
+        if v.message:
+            lines += textwrap.wrap(v.message, width, initial_indent="  ", subsequent_indent="  ")
+    return lines
+
+
+def _json_line(obj: dict) -> None:
+    """One JSON object on one stdout line (for scripts: no colour, no wrapping)."""
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
 
 
 @app.command()
@@ -215,12 +308,18 @@ def validate(corpus: Path, version: Optional[str] = typer.Option(None)):
 
 @app.command()
 @one_line_errors
-def rejects(corpus: Path, version: Optional[str] = typer.Option(None)):
+def rejects(corpus: Path, version: Optional[str] = typer.Option(None),
+            as_json: bool = typer.Option(False, "--json", help="one JSON object a line")):
     """List the source files a build rejected, with reasons."""
     from pipelines.corpus import CorpusReader
     from pipelines.records import Reject
 
     reader = CorpusReader.open(corpus, version)
+    if as_json:
+        for r in reader.rejects.to_pylist():
+            _json_line({"source_path": r["source_path"], "kind": r["kind"], "reason": r["reason"],
+                        "source_sha256": r.get("source_sha256")})
+        return
     _print_rejects([Reject(r["source_path"], r["reason"], r["kind"]) for r in reader.rejects.to_pylist()],
                    always=True)
 
@@ -249,6 +348,58 @@ def tag(corpus: Path, version: str, name: str):
     out.print(f"tagged {version} as {name}")
 
 
+# --- pictures and inference -------------------------------------------------------------------
+
+
+@app.command()
+@one_line_errors
+def show(corpus: str = typer.Argument(..., help="CORPUS@VERSION (or a path: the tip of main)"),
+         sequence: Optional[str] = typer.Option(None, "--sequence",
+                                                help="sequence key, e.g. h36m/S1/Walking (default: the first)"),
+         view: int = typer.Option(0, "--view", help="which of the sequence's views (0-based)"),
+         frames: Optional[str] = typer.Option(None, "--frames", help="frame range A:B (default: all)"),
+         out_file: Path = typer.Option(..., "--out", help=".png contact sheet, .gif or .mp4")):
+    """Draw a sequence: 2D keypoints in the camera's image (out-of-view joints marked) and the 3D skeleton
+    from two angles; left side blue, right orange."""
+    from pipelines.corpus import open_corpus
+    from pipelines.render import render_sequence
+
+    reader = open_corpus(corpus)
+    if sequence is None:
+        keys = sorted(reader.sequences.column("key").to_pylist())
+        if not keys:
+            raise MocapCorpusError(f"{corpus}: this version holds no sequences")
+        sequence = keys[0]
+        console.print(f"showing {sequence!r} (1 of {len(keys)}; choose with --sequence)", highlight=False)
+    path = render_sequence(reader, sequence, out_file, view=view, frames=frames)
+    out.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def infer(checkpoint: Path = typer.Argument(..., help="checkpoint dir or run dir"),
+          input_file: Path = typer.Argument(..., metavar="INPUT",
+                                            help="VideoPose3D 2D .npz, or a (T, 17, 2) .npy in pixels"),
+          out_file: Path = typer.Option(..., "--out", help="output .npy: (T, 17, 3) root-relative metres"),
+          s_in: Optional[int] = typer.Option(None, "--s-in", help="2D every s_in-th frame "
+                                             "(default: the checkpoint's largest training stride)"),
+          subject: Optional[str] = typer.Option(None, help=".npz input: subject, e.g. S9"),
+          action: Optional[str] = typer.Option(None, help=".npz input: action, e.g. 'Walking 1'"),
+          camera: Optional[str] = typer.Option(None, help=".npz input: camera index 0..3 or H36M id"),
+          width: Optional[float] = typer.Option(None, help="image width in pixels (.npy input)"),
+          height: Optional[float] = typer.Option(None, help="image height in pixels (.npy input)"),
+          render: Optional[Path] = typer.Option(None, "--render", help="also draw it: .png / .gif / .mp4")):
+    """Uplift 2D keypoints of a video to 3D poses with a trained checkpoint."""
+    from uplift.infer import infer_to_file
+
+    result = infer_to_file(checkpoint, input_file, out_file, s_in=s_in, subject=subject, action=action,
+                           camera=camera, width=width, height=height, render=render)
+    out.print(f"{out_file}: {result['frames']} frames x 17 joints x 3 (root-relative metres), s_in {result['s_in']}",
+              highlight=False)
+    if render:
+        out.print(f"wrote {render}", highlight=False)
+
+
 # --- training ---------------------------------------------------------------------------------
 
 
@@ -261,7 +412,11 @@ def train(config: str = typer.Option(..., "--config", help="preset name or confi
     """Pre-train or fine-tune the Uplift-Upsample Transformer on pinned corpus versions."""
     from uplift.train import load_run_config, train as run_train
 
-    result = run_train(load_run_config(config), out_dir, corpus, init=init)
+    with _bar("steps/s") as tick:
+        def progress(step, steps, info):
+            tick(step, steps, f"epoch {info['epoch']}/{info['epochs']}", f"loss {info['loss']:.4f}")
+
+        result = run_train(load_run_config(config), out_dir, corpus, init=init, progress=progress)
     last = result.history[-1] if result.history else {}
     rows = [("run dir", result.run_dir), ("checkpoint", result.checkpoint), ("corpora", ", ".join(result.corpora))]
     rows += [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in last.items()]
@@ -271,18 +426,53 @@ def train(config: str = typer.Option(..., "--config", help="preset name or confi
 @app.command()
 @one_line_errors
 def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help="PATH@VERSION"),
-             split: str = typer.Option("test", help="split to evaluate")):
+             split: str = typer.Option("test", help="split to evaluate"),
+             render: Optional[Path] = typer.Option(None, "--render", help="folder: draw the prediction over the "
+                                                   "ground truth for the median and the worst window (PNG)")):
     """Evaluate a checkpoint on a corpus version (MPJPE / P-MPJPE per action, key vs all frames)."""
     from uplift.evaluate import evaluate as run_eval
 
-    rows = run_eval(checkpoint, corpus, split=split)
+    with _bar("windows/s") as tick:
+        rows = run_eval(checkpoint, corpus, split=split,
+                        progress=lambda done, total, info: tick(done, total, f"s_in {info['s_in']}", ""))
     header = list(dict.fromkeys(k for r in rows for k in r))
     out.print(_table(f"evaluate {checkpoint.name} on {corpus}",
                      [[f"{r.get(h):.2f}" if isinstance(r.get(h), float) else r.get(h, "") for h in header] for r in rows],
                      header))
+    if render is not None:
+        from uplift.showcase import render_median_and_worst
+
+        for name, info in render_median_and_worst(checkpoint, corpus, render, split=split).items():
+            out.print(f"{name} window ({info['mpjpe_mm']:.1f} mm): {info['path']}", highlight=False)
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _bar(unit: str):
+    """A transient rich progress bar on stderr: label, bar, done/total, rate in ``unit``, elapsed, ETA.
+
+    Yields ``tick(done, total, label, extra)``; a new label restarts the bar (a new epoch / stride).
+    """
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[extra]}"))
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(done, total, label, extra=""):
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total, rate="", extra="")
+            t = tasks[label]
+            bar.update(t, completed=done, total=total, extra=extra)
+            speed = next((x.speed for x in bar.tasks if x.id == t), None)
+            bar.update(t, rate=f"{speed:.1f} {unit}" if speed else "")
+
+        yield tick
 
 
 def _as_dict(obj) -> dict:
@@ -304,9 +494,36 @@ def _print_rejects(rejects, always: bool = False) -> None:
         out.print(f"  {get('source_path')}\n    [{get('kind')}] {get('reason')}", highlight=False, markup=False)
 
 
-def main():  # pragma: no cover - console entry
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """Console entry: run the command; usage errors are one line on stderr with exit code 2.
+
+    ``-v`` / ``--verbose`` may stand anywhere on the line (it is moved before the command).
+    """
+    try:  # typer >= 0.20 vendors click; its exceptions live there
+        from typer import _click as click
+    except ImportError:  # pragma: no cover
+        import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = [a for a in args if a in ("-v", "--verbose")]
+    args = verbose[:1] + [a for a in args if a not in ("-v", "--verbose")]
+    configure_logging(bool(verbose))  # before any command imports distributed
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=args, prog_name="mocap-corpus", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return 0
+    except click.ClickException as exc:
+        hint = f" (see: mocap-corpus {exc.ctx.command_path.partition(' ')[2]} --help)".replace("  ", " ") \
+            if getattr(exc, "ctx", None) is not None else ""
+        console.print(f"[red]error:[/red] {' '.join(exc.format_message().split()).rstrip('.')}{hint}", highlight=False,
+                      soft_wrap=True)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        console.print("aborted", highlight=False)
+        return 130
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -211,8 +211,15 @@ class CorpusWriter:
     """
 
     def __init__(self, path: str | os.PathLike, *, num_joints: int = 17, joint_set: str = "h36m17",
-                 fps: float = 50.0, branch: str = DEFAULT_BRANCH):
+                 fps: float = 50.0, branch: str = DEFAULT_BRANCH, optional_arrays: tuple[str, ...] = ()):
+        """``optional_arrays``: names of ``schemas.store.OPTIONAL_ARRAYS`` (e.g. ``"joints_world_32"``)
+        this version holds for every sequence (``add`` then needs the attribute of that name)."""
         self.path = Path(path)
+        known = {_leaf(s): s for s in S.OPTIONAL_ARRAYS}
+        unknown = [n for n in optional_arrays if n not in known]
+        if unknown:
+            raise ValueError(f"unknown optional arrays {unknown} (known: {sorted(known)})")
+        self._specs = S.ARRAYS + tuple(known[n] for n in dict.fromkeys(optional_arrays))
         self.num_joints = int(num_joints)
         self.joint_set = str(joint_set)
         self.fps = float(fps)
@@ -225,7 +232,7 @@ class CorpusWriter:
         # A version is a complete corpus: start from an empty root group.
         self._root = zarr.open_group(self._session.store, mode="w")
         self._arrays: dict[str, _Appender] = {}
-        for spec in S.ARRAYS:
+        for spec in self._specs:
             parent, name = spec.path.rsplit("/", 1)
             g = self._root.require_group(parent)
             arr = g.create_array(name, shape=spec.shape(0, self.num_joints), dtype=spec.dtype,
@@ -243,7 +250,10 @@ class CorpusWriter:
         """Append one sequence (frames and views); returns its ``sequence_id`` (= order of addition)."""
         row = {f.name: getattr(seq, f.name) for f in M.SEQUENCES if hasattr(seq, f.name)}
         row["betas"] = None if seq.betas is None else np.asarray(seq.betas, np.float32).tolist()
-        frames = {s.path: getattr(seq, _leaf(s)) for s in S.ARRAYS if s.per == "sequence_frame"}
+        frames = {s.path: getattr(seq, _leaf(s), None) for s in self._specs if s.per == "sequence_frame"}
+        missing = [p for p, a in frames.items() if a is None]
+        if missing:
+            raise ValueError(f"{seq.key}: no {missing} (this corpus version holds them for every sequence)")
         views = []
         for v in seq.views:
             vrow = {f.name: getattr(v, f.name) for f in M.VIEWS if hasattr(v, f.name)}
@@ -257,7 +267,11 @@ class CorpusWriter:
             raise ValueError(f"{reader.path}: carries {reader.num_joints} joints, this writer {self.num_joints}")
         i = reader._seq_row(key)
         row = reader.sequences.slice(i, 1).to_pylist()[0]
-        frames = reader.read_sequence(key)
+        frames = {_path_of(k): a for k, a in reader.read_sequence(key).items()}
+        frames = {p: a for p, a in frames.items() if p in self._arrays}  # drop optional arrays not declared here
+        missing = [s.path for s in self._specs if s.per == "sequence_frame" and s.path not in frames]
+        if missing:
+            raise ValueError(f"{reader.path}: sequence {key!r} has no {missing} to carry over")
         sid = row["sequence_id"]
         vidx = np.flatnonzero(reader._view_seq == sid)
         view_rows = reader.views.take(pa.array(vidx)).to_pylist() if len(vidx) else []
@@ -266,7 +280,7 @@ class CorpusWriter:
             varrays = {_path_of(k): a for k, a in reader.read_view(vrow["view_id"]).items()}
             varrays[S.INTRINSICS.path], varrays[S.EXTRINSICS.path] = reader.camera(vrow["view_id"])
             views.append((vrow, varrays))
-        return self._append(row, {_path_of(k): a for k, a in frames.items()}, views)
+        return self._append(row, frames, views)
 
     def reject(self, r: Reject) -> None:
         """Record a source that could not be turned into a sequence (a ``rejects`` manifest row)."""
@@ -391,7 +405,7 @@ class CorpusWriter:
 # --------------------------------------------------------------------------------------------------
 # Reader
 
-_SPECS = {s.path: s for s in S.ARRAYS}
+_SPECS = {s.path: s for s in S.ARRAYS + S.OPTIONAL_ARRAYS}
 
 
 def _spec(path: str) -> S.ArraySpec:
@@ -401,7 +415,7 @@ def _spec(path: str) -> S.ArraySpec:
 def _path_of(leaf_or_path: str) -> str:
     if leaf_or_path in _SPECS:
         return leaf_or_path
-    for s in S.ARRAYS:
+    for s in S.ARRAYS + S.OPTIONAL_ARRAYS:
         if _leaf(s) == leaf_or_path:
             return s.path
     raise KeyError(leaf_or_path)
@@ -424,6 +438,7 @@ class CorpusReader:
         self.build_info = dict(attrs.get(S.ATTR_BUILD_INFO) or {})
         self._handles: dict[str, zarr.Array] = {}
         self.num_joints = int(self.array(S.JOINTS_WORLD).shape[1])
+        self.optional_arrays = tuple(s for s in S.OPTIONAL_ARRAYS if _has_array(root, s.path))
         self.sequences = read_manifest(root, "sequences")
         self.views = read_manifest(root, "views")
         self.rejects = read_manifest(root, "rejects")
@@ -474,10 +489,12 @@ class CorpusReader:
         return i
 
     def read_sequence(self, key_or_id: str | int) -> dict[str, np.ndarray]:
-        """All per-sequence-frame arrays of one sequence: ``{"joints_world": (T, J, 3)}``."""
+        """All per-sequence-frame arrays of one sequence: ``{"joints_world": (T, J, 3)}``, plus the optional
+        arrays this version holds (``"joints_world_32": (T, 32, 3)``)."""
         i = self._seq_row(key_or_id)
         a, n = int(self._seq_off[i]), int(self._seq_len[i])
-        return {_leaf(s): self.array(s)[a:a + n] for s in S.ARRAYS if s.per == "sequence_frame"}
+        return {_leaf(s): self.array(s)[a:a + n] for s in S.ARRAYS + self.optional_arrays
+                if s.per == "sequence_frame"}
 
     def read_view(self, view_id: int, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
         """Frames ``start:stop`` of one view: keypoints_2d (T, J, 2), joints_cam (T, J, 3), in_view (T, J)."""
@@ -495,6 +512,13 @@ class CorpusReader:
         if int(view_id) not in self._view_by_id:
             raise KeyError(f"{self.path}@{self.version_id}: no view {view_id!r}")
         return self.array(S.INTRINSICS)[int(view_id)], self.array(S.EXTRINSICS)[int(view_id)]
+
+
+def _has_array(group: zarr.Group, path: str) -> bool:
+    try:
+        return isinstance(group[path], zarr.Array)
+    except (KeyError, FileNotFoundError):
+        return False
 
 
 def open_corpus(path_at_version: str | os.PathLike) -> CorpusReader:

@@ -10,15 +10,18 @@ The files everybody has (VideoPose3D, Pavllo et al. 2019)::
 Both keys are pickled object arrays: they are read only through :mod:`pipelines.safe_pickle`, so a
 file naming any global besides numpy's array reconstruction is refused before anything executes.
 
-Import: one sequence per subject/action (world joints reduced 32 -> 17), one view per camera
+Import: one sequence per subject/action (world joints reduced 32 -> 17 for training; all 32 are kept
+in the optional ``joints_world_32`` array, see ``schemas.store``), one view per camera
 (2D = that camera's detections, normalised with its resolution; 3D = the world joints in its frame).
 2D sequences longer than the 3D one are trimmed to it and the dropped count is recorded per view
 (``trimmed_frames``). Subjects, actions and cameras that cannot be paired become ``Reject`` rows.
 
-Export writes a corpus (any version, any subset) back to the same keys and nesting. It is lossy in
-one documented way: the 3D file holds the 17-joint layout (VideoPose3D-derived loaders accept it when
-they skip ``remove_joints`` / read ``num_joints``), since the 15 dropped joints are not stored;
-``layout="h36m32"`` pads them back as placeholders for loaders that hard-code 32 joints. The 2D
+Export writes a corpus (any version, any subset) back to the same keys and nesting. By default the 3D
+file holds the 32-joint Human3.6M layout that VideoPose3D's ``Human36mDataset`` loads and then reduces
+with its fixed ``remove_joints`` list (``H36M_32_DROPPED``): the 17 corpus joints sit at the indices
+that loader keeps, the other 15 are exact where the corpus holds them (an imported Human3.6M corpus)
+and otherwise at their parent joint's position (AMASS corpora). ``layout="h36m17"`` writes the
+17-joint file (for loaders that skip ``remove_joints``). The 2D
 pixel coordinates are written as float64 so that import -> export -> import is bit-identical
 (normalised float32 -> float32 pixels -> normalised float32 is not exact in general).
 """
@@ -253,7 +256,7 @@ def resolve_files(data: str | os.PathLike | tuple | Mapping, detections: str = "
 
 
 def _config_hash(detections: str, sha_2d: str) -> str:
-    return json_hash({"importer": IMPORTER_VERSION, "detections": detections, "joints": "h36m32->17",
+    return json_hash({"importer": IMPORTER_VERSION, "detections": detections, "joints": "h36m32->17+32",
                       "fps": H36M_FPS, "sha_2d": sha_2d})
 
 
@@ -367,6 +370,7 @@ def import_h36m(data: str | os.PathLike | tuple | Mapping, detections: str = "cp
                 yield reject(p3, frag, bad, sha3)
                 continue
             joints = reduce_32_to_17(x) if x.shape[1] == 32 else x
+            joints_32 = x if x.shape[1] == 32 else expand_17_to_32(x)  # a 17-joint source: parents' positions
             T = joints.shape[0]
             cams = pos2d[subject][pairs[action]]
             views: list[ViewData] = []
@@ -395,6 +399,7 @@ def import_h36m(data: str | os.PathLike | tuple | Mapping, detections: str = "cp
                 log.info("%s: trimmed 2D to %d frames (%s)", frag, T, [v.trimmed_frames for v in views])
             yield SequenceData(
                 key=f"h36m/{subject}/{action}", source="h36m", joints_world=joints.astype(np.float32),
+                joints_world_32=np.asarray(joints_32, dtype=np.float32),
                 views=views, dataset="h36m", subject=subject, name=action, action=canonical_action(action),
                 source_path=f"{p3}#{frag}", source_sha256=sha3, source_fps=H36M_FPS, fps=H36M_FPS,
                 n_source_frames=T, split=split_of(subject), config_hash=chash,
@@ -443,7 +448,8 @@ def build_h36m(data_dir: str | os.PathLike | tuple | Mapping, corpus_path: str |
     items = itertools.chain([first] if first is not None else [], it)  # then stream, one sequence at a time
     n_seq = n_frames = n_views = n_trim = 0
     rejects: list[Reject] = []
-    with CorpusWriter(corpus_path, num_joints=17, fps=H36M_FPS) as writer:  # aborts unless committed
+    with CorpusWriter(corpus_path, num_joints=17, fps=H36M_FPS,
+                      optional_arrays=("joints_world_32",)) as writer:  # aborts unless committed
         for item in items:
             if isinstance(item, Reject):
                 writer.reject(item)
@@ -492,6 +498,21 @@ def _vp3d_names(row: dict) -> tuple[str, str]:
     return row.get("subject") or row.get("dataset") or "all", row.get("name") or row["key"]
 
 
+def _joints_for_layout(seq: dict, joints: np.ndarray, layout: str) -> np.ndarray:
+    """(T, 17, 3) or (T, 32, 3) float32: the stored 32 joints where the corpus holds them (exact), else
+    the 17 expanded with each missing joint at its parent's position."""
+    if layout == "h36m17":
+        return joints
+    full = seq.get("joints_world_32")
+    if full is not None:
+        full = np.asarray(full, dtype=np.float32)
+        # The 17 training joints are authoritative; the stored 32 must agree with them.
+        if np.array_equal(reduce_32_to_17(full), joints):
+            return full
+        log.warning("stored 32-joint positions disagree with the 17 joints; exporting parents' positions")
+    return expand_17_to_32(joints)
+
+
 def save_vp3d_npz(path: str | os.PathLike, **objects) -> None:
     """``np.savez_compressed`` with each value boxed in a 0-d object array, as VideoPose3D writes them."""
     boxed = {}
@@ -503,15 +524,16 @@ def save_vp3d_npz(path: str | os.PathLike, **objects) -> None:
 
 
 def export_vp3d(reader_or_path: Any, out_dir: str | os.PathLike, version: str | None = None,
-                subset: Any = None, name: str = "h36m", layout: str = "h36m17") -> dict[str, Path]:
+                subset: Any = None, name: str = "h36m", layout: str = "h36m32") -> dict[str, Path]:
     """Write a corpus version (or a subset of its sequences) as VideoPose3D ``.npz`` files.
 
-    Writes ``data_3d_<name>.npz`` (positions_3d: subject -> action -> (T, 17, 3) float32 world metres)
+    Writes ``data_3d_<name>.npz`` (positions_3d: subject -> action -> (T, 32, 3) float32 world metres)
     and one ``data_2d_<name>_<det>.npz`` per detection source present (positions_2d: subject ->
     action -> [(T, 17, 2) float64 pixels | None] in H36M camera order; metadata). ``subset``: None,
     an iterable of sequence keys/ids, a {column: value(s)} filter on the sequences manifest, or a
-    predicate on its rows. ``layout="h36m32"`` writes 32-joint 3D (see ``expand_17_to_32``) for
-    loaders that hard-code VideoPose3D's ``remove_joints``. Returns {"3d": path, "2d_<det>": path, ...}.
+    predicate on its rows. ``layout="h36m32"`` (default) writes the 32-joint 3D layout VideoPose3D's
+    loader expects: ``joints_world_32`` where the corpus holds it, else ``expand_17_to_32``;
+    ``layout="h36m17"`` writes (T, 17, 3). Returns {"3d": path, "2d_<det>": path, ...}.
     """
     if layout not in ("h36m17", "h36m32"):
         raise ValueError(f"layout must be 'h36m17' or 'h36m32', got {layout!r}")
@@ -538,7 +560,7 @@ def export_vp3d(reader_or_path: Any, out_dir: str | os.PathLike, version: str | 
         used.add((subject, action))
         seq = reader.read_sequence(int(row["sequence_id"]))
         joints = np.asarray(seq["joints_world"], dtype=np.float32)
-        pos3d.setdefault(subject, {})[action] = expand_17_to_32(joints) if layout == "h36m32" else joints
+        pos3d.setdefault(subject, {})[action] = _joints_for_layout(seq, joints, layout)
         vrows = sorted(views_by_seq.get(int(row["sequence_id"]), []), key=lambda v: int(v["view_id"]))
         for i, v in enumerate(vrows):
             det = v.get("detections") or "projected"

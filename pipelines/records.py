@@ -34,6 +34,7 @@ class SequenceData:
     key: str  # unique within a corpus, e.g. "CMU/01/01_01_poses"
     source: str  # "amass" | "h36m"
     joints_world: np.ndarray  # (T, J, 3) float32, metres, world frame (z-up)
+    joints_world_32: np.ndarray | None = None  # (T, 32, 3) full H36M layout where the source has it
     views: list[ViewData] = field(default_factory=list)
     dataset: str = ""
     subject: str = ""

@@ -13,6 +13,8 @@ Layout (F_seq = total sequence frames, F_view = total view frames, V = number of
     /views/in_view                  (F_view, J)    bool     joint projects inside the image
     /views/intrinsics               (V, 11)        float64  fx fy cx cy k1 k2 k3 p1 p2 res_w res_h
     /views/extrinsics               (V, 3, 4)      float64  world-to-camera [R | t], t in metres
+    /sequences/joints_world_32      (F_seq, 32, 3) float32  OPTIONAL: the full 32-joint Human3.6M layout
+                                                            (corpora imported from data_3d_h36m.npz)
     /manifests/<name>               (nbytes,)      uint8    a Parquet file (sequences, views, rejects)
 """
 
@@ -66,6 +68,13 @@ EXTRINSICS = ArraySpec("views/extrinsics", np.dtype("float64"), (3, 4), "view",
                        "world-to-camera [R | t], t in metres")
 
 ARRAYS: tuple[ArraySpec, ...] = (JOINTS_WORLD, KEYPOINTS_2D, JOINTS_CAM, IN_VIEW, INTRINSICS, EXTRINSICS)
+
+# Optional arrays: a corpus holds one for all its sequences or not at all (a writer declares it).
+# The 32-joint H36M layout keeps the 15 joints VideoPose3D's loader drops, so that an export of an
+# imported Human3.6M corpus hands that loader its original file back (H36M_32_TO_17 rows == JOINTS_WORLD).
+JOINTS_WORLD_32 = ArraySpec("sequences/joints_world_32", np.dtype("float32"), (32, 3), "sequence_frame",
+                            "3D joints in the full 32-joint Human3.6M layout, world frame, metres (optional)")
+OPTIONAL_ARRAYS: tuple[ArraySpec, ...] = (JOINTS_WORLD_32,)
 INTRINSICS_FIELDS = ("fx", "fy", "cx", "cy", "k1", "k2", "k3", "p1", "p2", "res_w", "res_h")
 
 MANIFESTS_GROUP = "manifests"

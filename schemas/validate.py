@@ -97,7 +97,29 @@ def _arrays(group: zarr.Group) -> tuple[dict[str, zarr.Array], int | None, list[
             out.append(f"array {spec.path}: trailing shape {tuple(arr.shape[1:])}, expected {want}")
         if tuple(arr.chunks) != spec.chunks(num_joints):
             out.append(f"array {spec.path}: chunks {tuple(arr.chunks)}, expected {spec.chunks(num_joints)}")
+    out += _optional_arrays(group, arrays)
     return arrays, num_joints, out
+
+
+def _optional_arrays(group: zarr.Group, arrays: dict[str, zarr.Array]) -> list[str]:
+    """An optional array, where present, must match its spec and cover every sequence frame."""
+    out = []
+    for spec in S.OPTIONAL_ARRAYS:
+        try:
+            arr = group[spec.path]
+        except (KeyError, FileNotFoundError):
+            continue
+        if not isinstance(arr, zarr.Array):
+            out.append(f"array {spec.path}: is a group, expected an array")
+            continue
+        if arr.dtype != spec.dtype:
+            out.append(f"array {spec.path}: dtype {arr.dtype}, expected {spec.dtype}")
+        if tuple(arr.shape[1:]) != spec.shape(0, 0)[1:]:
+            out.append(f"array {spec.path}: trailing shape {tuple(arr.shape[1:])}, expected {spec.shape(0, 0)[1:]}")
+        ref = arrays.get(S.JOINTS_WORLD.path)
+        if ref is not None and arr.shape[0] != ref.shape[0]:
+            out.append(f"array {spec.path}: {arr.shape[0]} frames but {S.JOINTS_WORLD.path} holds {ref.shape[0]}")
+    return out
 
 
 def _blocks(arr: zarr.Array):

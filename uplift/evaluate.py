@@ -35,7 +35,8 @@ def interpolate_lattice(pred: np.ndarray, frames: np.ndarray, n_frames: int) -> 
 
 
 @torch.no_grad()
-def _centre_predictions(model: nn.Module, stream: WindowStream, device, test_flip: bool, amp: bool):
+def _centre_predictions(model: nn.Module, stream: WindowStream, device, test_flip: bool, amp: bool,
+                        progress=None):
     preds, views, frames = [], [], []
     for b in stream:
         x = b["keypoints_2d"].to(device)
@@ -47,6 +48,8 @@ def _centre_predictions(model: nn.Module, stream: WindowStream, device, test_fli
         preds.append(c.cpu().numpy())
         views.append(b["view"].numpy())
         frames.append(b["frame"].numpy())
+        if progress is not None:
+            progress(len(b["view"]))
     return np.concatenate(preds), np.concatenate(views), np.concatenate(frames)
 
 
@@ -65,12 +68,13 @@ def _rows(err_mm: np.ndarray, perr_mm: np.ndarray, actions: np.ndarray, s_in: in
 
 def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in: Sequence[int],
                    batch_size: int = 256, test_flip: bool = True, root: int = 0, device=None,
-                   split: str | Sequence[str] | None = "test", **filters) -> list[dict]:
+                   split: str | Sequence[str] | None = "test", progress=None, **filters) -> list[dict]:
     """Metrics table (list of dicts) of ``model`` on the selected views of ``sources``.
 
     One row per (s_in, frames in {"all", "key"}, action) plus an ``action == "*"`` row holding the
     protocol average (mean over actions of per-action means). Errors in millimetres; the action label
     is the base H36M action (``"Walking 1"`` -> ``"Walking"``); sequences without one count as ``"-"``.
+    ``progress``: optional ``callback(done_windows, total_windows, {"s_in"})`` as batches finish.
     """
     from uplift.metrics import h36m_action
 
@@ -85,7 +89,14 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
             stream = WindowStream(sources, cfg, train=False, eval_s_in=s, split=split, **filters)
             if stream.num_windows == 0:
                 continue
-            pred, view, frame = _centre_predictions(model, stream, device, test_flip, amp)
+            done = [0]
+
+            def tick(n, s=s, total=stream.num_windows):
+                done[0] += n
+                progress(done[0], total, {"s_in": s})
+
+            pred, view, frame = _centre_predictions(model, stream, device, test_flip, amp,
+                                                    tick if progress is not None else None)
             vt = stream.views
             order = np.lexsort((frame, view))
             pred, view, frame = pred[order], view[order], frame[order]
@@ -128,7 +139,7 @@ def summary(table: list[dict], frames: str = "all") -> dict[str, float]:
 
 def evaluate(checkpoint, corpus_spec, *, s_in: Sequence[int] | None = None, split: str | None = "test",
              subjects: Sequence[str] | None = None, batch_size: int = 256, test_flip: bool | None = None,
-             use_ema: bool = True, device=None) -> list[dict]:
+             use_ema: bool = True, device=None, progress=None) -> list[dict]:
     """Evaluate a checkpoint (run dir or checkpoint dir) on ``"PATH@VERSION"`` (or a reader / a list).
 
     ``s_in`` defaults to the checkpoint's training strides; ``subjects`` e.g. ``["S9", "S11"]``
@@ -145,4 +156,4 @@ def evaluate(checkpoint, corpus_spec, *, s_in: Sequence[int] | None = None, spli
                           seq_len=ucfg.model.seq_len, s_out=ucfg.model.out_stride,
                           s_in=list(s_in or ucfg.train.in_strides), batch_size=batch_size,
                           test_flip=ucfg.train.test_flip if test_flip is None else test_flip,
-                          root=ucfg.train.root_joint, device=device, split=split, **filters)
+                          root=ucfg.train.root_joint, device=device, split=split, progress=progress, **filters)

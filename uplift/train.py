@@ -241,12 +241,13 @@ def _write_history(run_dir: Path, history: list[dict]) -> None:
 
 def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike, corpus, *,
           init: str | os.PathLike | None = None, eval_corpus=None, resume: bool = True,
-          max_steps: int | None = None) -> RunResult:
+          max_steps: int | None = None, progress=None) -> RunResult:
     """Train (or fine-tune from ``init``) on ``corpus`` ("PATH@VERSION", a reader, or a list).
 
     ``eval_corpus`` defaults to ``corpus`` (its ``eval_split``). With ``resume`` an interrupted run
     in ``out_dir`` continues from ``checkpoints/last`` with the same sample order. ``max_steps``
-    stops after that many optimizer steps in this call (to simulate an interruption).
+    stops after that many optimizer steps in this call (to simulate an interruption). ``progress``:
+    optional ``callback(step, steps_in_epoch, {"epoch", "epochs", "loss"})`` after every step (CLI bars).
     """
     rcfg = load_run_config(cfg)
     run_dir = Path(out_dir)
@@ -348,6 +349,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
                     sums[3] + 1]
             batch += 1
             steps_this_call += 1
+            if progress is not None:
+                progress(batch, limit, {"epoch": epoch + 1, "epochs": tcfg.epochs, "loss": sums[0] / sums[3]})
             if rcfg.checkpoint_every and batch % rcfg.checkpoint_every == 0 and batch < limit:
                 save_checkpoint(last, model, bundle, ucfg, {**meta, "epoch": epoch, "batch": batch},
                                 make_state(epoch, batch))

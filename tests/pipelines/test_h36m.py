@@ -383,3 +383,87 @@ def test_export_subset_and_32_joint_layout(cpn_corpus, files, tmp_path):
         assert np.abs(pos2d["S9"]["Walking"][c] - ref).max() < 1e-3
     only = export_vp3d(path, tmp_path / "one", subset=["h36m/S1/Walking"])
     assert {s: list(v) for s, v in load_positions_3d(only["3d"]).items()} == {"S1": ["Walking"]}
+
+
+# ------------------------------------------------------------------------------ VideoPose3D loader contract
+# Facts about VideoPose3D's ``Human36mDataset`` (restated here, not imported from our code): it reads
+# ``np.load(path, allow_pickle=True)['positions_3d'].item()``, expects (T, 32, 3) per subject/action,
+# then keeps the joints left after removing these 15; its cameras exist for S1, S5-S9, S11 only.
+VP3D_REMOVED = [4, 5, 9, 10, 11, 16, 20, 21, 22, 23, 24, 28, 29, 30, 31]
+VP3D_PARENTS = [-1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 12,
+                16, 17, 18, 19, 20, 19, 22, 12, 24, 25, 26, 27, 28, 27, 30]
+VP3D_CAMERA_SUBJECTS = {"S1", "S5", "S6", "S7", "S8", "S9", "S11"}
+
+
+def _vp3d_loader(path) -> dict:
+    """What that loader ends up holding: subject -> action -> (T, 17, 3) after remove_joints."""
+    data = np.load(path, allow_pickle=True)["positions_3d"].item()
+    kept = [j for j in range(32) if j not in VP3D_REMOVED]
+    out = {}
+    for subject, actions in data.items():
+        assert subject in VP3D_CAMERA_SUBJECTS  # the loader indexes its camera table by subject
+        out[subject] = {}
+        for action, pos in actions.items():
+            assert pos.ndim == 3 and pos.shape[1:] == (32, 3), pos.shape  # index 17 must exist
+            out[subject][action] = pos[:, kept]
+    return out
+
+
+def test_default_export_is_what_videopose3d_loads(cpn_corpus, files, tmp_path):
+    path, _ = cpn_corpus
+    out = export_vp3d(path, tmp_path / "exp", version="h36m-cpn-v1")
+    loaded = _vp3d_loader(out["3d"])
+    r = CorpusReader.open(path, "h36m-cpn-v1")
+    orig = np.load(files[1]["3d"], allow_pickle=True)["positions_3d"].item()
+    n = 0
+    for row in r.sequences.to_pylist():
+        got = loaded[row["subject"]][row["name"]]
+        assert np.array_equal(got, r.read_sequence(row["key"])["joints_world"])
+        # the static joints come back exactly as the original file had them
+        full = np.load(out["3d"], allow_pickle=True)["positions_3d"].item()[row["subject"]][row["name"]]
+        assert full.dtype == np.float32 and np.array_equal(full, orig[row["subject"]][row["name"]])
+        n += 1
+    assert n == len(SUBJECTS) * len(ACTIONS)
+    kp = np.load(out["2d_cpn"], allow_pickle=True)
+    meta = kp["metadata"].item()
+    assert meta["layout_name"] == "h36m" and meta["num_joints"] == 17
+    left, right = meta["keypoints_symmetry"]
+    assert len(left) == len(right) == 6
+    cams = kp["positions_2d"].item()["S1"]["Walking"]
+    assert len(cams) == 4 and all(c.shape[1:] == (17, 2) for c in cams)
+    # --joints 17: today's file
+    x17 = load_positions_3d(export_vp3d(path, tmp_path / "j17", layout="h36m17")["3d"])
+    assert all(x.shape[1] == 17 for a in x17.values() for x in a.values())
+
+
+def test_export_without_stored_32_puts_static_joints_at_their_parents(tmp_path):
+    from pipelines.corpus import CorpusWriter
+    from tests.pipelines.corpus_fixtures import make_seq
+
+    rng = np.random.default_rng(0)
+    with CorpusWriter(tmp_path / "c") as w:
+        seq = make_seq(rng, "S1/Walking", 12)
+        seq.subject, seq.name = "S1", "Walking"
+        w.add(seq)
+        w.commit("amass-like")
+    out = export_vp3d(tmp_path / "c", tmp_path / "exp")
+    x = np.load(out["3d"], allow_pickle=True)["positions_3d"].item()["S1"]["Walking"]
+    assert x.shape == (12, 32, 3)
+    assert np.array_equal(_vp3d_loader(out["3d"])["S1"]["Walking"], seq.joints_world)
+    for j in VP3D_REMOVED:
+        assert np.array_equal(x[:, j], x[:, VP3D_PARENTS[j]]), j
+
+
+def test_round_trip_keeps_all_32_joints_bit_identical(cpn_corpus, files, tmp_path):
+    path, _ = cpn_corpus
+    a = CorpusReader.open(path, "h36m-cpn-v1")
+    export_vp3d(path, tmp_path / "exp")
+    build_h36m(tmp_path / "exp", tmp_path / "again", "cpn")
+    b = CorpusReader.open(tmp_path / "again")
+    orig = load_positions_3d(files[1]["3d"])
+    for row in a.sequences.to_pylist():
+        sa, sb = a.read_sequence(row["key"]), b.read_sequence(row["key"])
+        assert np.array_equal(sa["joints_world_32"], orig[row["subject"]][row["name"]])
+        for k in ("joints_world", "joints_world_32"):
+            assert sa[k].dtype == sb[k].dtype and np.array_equal(sa[k], sb[k]), k
+    assert validate_corpus(tmp_path / "again") == []

@@ -1,0 +1,71 @@
+"""Issue 14 in the flows: builds publish a contact sheet, ``evaluate`` the median / worst windows, and the
+``infer`` flow writes poses (against the shared local Prefect server; small synthetic data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.synthetic.h36m import write_h36m_files
+from tests.flows.conftest import artifacts_of
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def h36m_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flows-see")
+    write_h36m_files(root / "h36m", seed=2, subjects=("S1", "S9"), actions=("Walking", "Sitting 1"), frames=60,
+                     subjects_2d_only=())
+    return root
+
+
+def _png(path) -> tuple[int, int]:
+    return Image.open(path).size
+
+
+def test_build_publishes_contact_sheet_and_evaluate_median_worst_and_infer(prefect_api, h36m_files, tmp_path):
+    from flows.build_amass import preview_path
+    from flows.build_h36m import build_h36m_flow
+    from flows.evaluate import evaluate_flow
+    from flows.infer import infer_flow
+    from uplift.train import RunConfig, train
+
+    corpus = tmp_path / "corpus"
+    state = build_h36m_flow(data_dir=h36m_files / "h36m", corpus=corpus, detections="gt", tag="gt", return_state=True)
+    assert state.is_completed()
+    vid = state.result()["version_id"]
+    arts = {a.key: a for a in artifacts_of(state.state_details.flow_run_id)}
+    sheet = preview_path(corpus, vid)
+    assert "build-h36m-contact-sheet" in arts and arts["build-h36m-contact-sheet"].type == "image"
+    assert sheet.as_uri() in arts["build-h36m-contact-sheet"].data
+    w, h = _png(sheet)
+    assert h > w  # 3 sequences x 2 views, one row each
+
+    cfg = RunConfig(preset="tiny", train={"batch_size": 4, "epochs": 1}, steps_per_epoch=2, block_frames=64,
+                    buffer_blocks=2, eval_every=0)
+    run = train(cfg, tmp_path / "run", f"{corpus}@gt")
+    state = evaluate_flow(checkpoint=run.run_dir, corpus=f"{corpus}@gt", return_state=True)
+    assert state.is_completed()
+    out = state.result()
+    assert set(out["renders"]) == {"median", "worst"}
+    arts = {a.key: a for a in artifacts_of(state.state_details.flow_run_id)}
+    for name in ("median", "worst"):
+        assert arts[f"evaluate-{name}-window"].type == "image"
+        _png(out["renders"][name])
+
+    from pipelines.h36m import load_positions_2d
+
+    px = load_positions_2d(h36m_files / "h36m" / "data_2d_h36m_gt.npz")[0]["S1"]["Walking"][0]
+    np.save(tmp_path / "px.npy", px)
+    state = infer_flow(checkpoint=run.run_dir, input_path=tmp_path / "px.npy", out=tmp_path / "poses.npy",
+                       width=1000, height=1002, render=tmp_path / "poses.png", return_state=True)
+    assert state.is_completed()
+    poses = np.load(tmp_path / "poses.npy")
+    assert poses.shape == (len(px), 17, 3)
+    keys = {a.key for a in artifacts_of(state.state_details.flow_run_id)}
+    assert {"infer-poses", "infer-render"} <= keys
+    bad = infer_flow(checkpoint=run.run_dir, input_path=tmp_path / "px.npy", out=tmp_path / "x.npy",
+                     return_state=True)  # no --width/--height
+    assert bad.is_failed() and not (tmp_path / "x.npy").exists()
