@@ -12,12 +12,21 @@ chunks is 10-30x faster):
   permuted with a generator seeded by ``(seed, epoch, shard, group)``. At most two groups are
   resident, so memory is bounded by ``2 * buffer_blocks * (block_frames + window span)`` frames
   whatever the corpus size.
+* Mixing: many small blocks (default 256 frames) in a large group (default 512 blocks) make a batch
+  draw from hundreds of random stretches of the corpus, close to a global shuffle of all windows
+  (``benchmarks/bench_loader.py`` measures distinct sources per batch and consecutive-batch
+  overlap against a global shuffle), at ~110 MB per resident group for N = 351.
 * The whole sample order is a pure function of the manifests and ``(seed, epoch, shard)``: resuming
   at batch k recomputes it from metadata, skips whole groups without reading them, and continues
   with exactly the batches an uninterrupted run would have produced.
 * The stream yields whole batches (numpy gathers, no per-sample Python); use it with
-  ``DataLoader(stream, batch_size=None)``. With ``flip`` the second half of a batch is the
-  left/right-flipped first half (flipped once per block, not per window).
+  ``DataLoader(stream, batch_size=None)``. With ``flip`` and ``in_batch_flip`` the second half of a
+  batch is the left/right-flipped first half; with ``in_batch_flip=False`` (official
+  ``IN_BATCH_AUGMENT: false``) every window also appears flipped as a separate sample, shuffled with
+  the rest (an epoch holds twice the windows, a batch ``batch_size`` distinct ones).
+* ``cameras="per-window"``: AMASS views (one per sequence) are re-projected per window through a
+  camera drawn from the rig's pool per (epoch, window), from the stored world joints
+  (``uplift.views``); the draw comes from the group's generator, so resume stays exact.
 
 Windows follow the official Uplift-Upsample recipe: N frames at stride ``s_out`` centred on frame t,
 out-of-sequence frames "copy"-padded with the nearest in-sequence frame of the same stride lattice,
@@ -40,7 +49,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from schemas.errors import ConfigError
 from schemas.skeletons import H36M_17
-from schemas.store import IN_VIEW, JOINTS_CAM, KEYPOINTS_2D, TIME_CHUNK
+from schemas.store import IN_VIEW, JOINTS_CAM, JOINTS_WORLD, KEYPOINTS_2D
+from uplift.views import draw_cameras, project_windows, rig_pool
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +137,16 @@ class StreamConfig:
     s_out: int = 5
     s_in: tuple[int, ...] = (5, 10, 20)
     batch_size: int = 512  # windows per batch, flipped copies included
-    flip: bool = True  # second half of each batch = flipped first half
+    flip: bool = True  # mirrored copies (left/right)
+    in_batch_flip: bool = True  # True: second half of each batch = flipped first half; False: separate samples
     random_shift: bool = True  # random key-frame phase (training); evaluation aligns to global frames
     frame_step: int = 1  # every frame_step-th frame is a window centre
-    block_frames: int = TIME_CHUNK
-    buffer_blocks: int = 8  # blocks shuffled together; bounds memory
+    block_frames: int = 256  # small blocks, many of them in a group: batches mix the corpus
+    buffer_blocks: int = 512  # blocks shuffled together; bounds memory
     drop_last: bool = True
     seed: int = 0
+    cameras: str = "precomputed"  # or "per-window" (AMASS views, see uplift.views)
+    camera_rig: str | None = None  # per-window pool: "h36m" | "3dhp"; None: each view's own rig
 
     def __post_init__(self):
         if self.s_out < 1 or self.seq_len < 1 or (self.seq_len - 1) % self.s_out or self.n_out % 2 == 0:
@@ -141,7 +154,9 @@ class StreamConfig:
                               f"giving an odd token count, got n_out = {(self.seq_len - 1) / self.s_out + 1}")
         if self.s_out < 1 or any(s < self.s_out or s % self.s_out for s in self.s_in):
             raise ConfigError(f"every s_in must be a multiple of s_out={self.s_out}, got {self.s_in}")
-        if self.flip and self.batch_size % 2:
+        if self.cameras not in ("precomputed", "per-window"):
+            raise ConfigError(f"cameras must be 'precomputed' or 'per-window', got {self.cameras!r}")
+        if self.in_batch and self.batch_size % 2:
             raise ConfigError(f"batch_size must be even with flip, got {self.batch_size}")
         if self.batch_size < 1 or self.block_frames < 1 or self.buffer_blocks < 1 or self.frame_step < 1:
             raise ConfigError("batch_size, block_frames, buffer_blocks and frame_step must be positive")
@@ -152,9 +167,19 @@ class StreamConfig:
         return (self.seq_len - 1) // self.s_out + 1
 
     @property
+    def in_batch(self) -> bool:
+        """Flipped copies fill the second half of each batch."""
+        return self.flip and self.in_batch_flip
+
+    @property
+    def copies(self) -> int:
+        """Samples per window centre in an epoch: 2 with separate flipped copies, else 1."""
+        return 2 if self.flip and not self.in_batch_flip else 1
+
+    @property
     def base_per_batch(self) -> int:
-        """Distinct windows per batch (half the batch when flipping)."""
-        return self.batch_size // 2 if self.flip else self.batch_size
+        """Samples drawn from the shuffled order per batch (half the batch with in-batch flips)."""
+        return self.batch_size // 2 if self.in_batch else self.batch_size
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,6 +228,9 @@ class _Part:
     n_frames: np.ndarray  # (V,) int64
     view_base: int  # index of this part's first view in the stream's global view list
     blocks: np.ndarray  # (B,) int64 block numbers (row // block_frames) holding selected frames
+    seq_offset: np.ndarray | None = None  # (V,) first row of each view's sequence in sequences/*
+    per_window: np.ndarray | None = None  # (V,) bool: re-project this view per window
+    rig: np.ndarray | None = None  # (V,) object: the view's rig
 
 
 def _blocks_of(offset: np.ndarray, n_frames: np.ndarray, block_frames: int) -> np.ndarray:
@@ -293,18 +321,19 @@ def _spec_of(reader) -> object:
 class _Group:
     """Resident data of one group of blocks: concatenated rows plus the group's sample order."""
 
-    kp2d: torch.Tensor  # (R, J*2) normalised 2D, rows = frames
-    j3d: torch.Tensor  # (R, J*3) root-relative camera-frame metres
-    in_view: torch.Tensor  # (R, J)
-    kp2d_f: torch.Tensor | None  # the same, left/right flipped
-    j3d_f: torch.Tensor | None
-    in_view_f: torch.Tensor | None
+    kp2d: torch.Tensor | None  # (R, J*2) normalised 2D, rows = frames (None: all samples per-window)
+    j3d: torch.Tensor | None  # (R, J*3) root-relative camera-frame metres
+    in_view: torch.Tensor | None  # (R, J)
+    world: torch.Tensor | None  # (R, J*3) world metres (per-window cameras), rows aligned with the above
     rows: torch.Tensor  # (K*N,) rows of each sample's window in the group arrays
     valid: np.ndarray  # (K, N)
     view: np.ndarray  # (K,) global view index
     t: np.ndarray  # (K,) centre frame in its view
     s_in: np.ndarray  # (K,)
     keyframe: np.ndarray  # (K, N)
+    flipped: np.ndarray  # (K,) bool: mirrored sample (separate flipped copies)
+    camera: np.ndarray | None  # (K,) camera index in the rig pool, -1: stored view
+    pool: object = None  # (intrinsics (P, 11), extrinsics (P, 3, 4), centre_xy) of the per-window rig
 
 
 class WindowStream(IterableDataset):
@@ -368,9 +397,13 @@ class WindowStream(IterableDataset):
         for src in self._sources:
             reader = _open(src)
             views = select_views(reader.sequences, reader.views, **self.filters)
+            seq_off = pw = rig = None
+            if self.train and cfg.cameras == "per-window":
+                views, seq_off, pw = _per_window_views(reader.sequences, views)
+                rig = np.asarray(views["rig"].to_pylist(), object)
             off = views["offset"].to_numpy().astype(np.int64)
             n = views["n_frames"].to_numpy().astype(np.int64)
-            parts.append(_Part(reader, views, off, n, base, _blocks_of(off, n, cfg.block_frames)))
+            parts.append(_Part(reader, views, off, n, base, _blocks_of(off, n, cfg.block_frames), seq_off, pw, rig))
             base += len(views)
         self._parts = parts
         self._block_ref = np.concatenate(
@@ -405,7 +438,7 @@ class WindowStream(IterableDataset):
     def _batch_count(self, shard: int, num_shards: int) -> int:
         blocks = shard_blocks(len(self._block_ref), self.config.seed, self.epoch, shard, num_shards,
                               shuffle=self.train)
-        n = int(self._block_sizes[blocks].sum())
+        n = int(self._block_sizes[blocks].sum()) * self.config.copies
         b = self.config.base_per_batch
         return n // b if self.config.drop_last else -(-n // b)
 
@@ -424,7 +457,12 @@ class WindowStream(IterableDataset):
 
     def _load_group(self, blocks: np.ndarray, shard: int, gi: int) -> _Group:
         cfg = self.config
-        kp, j3, iv, rows, valid, view, ts = [], [], [], [], [], [], []
+        J = self.skeleton.num_joints
+        pw_mode = self.train and cfg.cameras == "per-window"
+        # Every view per-window: the stored 2D/3D/in-view are never used, so never read.
+        need_stored = not pw_mode or not all(
+            self._parts[pi].per_window.all() for pi in np.unique(self._block_ref[blocks, 0]))
+        kp, j3, iv, wo, rows, valid, view, ts, pwv = [], [], [], [], [], [], [], [], []
         base = 0
         for bi in blocks:
             pi, b = self._block_ref[bi]
@@ -434,26 +472,34 @@ class WindowStream(IterableDataset):
             absrow = part.offset[v][:, None] + idx
             r0, r1 = int(absrow.min()), int(absrow.max()) + 1  # the block plus its halo, one read
             src = part.source
-            kp.append(np.asarray(src.array(KEYPOINTS_2D)[r0:r1], np.float32))
-            j = np.asarray(src.array(JOINTS_CAM)[r0:r1], np.float32)
-            j3.append(j - j[:, self.skeleton.root:self.skeleton.root + 1])
-            iv.append(np.asarray(src.array(IN_VIEW)[r0:r1], bool))
+            if need_stored:
+                kp.append(np.asarray(src.array(KEYPOINTS_2D)[r0:r1], np.float32))
+                j = np.asarray(src.array(JOINTS_CAM)[r0:r1], np.float32)
+                j3.append(j - j[:, self.skeleton.root:self.skeleton.root + 1])
+                iv.append(np.asarray(src.array(IN_VIEW)[r0:r1], bool))
+            if pw_mode:
+                wo.append(self._world_rows(part, np.unique(v), r0, r1))
+                pwv.append(part.per_window[v])
             rows.append(absrow - r0 + base)
             valid.append(ok)
             view.append(v + part.view_base)
             ts.append(t)
             base += r1 - r0
         cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
-        J = self.skeleton.num_joints
-        g_kp, g_j3, g_iv = cat(kp, (0, J, 2)), cat(j3, (0, J, 3)), cat(iv, (0, J))
         rows_a = cat(rows, (0, cfg.n_out)).astype(np.int64)
         valid_a = cat(valid, (0, cfg.n_out)).astype(bool)
         view_a, t_a = cat(view, (0,)).astype(np.int64), cat(ts, (0,)).astype(np.int64)
+        pw_a = cat(pwv, (0,)).astype(bool) if pw_mode else np.zeros(len(t_a), bool)
+        flipped = np.zeros(len(t_a), bool)
+        if cfg.copies == 2:  # separate flipped copies: every window twice, shuffled together
+            rows_a, valid_a, view_a, t_a, pw_a = (np.concatenate([x, x]) for x in (rows_a, valid_a, view_a, t_a, pw_a))
+            flipped = np.r_[flipped, ~flipped]
         n = len(t_a)
         rng = np.random.default_rng([cfg.seed, self.epoch, shard, gi])
         if self.train:
             order = rng.permutation(n)
             rows_a, valid_a, view_a, t_a = rows_a[order], valid_a[order], view_a[order], t_a[order]
+            pw_a, flipped = pw_a[order], flipped[order]
         if self.train and (len(cfg.s_in) > 1 or cfg.random_shift):
             s_in, shift = draw_keyframes(rng, n, cfg.s_in, cfg.s_out)
             if not cfg.random_shift:
@@ -462,16 +508,42 @@ class WindowStream(IterableDataset):
         else:
             s_in = np.full(n, cfg.s_in[0], np.int64)
             keyframe = keyframe_mask(cfg.n_out, cfg.s_out, s_in, 0, centre=None if self.train else t_a)
+        camera, pool = None, None
+        if pw_mode:  # drawn after the key frames: the precomputed path's draws are unchanged
+            pool = self._pool(view_a[pw_a][:1])
+            camera = np.where(pw_a, draw_cameras(rng, n, len(pool[0])), -1)
         # Row-flattened torch tensors: index_select copies whole rows (2x faster than np.take here).
         flat = (lambda x: torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1))))
-        g = _Group(flat(g_kp), flat(g_j3), flat(g_iv), None, None, None,
-                   torch.from_numpy(np.ascontiguousarray(rows_a.reshape(-1))), valid_a, view_a, t_a, s_in, keyframe)
-        if cfg.flip:  # flipped once per group, not per window
-            perm = self.skeleton.flip_permutation
-            g.kp2d_f = flat(g_kp[:, perm] * np.array([-1, 1], np.float32))
-            g.j3d_f = flat(g_j3[:, perm] * np.array([-1, 1, 1], np.float32))
-            g.in_view_f = flat(g_iv[:, perm])
-        return g
+        return _Group(flat(cat(kp, (0, J, 2))) if need_stored else None,
+                      flat(cat(j3, (0, J, 3))) if need_stored else None,
+                      flat(cat(iv, (0, J))) if need_stored else None,
+                      flat(cat(wo, (0, J, 3))) if pw_mode else None,
+                      torch.from_numpy(np.ascontiguousarray(rows_a.reshape(-1))), valid_a, view_a, t_a, s_in,
+                      keyframe, flipped, camera, pool)
+
+    def _world_rows(self, part: _Part, views: np.ndarray, r0: int, r1: int) -> np.ndarray:
+        """World joints ``(r1 - r0, J, 3)`` aligned with view rows ``[r0, r1)`` for the given views
+        (view row r of view v = sequence row ``seq_offset[v] + r - offset[v]``); other rows zero."""
+        out = np.zeros((r1 - r0, self.skeleton.num_joints, 3), np.float32)
+        arr = part.source.array(JOINTS_WORLD)
+        for v in views:
+            a, b = max(r0, int(part.offset[v])), min(r1, int(part.offset[v] + part.n_frames[v]))
+            if a < b and part.per_window[v]:
+                s0 = int(part.seq_offset[v]) + a - int(part.offset[v])
+                out[a - r0:b - r0] = np.asarray(arr[s0:s0 + b - a], np.float32)
+        return out
+
+    def _pool(self, some_views: np.ndarray):
+        """The per-window camera pool: ``camera_rig``, else the rig of the (first) per-window view."""
+        rig = self.config.camera_rig
+        if rig is None:
+            rig = "h36m"
+            if len(some_views):
+                gv = int(some_views[0])
+                for p in self._parts:
+                    if p.view_base <= gv < p.view_base + len(p.offset):
+                        rig = str(p.rig[gv - p.view_base])
+        return rig_pool(rig)
 
     # -- iteration ------------------------------------------------------------------------------
 
@@ -494,7 +566,7 @@ class WindowStream(IterableDataset):
     def _iter_shard(self, shard, num_shards, skip, n_batches):
         cfg = self.config
         groups = self._groups(shard, num_shards)
-        sizes = [int(self._block_sizes[g].sum()) for g in groups]
+        sizes = [int(self._block_sizes[g].sum()) * cfg.copies for g in groups]
         bsz = cfg.base_per_batch
         pos = skip * bsz  # first sample (in shard order) still to emit
         end = n_batches * bsz if cfg.drop_last else sum(sizes)
@@ -521,7 +593,7 @@ class WindowStream(IterableDataset):
     def _assemble(self, pieces, n: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         J, N = self.skeleton.num_joints, cfg.n_out
-        B = 2 * n if cfg.flip else n
+        B = 2 * n if cfg.in_batch else n
         kp = torch.empty((B, N, J, 2), dtype=torch.float32)
         j3 = torch.empty((B, N, J, 3), dtype=torch.float32)
         iv = torch.empty((B, N, J), dtype=torch.bool)
@@ -531,26 +603,81 @@ class WindowStream(IterableDataset):
         s_in = np.empty(B, np.int64)
         view = np.empty(B, np.int64)
         frame = np.empty(B, np.int64)
+        flipped = np.zeros(B, bool)
+        perm = self.skeleton.flip_permutation
+        root = self.skeleton.root
         o = 0
         for g, a, b in pieces:
             k = b - a
             r = g.rows[a * N:b * N]
-            for src, dst in zip((g.kp2d, g.j3d, g.in_view), flat):
-                torch.index_select(src, 0, r, out=dst[o * N:(o + k) * N])
-            if cfg.flip:
-                for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), flat):
-                    torch.index_select(src, 0, r, out=dst[(n + o) * N:(n + o + k) * N])
+            fl = g.flipped[a:b]
+            if g.kp2d is not None:
+                for src, dst in zip((g.kp2d, g.j3d, g.in_view), flat):
+                    torch.index_select(src, 0, r, out=dst[o * N:(o + k) * N])
+                if fl.any():  # separate flipped copies of stored views: mirror in the image
+                    sel = torch.from_numpy(np.flatnonzero(fl) + o)
+                    kp[sel], j3[sel], iv[sel] = _flip_stored(kp[sel], j3[sel], iv[sel], perm)
+            if g.camera is not None:
+                pw = g.camera[a:b] >= 0
+                if pw.any():
+                    idx = np.flatnonzero(pw)
+                    rr = g.rows.view(-1, N)[a + idx].reshape(-1)
+                    world = torch.index_select(g.world, 0, rr).view(len(idx), N, J, 3)
+                    intr, extr, centre = g.pool
+                    cam = torch.from_numpy(g.camera[a + idx])
+                    mirror = torch.from_numpy(fl[idx])
+                    sel = torch.from_numpy(idx + o)
+                    kp[sel], j3[sel], iv[sel] = project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root)
+                    if cfg.in_batch:  # the flipped copy: mirrored in world space, same camera
+                        kpf, j3f, ivf = project_windows(world, intr[cam], extr[cam], torch.ones(len(idx), dtype=torch.bool),
+                                                        centre, perm, root)
             valid[o:o + k], key[o:o + k], s_in[o:o + k] = g.valid[a:b], g.keyframe[a:b], g.s_in[a:b]
-            view[o:o + k], frame[o:o + k] = g.view[a:b], g.t[a:b]
+            view[o:o + k], frame[o:o + k], flipped[o:o + k] = g.view[a:b], g.t[a:b], fl
+            if cfg.in_batch:
+                h = slice(n + o, n + o + k)
+                kp[h], j3[h], iv[h] = _flip_stored(kp[o:o + k], j3[o:o + k], iv[o:o + k], perm)
+                if g.camera is not None and pw.any():
+                    sel = torch.from_numpy(idx + n + o)
+                    kp[sel], j3[sel], iv[sel] = kpf, j3f, ivf
             o += k
-        flipped = np.zeros(B, bool)
-        if cfg.flip:
+        if cfg.in_batch:
             for arr in (valid, key, s_in, view, frame):
                 arr[n:] = arr[:n]
             flipped[n:] = True
         out = dict(valid=valid, keyframe=key, s_in=s_in, view=view, frame=frame, flipped=flipped)
         out = {k: torch.from_numpy(v) for k, v in out.items()}
         return dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, **out)
+
+
+def _flip_stored(kp: torch.Tensor, j3: torch.Tensor, iv: torch.Tensor, perm):
+    """Image-space flip of stored views ``(K, N, J, 2|3)`` / ``(K, N, J)``: swap left/right, negate x."""
+    p = torch.as_tensor(perm)
+    kf, jf = kp[:, :, p], j3[:, :, p]
+    kf[..., 0].neg_()
+    jf[..., 0].neg_()
+    return kf, jf, iv[:, :, p]
+
+
+def _per_window_views(sequences: pa.Table, views: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """For per-window cameras: one view per AMASS sequence (its cameras are drawn per window instead;
+    keeping all k views would repeat each window k times an epoch), every other view as it is.
+
+    Returns ``(views, seq_offset (V,), per_window (V,) bool)``, views still sorted by offset.
+    """
+    amass = views["source"].to_numpy(zero_copy_only=False) == "amass" if "source" in views.column_names \
+        else np.zeros(views.num_rows, bool)
+    sid = views["sequence_id"].to_numpy()
+    first = np.ones(views.num_rows, bool)
+    order = np.lexsort((views["offset"].to_numpy(), sid))
+    dup = np.r_[False, sid[order][1:] == sid[order][:-1]]
+    first[order[dup]] = False
+    keep = ~amass | first
+    views = views.filter(pa.array(keep))
+    seq_ids = sequences["sequence_id"].to_numpy()
+    seq_off = sequences["offset"].to_numpy().astype(np.int64)
+    pos = np.searchsorted(seq_ids, views["sequence_id"].to_numpy(), sorter=np.argsort(seq_ids))
+    so = seq_off[np.argsort(seq_ids)[pos]]
+    return views, so, amass[keep]
 
 
 def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = False

@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from schemas.errors import ConfigError
-from uplift.config import ModelConfig, TrainConfig, UpliftConfig, get_preset
+from uplift.config import FINETUNE_351, ModelConfig, TrainConfig, UpliftConfig, finetune_overrides, get_preset
 from uplift.data import StreamConfig, WindowStream, make_loader
 from uplift.evaluate import evaluate_model, summary
 from uplift.losses import uplift_loss
@@ -40,15 +40,16 @@ from uplift.optim import make_optimizer
 
 log = logging.getLogger(__name__)
 
-# Official fine-tuning config (config/h36m_351_pt.json): lower learning rate and weight decay.
-FINETUNE_OVERRIDES = {"lr": 2e-5, "weight_decay": 2e-6}
+# Official fine-tuning config (config/h36m_351_pt.json): 3 epochs, lower learning rate and weight
+# decay. Per preset: uplift.config.finetune_overrides (the N=81 analogue is documented there).
+FINETUNE_OVERRIDES = FINETUNE_351
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs besides the corpora. Load with ``load_run_config(path_or_preset)``."""
 
-    preset: str = "tiny"  # uplift.config preset: h36m_351, h36m_81, tiny
+    preset: str = "tiny"  # uplift.config preset: amass_351, h36m_351, h36m_81, tiny
     train: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 3}
     model: dict = field(default_factory=dict)  # ModelConfig overrides
     finetune: bool | None = None  # None: apply FINETUNE_OVERRIDES when starting from --init
@@ -66,12 +67,37 @@ class RunConfig:
     block_frames: int = 4096
     seed: int = 0
     device: str | None = None  # None: cuda if available else cpu
+    # AMASS views: "precomputed" (the corpus's build-time cameras) or "per-window" (a camera drawn
+    # from the rig's pool per window and epoch, projected on the fly); None: per-window for the
+    # amass_* presets, precomputed otherwise. H36M detections (cpn, gt) always keep their views.
+    cameras: str | None = None
+    camera_rig: str | None = None  # per-window pool: "h36m" (28 cameras) or "3dhp" (14); None: each view's rig
+    precision: str = "bf16"  # training autocast on CUDA: "bf16" or "fp32" (heads and losses always fp32)
+    eval_precision: str = "fp32"  # evaluation: fp32 unless "bf16" is asked for
+    compile: str | None = None  # torch.compile mode for training ("default", "max-autotune", ...); None: eager
+    prefetch_factor: int = 4  # batches each DataLoader worker keeps ready
+
+    def __post_init__(self):
+        if self.cameras not in (None, "precomputed", "per-window"):
+            raise ConfigError(f"cameras must be 'precomputed' or 'per-window', got {self.cameras!r}")
+        if self.camera_rig not in (None, "h36m", "3dhp"):
+            raise ConfigError(f"camera_rig must be 'h36m' or '3dhp', got {self.camera_rig!r}")
+        for k in ("precision", "eval_precision"):
+            if getattr(self, k) not in ("bf16", "fp32"):
+                raise ConfigError(f"{k} must be 'bf16' or 'fp32', got {getattr(self, k)!r}")
+
+    @property
+    def camera_mode(self) -> str:
+        """``cameras`` resolved: per-window for the AMASS pre-training presets unless set."""
+        if self.cameras is not None:
+            return self.cameras
+        return "per-window" if self.preset.startswith("amass") else "precomputed"
 
     def uplift_config(self, finetuning: bool = False) -> UpliftConfig:
         base = get_preset(self.preset)
         tr = dict(self.train)
         if finetuning if self.finetune is None else self.finetune:
-            tr = {**FINETUNE_OVERRIDES, **tr}
+            tr = {**finetune_overrides(self.preset), **tr}
         model = replace(base.model, **_tuples(self.model)) if self.model else base.model
         return replace(base, model=model, train=replace(base.train, **_tuples(tr)))
 
