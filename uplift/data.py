@@ -373,6 +373,7 @@ class WindowStream(IterableDataset):
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.start_batch = 0  # batches (of the whole loader, all workers) already consumed this epoch
+        self._shared = None  # (epoch, start_batch) shared with persistent workers, see share_position
         self._sources = list(sources)
         self._parts: list[_Part] | None = None
         self._build_parts()
@@ -431,6 +432,14 @@ class WindowStream(IterableDataset):
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch's order; ``start_batch`` = loader batches already consumed (resume)."""
         self.epoch, self.start_batch = int(epoch), int(start_batch)
+        if self._shared is not None:
+            self._shared[0], self._shared[1] = self.epoch, self.start_batch
+
+    def share_position(self, ctx) -> None:
+        """Keep (epoch, start_batch) in shared memory so that persistent workers see ``set_epoch``."""
+        if self._shared is None:
+            self._shared = ctx.RawArray("q", 2)
+            self._shared[0], self._shared[1] = self.epoch, self.start_batch
 
     def _shard_info(self, num_workers: int, worker: int) -> tuple[int, int]:
         return self.rank * num_workers + worker, self.world_size * num_workers
@@ -550,6 +559,8 @@ class WindowStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         nw, wid = (info.num_workers, info.id) if info is not None else (1, 0)
+        if self._shared is not None:  # persistent worker: the main process's set_epoch
+            self.epoch, self.start_batch = int(self._shared[0]), int(self._shared[1])
         shard, num_shards = self._shard_info(nw, wid)
         counts = [self._batch_count(*self._shard_info(nw, w)) for w in range(nw)]
         done, first = round_robin_skip(self.start_batch, counts)
@@ -680,16 +691,40 @@ def _per_window_views(sequences: pa.Table, views: pa.Table) -> tuple[pa.Table, n
     return views, so, amass[keep]
 
 
-def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = False
-                ) -> torch.utils.data.DataLoader:
+def _worker_init(_worker_id: int) -> None:
+    # One intra-op thread per worker: the workers gather and project with numpy/torch, and k workers
+    # with a thread per core each would fight the training process for the cores.
+    torch.set_num_threads(1)
+
+
+def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = False, persistent: bool = False,
+                prefetch_factor: int | None = None) -> torch.utils.data.DataLoader:
     """A DataLoader over whole batches (the stream batches itself), in deterministic worker order.
 
     Workers are spawned, not forked: a forked child inherits Icechunk's async runtime without its
     threads and hangs on the first read. The stream pickles its corpora as ``PATH@SNAPSHOT``.
+    ``persistent``: workers live across epochs (no re-spawn per epoch); ``set_epoch`` reaches them
+    through shared memory, read at the start of each epoch's iteration. Call ``close_loader`` when
+    done so that the workers exit cleanly instead of being killed at interpreter exit.
     """
+    kw: dict = {}
+    if num_workers:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        kw = dict(multiprocessing_context=ctx, worker_init_fn=_worker_init, persistent_workers=persistent,
+                  prefetch_factor=prefetch_factor or 2)
+        if persistent:
+            stream.share_position(ctx)
     # Own generator: a loader iterator otherwise draws its base seed from the global torch RNG,
     # which would shift dropout / drop-path draws and break exact resume.
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
-                                       pin_memory=pin_memory, persistent_workers=False,
-                                       generator=torch.Generator().manual_seed(stream.config.seed),
-                                       multiprocessing_context="spawn" if num_workers else None)
+    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
+                                       generator=torch.Generator().manual_seed(stream.config.seed), **kw)
+
+
+def close_loader(loader: torch.utils.data.DataLoader) -> None:
+    """Shut a (persistent) loader's workers down now."""
+    it = getattr(loader, "_iterator", None)
+    if it is not None and hasattr(it, "_shutdown_workers"):
+        it._shutdown_workers()
+    loader._iterator = None

@@ -185,8 +185,34 @@ def test_ema_update():
     with torch.no_grad():
         model.weight.fill_(3.0)
     bundle.ema.update_parameters(model)
-    torch.testing.assert_close(bundle.ema.module.weight, torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
+    # warm-up: update t = 1 uses min(0.9, (1 + 1) / (10 + 1)) = 2/11
+    d1 = 2.0 / 11.0
+    torch.testing.assert_close(bundle.ema.module.weight, torch.full((1, 2), d1 * 1.0 + (1 - d1) * 3.0))
+    # once warmed up (t >= 81: (1+t)/(10+t) >= 0.9) the decay is the configured one
+    for _ in range(100):
+        bundle.ema.update_parameters(model)
+    with torch.no_grad():
+        model.weight.fill_(5.0)
+    before = bundle.ema.module.weight.detach().clone()
+    bundle.ema.update_parameters(model)
+    torch.testing.assert_close(bundle.ema.module.weight, 0.9 * before + 0.1 * 5.0)
     assert make_optimizer(model, H36M_351).ema is None  # the released 351 config trains without EMA
+
+
+def test_ema_warmup_schedule():
+    from uplift.optim import ema_decay_at, make_ema
+
+    assert [round(ema_decay_at(0.999, t), 4) for t in (0, 1, 10, 100)] == [0.1, 0.1818, 0.55, 0.9182]
+    assert ema_decay_at(0.999, 10**6) == 0.999
+    model = torch.nn.Linear(2, 1, bias=False)
+    ema = make_ema(model, 0.9, warmup=False)  # constant decay without warm-up
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update_parameters(model)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.update_parameters(model)
+    torch.testing.assert_close(ema.module.weight, torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
 
 
 def test_forward_flops_counts_attention():
