@@ -344,7 +344,7 @@ class WindowStream(IterableDataset):
     ``keypoints_2d (B,N,J,2)`` normalised 2D input, ``joints_3d (B,N,J,3)`` root-relative camera-frame
     metres, ``valid (B,N)`` in-sequence mask, ``keyframe (B,N)`` 2D-input mask, ``in_view (B,N,J)``,
     ``s_in (B,)``, ``view (B,)`` global view index (see ``views``), ``frame (B,)`` centre frame,
-    ``flipped (B,)``.
+    ``flipped (B,)``, ``camera (B,)`` index in the per-window rig pool (-1: the stored view).
 
     ``train=True``: shuffled, random s_in and phase, flip, drop_last per config.
     ``train=False``: every selected frame in corpus order, one fixed ``eval_s_in``, key frames aligned
@@ -615,6 +615,7 @@ class WindowStream(IterableDataset):
         view = np.empty(B, np.int64)
         frame = np.empty(B, np.int64)
         flipped = np.zeros(B, bool)
+        camera = np.full(B, -1, np.int64)
         perm = self.skeleton.flip_permutation
         root = self.skeleton.root
         o = 0
@@ -644,6 +645,8 @@ class WindowStream(IterableDataset):
                                                         centre, perm, root)
             valid[o:o + k], key[o:o + k], s_in[o:o + k] = g.valid[a:b], g.keyframe[a:b], g.s_in[a:b]
             view[o:o + k], frame[o:o + k], flipped[o:o + k] = g.view[a:b], g.t[a:b], fl
+            if g.camera is not None:
+                camera[o:o + k] = g.camera[a:b]
             if cfg.in_batch:
                 h = slice(n + o, n + o + k)
                 kp[h], j3[h], iv[h] = _flip_stored(kp[o:o + k], j3[o:o + k], iv[o:o + k], perm)
@@ -652,10 +655,10 @@ class WindowStream(IterableDataset):
                     kp[sel], j3[sel], iv[sel] = kpf, j3f, ivf
             o += k
         if cfg.in_batch:
-            for arr in (valid, key, s_in, view, frame):
+            for arr in (valid, key, s_in, view, frame, camera):
                 arr[n:] = arr[:n]
             flipped[n:] = True
-        out = dict(valid=valid, keyframe=key, s_in=s_in, view=view, frame=frame, flipped=flipped)
+        out = dict(valid=valid, keyframe=key, s_in=s_in, view=view, frame=frame, flipped=flipped, camera=camera)
         out = {k: torch.from_numpy(v) for k, v in out.items()}
         return dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, **out)
 
