@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -146,6 +147,7 @@ class StreamConfig:
     drop_last: bool = True
     seed: int = 0
     cameras: str = "precomputed"  # or "per-window" (AMASS views, see uplift.views)
+    prefetch_group: bool = True  # load the next group in a background thread
     camera_rig: str | None = None  # per-window pool: "h36m" | "3dhp"; None: each view's own rig
 
     def __post_init__(self):
@@ -299,6 +301,40 @@ def round_robin_skip(consumed: int, counts: Sequence[int]) -> tuple[list[int], i
     return done, 0
 
 
+# Coalesced reads: ranges closer than this are read in one call, runs at most MAX_RUN_ROWS long.
+# A Zarr call costs ~0.4 ms plus a decode of every chunk it touches; random blocks of a group often
+# share a 4096-frame chunk, which one call then decodes once instead of once per block.
+MERGE_GAP_ROWS = 4096
+MAX_RUN_ROWS = 4 * 4096
+
+
+def coalesce_ranges(ranges: Sequence[tuple[int, int]], gap: int = MERGE_GAP_ROWS, max_run: int = MAX_RUN_ROWS
+                    ) -> list[tuple[int, int, list[int]]]:
+    """Group row ranges into read runs ``(start, stop, [range indices])``: sorted by start, a range
+    joins the current run when it starts within ``gap`` rows of the run's end and the run stays
+    within ``max_run`` rows (a single longer range is a run of its own)."""
+    runs: list[tuple[int, int, list[int]]] = []
+    for i in sorted(range(len(ranges)), key=lambda k: ranges[k][0]):
+        a, b = ranges[i]
+        if runs and a <= runs[-1][1] + gap and max(b, runs[-1][1]) - runs[-1][0] <= max_run:
+            s0, s1, ids = runs[-1]
+            runs[-1] = (s0, max(s1, b), ids + [i])
+        else:
+            runs.append((a, b, [i]))
+    return runs
+
+
+def read_coalesced(arr, ranges: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """``arr[a:b]`` for every range, as copies, with one read per coalesced run."""
+    out: list[np.ndarray | None] = [None] * len(ranges)
+    for s0, s1, ids in coalesce_ranges(ranges):
+        run = np.asarray(arr[s0:s1])
+        for i in ids:
+            a, b = ranges[i]
+            out[i] = run[a - s0:b - s0].copy()
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # The stream
 # ----------------------------------------------------------------------------------------------
@@ -325,12 +361,15 @@ class _Group:
     j3d: torch.Tensor | None  # (R, J*3) root-relative camera-frame metres
     in_view: torch.Tensor | None  # (R, J)
     world: torch.Tensor | None  # (R, J*3) world metres (per-window cameras), rows aligned with the above
-    rows: torch.Tensor  # (K*N,) rows of each sample's window in the group arrays
-    valid: np.ndarray  # (K, N)
+    kp2d_f: torch.Tensor | None  # the stored arrays left/right flipped (None: no flip or per-window only)
+    j3d_f: torch.Tensor | None
+    in_view_f: torch.Tensor | None
+    row0: np.ndarray  # (K,) row of frame 0 of each sample's view in the group arrays (may be < 0)
+    n_frames: np.ndarray  # (K,) frames of each sample's view
     view: np.ndarray  # (K,) global view index
     t: np.ndarray  # (K,) centre frame in its view
     s_in: np.ndarray  # (K,)
-    keyframe: np.ndarray  # (K, N)
+    shift: np.ndarray | None  # (K,) key-frame phase in output frames; None: aligned to global frames (eval)
     flipped: np.ndarray  # (K,) bool: mirrored sample (separate flipped copies)
     camera: np.ndarray | None  # (K,) camera index in the rig pool, -1: stored view
     pool: object = None  # (intrinsics (P, 11), extrinsics (P, 3, 4), centre_xy) of the per-window rig
@@ -471,32 +510,43 @@ class WindowStream(IterableDataset):
         # Every view per-window: the stored 2D/3D/in-view are never used, so never read.
         need_stored = not pw_mode or not all(
             self._parts[pi].per_window.all() for pi in np.unique(self._block_ref[blocks, 0]))
-        kp, j3, iv, wo, rows, valid, view, ts, pwv = [], [], [], [], [], [], [], [], []
+        rows, valid, view, ts, pwv, spans = [], [], [], [], [], []
         base = 0
         for bi in blocks:
             pi, b = self._block_ref[bi]
             part = self._parts[pi]
             v, t = block_centres(part.offset, part.n_frames, int(b), cfg.block_frames, cfg.frame_step)
             idx, ok = window_indices(t, part.n_frames[v], cfg.n_out, cfg.s_out)
-            absrow = part.offset[v][:, None] + idx
-            r0, r1 = int(absrow.min()), int(absrow.max()) + 1  # the block plus its halo, one read
-            src = part.source
-            if need_stored:
-                kp.append(np.asarray(src.array(KEYPOINTS_2D)[r0:r1], np.float32))
-                j = np.asarray(src.array(JOINTS_CAM)[r0:r1], np.float32)
-                j3.append(j - j[:, self.skeleton.root:self.skeleton.root + 1])
-                iv.append(np.asarray(src.array(IN_VIEW)[r0:r1], bool))
+            if len(t) == 0:
+                continue
+            # rows the block's windows reach: edge frames at most (copy padding), one read
+            r0 = int((part.offset[v] + idx[:, 0]).min())
+            r1 = int((part.offset[v] + idx[:, -1]).max()) + 1
+            spans.append((int(pi), r0, r1, np.unique(v)))
             if pw_mode:
-                wo.append(self._world_rows(part, np.unique(v), r0, r1))
                 pwv.append(part.per_window[v])
-            rows.append(absrow - r0 + base)
-            valid.append(ok)
+            rows.append(part.offset[v] - r0 + base)  # windows' rows = row0 + window_indices, per batch
+            valid.append(part.n_frames[v])
             view.append(v + part.view_base)
             ts.append(t)
             base += r1 - r0
+        kp, j3, iv, wo = [], [], [], []
+        for pi in sorted({sp[0] for sp in spans}):  # reads coalesced per corpus (see read_coalesced)
+            mine = [i for i, sp in enumerate(spans) if sp[0] == pi]
+            src = self._parts[pi].source
+            rng_ = [(spans[i][1], spans[i][2]) for i in mine]
+            if need_stored:
+                for out, spec in ((kp, KEYPOINTS_2D), (j3, JOINTS_CAM), (iv, IN_VIEW)):
+                    out.extend(zip(mine, read_coalesced(src.array(spec), rng_)))
+            if pw_mode:
+                wo.extend(zip(mine, self._world_rows(self._parts[pi], [spans[i] for i in mine])))
+        order = (lambda pairs: [x for _, x in sorted(pairs, key=lambda p: p[0])])
+        kp, iv, wo = order(kp), order(iv), order(wo)
+        root = self.skeleton.root
+        j3 = [(x - x[:, root:root + 1]).astype(np.float32, copy=False) for x in order(j3)]
         cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
-        rows_a = cat(rows, (0, cfg.n_out)).astype(np.int64)
-        valid_a = cat(valid, (0, cfg.n_out)).astype(bool)
+        rows_a = cat(rows, (0,)).astype(np.int64)
+        valid_a = cat(valid, (0,)).astype(np.int64)  # n_frames of each sample's view
         view_a, t_a = cat(view, (0,)).astype(np.int64), cat(ts, (0,)).astype(np.int64)
         pw_a = cat(pwv, (0,)).astype(bool) if pw_mode else np.zeros(len(t_a), bool)
         flipped = np.zeros(len(t_a), bool)
@@ -513,34 +563,41 @@ class WindowStream(IterableDataset):
             s_in, shift = draw_keyframes(rng, n, cfg.s_in, cfg.s_out)
             if not cfg.random_shift:
                 shift = np.zeros(n, np.int64)
-            keyframe = keyframe_mask(cfg.n_out, cfg.s_out, s_in, shift)
         else:
             s_in = np.full(n, cfg.s_in[0], np.int64)
-            keyframe = keyframe_mask(cfg.n_out, cfg.s_out, s_in, 0, centre=None if self.train else t_a)
+            shift = np.zeros(n, np.int64) if self.train else None
         camera, pool = None, None
         if pw_mode:  # drawn after the key frames: the precomputed path's draws are unchanged
             pool = self._pool(view_a[pw_a][:1])
             camera = np.where(pw_a, draw_cameras(rng, n, len(pool[0])), -1)
         # Row-flattened torch tensors: index_select copies whole rows (2x faster than np.take here).
         flat = (lambda x: torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1))))
-        return _Group(flat(cat(kp, (0, J, 2))) if need_stored else None,
-                      flat(cat(j3, (0, J, 3))) if need_stored else None,
-                      flat(cat(iv, (0, J))) if need_stored else None,
-                      flat(cat(wo, (0, J, 3))) if pw_mode else None,
-                      torch.from_numpy(np.ascontiguousarray(rows_a.reshape(-1))), valid_a, view_a, t_a, s_in,
-                      keyframe, flipped, camera, pool)
+        g_kp, g_j3, g_iv = (cat(kp, (0, J, 2)), cat(j3, (0, J, 3)), cat(iv, (0, J))) if need_stored else (None,) * 3
+        flipped_arrays = (None,) * 3
+        if need_stored and cfg.flip:  # flipped once per group: a batch then only gathers rows
+            perm = self.skeleton.flip_permutation
+            flipped_arrays = (flat(g_kp[:, perm] * np.array([-1, 1], np.float32)),
+                              flat(g_j3[:, perm] * np.array([-1, 1, 1], np.float32)), flat(g_iv[:, perm]))
+        return _Group(*(flat(x) if x is not None else None for x in (g_kp, g_j3, g_iv)),
+                      flat(cat(wo, (0, J, 3))) if pw_mode else None, *flipped_arrays,
+                      rows_a, valid_a, view_a, t_a, s_in, shift, flipped, camera, pool)
 
-    def _world_rows(self, part: _Part, views: np.ndarray, r0: int, r1: int) -> np.ndarray:
-        """World joints ``(r1 - r0, J, 3)`` aligned with view rows ``[r0, r1)`` for the given views
-        (view row r of view v = sequence row ``seq_offset[v] + r - offset[v]``); other rows zero."""
-        out = np.zeros((r1 - r0, self.skeleton.num_joints, 3), np.float32)
-        arr = part.source.array(JOINTS_WORLD)
-        for v in views:
-            a, b = max(r0, int(part.offset[v])), min(r1, int(part.offset[v] + part.n_frames[v]))
-            if a < b and part.per_window[v]:
-                s0 = int(part.seq_offset[v]) + a - int(part.offset[v])
-                out[a - r0:b - r0] = np.asarray(arr[s0:s0 + b - a], np.float32)
-        return out
+    def _world_rows(self, part: _Part, spans) -> list[np.ndarray]:
+        """World joints ``(r1 - r0, J, 3)`` per block span ``(pi, r0, r1, views)``, aligned with view rows
+        ``[r0, r1)``: view row r of view v is sequence row ``seq_offset[v] + r - offset[v]``; rows of
+        other views stay zero."""
+        outs, pieces, ranges = [], [], []
+        for bi, (_, r0, r1, views) in enumerate(spans):
+            outs.append(np.zeros((r1 - r0, self.skeleton.num_joints, 3), np.float32))
+            for v in views:
+                a, b = max(r0, int(part.offset[v])), min(r1, int(part.offset[v] + part.n_frames[v]))
+                if a < b and part.per_window[v]:
+                    s0 = int(part.seq_offset[v]) + a - int(part.offset[v])
+                    pieces.append((bi, a - r0, b - r0))
+                    ranges.append((s0, s0 + b - a))
+        for (bi, a, b), x in zip(pieces, read_coalesced(part.source.array(JOINTS_WORLD), ranges)):
+            outs[bi][a:b] = x
+        return outs
 
     def _pool(self, some_views: np.ndarray):
         """The per-window camera pool: ``camera_rig``, else the rig of the (first) per-window view."""
@@ -583,6 +640,18 @@ class WindowStream(IterableDataset):
         end = n_batches * bsz if cfg.drop_last else sum(sizes)
         starts = np.cumsum([0] + sizes)
         resident: dict[int, _Group] = {}
+        # The next group loads in a thread while this one is cut into batches (Zarr decoding and
+        # numpy copies release the GIL): on 2 cores reading overlaps assembling. Loads are pure
+        # functions of (blocks, seed, epoch, shard, group), so the order stays exact.
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="group-prefetch") if cfg.prefetch_group else None
+        futures: dict[int, Future] = {}
+        try:
+            yield from self._batches(groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures)
+        finally:
+            if ahead is not None:
+                ahead.shutdown(wait=False, cancel_futures=True)
+
+    def _batches(self, groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures):
         while pos < end:
             stop = min(pos + bsz, end)
             pieces = []
@@ -593,8 +662,12 @@ class WindowStream(IterableDataset):
                     gi += 1
                 if gi not in resident:
                     for old in [k for k in resident if k < gi]:
-                        del resident[old]  # at most two groups resident
-                    resident[gi] = self._load_group(groups[gi], shard, gi)
+                        del resident[old]  # at most two groups resident (three while one loads ahead)
+                    f = futures.pop(gi, None)
+                    resident[gi] = f.result() if f is not None else self._load_group(groups[gi], shard, gi)
+                    nxt = next((k for k in range(gi + 1, len(groups)) if sizes[k]), None)
+                    if ahead is not None and nxt is not None and starts[nxt] < end and nxt not in futures:
+                        futures[nxt] = ahead.submit(self._load_group, groups[nxt], shard, nxt)
                 q = min(stop, int(starts[gi + 1]))
                 pieces.append((resident[gi], p - int(starts[gi]), q - int(starts[gi])))
                 p = q
@@ -621,37 +694,47 @@ class WindowStream(IterableDataset):
         o = 0
         for g, a, b in pieces:
             k = b - a
-            r = g.rows[a * N:b * N]
+            idx, ok = window_indices(g.t[a:b], g.n_frames[a:b], N, cfg.s_out)
+            rows2 = g.row0[a:b, None] + idx  # (k, N) rows in the group arrays
+            r = torch.from_numpy(rows2.reshape(-1))
             fl = g.flipped[a:b]
             if g.kp2d is not None:
                 for src, dst in zip((g.kp2d, g.j3d, g.in_view), flat):
                     torch.index_select(src, 0, r, out=dst[o * N:(o + k) * N])
-                if fl.any():  # separate flipped copies of stored views: mirror in the image
-                    sel = torch.from_numpy(np.flatnonzero(fl) + o)
-                    kp[sel], j3[sel], iv[sel] = _flip_stored(kp[sel], j3[sel], iv[sel], perm)
+                if fl.any():  # separate flipped copies of stored views: rows of the flipped arrays
+                    fi = np.flatnonzero(fl)
+                    rf = torch.from_numpy(rows2[fi].reshape(-1))
+                    sel = torch.from_numpy(fi + o)
+                    for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), (kp, j3, iv)):
+                        dst[sel] = torch.index_select(src, 0, rf).view((len(fi),) + dst.shape[1:])
             if g.camera is not None:
                 pw = g.camera[a:b] >= 0
                 if pw.any():
-                    idx = np.flatnonzero(pw)
-                    rr = g.rows.view(-1, N)[a + idx].reshape(-1)
-                    world = torch.index_select(g.world, 0, rr).view(len(idx), N, J, 3)
+                    pi_ = np.flatnonzero(pw)
+                    rr = torch.from_numpy(rows2[pi_].reshape(-1))
+                    world = torch.index_select(g.world, 0, rr).view(len(pi_), N, J, 3)
                     intr, extr, centre = g.pool
-                    cam = torch.from_numpy(g.camera[a + idx])
-                    mirror = torch.from_numpy(fl[idx])
-                    sel = torch.from_numpy(idx + o)
+                    cam = torch.from_numpy(g.camera[a + pi_])
+                    mirror = torch.from_numpy(fl[pi_])
+                    sel = torch.from_numpy(pi_ + o)
                     kp[sel], j3[sel], iv[sel] = project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root)
                     if cfg.in_batch:  # the flipped copy: mirrored in world space, same camera
-                        kpf, j3f, ivf = project_windows(world, intr[cam], extr[cam], torch.ones(len(idx), dtype=torch.bool),
+                        kpf, j3f, ivf = project_windows(world, intr[cam], extr[cam], torch.ones(len(pi_), dtype=torch.bool),
                                                         centre, perm, root)
-            valid[o:o + k], key[o:o + k], s_in[o:o + k] = g.valid[a:b], g.keyframe[a:b], g.s_in[a:b]
+            valid[o:o + k], s_in[o:o + k] = ok, g.s_in[a:b]
+            if g.shift is None:  # evaluation: key frames aligned to global frame indices
+                key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], 0, centre=g.t[a:b])
+            else:
+                key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], g.shift[a:b])
             view[o:o + k], frame[o:o + k], flipped[o:o + k] = g.view[a:b], g.t[a:b], fl
             if g.camera is not None:
                 camera[o:o + k] = g.camera[a:b]
             if cfg.in_batch:
-                h = slice(n + o, n + o + k)
-                kp[h], j3[h], iv[h] = _flip_stored(kp[o:o + k], j3[o:o + k], iv[o:o + k], perm)
+                if g.kp2d_f is not None:
+                    for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), flat):
+                        torch.index_select(src, 0, r, out=dst[(n + o) * N:(n + o + k) * N])
                 if g.camera is not None and pw.any():
-                    sel = torch.from_numpy(idx + n + o)
+                    sel = torch.from_numpy(pi_ + n + o)
                     kp[sel], j3[sel], iv[sel] = kpf, j3f, ivf
             o += k
         if cfg.in_batch:
@@ -661,15 +744,6 @@ class WindowStream(IterableDataset):
         out = dict(valid=valid, keyframe=key, s_in=s_in, view=view, frame=frame, flipped=flipped, camera=camera)
         out = {k: torch.from_numpy(v) for k, v in out.items()}
         return dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, **out)
-
-
-def _flip_stored(kp: torch.Tensor, j3: torch.Tensor, iv: torch.Tensor, perm):
-    """Image-space flip of stored views ``(K, N, J, 2|3)`` / ``(K, N, J)``: swap left/right, negate x."""
-    p = torch.as_tensor(perm)
-    kf, jf = kp[:, :, p], j3[:, :, p]
-    kf[..., 0].neg_()
-    jf[..., 0].neg_()
-    return kf, jf, iv[:, :, p]
 
 
 def _per_window_views(sequences: pa.Table, views: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
