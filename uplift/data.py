@@ -324,14 +324,36 @@ def coalesce_ranges(ranges: Sequence[tuple[int, int]], gap: int = MERGE_GAP_ROWS
     return runs
 
 
-def read_coalesced(arr, ranges: Sequence[tuple[int, int]]) -> list[np.ndarray]:
-    """``arr[a:b]`` for every range, as copies, with one read per coalesced run."""
-    out: list[np.ndarray | None] = [None] * len(ranges)
+def read_coalesced(arr, ranges: Sequence[tuple[int, int]], out: np.ndarray, dst: Sequence[int]) -> None:
+    """``out[dst[i]:dst[i] + b - a] = arr[a:b]`` for every range ``(a, b)``, one read per coalesced run."""
     for s0, s1, ids in coalesce_ranges(ranges):
         run = np.asarray(arr[s0:s1])
         for i in ids:
             a, b = ranges[i]
-            out[i] = run[a - s0:b - s0].copy()
+            out[dst[i]:dst[i] + b - a] = run[a - s0:b - s0]
+
+
+def _perm_runs(perm) -> list[tuple[int, int, int]]:
+    """A joint permutation as runs of consecutive joints: ``(dst_start, dst_stop, src_start)``."""
+    perm = [int(p) for p in perm]
+    runs, i = [], 0
+    while i < len(perm):
+        j = i
+        while j + 1 < len(perm) and perm[j + 1] == perm[j] + 1:
+            j += 1
+        runs.append((i, j + 1, perm[i]))
+        i = j + 1
+    return runs
+
+
+def _permute_joints(x: np.ndarray, runs, sign=None) -> np.ndarray:
+    """``x[:, perm] * sign`` for ``x (R, J, ...)`` with slice copies (H36M's flip is 6 runs): no
+    fancy-index temporaries, ~2x faster."""
+    out = np.empty_like(x)
+    for a, b, c in runs:
+        out[:, a:b] = x[:, c:c + b - a]
+    if sign is not None:
+        out *= np.asarray(sign, x.dtype)
     return out
 
 
@@ -530,20 +552,25 @@ class WindowStream(IterableDataset):
             view.append(v + part.view_base)
             ts.append(t)
             base += r1 - r0
-        kp, j3, iv, wo = [], [], [], []
+        # Group arrays allocated once and filled in place (no per-block copies, no concatenation).
+        R = base
+        dst = np.cumsum([0] + [sp[2] - sp[1] for sp in spans])[:-1]
+        g_kp = np.empty((R, J, 2), np.float32) if need_stored else None
+        g_j3 = np.empty((R, J, 3), np.float32) if need_stored else None
+        g_iv = np.empty((R, J), bool) if need_stored else None
+        g_wo = np.zeros((R, J, 3), np.float32) if pw_mode else None
         for pi in sorted({sp[0] for sp in spans}):  # reads coalesced per corpus (see read_coalesced)
             mine = [i for i, sp in enumerate(spans) if sp[0] == pi]
             src = self._parts[pi].source
             rng_ = [(spans[i][1], spans[i][2]) for i in mine]
             if need_stored:
-                for out, spec in ((kp, KEYPOINTS_2D), (j3, JOINTS_CAM), (iv, IN_VIEW)):
-                    out.extend(zip(mine, read_coalesced(src.array(spec), rng_)))
+                for out, spec in ((g_kp, KEYPOINTS_2D), (g_j3, JOINTS_CAM), (g_iv, IN_VIEW)):
+                    read_coalesced(src.array(spec), rng_, out, dst[mine])
             if pw_mode:
-                wo.extend(zip(mine, self._world_rows(self._parts[pi], [spans[i] for i in mine])))
-        order = (lambda pairs: [x for _, x in sorted(pairs, key=lambda p: p[0])])
-        kp, iv, wo = order(kp), order(iv), order(wo)
-        root = self.skeleton.root
-        j3 = [(x - x[:, root:root + 1]).astype(np.float32, copy=False) for x in order(j3)]
+                self._world_rows(self._parts[pi], [spans[i] for i in mine], g_wo, dst[mine])
+        if need_stored:
+            root = self.skeleton.root
+            g_j3 -= g_j3[:, root:root + 1].copy()  # root-relative
         cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
         rows_a = cat(rows, (0,)).astype(np.int64)
         valid_a = cat(valid, (0,)).astype(np.int64)  # n_frames of each sample's view
@@ -572,32 +599,27 @@ class WindowStream(IterableDataset):
             camera = np.where(pw_a, draw_cameras(rng, n, len(pool[0])), -1)
         # Row-flattened torch tensors: index_select copies whole rows (2x faster than np.take here).
         flat = (lambda x: torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1))))
-        g_kp, g_j3, g_iv = (cat(kp, (0, J, 2)), cat(j3, (0, J, 3)), cat(iv, (0, J))) if need_stored else (None,) * 3
         flipped_arrays = (None,) * 3
         if need_stored and cfg.flip:  # flipped once per group: a batch then only gathers rows
-            perm = self.skeleton.flip_permutation
-            flipped_arrays = (flat(g_kp[:, perm] * np.array([-1, 1], np.float32)),
-                              flat(g_j3[:, perm] * np.array([-1, 1, 1], np.float32)), flat(g_iv[:, perm]))
-        return _Group(*(flat(x) if x is not None else None for x in (g_kp, g_j3, g_iv)),
-                      flat(cat(wo, (0, J, 3))) if pw_mode else None, *flipped_arrays,
+            runs = _perm_runs(self.skeleton.flip_permutation)
+            flipped_arrays = tuple(flat(_permute_joints(x, runs, sign)) for x, sign in
+                                   ((g_kp, (-1.0, 1.0)), (g_j3, (-1.0, 1.0, 1.0)), (g_iv, None)))
+        return _Group(*(flat(x) if x is not None else None for x in (g_kp, g_j3, g_iv, g_wo)), *flipped_arrays,
                       rows_a, valid_a, view_a, t_a, s_in, shift, flipped, camera, pool)
 
-    def _world_rows(self, part: _Part, spans) -> list[np.ndarray]:
-        """World joints ``(r1 - r0, J, 3)`` per block span ``(pi, r0, r1, views)``, aligned with view rows
-        ``[r0, r1)``: view row r of view v is sequence row ``seq_offset[v] + r - offset[v]``; rows of
-        other views stay zero."""
-        outs, pieces, ranges = [], [], []
-        for bi, (_, r0, r1, views) in enumerate(spans):
-            outs.append(np.zeros((r1 - r0, self.skeleton.num_joints, 3), np.float32))
+    def _world_rows(self, part: _Part, spans, out: np.ndarray, dst) -> None:
+        """Fill ``out`` (zeros) with world joints aligned with the view rows of each block span
+        ``(pi, r0, r1, views)`` written at ``dst``: view row r of view v is sequence row
+        ``seq_offset[v] + r - offset[v]``; rows of other views stay zero."""
+        targets, ranges = [], []
+        for (_, r0, r1, views), d in zip(spans, dst):
             for v in views:
                 a, b = max(r0, int(part.offset[v])), min(r1, int(part.offset[v] + part.n_frames[v]))
                 if a < b and part.per_window[v]:
                     s0 = int(part.seq_offset[v]) + a - int(part.offset[v])
-                    pieces.append((bi, a - r0, b - r0))
+                    targets.append(int(d) + a - r0)
                     ranges.append((s0, s0 + b - a))
-        for (bi, a, b), x in zip(pieces, read_coalesced(part.source.array(JOINTS_WORLD), ranges)):
-            outs[bi][a:b] = x
-        return outs
+        read_coalesced(part.source.array(JOINTS_WORLD), ranges, out, targets)
 
     def _pool(self, some_views: np.ndarray):
         """The per-window camera pool: ``camera_rig``, else the rig of the (first) per-window view."""
@@ -701,6 +723,9 @@ class WindowStream(IterableDataset):
             if g.kp2d is not None:
                 for src, dst in zip((g.kp2d, g.j3d, g.in_view), flat):
                     torch.index_select(src, 0, r, out=dst[o * N:(o + k) * N])
+                if cfg.in_batch:  # the flipped copies: rows of the group's flipped arrays
+                    for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), flat):
+                        torch.index_select(src, 0, r, out=dst[(n + o) * N:(n + o + k) * N])
                 if fl.any():  # separate flipped copies of stored views: rows of the flipped arrays
                     fi = np.flatnonzero(fl)
                     rf = torch.from_numpy(rows2[fi].reshape(-1))
@@ -716,11 +741,17 @@ class WindowStream(IterableDataset):
                     intr, extr, centre = g.pool
                     cam = torch.from_numpy(g.camera[a + pi_])
                     mirror = torch.from_numpy(fl[pi_])
-                    sel = torch.from_numpy(pi_ + o)
-                    kp[sel], j3[sel], iv[sel] = project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root)
+                    if len(pi_) == k:  # all per-window: project straight into the batch
+                        project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root,
+                                        out=(kp[o:o + k], j3[o:o + k], iv[o:o + k]))
+                    else:
+                        sel = torch.from_numpy(pi_ + o)
+                        kp[sel], j3[sel], iv[sel] = project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root)
                     if cfg.in_batch:  # the flipped copy: mirrored in world space, same camera
+                        h = slice(n + o, n + o + k)
                         kpf, j3f, ivf = project_windows(world, intr[cam], extr[cam], torch.ones(len(pi_), dtype=torch.bool),
-                                                        centre, perm, root)
+                                                        centre, perm, root,
+                                                        out=(kp[h], j3[h], iv[h]) if len(pi_) == k else None)
             valid[o:o + k], s_in[o:o + k] = ok, g.s_in[a:b]
             if g.shift is None:  # evaluation: key frames aligned to global frame indices
                 key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], 0, centre=g.t[a:b])
@@ -730,10 +761,7 @@ class WindowStream(IterableDataset):
             if g.camera is not None:
                 camera[o:o + k] = g.camera[a:b]
             if cfg.in_batch:
-                if g.kp2d_f is not None:
-                    for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), flat):
-                        torch.index_select(src, 0, r, out=dst[(n + o) * N:(n + o + k) * N])
-                if g.camera is not None and pw.any():
+                if g.camera is not None and pw.any() and len(pi_) < k:
                     sel = torch.from_numpy(pi_ + n + o)
                     kp[sel], j3[sel], iv[sel] = kpf, j3f, ivf
             o += k
