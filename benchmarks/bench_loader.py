@@ -21,7 +21,8 @@ flipped copies), one core (torch and BLAS threads = 1), same machine, same run.
 
 Usage: ``python benchmarks/bench_loader.py [--sizes 1000000,10000000] [--workdir DIR] [--keep]``.
 Last line: JSON with ``ours_wps``, ``baseline_wps``, ``ratio``, ``rss_mb_1m``, ``rss_mb_10m``,
-``distinct_sources_ratio``, ``overlap_ratio``, ``ours_pw_wps``, ``baseline_pw_wps``, ``ratio_pw``.
+``ours_2workers_wps``, ``ratio_2cores`` (ours through 2 DataLoader workers vs the single-threaded
+baseline), ``distinct_sources_ratio``, ``overlap_ratio``, ``ours_pw_wps``, ``baseline_pw_wps``, ``ratio_pw``.
 """
 
 from __future__ import annotations
@@ -181,6 +182,24 @@ def measure_ours(spec: str, n_batches: int, cameras: str = "precomputed") -> tup
     return n_batches * BATCH / (time.perf_counter() - t), sources
 
 
+def measure_ours_workers(spec: str, n_batches: int, workers: int = 2) -> float:
+    """Windows/s through ``make_loader`` with ``workers`` persistent worker processes (2 cores)."""
+    from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
+
+    ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH))
+    loader = make_loader(ds, num_workers=workers, persistent=True, prefetch_factor=4)
+    try:
+        it = iter(loader)
+        for _ in range(2 * workers):  # worker start-up and first group loads excluded
+            next(it)
+        t = time.perf_counter()
+        for _ in range(n_batches):
+            next(it)
+        return n_batches * BATCH / (time.perf_counter() - t)
+    finally:
+        close_loader(loader)
+
+
 def mixing(batches: list[np.ndarray]) -> tuple[float, float]:
     """Mean distinct sources per batch and mean sources shared by consecutive batches."""
     sets = [set(b.tolist()) for b in batches]
@@ -244,6 +263,8 @@ def main() -> None:
         ours, srcs = measure_ours(first, a.batches)
         base = measure_baseline(first, a.baseline_batches)
         print(f"ours {ours:.0f} windows/s, official-style in-memory {base:.0f} windows/s, x{ours / base:.1f}")
+        ours_2w = measure_ours_workers(first, a.batches)
+        print(f"ours with 2 loader workers (2 cores) {ours_2w:.0f} windows/s, x{ours_2w / base:.1f}", flush=True)
         d_ours, o_ours = mixing(srcs)
         d_glob, o_glob = mixing(global_shuffle_batches(first, len(srcs), len(srcs[0])))
         print(f"mixing per {len(srcs[0])}-window batch: distinct sources {d_ours:.1f} (global shuffle {d_glob:.1f}, "
@@ -262,6 +283,7 @@ def main() -> None:
         res = {"ours_wps": round(ours, 1), "baseline_wps": round(base, 1), "ratio": round(ours / base, 2),
                "rss_mb_1m": round(rss.get(1_000_000, rss[sizes[0]]), 1),
                "rss_mb_10m": round(rss.get(10_000_000, rss[sizes[-1]]), 1),
+               "ours_2workers_wps": round(ours_2w, 1), "ratio_2cores": round(ours_2w / base, 2),
                "distinct_sources_ratio": round(d_ours / d_glob, 3), "overlap_ratio": round(o_ours / o_glob, 3),
                "ours_pw_wps": round(ours_pw, 1), "baseline_pw_wps": round(base_pw, 1),
                "ratio_pw": round(ours_pw / base_pw, 2), "sizes": sizes}

@@ -39,6 +39,12 @@ from uplift.optim import make_optimizer  # noqa: E402
 
 CFG = AMASS_351
 BATCH = CFG.train.batch_size
+DEVICE = "cuda"
+
+
+def _sync():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def random_batches(n: int, device, seed: int = 0) -> list[tuple[torch.Tensor, ...]]:
@@ -65,7 +71,7 @@ def make_step(bf16: bool, compile_mode: str | None, static: bool, device):
     fwd = torch.compile(model, mode=compile_mode) if compile_mode else model
 
     def step(x, kf, y, valid):
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device_type=DEVICE, dtype=torch.bfloat16, enabled=bf16):
             out = fwd(x, kf)
         terms = uplift_loss(out.seq, out.center, y, valid)
         bundle.optimizer.zero_grad(set_to_none=True)
@@ -81,11 +87,11 @@ def timed(step, batches, steps: int, warmup: int = 5) -> tuple[float, list[float
     losses = []
     for i in range(warmup):
         losses.append(step(*batches[i % len(batches)]))
-    torch.cuda.synchronize()
+    _sync()
     t0 = time.perf_counter()
     for i in range(warmup, warmup + steps):
         losses.append(step(*batches[i % len(batches)]))
-    torch.cuda.synchronize()
+    _sync()
     dt = time.perf_counter() - t0
     return steps * BATCH / dt, [float(v) for v in losses]
 
@@ -97,7 +103,7 @@ def loader_fed(workers: int, steps: int, device, corpus: str) -> float:
     m = CFG.model
     ds = WindowStream(corpus, StreamConfig(seq_len=m.seq_len, s_out=m.out_stride, s_in=CFG.train.in_strides,
                                            batch_size=BATCH))
-    loader = make_loader(ds, workers, pin_memory=True, persistent=True, prefetch_factor=4)
+    loader = make_loader(ds, workers, pin_memory=DEVICE == "cuda", persistent=True, prefetch_factor=4)
     step = make_step(True, None, False, device)
     n, t0 = 0, None
     try:
@@ -106,11 +112,11 @@ def loader_fed(workers: int, steps: int, device, corpus: str) -> float:
             step(*args)
             n += 1
             if n == 5:  # warm-up (worker start, cuBLAS) excluded
-                torch.cuda.synchronize()
+                _sync()
                 t0 = time.perf_counter()
             if n == 5 + steps:
                 break
-        torch.cuda.synchronize()
+        _sync()
     finally:
         close_loader(loader)
     return (n - 5) * BATCH / (time.perf_counter() - t0)
@@ -124,6 +130,7 @@ def small_corpus(path: Path, frames: int) -> str:
 
 
 def main() -> None:
+    global BATCH, DEVICE
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=60, help="timed steps per compute-bound variant")
     ap.add_argument("--loss-steps", type=int, default=100, help="steps compared against fp32 eager")
@@ -131,14 +138,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--frames", type=int, default=200_000, help="synthetic corpus for the loader-fed runs")
     ap.add_argument("--compile-mode", default="default", help='torch.compile mode, e.g. "max-autotune"; "" skips')
+    ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--dry-run-cpu", action="store_true", help="run every path on the CPU (checks the script)")
     a = ap.parse_args()
-    if not torch.cuda.is_available():
+    BATCH = a.batch
+    if a.dry_run_cpu:
+        DEVICE = "cpu"
+    elif not torch.cuda.is_available():
         print("SKIP bench_train_gpu: no CUDA device on this machine (run it on a GPU machine)")
         print(json.dumps({"skipped": "no CUDA device"}))
         return
-    dev = torch.device("cuda")
+    dev = torch.device(DEVICE)
     torch.backends.cuda.matmul.allow_tf32 = False
-    name = torch.cuda.get_device_name()
+    name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (dry run)"
     print(f"torch {torch.__version__}, {name}, N={CFG.model.seq_len}, batch {BATCH}", flush=True)
     res: dict = {"device": name, "batch": BATCH}
     batches = random_batches(8, dev)
@@ -151,10 +163,11 @@ def main() -> None:
     for key, (bf16, mode, static) in variants.items():
         try:
             t = time.perf_counter()
-            wps, _ = timed(make_step(bf16, mode, static, dev), batches, a.steps)
-            # agreement: a fresh model from the same seed, the same batches
-            _, ls = timed(make_step(bf16, mode, static, dev), loss_batches, a.loss_steps, warmup=0)
+            step = make_step(bf16, mode, static, dev)
+            # agreement first (a fresh model from the same seed, the same batches), then speed
+            _, ls = timed(step, loss_batches, a.loss_steps, warmup=0)
             losses[key] = ls
+            wps, _ = timed(step, batches, a.steps)
             res[f"wps_{key}"] = round(wps)
             print(f"{key:22s} {wps:9.0f} windows/s  ({time.perf_counter() - t:.0f} s incl. compile)", flush=True)
         except Exception as e:  # a failing variant is a result, not the end of the run
@@ -183,8 +196,8 @@ def main() -> None:
         configs = (H36M_351, H36M_81)
         models = {c.name: build_model(c, seed=0).eval().to(dev) for c in configs}
         for label, dt in (("fp32", None), ("bf16", torch.bfloat16)):
-            pps = throughput_table(configs, models, 1024, 5, "cuda", torch.cuda.synchronize, dt,
-                                   label=f"GPU {name} {label}")
+            pps = throughput_table(configs, models, 1024 if DEVICE == "cuda" else 4, 5 if DEVICE == "cuda" else 1,
+                                   DEVICE, _sync, dt, label=f"GPU {name} {label}")
             res[f"pps_gpu_{label}_351"] = round(pps[("h36m_351", 20, False)])
             res[f"pps_gpu_{label}_81"] = round(pps[("h36m_81", 20, False)])
     except Exception as e:

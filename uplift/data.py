@@ -670,8 +670,8 @@ class WindowStream(IterableDataset):
         try:
             yield from self._batches(groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures)
         finally:
-            if ahead is not None:
-                ahead.shutdown(wait=False, cancel_futures=True)
+            if ahead is not None:  # wait for a load in flight: never leave a reader running at exit
+                ahead.shutdown(wait=True, cancel_futures=True)
 
     def _batches(self, groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures):
         while pos < end:
