@@ -229,7 +229,19 @@ def rss_child(spec: str, n_batches: int) -> None:
     for i, _ in enumerate(ds):
         if i + 1 >= n_batches:
             break
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    print(peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process in MB. VmHWM (Linux): ``ru_maxrss`` survives ``execve``, so a child
+    started from a big parent would report the parent's peak (the same figure for every corpus size)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main() -> None:
