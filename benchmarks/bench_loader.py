@@ -10,9 +10,19 @@ flipped copies), one core (torch and BLAS threads = 1), same machine, same run.
   mask with a random phase, flipped copy), stacked into batches.
 * ``rss_mb_1m`` / ``rss_mb_10m``: peak RSS of a fresh process that opens a corpus of 1 M / 10 M
   frames and streams ``--rss-batches`` batches from it (the loader's memory must not grow with size).
+* Mixing, on the first corpus (500 sequences of 2,000 frames at 1 M frames): per 256-window batch
+  (the distinct windows of a 512 batch), the number of distinct (sequence, view) sources, and the
+  number of sources two consecutive batches share; ``distinct_sources_ratio`` / ``overlap_ratio`` =
+  ours over a global shuffle of every window of the corpus (what the official generator does),
+  averaged over the timed batches (which cross several shuffle groups).
+* ``ours_pw_wps`` / ``baseline_pw_wps``: the same with per-window cameras (one of the 28 H36M
+  cameras drawn per window, projected on the fly with distortion, flipped copy mirrored in world
+  space), ours vs the official-style generator projecting each window in numpy.
 
 Usage: ``python benchmarks/bench_loader.py [--sizes 1000000,10000000] [--workdir DIR] [--keep]``.
-Last line: JSON with ``ours_wps``, ``baseline_wps``, ``ratio``, ``rss_mb_1m``, ``rss_mb_10m``.
+Last line: JSON with ``ours_wps``, ``baseline_wps``, ``ratio``, ``rss_mb_1m``, ``rss_mb_10m``,
+``ours_2workers_wps``, ``ratio_2cores`` (ours through 2 DataLoader workers vs the single-threaded
+baseline), ``distinct_sources_ratio``, ``overlap_ratio``, ``ours_pw_wps``, ``baseline_pw_wps``, ``ratio_pw``.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SEQ_LEN, S_OUT, S_IN, J, BATCH = 351, 5, (5, 10, 20), 17, 512
-SEQ_FRAMES = 5000  # frames per synthetic sequence (one view each)
+SEQ_FRAMES = 2000  # frames per synthetic sequence (one view each): 1 M frames = 500 sequences
 
 
 def build_corpus(path: Path, frames: int, seed: int = 0) -> str:
@@ -56,7 +66,8 @@ def build_corpus(path: Path, frames: int, seed: int = 0) -> str:
         kp = (j3[..., :2] / j3[..., 2:]).astype(np.float32)
         v = ViewData("h36m", "54138969", "S1", "projected", kp, j3, np.ones((n, J), bool), np.zeros(11),
                      np.zeros((3, 4)))
-        w.add(SequenceData(key=f"bench/{i}", source="amass", joints_world=j3, views=[v], split="train"))
+        world = j3 - np.array([0, 0, 3.1], np.float32)  # a person standing on the floor (z-up)
+        w.add(SequenceData(key=f"bench/{i}", source="amass", joints_world=world, views=[v], split="train"))
     w.commit(f"bench {frames} frames", tag="bench")
     return f"{path}@bench"
 
@@ -65,8 +76,14 @@ def build_corpus(path: Path, frames: int, seed: int = 0) -> str:
 # Baseline: the official per-sample generator, in memory
 # --------------------------------------------------------------------------------------------
 
-def official_style_batches(videos_3d, videos_2d, batch, seed=0):
-    """Yield batches the way the official H36mSequenceGenerator + batching does: one window at a time."""
+def official_style_batches(videos_3d, videos_2d, batch, seed=0, cameras=None):
+    """Yield batches the way the official H36mSequenceGenerator + batching does: one window at a time.
+
+    ``cameras`` (a list of Cameras): ``videos_3d`` are world joints; each window draws a camera and is
+    projected (and its flipped copy mirrored in world space and projected) in numpy, as the official
+    AMASS generator does.
+    """
+    from pipelines import cameras as npcam
     from schemas.skeletons import H36M_17
 
     flip = H36M_17.flip_permutation
@@ -96,32 +113,50 @@ def official_style_batches(videos_3d, videos_2d, batch, seed=0):
             s3 = np.pad(s3, ((pad_l, pad_r), (0, 0), (0, 0)), mode="edge")
             s2 = np.pad(s2, ((pad_l, pad_r), (0, 0), (0, 0)), mode="edge")
             mask = np.pad(mask, (pad_l, pad_r))
+        if cameras is not None:
+            cam = cameras[rng.integers(0, len(cameras))]
+            w = s3 - np.r_[(s3[:, 0, :2].max(0) + s3[:, 0, :2].min(0)) / 2, 0.0]
+
+            def proj(w):
+                xc = npcam.world_to_camera(w, cam)
+                return npcam.normalize_pixels(npcam.project(xc, cam), cam.res_w, cam.res_h), xc
+
+            s2, s3 = proj(w)
+            wf = w[:, flip].copy()
+            wf[..., 0] *= -1
+            f2, f3 = proj(wf)
+            s3, f3 = s3 - s3[:, :1], f3 - f3[:, :1]
         s3 = s3 - s3[:, :1]
         idx = (np.arange(seq_len) - seq_len // 2) * stride
         max_shift = int(np.ceil((mask_stride - 1) / 2))
         idx = idx + rng.integers(-max_shift, max_shift, endpoint=mask_stride % 2 != 0) * stride
         kf = idx % abs_mask_stride == 0
         buf.append((s2, s3, mask, kf))
-        f3 = s3[:, flip].copy()
-        f3[..., 0] *= -1
-        f2 = s2[:, flip].copy()
-        f2[..., 0] *= -1
+        if cameras is None:
+            f3 = s3[:, flip].copy()
+            f3[..., 0] *= -1
+            f2 = s2[:, flip].copy()
+            f2[..., 0] *= -1
         buf.append((f2, f3, mask, kf))
         if len(buf) == batch:
             yield tuple(np.stack(x) for x in zip(*buf))
             buf = []
 
 
-def measure_baseline(spec: str, n_batches: int) -> float:
+def measure_baseline(spec: str, n_batches: int, per_window: bool = False) -> float:
     from pipelines.corpus import open_corpus
-    from schemas.store import JOINTS_CAM, KEYPOINTS_2D
+    from schemas.cameras import H36M_SUBJECTS, h36m_rig
+    from schemas.store import JOINTS_CAM, JOINTS_WORLD, KEYPOINTS_2D
 
     r = open_corpus(spec)
-    kp, j3 = np.asarray(r.array(KEYPOINTS_2D)[:]), np.asarray(r.array(JOINTS_CAM)[:])
+    kp, j3 = np.asarray(r.array(KEYPOINTS_2D)[:]), np.asarray(r.array(JOINTS_WORLD if per_window else JOINTS_CAM)[:])
     off, n = r.views["offset"].to_numpy(), r.views["n_frames"].to_numpy()
+    if per_window:
+        off = r.sequences["offset"].to_numpy()
     v2 = [kp[a:a + b] for a, b in zip(off, n)]
     v3 = [j3[a:a + b] for a, b in zip(off, n)]
-    gen = official_style_batches(v3, v2, BATCH)
+    cams = [c for s in H36M_SUBJECTS for c in h36m_rig(s)] if per_window else None
+    gen = official_style_batches(v3, v2, BATCH, cameras=cams)
     next(gen)
     t = time.perf_counter()
     for _ in range(n_batches):
@@ -129,19 +164,58 @@ def measure_baseline(spec: str, n_batches: int) -> float:
     return n_batches * BATCH / (time.perf_counter() - t)
 
 
-def measure_ours(spec: str, n_batches: int) -> float:
+def measure_ours(spec: str, n_batches: int, cameras: str = "precomputed") -> tuple[float, list[np.ndarray]]:
+    """Windows/s and, per timed batch, the view (source) of each distinct window."""
     import torch
 
     from uplift.data import StreamConfig, WindowStream
 
     torch.set_num_threads(1)
-    ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH))
+    ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH, cameras=cameras))
     it = iter(ds)
     next(it)
+    sources = []
     t = time.perf_counter()
     for _ in range(n_batches):
-        next(it)
-    return n_batches * BATCH / (time.perf_counter() - t)
+        b = next(it)
+        sources.append(b["view"][~b["flipped"]].numpy())
+    return n_batches * BATCH / (time.perf_counter() - t), sources
+
+
+def measure_ours_workers(spec: str, n_batches: int, workers: int = 2) -> float:
+    """Windows/s through ``make_loader`` with ``workers`` persistent worker processes (2 cores)."""
+    from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
+
+    ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH))
+    loader = make_loader(ds, num_workers=workers, persistent=True, prefetch_factor=4)
+    try:
+        it = iter(loader)
+        for _ in range(2 * workers):  # worker start-up and first group loads excluded
+            next(it)
+        t = time.perf_counter()
+        for _ in range(n_batches):
+            next(it)
+        return n_batches * BATCH / (time.perf_counter() - t)
+    finally:
+        close_loader(loader)
+
+
+def mixing(batches: list[np.ndarray]) -> tuple[float, float]:
+    """Mean distinct sources per batch and mean sources shared by consecutive batches."""
+    sets = [set(b.tolist()) for b in batches]
+    distinct = float(np.mean([len(s) for s in sets]))
+    overlap = float(np.mean([len(a & b) for a, b in zip(sets, sets[1:])]))
+    return distinct, overlap
+
+
+def global_shuffle_batches(spec: str, n_batches: int, per_batch: int, seed: int = 0) -> list[np.ndarray]:
+    """Sources of the first ``n_batches`` batches of a global shuffle of every window of the corpus."""
+    from pipelines.corpus import open_corpus
+
+    r = open_corpus(spec)
+    src = np.repeat(np.arange(r.views.num_rows), r.views["n_frames"].to_numpy())
+    order = np.random.default_rng(seed).permutation(len(src))[: n_batches * per_batch]
+    return list(src[order].reshape(n_batches, per_batch))
 
 
 def rss_child(spec: str, n_batches: int) -> None:
@@ -155,7 +229,19 @@ def rss_child(spec: str, n_batches: int) -> None:
     for i, _ in enumerate(ds):
         if i + 1 >= n_batches:
             break
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    print(peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process in MB. VmHWM (Linux): ``ru_maxrss`` survives ``execve``, so a child
+    started from a big parent would report the parent's peak (the same figure for every corpus size)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main() -> None:
@@ -186,9 +272,20 @@ def main() -> None:
                 specs[n] = build_corpus(path, n)
                 print(f"built {n} frames in {time.perf_counter() - t:.1f} s", flush=True)
         first = specs[sizes[0]]
-        ours = measure_ours(first, a.batches)
+        ours, srcs = measure_ours(first, a.batches)
         base = measure_baseline(first, a.baseline_batches)
         print(f"ours {ours:.0f} windows/s, official-style in-memory {base:.0f} windows/s, x{ours / base:.1f}")
+        ours_2w = measure_ours_workers(first, a.batches)
+        print(f"ours with 2 loader workers (2 cores) {ours_2w:.0f} windows/s, x{ours_2w / base:.1f}", flush=True)
+        d_ours, o_ours = mixing(srcs)
+        d_glob, o_glob = mixing(global_shuffle_batches(first, len(srcs), len(srcs[0])))
+        print(f"mixing per {len(srcs[0])}-window batch: distinct sources {d_ours:.1f} (global shuffle {d_glob:.1f}, "
+              f"x{d_ours / d_glob:.2f}); shared with the next batch {o_ours:.1f} (global {o_glob:.1f}, "
+              f"x{o_ours / o_glob:.2f})", flush=True)
+        ours_pw, _ = measure_ours(first, max(a.batches // 4, 1), cameras="per-window")
+        base_pw = measure_baseline(first, max(a.baseline_batches // 4, 1), per_window=True)
+        print(f"per-window cameras: ours {ours_pw:.0f} windows/s, official-style {base_pw:.0f} windows/s, "
+              f"x{ours_pw / base_pw:.1f}", flush=True)
         rss = {}
         for n in sizes:
             out = subprocess.run([sys.executable, __file__, "--_rss", specs[n], str(a.rss_batches)],
@@ -198,7 +295,10 @@ def main() -> None:
         res = {"ours_wps": round(ours, 1), "baseline_wps": round(base, 1), "ratio": round(ours / base, 2),
                "rss_mb_1m": round(rss.get(1_000_000, rss[sizes[0]]), 1),
                "rss_mb_10m": round(rss.get(10_000_000, rss[sizes[-1]]), 1),
-               "sizes": sizes}
+               "ours_2workers_wps": round(ours_2w, 1), "ratio_2cores": round(ours_2w / base, 2),
+               "distinct_sources_ratio": round(d_ours / d_glob, 3), "overlap_ratio": round(o_ours / o_glob, 3),
+               "ours_pw_wps": round(ours_pw, 1), "baseline_pw_wps": round(base_pw, 1),
+               "ratio_pw": round(ours_pw / base_pw, 2), "sizes": sizes}
         print(json.dumps(res))
     finally:
         if not a.keep and not a.workdir:

@@ -1,7 +1,9 @@
 """Configuration of the Uplift-Upsample Transformer (Einfalt et al., WACV 2023) and its training.
 
-Two published settings are named presets (``h36m_351``, ``h36m_81``, values from the paper and the
-official configs ``config/h36m_351.json`` / ``config/h36m_81.json``); ``tiny`` is for tests.
+The published settings are named presets, values from the paper and the authors' released configs
+(``config/amass_351.json``, ``h36m_351.json``, ``h36m_81.json``): ``amass_351`` (pre-training on AMASS),
+``h36m_351``, ``h36m_81``; ``tiny`` is for tests. Fine-tuning from a pre-trained checkpoint applies
+``finetune_overrides(preset)`` (official ``h36m_351_pt.json``: 3 epochs, lr 2e-5, weight decay 2e-6).
 
 Vocabulary:
 - ``seq_len`` (N): frames a window spans at the full frame rate (351 or 81).
@@ -100,6 +102,10 @@ class TrainConfig:
     epochs: int = 120
     steps_per_epoch: int = 6000
     edge_padding: bool = True  # windows past the sequence ends repeat the border frame ("copy")
+    # Official IN_BATCH_AUGMENT: True = the second half of a batch is the flipped first half; False =
+    # flipped copies are separate samples shuffled with the rest (a batch holds batch_size distinct
+    # windows and an epoch twice as many samples).
+    in_batch_flip: bool = True
 
     def __post_init__(self):
         if not self.in_strides:
@@ -127,18 +133,30 @@ class UpliftConfig:
 
 
 # N = 351, s_out = 5 -> 71 tokens; strides 3, 10, 3 without padding: 71 -> 23 -> 3 -> 1.
+_MODEL_351 = ModelConfig(seq_len=351, out_stride=5, strides=(3, 10, 3), paddings=((0, 0), (0, 0), (0, 0)))
+
 H36M_351 = UpliftConfig(
     name="h36m_351",
-    model=ModelConfig(seq_len=351, out_stride=5, strides=(3, 10, 3), paddings=((0, 0), (0, 0), (0, 0))),
-    # The released 351 config trains without EMA and with batch 512.
-    train=TrainConfig(in_strides=(5, 10, 20), ema_decay=None, batch_size=512),
+    model=_MODEL_351,
+    # The released 351 config trains without EMA, batch 512, in-batch flip, 120 epochs x 6000 steps.
+    train=TrainConfig(in_strides=(5, 10, 20), ema_decay=None, batch_size=512, epochs=120, steps_per_epoch=6000),
+)
+
+# Pre-training on AMASS (config/amass_351.json): as h36m_351 but 100 epochs; the AMASS corpus is
+# meant to be read with per-window cameras (RunConfig.cameras, resolved to "per-window" for this preset).
+AMASS_351 = UpliftConfig(
+    name="amass_351",
+    model=_MODEL_351,
+    train=TrainConfig(in_strides=(5, 10, 20), ema_decay=None, batch_size=512, epochs=100, steps_per_epoch=6000,
+                      lr=4e-5, weight_decay=4e-6, decay_rate=0.99),
 )
 
 # N = 81, s_out = 2 -> 41 tokens; strides 4, 4, 3, first conv padded: 41 -> 11 -> 3 -> 1.
 H36M_81 = UpliftConfig(
     name="h36m_81",
     model=ModelConfig(seq_len=81, out_stride=2, strides=(4, 4, 3), paddings=((1, 1), (0, 0), (0, 0))),
-    train=TrainConfig(in_strides=(4, 10, 20), ema_decay=0.999, batch_size=256),
+    # IN_BATCH_AUGMENT false: 256 distinct windows a batch, flipped copies shuffled separately.
+    train=TrainConfig(in_strides=(4, 10, 20), ema_decay=0.999, batch_size=256, in_batch_flip=False),
 )
 
 # Small enough for unit tests: N = 17, s_out = 2 -> 9 tokens; 9 -> 3 -> 1.
@@ -149,7 +167,21 @@ TINY = UpliftConfig(
     train=TrainConfig(in_strides=(2, 4), ema_decay=0.9, batch_size=4, steps_per_epoch=2, epochs=2),
 )
 
-PRESETS: dict[str, UpliftConfig] = {c.name: c for c in (H36M_351, H36M_81, TINY)}
+PRESETS: dict[str, UpliftConfig] = {c.name: c for c in (AMASS_351, H36M_351, H36M_81, TINY)}
+
+# Fine-tuning after pre-training (official config/h36m_351_pt.json): 3 epochs at half the lr and
+# weight decay. The authors released no N=81 fine-tuning config; its analogue keeps the same rule
+# (3 epochs, lr and weight decay halved) and its EMA, which warms up (optim.ema_decay_at) so that
+# a 3-epoch fine-tune evaluates an average of the fine-tuned weights, not of the starting point.
+FINETUNE_351 = {"epochs": 3, "lr": 2e-5, "weight_decay": 2e-6}
+FINETUNE: dict[str, dict] = {"amass_351": FINETUNE_351, "h36m_351": FINETUNE_351,
+                             "h36m_81": {"epochs": 3, "lr": 2e-5, "weight_decay": 2e-6},
+                             "tiny": {"lr": 2e-5, "weight_decay": 2e-6}}
+
+
+def finetune_overrides(name: str) -> dict:
+    """TrainConfig overrides applied when a run starts from a pre-trained checkpoint (``--init``)."""
+    return dict(FINETUNE.get(name, FINETUNE_351))
 
 
 def get_preset(name: str, **train_overrides) -> UpliftConfig:

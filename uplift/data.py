@@ -12,12 +12,21 @@ chunks is 10-30x faster):
   permuted with a generator seeded by ``(seed, epoch, shard, group)``. At most two groups are
   resident, so memory is bounded by ``2 * buffer_blocks * (block_frames + window span)`` frames
   whatever the corpus size.
+* Mixing: many small blocks (default 256 frames) in a large group (default 512 blocks) make a batch
+  draw from hundreds of random stretches of the corpus, close to a global shuffle of all windows
+  (``benchmarks/bench_loader.py`` measures distinct sources per batch and consecutive-batch
+  overlap against a global shuffle), at ~110 MB per resident group for N = 351.
 * The whole sample order is a pure function of the manifests and ``(seed, epoch, shard)``: resuming
   at batch k recomputes it from metadata, skips whole groups without reading them, and continues
   with exactly the batches an uninterrupted run would have produced.
 * The stream yields whole batches (numpy gathers, no per-sample Python); use it with
-  ``DataLoader(stream, batch_size=None)``. With ``flip`` the second half of a batch is the
-  left/right-flipped first half (flipped once per block, not per window).
+  ``DataLoader(stream, batch_size=None)``. With ``flip`` and ``in_batch_flip`` the second half of a
+  batch is the left/right-flipped first half; with ``in_batch_flip=False`` (official
+  ``IN_BATCH_AUGMENT: false``) every window also appears flipped as a separate sample, shuffled with
+  the rest (an epoch holds twice the windows, a batch ``batch_size`` distinct ones).
+* ``cameras="per-window"``: AMASS views (one per sequence) are re-projected per window through a
+  camera drawn from the rig's pool per (epoch, window), from the stored world joints
+  (``uplift.views``); the draw comes from the group's generator, so resume stays exact.
 
 Windows follow the official Uplift-Upsample recipe: N frames at stride ``s_out`` centred on frame t,
 out-of-sequence frames "copy"-padded with the nearest in-sequence frame of the same stride lattice,
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -40,7 +50,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from schemas.errors import ConfigError
 from schemas.skeletons import H36M_17
-from schemas.store import IN_VIEW, JOINTS_CAM, KEYPOINTS_2D, TIME_CHUNK
+from schemas.store import IN_VIEW, JOINTS_CAM, JOINTS_WORLD, KEYPOINTS_2D
+from uplift.views import draw_cameras, project_windows, rig_pool
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +138,17 @@ class StreamConfig:
     s_out: int = 5
     s_in: tuple[int, ...] = (5, 10, 20)
     batch_size: int = 512  # windows per batch, flipped copies included
-    flip: bool = True  # second half of each batch = flipped first half
+    flip: bool = True  # mirrored copies (left/right)
+    in_batch_flip: bool = True  # True: second half of each batch = flipped first half; False: separate samples
     random_shift: bool = True  # random key-frame phase (training); evaluation aligns to global frames
     frame_step: int = 1  # every frame_step-th frame is a window centre
-    block_frames: int = TIME_CHUNK
-    buffer_blocks: int = 8  # blocks shuffled together; bounds memory
+    block_frames: int = 256  # small blocks, many of them in a group: batches mix the corpus
+    buffer_blocks: int = 512  # blocks shuffled together; bounds memory
     drop_last: bool = True
     seed: int = 0
+    cameras: str = "precomputed"  # or "per-window" (AMASS views, see uplift.views)
+    prefetch_group: bool = True  # load the next group in a background thread
+    camera_rig: str | None = None  # per-window pool: "h36m" | "3dhp"; None: each view's own rig
 
     def __post_init__(self):
         if self.s_out < 1 or self.seq_len < 1 or (self.seq_len - 1) % self.s_out or self.n_out % 2 == 0:
@@ -141,7 +156,9 @@ class StreamConfig:
                               f"giving an odd token count, got n_out = {(self.seq_len - 1) / self.s_out + 1}")
         if self.s_out < 1 or any(s < self.s_out or s % self.s_out for s in self.s_in):
             raise ConfigError(f"every s_in must be a multiple of s_out={self.s_out}, got {self.s_in}")
-        if self.flip and self.batch_size % 2:
+        if self.cameras not in ("precomputed", "per-window"):
+            raise ConfigError(f"cameras must be 'precomputed' or 'per-window', got {self.cameras!r}")
+        if self.in_batch and self.batch_size % 2:
             raise ConfigError(f"batch_size must be even with flip, got {self.batch_size}")
         if self.batch_size < 1 or self.block_frames < 1 or self.buffer_blocks < 1 or self.frame_step < 1:
             raise ConfigError("batch_size, block_frames, buffer_blocks and frame_step must be positive")
@@ -152,9 +169,19 @@ class StreamConfig:
         return (self.seq_len - 1) // self.s_out + 1
 
     @property
+    def in_batch(self) -> bool:
+        """Flipped copies fill the second half of each batch."""
+        return self.flip and self.in_batch_flip
+
+    @property
+    def copies(self) -> int:
+        """Samples per window centre in an epoch: 2 with separate flipped copies, else 1."""
+        return 2 if self.flip and not self.in_batch_flip else 1
+
+    @property
     def base_per_batch(self) -> int:
-        """Distinct windows per batch (half the batch when flipping)."""
-        return self.batch_size // 2 if self.flip else self.batch_size
+        """Samples drawn from the shuffled order per batch (half the batch with in-batch flips)."""
+        return self.batch_size // 2 if self.in_batch else self.batch_size
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,6 +230,9 @@ class _Part:
     n_frames: np.ndarray  # (V,) int64
     view_base: int  # index of this part's first view in the stream's global view list
     blocks: np.ndarray  # (B,) int64 block numbers (row // block_frames) holding selected frames
+    seq_offset: np.ndarray | None = None  # (V,) first row of each view's sequence in sequences/*
+    per_window: np.ndarray | None = None  # (V,) bool: re-project this view per window
+    rig: np.ndarray | None = None  # (V,) object: the view's rig
 
 
 def _blocks_of(offset: np.ndarray, n_frames: np.ndarray, block_frames: int) -> np.ndarray:
@@ -271,6 +301,62 @@ def round_robin_skip(consumed: int, counts: Sequence[int]) -> tuple[list[int], i
     return done, 0
 
 
+# Coalesced reads: ranges closer than this are read in one call, runs at most MAX_RUN_ROWS long.
+# A Zarr call costs ~0.4 ms plus a decode of every chunk it touches; random blocks of a group often
+# share a 4096-frame chunk, which one call then decodes once instead of once per block.
+MERGE_GAP_ROWS = 4096
+MAX_RUN_ROWS = 4 * 4096
+
+
+def coalesce_ranges(ranges: Sequence[tuple[int, int]], gap: int = MERGE_GAP_ROWS, max_run: int = MAX_RUN_ROWS
+                    ) -> list[tuple[int, int, list[int]]]:
+    """Group row ranges into read runs ``(start, stop, [range indices])``: sorted by start, a range
+    joins the current run when it starts within ``gap`` rows of the run's end and the run stays
+    within ``max_run`` rows (a single longer range is a run of its own)."""
+    runs: list[tuple[int, int, list[int]]] = []
+    for i in sorted(range(len(ranges)), key=lambda k: ranges[k][0]):
+        a, b = ranges[i]
+        if runs and a <= runs[-1][1] + gap and max(b, runs[-1][1]) - runs[-1][0] <= max_run:
+            s0, s1, ids = runs[-1]
+            runs[-1] = (s0, max(s1, b), ids + [i])
+        else:
+            runs.append((a, b, [i]))
+    return runs
+
+
+def read_coalesced(arr, ranges: Sequence[tuple[int, int]], out: np.ndarray, dst: Sequence[int]) -> None:
+    """``out[dst[i]:dst[i] + b - a] = arr[a:b]`` for every range ``(a, b)``, one read per coalesced run."""
+    for s0, s1, ids in coalesce_ranges(ranges):
+        run = np.asarray(arr[s0:s1])
+        for i in ids:
+            a, b = ranges[i]
+            out[dst[i]:dst[i] + b - a] = run[a - s0:b - s0]
+
+
+def _perm_runs(perm) -> list[tuple[int, int, int]]:
+    """A joint permutation as runs of consecutive joints: ``(dst_start, dst_stop, src_start)``."""
+    perm = [int(p) for p in perm]
+    runs, i = [], 0
+    while i < len(perm):
+        j = i
+        while j + 1 < len(perm) and perm[j + 1] == perm[j] + 1:
+            j += 1
+        runs.append((i, j + 1, perm[i]))
+        i = j + 1
+    return runs
+
+
+def _permute_joints(x: np.ndarray, runs, sign=None) -> np.ndarray:
+    """``x[:, perm] * sign`` for ``x (R, J, ...)`` with slice copies (H36M's flip is 6 runs): no
+    fancy-index temporaries, ~2x faster."""
+    out = np.empty_like(x)
+    for a, b, c in runs:
+        out[:, a:b] = x[:, c:c + b - a]
+    if sign is not None:
+        out *= np.asarray(sign, x.dtype)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # The stream
 # ----------------------------------------------------------------------------------------------
@@ -293,18 +379,22 @@ def _spec_of(reader) -> object:
 class _Group:
     """Resident data of one group of blocks: concatenated rows plus the group's sample order."""
 
-    kp2d: torch.Tensor  # (R, J*2) normalised 2D, rows = frames
-    j3d: torch.Tensor  # (R, J*3) root-relative camera-frame metres
-    in_view: torch.Tensor  # (R, J)
-    kp2d_f: torch.Tensor | None  # the same, left/right flipped
+    kp2d: torch.Tensor | None  # (R, J*2) normalised 2D, rows = frames (None: all samples per-window)
+    j3d: torch.Tensor | None  # (R, J*3) root-relative camera-frame metres
+    in_view: torch.Tensor | None  # (R, J)
+    world: torch.Tensor | None  # (R, J*3) world metres (per-window cameras), rows aligned with the above
+    kp2d_f: torch.Tensor | None  # the stored arrays left/right flipped (None: no flip or per-window only)
     j3d_f: torch.Tensor | None
     in_view_f: torch.Tensor | None
-    rows: torch.Tensor  # (K*N,) rows of each sample's window in the group arrays
-    valid: np.ndarray  # (K, N)
+    row0: np.ndarray  # (K,) row of frame 0 of each sample's view in the group arrays (may be < 0)
+    n_frames: np.ndarray  # (K,) frames of each sample's view
     view: np.ndarray  # (K,) global view index
     t: np.ndarray  # (K,) centre frame in its view
     s_in: np.ndarray  # (K,)
-    keyframe: np.ndarray  # (K, N)
+    shift: np.ndarray | None  # (K,) key-frame phase in output frames; None: aligned to global frames (eval)
+    flipped: np.ndarray  # (K,) bool: mirrored sample (separate flipped copies)
+    camera: np.ndarray | None  # (K,) camera index in the rig pool, -1: stored view
+    pool: object = None  # (intrinsics (P, 11), extrinsics (P, 3, 4), centre_xy) of the per-window rig
 
 
 class WindowStream(IterableDataset):
@@ -315,7 +405,7 @@ class WindowStream(IterableDataset):
     ``keypoints_2d (B,N,J,2)`` normalised 2D input, ``joints_3d (B,N,J,3)`` root-relative camera-frame
     metres, ``valid (B,N)`` in-sequence mask, ``keyframe (B,N)`` 2D-input mask, ``in_view (B,N,J)``,
     ``s_in (B,)``, ``view (B,)`` global view index (see ``views``), ``frame (B,)`` centre frame,
-    ``flipped (B,)``.
+    ``flipped (B,)``, ``camera (B,)`` index in the per-window rig pool (-1: the stored view).
 
     ``train=True``: shuffled, random s_in and phase, flip, drop_last per config.
     ``train=False``: every selected frame in corpus order, one fixed ``eval_s_in``, key frames aligned
@@ -344,6 +434,7 @@ class WindowStream(IterableDataset):
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.start_batch = 0  # batches (of the whole loader, all workers) already consumed this epoch
+        self._shared = None  # (epoch, start_batch) shared with persistent workers, see share_position
         self._sources = list(sources)
         self._parts: list[_Part] | None = None
         self._build_parts()
@@ -368,9 +459,13 @@ class WindowStream(IterableDataset):
         for src in self._sources:
             reader = _open(src)
             views = select_views(reader.sequences, reader.views, **self.filters)
+            seq_off = pw = rig = None
+            if self.train and cfg.cameras == "per-window":
+                views, seq_off, pw = _per_window_views(reader.sequences, views)
+                rig = np.asarray(views["rig"].to_pylist(), object)
             off = views["offset"].to_numpy().astype(np.int64)
             n = views["n_frames"].to_numpy().astype(np.int64)
-            parts.append(_Part(reader, views, off, n, base, _blocks_of(off, n, cfg.block_frames)))
+            parts.append(_Part(reader, views, off, n, base, _blocks_of(off, n, cfg.block_frames), seq_off, pw, rig))
             base += len(views)
         self._parts = parts
         self._block_ref = np.concatenate(
@@ -398,6 +493,14 @@ class WindowStream(IterableDataset):
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch's order; ``start_batch`` = loader batches already consumed (resume)."""
         self.epoch, self.start_batch = int(epoch), int(start_batch)
+        if self._shared is not None:
+            self._shared[0], self._shared[1] = self.epoch, self.start_batch
+
+    def share_position(self, ctx) -> None:
+        """Keep (epoch, start_batch) in shared memory so that persistent workers see ``set_epoch``."""
+        if self._shared is None:
+            self._shared = ctx.RawArray("q", 2)
+            self._shared[0], self._shared[1] = self.epoch, self.start_batch
 
     def _shard_info(self, num_workers: int, worker: int) -> tuple[int, int]:
         return self.rank * num_workers + worker, self.world_size * num_workers
@@ -405,7 +508,7 @@ class WindowStream(IterableDataset):
     def _batch_count(self, shard: int, num_shards: int) -> int:
         blocks = shard_blocks(len(self._block_ref), self.config.seed, self.epoch, shard, num_shards,
                               shuffle=self.train)
-        n = int(self._block_sizes[blocks].sum())
+        n = int(self._block_sizes[blocks].sum()) * self.config.copies
         b = self.config.base_per_batch
         return n // b if self.config.drop_last else -(-n // b)
 
@@ -424,60 +527,119 @@ class WindowStream(IterableDataset):
 
     def _load_group(self, blocks: np.ndarray, shard: int, gi: int) -> _Group:
         cfg = self.config
-        kp, j3, iv, rows, valid, view, ts = [], [], [], [], [], [], []
+        J = self.skeleton.num_joints
+        pw_mode = self.train and cfg.cameras == "per-window"
+        # Every view per-window: the stored 2D/3D/in-view are never used, so never read.
+        need_stored = not pw_mode or not all(
+            self._parts[pi].per_window.all() for pi in np.unique(self._block_ref[blocks, 0]))
+        rows, valid, view, ts, pwv, spans = [], [], [], [], [], []
         base = 0
         for bi in blocks:
             pi, b = self._block_ref[bi]
             part = self._parts[pi]
             v, t = block_centres(part.offset, part.n_frames, int(b), cfg.block_frames, cfg.frame_step)
             idx, ok = window_indices(t, part.n_frames[v], cfg.n_out, cfg.s_out)
-            absrow = part.offset[v][:, None] + idx
-            r0, r1 = int(absrow.min()), int(absrow.max()) + 1  # the block plus its halo, one read
-            src = part.source
-            kp.append(np.asarray(src.array(KEYPOINTS_2D)[r0:r1], np.float32))
-            j = np.asarray(src.array(JOINTS_CAM)[r0:r1], np.float32)
-            j3.append(j - j[:, self.skeleton.root:self.skeleton.root + 1])
-            iv.append(np.asarray(src.array(IN_VIEW)[r0:r1], bool))
-            rows.append(absrow - r0 + base)
-            valid.append(ok)
+            if len(t) == 0:
+                continue
+            # rows the block's windows reach: edge frames at most (copy padding), one read
+            r0 = int((part.offset[v] + idx[:, 0]).min())
+            r1 = int((part.offset[v] + idx[:, -1]).max()) + 1
+            spans.append((int(pi), r0, r1, np.unique(v)))
+            if pw_mode:
+                pwv.append(part.per_window[v])
+            rows.append(part.offset[v] - r0 + base)  # windows' rows = row0 + window_indices, per batch
+            valid.append(part.n_frames[v])
             view.append(v + part.view_base)
             ts.append(t)
             base += r1 - r0
+        # Group arrays allocated once and filled in place (no per-block copies, no concatenation).
+        R = base
+        dst = np.cumsum([0] + [sp[2] - sp[1] for sp in spans])[:-1]
+        g_kp = np.empty((R, J, 2), np.float32) if need_stored else None
+        g_j3 = np.empty((R, J, 3), np.float32) if need_stored else None
+        g_iv = np.empty((R, J), bool) if need_stored else None
+        g_wo = np.zeros((R, J, 3), np.float32) if pw_mode else None
+        for pi in sorted({sp[0] for sp in spans}):  # reads coalesced per corpus (see read_coalesced)
+            mine = [i for i, sp in enumerate(spans) if sp[0] == pi]
+            src = self._parts[pi].source
+            rng_ = [(spans[i][1], spans[i][2]) for i in mine]
+            if need_stored:
+                for out, spec in ((g_kp, KEYPOINTS_2D), (g_j3, JOINTS_CAM), (g_iv, IN_VIEW)):
+                    read_coalesced(src.array(spec), rng_, out, dst[mine])
+            if pw_mode:
+                self._world_rows(self._parts[pi], [spans[i] for i in mine], g_wo, dst[mine])
+        if need_stored:
+            root = self.skeleton.root
+            g_j3 -= g_j3[:, root:root + 1].copy()  # root-relative
         cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
-        J = self.skeleton.num_joints
-        g_kp, g_j3, g_iv = cat(kp, (0, J, 2)), cat(j3, (0, J, 3)), cat(iv, (0, J))
-        rows_a = cat(rows, (0, cfg.n_out)).astype(np.int64)
-        valid_a = cat(valid, (0, cfg.n_out)).astype(bool)
+        rows_a = cat(rows, (0,)).astype(np.int64)
+        valid_a = cat(valid, (0,)).astype(np.int64)  # n_frames of each sample's view
         view_a, t_a = cat(view, (0,)).astype(np.int64), cat(ts, (0,)).astype(np.int64)
+        pw_a = cat(pwv, (0,)).astype(bool) if pw_mode else np.zeros(len(t_a), bool)
+        flipped = np.zeros(len(t_a), bool)
+        if cfg.copies == 2:  # separate flipped copies: every window twice, shuffled together
+            rows_a, valid_a, view_a, t_a, pw_a = (np.concatenate([x, x]) for x in (rows_a, valid_a, view_a, t_a, pw_a))
+            flipped = np.r_[flipped, ~flipped]
         n = len(t_a)
         rng = np.random.default_rng([cfg.seed, self.epoch, shard, gi])
         if self.train:
             order = rng.permutation(n)
             rows_a, valid_a, view_a, t_a = rows_a[order], valid_a[order], view_a[order], t_a[order]
+            pw_a, flipped = pw_a[order], flipped[order]
         if self.train and (len(cfg.s_in) > 1 or cfg.random_shift):
             s_in, shift = draw_keyframes(rng, n, cfg.s_in, cfg.s_out)
             if not cfg.random_shift:
                 shift = np.zeros(n, np.int64)
-            keyframe = keyframe_mask(cfg.n_out, cfg.s_out, s_in, shift)
         else:
             s_in = np.full(n, cfg.s_in[0], np.int64)
-            keyframe = keyframe_mask(cfg.n_out, cfg.s_out, s_in, 0, centre=None if self.train else t_a)
+            shift = np.zeros(n, np.int64) if self.train else None
+        camera, pool = None, None
+        if pw_mode:  # drawn after the key frames: the precomputed path's draws are unchanged
+            pool = self._pool(view_a[pw_a][:1])
+            camera = np.where(pw_a, draw_cameras(rng, n, len(pool[0])), -1)
         # Row-flattened torch tensors: index_select copies whole rows (2x faster than np.take here).
         flat = (lambda x: torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1))))
-        g = _Group(flat(g_kp), flat(g_j3), flat(g_iv), None, None, None,
-                   torch.from_numpy(np.ascontiguousarray(rows_a.reshape(-1))), valid_a, view_a, t_a, s_in, keyframe)
-        if cfg.flip:  # flipped once per group, not per window
-            perm = self.skeleton.flip_permutation
-            g.kp2d_f = flat(g_kp[:, perm] * np.array([-1, 1], np.float32))
-            g.j3d_f = flat(g_j3[:, perm] * np.array([-1, 1, 1], np.float32))
-            g.in_view_f = flat(g_iv[:, perm])
-        return g
+        flipped_arrays = (None,) * 3
+        if need_stored and cfg.flip:  # flipped once per group: a batch then only gathers rows
+            runs = _perm_runs(self.skeleton.flip_permutation)
+            flipped_arrays = tuple(flat(_permute_joints(x, runs, sign)) for x, sign in
+                                   ((g_kp, (-1.0, 1.0)), (g_j3, (-1.0, 1.0, 1.0)), (g_iv, None)))
+        return _Group(*(flat(x) if x is not None else None for x in (g_kp, g_j3, g_iv, g_wo)), *flipped_arrays,
+                      rows_a, valid_a, view_a, t_a, s_in, shift, flipped, camera, pool)
+
+    def _world_rows(self, part: _Part, spans, out: np.ndarray, dst) -> None:
+        """Fill ``out`` (zeros) with world joints aligned with the view rows of each block span
+        ``(pi, r0, r1, views)`` written at ``dst``: view row r of view v is sequence row
+        ``seq_offset[v] + r - offset[v]``; rows of other views stay zero."""
+        targets, ranges = [], []
+        for (_, r0, r1, views), d in zip(spans, dst):
+            for v in views:
+                a, b = max(r0, int(part.offset[v])), min(r1, int(part.offset[v] + part.n_frames[v]))
+                if a < b and part.per_window[v]:
+                    s0 = int(part.seq_offset[v]) + a - int(part.offset[v])
+                    targets.append(int(d) + a - r0)
+                    ranges.append((s0, s0 + b - a))
+        read_coalesced(part.source.array(JOINTS_WORLD), ranges, out, targets)
+
+    def _pool(self, some_views: np.ndarray):
+        """The per-window camera pool: ``camera_rig``, else the rig of the (first) per-window view."""
+        rig = self.config.camera_rig
+        if rig is None:
+            rig = "h36m"
+            if len(some_views):
+                gv = int(some_views[0])
+                for p in self._parts:
+                    if p.view_base <= gv < p.view_base + len(p.offset):
+                        rig = str(p.rig[gv - p.view_base])
+        return rig_pool(rig)
 
     # -- iteration ------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         nw, wid = (info.num_workers, info.id) if info is not None else (1, 0)
+        if self._shared is not None:  # persistent worker: the main process's set_epoch
+            self.epoch, self.start_batch = int(self._shared[0]), int(self._shared[1])
         shard, num_shards = self._shard_info(nw, wid)
         counts = [self._batch_count(*self._shard_info(nw, w)) for w in range(nw)]
         done, first = round_robin_skip(self.start_batch, counts)
@@ -494,12 +656,24 @@ class WindowStream(IterableDataset):
     def _iter_shard(self, shard, num_shards, skip, n_batches):
         cfg = self.config
         groups = self._groups(shard, num_shards)
-        sizes = [int(self._block_sizes[g].sum()) for g in groups]
+        sizes = [int(self._block_sizes[g].sum()) * cfg.copies for g in groups]
         bsz = cfg.base_per_batch
         pos = skip * bsz  # first sample (in shard order) still to emit
         end = n_batches * bsz if cfg.drop_last else sum(sizes)
         starts = np.cumsum([0] + sizes)
         resident: dict[int, _Group] = {}
+        # The next group loads in a thread while this one is cut into batches (Zarr decoding and
+        # numpy copies release the GIL): on 2 cores reading overlaps assembling. Loads are pure
+        # functions of (blocks, seed, epoch, shard, group), so the order stays exact.
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="group-prefetch") if cfg.prefetch_group else None
+        futures: dict[int, Future] = {}
+        try:
+            yield from self._batches(groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures)
+        finally:
+            if ahead is not None:  # wait for a load in flight: never leave a reader running at exit
+                ahead.shutdown(wait=True, cancel_futures=True)
+
+    def _batches(self, groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures):
         while pos < end:
             stop = min(pos + bsz, end)
             pieces = []
@@ -510,8 +684,12 @@ class WindowStream(IterableDataset):
                     gi += 1
                 if gi not in resident:
                     for old in [k for k in resident if k < gi]:
-                        del resident[old]  # at most two groups resident
-                    resident[gi] = self._load_group(groups[gi], shard, gi)
+                        del resident[old]  # at most two groups resident (three while one loads ahead)
+                    f = futures.pop(gi, None)
+                    resident[gi] = f.result() if f is not None else self._load_group(groups[gi], shard, gi)
+                    nxt = next((k for k in range(gi + 1, len(groups)) if sizes[k]), None)
+                    if ahead is not None and nxt is not None and starts[nxt] < end and nxt not in futures:
+                        futures[nxt] = ahead.submit(self._load_group, groups[nxt], shard, nxt)
                 q = min(stop, int(starts[gi + 1]))
                 pieces.append((resident[gi], p - int(starts[gi]), q - int(starts[gi])))
                 p = q
@@ -521,7 +699,7 @@ class WindowStream(IterableDataset):
     def _assemble(self, pieces, n: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         J, N = self.skeleton.num_joints, cfg.n_out
-        B = 2 * n if cfg.flip else n
+        B = 2 * n if cfg.in_batch else n
         kp = torch.empty((B, N, J, 2), dtype=torch.float32)
         j3 = torch.empty((B, N, J, 3), dtype=torch.float32)
         iv = torch.empty((B, N, J), dtype=torch.bool)
@@ -531,38 +709,127 @@ class WindowStream(IterableDataset):
         s_in = np.empty(B, np.int64)
         view = np.empty(B, np.int64)
         frame = np.empty(B, np.int64)
+        flipped = np.zeros(B, bool)
+        camera = np.full(B, -1, np.int64)
+        perm = self.skeleton.flip_permutation
+        root = self.skeleton.root
         o = 0
         for g, a, b in pieces:
             k = b - a
-            r = g.rows[a * N:b * N]
-            for src, dst in zip((g.kp2d, g.j3d, g.in_view), flat):
-                torch.index_select(src, 0, r, out=dst[o * N:(o + k) * N])
-            if cfg.flip:
-                for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), flat):
-                    torch.index_select(src, 0, r, out=dst[(n + o) * N:(n + o + k) * N])
-            valid[o:o + k], key[o:o + k], s_in[o:o + k] = g.valid[a:b], g.keyframe[a:b], g.s_in[a:b]
-            view[o:o + k], frame[o:o + k] = g.view[a:b], g.t[a:b]
+            idx, ok = window_indices(g.t[a:b], g.n_frames[a:b], N, cfg.s_out)
+            rows2 = g.row0[a:b, None] + idx  # (k, N) rows in the group arrays
+            r = torch.from_numpy(rows2.reshape(-1))
+            fl = g.flipped[a:b]
+            if g.kp2d is not None:
+                for src, dst in zip((g.kp2d, g.j3d, g.in_view), flat):
+                    torch.index_select(src, 0, r, out=dst[o * N:(o + k) * N])
+                if cfg.in_batch:  # the flipped copies: rows of the group's flipped arrays
+                    for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), flat):
+                        torch.index_select(src, 0, r, out=dst[(n + o) * N:(n + o + k) * N])
+                if fl.any():  # separate flipped copies of stored views: rows of the flipped arrays
+                    fi = np.flatnonzero(fl)
+                    rf = torch.from_numpy(rows2[fi].reshape(-1))
+                    sel = torch.from_numpy(fi + o)
+                    for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), (kp, j3, iv)):
+                        dst[sel] = torch.index_select(src, 0, rf).view((len(fi),) + dst.shape[1:])
+            if g.camera is not None:
+                pw = g.camera[a:b] >= 0
+                if pw.any():
+                    pi_ = np.flatnonzero(pw)
+                    rr = torch.from_numpy(rows2[pi_].reshape(-1))
+                    world = torch.index_select(g.world, 0, rr).view(len(pi_), N, J, 3)
+                    intr, extr, centre = g.pool
+                    cam = torch.from_numpy(g.camera[a + pi_])
+                    mirror = torch.from_numpy(fl[pi_])
+                    if len(pi_) == k:  # all per-window: project straight into the batch
+                        project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root,
+                                        out=(kp[o:o + k], j3[o:o + k], iv[o:o + k]))
+                    else:
+                        sel = torch.from_numpy(pi_ + o)
+                        kp[sel], j3[sel], iv[sel] = project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root)
+                    if cfg.in_batch:  # the flipped copy: mirrored in world space, same camera
+                        h = slice(n + o, n + o + k)
+                        kpf, j3f, ivf = project_windows(world, intr[cam], extr[cam], torch.ones(len(pi_), dtype=torch.bool),
+                                                        centre, perm, root,
+                                                        out=(kp[h], j3[h], iv[h]) if len(pi_) == k else None)
+            valid[o:o + k], s_in[o:o + k] = ok, g.s_in[a:b]
+            if g.shift is None:  # evaluation: key frames aligned to global frame indices
+                key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], 0, centre=g.t[a:b])
+            else:
+                key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], g.shift[a:b])
+            view[o:o + k], frame[o:o + k], flipped[o:o + k] = g.view[a:b], g.t[a:b], fl
+            if g.camera is not None:
+                camera[o:o + k] = g.camera[a:b]
+            if cfg.in_batch:
+                if g.camera is not None and pw.any() and len(pi_) < k:
+                    sel = torch.from_numpy(pi_ + n + o)
+                    kp[sel], j3[sel], iv[sel] = kpf, j3f, ivf
             o += k
-        flipped = np.zeros(B, bool)
-        if cfg.flip:
-            for arr in (valid, key, s_in, view, frame):
+        if cfg.in_batch:
+            for arr in (valid, key, s_in, view, frame, camera):
                 arr[n:] = arr[:n]
             flipped[n:] = True
-        out = dict(valid=valid, keyframe=key, s_in=s_in, view=view, frame=frame, flipped=flipped)
+        out = dict(valid=valid, keyframe=key, s_in=s_in, view=view, frame=frame, flipped=flipped, camera=camera)
         out = {k: torch.from_numpy(v) for k, v in out.items()}
         return dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, **out)
 
 
-def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = False
-                ) -> torch.utils.data.DataLoader:
+def _per_window_views(sequences: pa.Table, views: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """For per-window cameras: one view per AMASS sequence (its cameras are drawn per window instead;
+    keeping all k views would repeat each window k times an epoch), every other view as it is.
+
+    Returns ``(views, seq_offset (V,), per_window (V,) bool)``, views still sorted by offset.
+    """
+    amass = views["source"].to_numpy(zero_copy_only=False) == "amass" if "source" in views.column_names \
+        else np.zeros(views.num_rows, bool)
+    sid = views["sequence_id"].to_numpy()
+    first = np.ones(views.num_rows, bool)
+    order = np.lexsort((views["offset"].to_numpy(), sid))
+    dup = np.r_[False, sid[order][1:] == sid[order][:-1]]
+    first[order[dup]] = False
+    keep = ~amass | first
+    views = views.filter(pa.array(keep))
+    seq_ids = sequences["sequence_id"].to_numpy()
+    seq_off = sequences["offset"].to_numpy().astype(np.int64)
+    pos = np.searchsorted(seq_ids, views["sequence_id"].to_numpy(), sorter=np.argsort(seq_ids))
+    so = seq_off[np.argsort(seq_ids)[pos]]
+    return views, so, amass[keep]
+
+
+def _worker_init(_worker_id: int) -> None:
+    # One intra-op thread per worker: the workers gather and project with numpy/torch, and k workers
+    # with a thread per core each would fight the training process for the cores.
+    torch.set_num_threads(1)
+
+
+def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = False, persistent: bool = False,
+                prefetch_factor: int | None = None) -> torch.utils.data.DataLoader:
     """A DataLoader over whole batches (the stream batches itself), in deterministic worker order.
 
     Workers are spawned, not forked: a forked child inherits Icechunk's async runtime without its
     threads and hangs on the first read. The stream pickles its corpora as ``PATH@SNAPSHOT``.
+    ``persistent``: workers live across epochs (no re-spawn per epoch); ``set_epoch`` reaches them
+    through shared memory, read at the start of each epoch's iteration. Call ``close_loader`` when
+    done so that the workers exit cleanly instead of being killed at interpreter exit.
     """
+    kw: dict = {}
+    if num_workers:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        kw = dict(multiprocessing_context=ctx, worker_init_fn=_worker_init, persistent_workers=persistent,
+                  prefetch_factor=prefetch_factor or 2)
+        if persistent:
+            stream.share_position(ctx)
     # Own generator: a loader iterator otherwise draws its base seed from the global torch RNG,
     # which would shift dropout / drop-path draws and break exact resume.
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
-                                       pin_memory=pin_memory, persistent_workers=False,
-                                       generator=torch.Generator().manual_seed(stream.config.seed),
-                                       multiprocessing_context="spawn" if num_workers else None)
+    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
+                                       generator=torch.Generator().manual_seed(stream.config.seed), **kw)
+
+
+def close_loader(loader: torch.utils.data.DataLoader) -> None:
+    """Shut a (persistent) loader's workers down now."""
+    it = getattr(loader, "_iterator", None)
+    if it is not None and hasattr(it, "_shutdown_workers"):
+        it._shutdown_workers()
+    loader._iterator = None

@@ -40,6 +40,10 @@ def uplift_loss(pred_seq: torch.Tensor, pred_center: torch.Tensor, target: torch
     target: (B, N, J, 3) ground truth for the window; valid: (B, N) bool/float, False for padded frames
     (None: all valid); center_target: (B, J, 3), defaults to ``target[:, N // 2]``.
     """
+    # fp32 whatever the autocast around: errors of a few mm on metre-scale poses
+    pred_seq, pred_center, target = pred_seq.float(), pred_center.float(), target.float()
+    if center_target is not None:
+        center_target = center_target.float()
     if pred_seq.shape != target.shape:
         raise ValueError(f"pred_seq {tuple(pred_seq.shape)} and target {tuple(target.shape)} differ")
     b, n = target.shape[:2]

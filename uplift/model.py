@@ -54,6 +54,28 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+# CUDA launches attention kernels with batch x heads in a grid dimension limited to 65535 blocks
+# (bf16 SDPA at 1024 windows x 71 key frames x 8 heads failed with "invalid argument"): larger
+# batches run in chunks of at most this many batch x heads.
+SDPA_MAX_BATCH_HEADS = 65535
+
+
+def sdpa_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+                 dropout_p: float = 0.0, max_batch_heads: int | None = None) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` on ``(B, H, L, D)`` in batch chunks of ``B_c * H <= max_batch_heads``."""
+    limit = SDPA_MAX_BATCH_HEADS if max_batch_heads is None else max_batch_heads
+    b, h = q.shape[:2]
+    step = max(1, limit // h)
+    if b <= step:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    outs = []
+    for i in range(0, b, step):
+        m = None if mask is None else mask[i:i + step]
+        outs.append(F.scaled_dot_product_attention(q[i:i + step], k[i:i + step], v[i:i + step], attn_mask=m,
+                                                   dropout_p=dropout_p))
+    return torch.cat(outs)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with fused qkv (same parameters as separate q, k, v layers)."""
 
@@ -70,8 +92,7 @@ class Attention(nn.Module):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         mask = None if key_mask is None else key_mask[:, None, None, :]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           dropout_p=self.attn_drop if self.training else 0.0)
+        y = sdpa_chunked(q, k, v, mask, self.attn_drop if self.training else 0.0)
         return self.proj_drop(self.proj(y.transpose(1, 2).reshape(b, n, c)))
 
 
@@ -172,6 +193,10 @@ class UpliftUpsampleTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.spatial_on_all_frames = False
+        # Static shapes for torch.compile / CUDA graphs: the key-frame gather returns exactly
+        # ``B * static_keyframes`` rows (padding repeats a dummy row), so its size does not vary with
+        # the per-window s_in draw. Set it to the most key frames a window can have (``max_keyframes``).
+        self.static_keyframes: int | None = None
         n, d, j = cfg.n_out, cfg.d_temp, cfg.num_joints
         self.spatial = SpatialTransformer(cfg)
         self.upsample_token = _trunc_normal(d)
@@ -197,6 +222,13 @@ class UpliftUpsampleTransformer(nn.Module):
         flat_x = x2d.reshape(b * n, j, 2)
         if self.spatial_on_all_frames:
             emb = self.spatial(flat_x)
+        elif self.static_keyframes is not None:
+            # nonzero_static: fixed-size index (no host sync); padded entries point at a dummy row b*n
+            # whose embedding is dropped.
+            idx = torch.nonzero_static(flat_kf, size=b * self.static_keyframes, fill_value=b * n).squeeze(1)
+            padded = torch.cat([flat_x, flat_x.new_zeros(1, j, 2)])
+            feats = self.spatial(padded.index_select(0, idx))
+            emb = feats.new_zeros(b * n + 1, feats.shape[-1]).index_copy(0, idx, feats)[: b * n]
         else:
             # Gather key frames, embed them, scatter back: s_in / s_out times less spatial work.
             idx = flat_kf.nonzero(as_tuple=True)[0]
@@ -213,11 +245,23 @@ class UpliftUpsampleTransformer(nn.Module):
         x = self.pose_tokens(x2d, keyframes) + self.temporal_pos
         for i, blk in enumerate(self.temporal_blocks):
             x = blk(x, keyframes if i < self.cfg.masked_temporal_blocks else None)
-        seq = self.head_seq(x).reshape(b, n, j, 3)
+        seq = _fp32_head(self.head_seq, x).reshape(b, n, j, 3)
         for pos, blk in zip(self.strided_pos, self.strided_blocks):
             x = blk(x + pos)
-        center = self.head_center(x[:, 0]).reshape(b, j, 3)
+        center = _fp32_head(self.head_center, x[:, 0]).reshape(b, j, 3)
         return UpliftOutput(seq, center)
+
+
+def max_keyframes(n_out: int, s_out: int, s_in: int) -> int:
+    """Most key frames a window of ``n_out`` tokens can hold for key-frame stride ``s_in`` (any phase)."""
+    m = s_in // s_out
+    return -(-n_out // m)
+
+
+def _fp32_head(head: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """Output head in fp32 even under autocast: a bf16 head rounds metre-scale outputs to 2-4 mm steps."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return head(x.float())
 
 
 def _init_weights(m: nn.Module) -> None:

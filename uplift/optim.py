@@ -38,10 +38,33 @@ def effective_weight_decay(optimizer: torch.optim.Optimizer) -> float:
     return float(g["lr"] * g["weight_decay"])
 
 
-def make_ema(model: nn.Module, decay: float) -> AveragedModel:
-    """EMA copy: ``ema = decay * ema + (1 - decay) * w`` after each ``update_parameters``; the first
-    call copies the weights. Buffers are averaged too."""
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+def ema_decay_at(decay: float, t: int) -> float:
+    """EMA decay of update ``t`` (0-based) with warm-up: ``min(decay, (1 + t) / (10 + t))`` (official)."""
+    return min(decay, (1.0 + t) / (10.0 + t))
+
+
+def _warmup_ema_fn(decay: float):
+    """``multi_avg_fn`` for AveragedModel: ``ema = d_t * ema + (1 - d_t) * w`` with the warm-up decay.
+
+    ``num_averaged`` counts the updates so far (the first call, t = 0, copies the weights), so the
+    t-th averaging step uses ``ema_decay_at(decay, t)`` and the schedule survives a resume through
+    ``n_averaged``.
+    """
+
+    @torch.no_grad()
+    def fn(ema_params, current_params, num_averaged):
+        d = ema_decay_at(decay, int(num_averaged))
+        torch._foreach_lerp_(ema_params, current_params, 1.0 - d)
+
+    return fn
+
+
+def make_ema(model: nn.Module, decay: float, warmup: bool = True) -> AveragedModel:
+    """EMA copy: ``ema = d_t * ema + (1 - d_t) * w`` after each ``update_parameters``, ``d_t`` warming up
+    as ``min(decay, (1 + t) / (10 + t))`` (``warmup=False``: constant ``decay``); the first call copies
+    the weights. Buffers are averaged too."""
+    fn = _warmup_ema_fn(decay) if warmup else get_ema_multi_avg_fn(decay)
+    return AveragedModel(model, multi_avg_fn=fn, use_buffers=True)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig | UpliftConfig) -> OptimBundle:

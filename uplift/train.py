@@ -31,8 +31,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from schemas.errors import ConfigError
-from uplift.config import ModelConfig, TrainConfig, UpliftConfig, get_preset
-from uplift.data import StreamConfig, WindowStream, make_loader
+from uplift.config import FINETUNE_351, ModelConfig, TrainConfig, UpliftConfig, finetune_overrides, get_preset
+from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
 from uplift.evaluate import evaluate_model, summary
 from uplift.losses import uplift_loss
 from uplift.model import build_model
@@ -40,15 +40,16 @@ from uplift.optim import make_optimizer
 
 log = logging.getLogger(__name__)
 
-# Official fine-tuning config (config/h36m_351_pt.json): lower learning rate and weight decay.
-FINETUNE_OVERRIDES = {"lr": 2e-5, "weight_decay": 2e-6}
+# Official fine-tuning config (config/h36m_351_pt.json): 3 epochs, lower learning rate and weight
+# decay. Per preset: uplift.config.finetune_overrides (the N=81 analogue is documented there).
+FINETUNE_OVERRIDES = FINETUNE_351
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs besides the corpora. Load with ``load_run_config(path_or_preset)``."""
 
-    preset: str = "tiny"  # uplift.config preset: h36m_351, h36m_81, tiny
+    preset: str = "tiny"  # uplift.config preset: amass_351, h36m_351, h36m_81, tiny
     train: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 3}
     model: dict = field(default_factory=dict)  # ModelConfig overrides
     finetune: bool | None = None  # None: apply FINETUNE_OVERRIDES when starting from --init
@@ -62,16 +63,41 @@ class RunConfig:
     steps_per_epoch: int | None = None  # None: the train config's; 0: a full pass over the corpus
     checkpoint_every: int = 0  # also checkpoint every k steps inside an epoch (0: epoch ends only)
     num_workers: int = 0
-    buffer_blocks: int = 8
-    block_frames: int = 4096
+    buffer_blocks: int = 512  # blocks shuffled together (memory ~ buffer_blocks * (block_frames + N) frames)
+    block_frames: int = 256
     seed: int = 0
     device: str | None = None  # None: cuda if available else cpu
+    # AMASS views: "precomputed" (the corpus's build-time cameras) or "per-window" (a camera drawn
+    # from the rig's pool per window and epoch, projected on the fly); None: per-window for the
+    # amass_* presets, precomputed otherwise. H36M detections (cpn, gt) always keep their views.
+    cameras: str | None = None
+    camera_rig: str | None = None  # per-window pool: "h36m" (28 cameras) or "3dhp" (14); None: each view's rig
+    precision: str = "bf16"  # training autocast on CUDA: "bf16" or "fp32" (heads and losses always fp32)
+    eval_precision: str = "fp32"  # evaluation: fp32 unless "bf16" is asked for
+    compile: str | None = None  # torch.compile mode for training ("default", "max-autotune", ...); None: eager
+    prefetch_factor: int = 4  # batches each DataLoader worker keeps ready
+
+    def __post_init__(self):
+        if self.cameras not in (None, "precomputed", "per-window"):
+            raise ConfigError(f"cameras must be 'precomputed' or 'per-window', got {self.cameras!r}")
+        if self.camera_rig not in (None, "h36m", "3dhp"):
+            raise ConfigError(f"camera_rig must be 'h36m' or '3dhp', got {self.camera_rig!r}")
+        for k in ("precision", "eval_precision"):
+            if getattr(self, k) not in ("bf16", "fp32"):
+                raise ConfigError(f"{k} must be 'bf16' or 'fp32', got {getattr(self, k)!r}")
+
+    @property
+    def camera_mode(self) -> str:
+        """``cameras`` resolved: per-window for the AMASS pre-training presets unless set."""
+        if self.cameras is not None:
+            return self.cameras
+        return "per-window" if self.preset.startswith("amass") else "precomputed"
 
     def uplift_config(self, finetuning: bool = False) -> UpliftConfig:
         base = get_preset(self.preset)
         tr = dict(self.train)
         if finetuning if self.finetune is None else self.finetune:
-            tr = {**FINETUNE_OVERRIDES, **tr}
+            tr = {**finetune_overrides(self.preset), **tr}
         model = replace(base.model, **_tuples(self.model)) if self.model else base.model
         return replace(base, model=model, train=replace(base.train, **_tuples(tr)))
 
@@ -175,6 +201,30 @@ def load_checkpoint(path: str | os.PathLike, device=None, with_state: bool = Fal
     return Checkpoint(model, ema, ucfg, meta, state)
 
 
+def rng_state() -> dict:
+    """RNG states for ``state.pt``: the CPU generator (a CPU ByteTensor) and, when CUDA is available,
+    every CUDA device's generator (dropout and drop-path draw from them on a GPU)."""
+    out = {"torch_rng": torch.get_rng_state().cpu()}
+    if torch.cuda.is_available():
+        out["cuda_rng"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
+    return out
+
+
+def _cpu_bytes(t) -> torch.Tensor:
+    """An RNG state as ``torch.set_rng_state`` wants it: a CPU uint8 tensor (``state.pt`` loaded with
+    ``map_location=cuda`` puts it on the GPU, where ``set_rng_state`` refuses it)."""
+    return torch.as_tensor(t).to(device="cpu", dtype=torch.uint8)
+
+
+def restore_rng(state: dict) -> None:
+    """Inverse of ``rng_state`` for a state loaded with any ``map_location``."""
+    torch.set_rng_state(_cpu_bytes(state["torch_rng"]))
+    cuda = state.get("cuda_rng")
+    if cuda is not None and torch.cuda.is_available():
+        n = min(len(cuda), torch.cuda.device_count())
+        torch.cuda.set_rng_state_all([_cpu_bytes(s) for s in cuda[:n]])
+
+
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
@@ -253,7 +303,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(rcfg.device)
-    amp = device.type == "cuda"
+    amp = device.type == "cuda" and rcfg.precision == "bf16"
     train_src = _open_all(corpus)
     eval_src = _open_all(eval_corpus) or train_src
     if not train_src:
@@ -283,7 +333,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
         if bundle.ema is not None and (last / "ema.safetensors").exists():
             bundle.ema.module.load_state_dict(load_file(str(last / "ema.safetensors"), device=str(device)))
             bundle.ema.n_averaged.fill_(int(state["ema_n_averaged"]))
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng(state)
 
     (run_dir / "config.json").write_text(json.dumps({"run": asdict(rcfg), "uplift": asdict(ucfg),
                                                      "init": str(init) if init else None}, indent=1))
@@ -291,7 +341,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
 
     scfg = StreamConfig(seq_len=mcfg.seq_len, s_out=mcfg.out_stride, s_in=tuple(tcfg.in_strides),
                         batch_size=tcfg.batch_size, flip=True, random_shift=tcfg.keyframe_random_shift,
-                        block_frames=rcfg.block_frames, buffer_blocks=rcfg.buffer_blocks, seed=rcfg.seed)
+                        block_frames=rcfg.block_frames, buffer_blocks=rcfg.buffer_blocks, seed=rcfg.seed,
+                        in_batch_flip=tcfg.in_batch_flip, cameras=rcfg.camera_mode, camera_rig=rcfg.camera_rig)
     tfilters = {"split": rcfg.train_split}
     if rcfg.train_subjects is not None:
         tfilters["subjects"] = rcfg.train_subjects
@@ -312,8 +363,13 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     def make_state(epoch, batch):
         return {"epoch": torch.tensor(epoch), "batch": torch.tensor(batch),
                 "optimizer": bundle.optimizer.state_dict(), "scheduler": bundle.scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(), "sums": torch.tensor(sums, dtype=torch.float64),
-                "ema_n_averaged": torch.tensor(int(bundle.ema.n_averaged) if bundle.ema is not None else 0)}
+                "sums": torch.tensor(sums, dtype=torch.float64),
+                "ema_n_averaged": torch.tensor(int(bundle.ema.n_averaged) if bundle.ema is not None else 0),
+                **rng_state()}
+
+    fwd = model if rcfg.compile is None else torch.compile(model, mode=rcfg.compile)
+    loader = make_loader(stream, rcfg.num_workers, pin_memory=device.type == "cuda", persistent=True,
+                         prefetch_factor=rcfg.prefetch_factor)
 
     meta = {"corpora": corpora, "init": str(init) if init else None}
     model.train()
@@ -325,19 +381,20 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
         if batch == 0:
             sums = [0.0, 0.0, 0.0, 0]
         t0 = time.perf_counter()
-        for b in make_loader(stream, rcfg.num_workers, pin_memory=amp):
+        for b in loader:
             if batch >= limit:
                 break
             if max_steps is not None and steps_this_call >= max_steps:  # simulated interruption
                 save_checkpoint(last, model, bundle, ucfg, {**meta, "epoch": epoch, "batch": batch},
                                 make_state(epoch, batch))
+                close_loader(loader)
                 return RunResult(run_dir, last, history, eval_table, corpora)
             x = b["keypoints_2d"].to(device, non_blocking=True)
             kf = b["keyframe"].to(device, non_blocking=True)
             y = b["joints_3d"].to(device, non_blocking=True)
             valid = b["valid"].to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(x, kf)
+                out = fwd(x, kf)  # heads in fp32 inside the model
             terms = uplift_loss(out.seq.float(), out.center.float(), y, valid, root=tcfg.root_joint,
                                 w_seq=tcfg.loss_weight_seq, w_center=tcfg.loss_weight_center)
             bundle.optimizer.zero_grad(set_to_none=True)
@@ -365,7 +422,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
             eval_table = evaluate_model(emodel, eval_src, seq_len=mcfg.seq_len, s_out=mcfg.out_stride,
                                         s_in=list(rcfg.eval_s_in or tcfg.in_strides),
                                         batch_size=rcfg.eval_batch_size, test_flip=tcfg.test_flip,
-                                        root=tcfg.root_joint, device=device, **eval_filters)
+                                        root=tcfg.root_joint, device=device, precision=rcfg.eval_precision,
+                                        **eval_filters)
             (run_dir / f"eval_epoch{epoch + 1:03d}.json").write_text(json.dumps(eval_table, indent=1))
             row.update(summary(eval_table))
             model.train()
@@ -376,6 +434,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
         _write_history(run_dir, history)
         save_checkpoint(last, model, bundle, ucfg, {**meta, "epoch": epoch + 1, "batch": 0},
                         make_state(epoch + 1, 0))
+    close_loader(loader)
     final = run_dir / "checkpoints" / "final"
     save_checkpoint(final, model, bundle, ucfg, {**meta, "epoch": tcfg.epochs, "batch": 0},
                     make_state(tcfg.epochs, 0))

@@ -185,8 +185,34 @@ def test_ema_update():
     with torch.no_grad():
         model.weight.fill_(3.0)
     bundle.ema.update_parameters(model)
-    torch.testing.assert_close(bundle.ema.module.weight, torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
+    # warm-up: update t = 1 uses min(0.9, (1 + 1) / (10 + 1)) = 2/11
+    d1 = 2.0 / 11.0
+    torch.testing.assert_close(bundle.ema.module.weight, torch.full((1, 2), d1 * 1.0 + (1 - d1) * 3.0))
+    # once warmed up (t >= 81: (1+t)/(10+t) >= 0.9) the decay is the configured one
+    for _ in range(100):
+        bundle.ema.update_parameters(model)
+    with torch.no_grad():
+        model.weight.fill_(5.0)
+    before = bundle.ema.module.weight.detach().clone()
+    bundle.ema.update_parameters(model)
+    torch.testing.assert_close(bundle.ema.module.weight, 0.9 * before + 0.1 * 5.0)
     assert make_optimizer(model, H36M_351).ema is None  # the released 351 config trains without EMA
+
+
+def test_ema_warmup_schedule():
+    from uplift.optim import ema_decay_at, make_ema
+
+    assert [round(ema_decay_at(0.999, t), 4) for t in (0, 1, 10, 100)] == [0.1, 0.1818, 0.55, 0.9182]
+    assert ema_decay_at(0.999, 10**6) == 0.999
+    model = torch.nn.Linear(2, 1, bias=False)
+    ema = make_ema(model, 0.9, warmup=False)  # constant decay without warm-up
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update_parameters(model)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.update_parameters(model)
+    torch.testing.assert_close(ema.module.weight, torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
 
 
 def test_forward_flops_counts_attention():
@@ -201,3 +227,69 @@ def test_forward_flops_counts_attention():
     assert forward_flops(Attn(), torch.randn(b, h, l, d)) == 2 * (2 * b * h * l * l * d)
     lin = torch.nn.Linear(16, 32)
     assert forward_flops(lin, torch.randn(5, 16)) == 2 * 5 * 16 * 32
+
+
+def test_spatial_attention_chunks_stay_under_the_grid_limit(monkeypatch):
+    """Every SDPA call sees at most max batch x heads (CUDA grid limit), with unchanged results."""
+    import torch.nn.functional as F
+
+    import uplift.model as um
+
+    model = build_model(TINY, seed=0).eval()
+    x = torch.randn(6, TINY.model.n_out, 17, 2, generator=torch.Generator().manual_seed(0))
+    kf = torch.ones(6, TINY.model.n_out, dtype=torch.bool)
+    with torch.no_grad():
+        ref = model(x, kf)
+    seen = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append(q.shape[0] * q.shape[1])
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(um.F, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(um, "SDPA_MAX_BATCH_HEADS", 10)  # spatial pass: 54 frames x 2 heads = 108
+    with torch.no_grad():
+        out = model(x, kf)
+    assert max(seen) <= 10 and len(seen) > 11
+    torch.testing.assert_close(out.seq, ref.seq)
+    torch.testing.assert_close(out.center, ref.center)
+
+
+def test_static_keyframe_gather_equals_dynamic():
+    from uplift.data import draw_keyframes, keyframe_mask as kf_mask
+    from uplift.model import max_keyframes
+
+    cfg = TINY.model
+    model = build_model(TINY, seed=0).eval()
+    rng = np.random.default_rng(0)
+    s_in, shift = draw_keyframes(rng, 8, TINY.train.in_strides, cfg.out_stride)
+    kf = torch.as_tensor(kf_mask(cfg.n_out, cfg.out_stride, s_in, shift))
+    x = torch.randn(8, cfg.n_out, 17, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(x, kf)
+        model.static_keyframes = max_keyframes(cfg.n_out, cfg.out_stride, min(TINY.train.in_strides))
+        out = model(x, kf)
+    assert model.static_keyframes == cfg.n_out  # s_in = s_out: every token can be a key frame
+    assert max_keyframes(71, 5, 20) == 18 and max_keyframes(41, 2, 4) == 21
+    torch.testing.assert_close(out.seq, ref.seq)
+    torch.testing.assert_close(out.center, ref.center)
+
+
+def test_heads_and_loss_run_in_fp32_under_bf16_autocast():
+    from uplift.losses import uplift_loss
+
+    model = build_model(TINY, seed=0).eval()
+    x = torch.randn(4, TINY.model.n_out, 17, 2, generator=torch.Generator().manual_seed(0))
+    kf = torch.ones(4, TINY.model.n_out, dtype=torch.bool)
+    feats = {}
+    model.head_seq.register_forward_hook(lambda m, i, o: feats.update(inp=i[0], out=o))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, kf)
+        loss = uplift_loss(out.seq, out.center, out.seq.detach().to(torch.bfloat16), None)
+    assert out.seq.dtype == out.center.dtype == torch.float32
+    assert feats["inp"].dtype == torch.float32 and feats["out"].dtype == torch.float32
+    # fp32 head on the (bf16-computed) features: exactly the fp32 matmul, no bf16 rounding
+    torch.testing.assert_close(feats["out"], torch.nn.functional.linear(feats["inp"], model.head_seq.weight,
+                                                                        model.head_seq.bias), rtol=0, atol=0)
+    assert loss.total.dtype == torch.float32

@@ -65,16 +65,127 @@ def test_loss_decreases_and_run_dir(tmp_path, corpus):
         assert a["mpjpe_mm"] == pytest.approx(b["mpjpe_mm"], rel=1e-4) and a["action"] == b["action"]
 
 
+class _StepCounter:
+    """Counts optimizer steps (any optimizer) while active."""
+
+    def __enter__(self):
+        self.n = 0
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        self._h = register_optimizer_step_post_hook(lambda *a: self._inc())
+        return self
+
+    def _inc(self):
+        self.n += 1
+
+    def __exit__(self, *exc):
+        self._h.remove()
+
+
+class _OnGpu(torch.Tensor):
+    """A tensor as ``torch.load(map_location="cuda")`` returns it, simulated on a CPU-only machine:
+    it reports a CUDA device and only ``.to("cpu")`` / ``.cpu()`` give back a plain CPU tensor."""
+
+    @property
+    def device(self):
+        return torch.device("cuda", 0)
+
+    def cpu(self):
+        return self.as_subclass(torch.Tensor).clone()
+
+    def to(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor).to(*args, **kwargs)
+
+
+def _strict_set_rng_state(real):
+    def set_rng_state(t):  # what torch does with a CUDA tensor: refuse it
+        if type(t) is not torch.Tensor or t.device.type != "cpu" or t.dtype != torch.uint8:
+            raise TypeError("RNG state must be a torch.ByteTensor")
+        real(t)
+    return set_rng_state
+
+
 def test_resume_reproduces_uninterrupted_run(tmp_path, corpus):
     cfg = tiny(epochs=2, ema_decay=0.9)
-    full = train(cfg, tmp_path / "a", corpus)
-    train(cfg, tmp_path / "b", corpus, max_steps=8)  # interrupted mid second epoch (6 steps an epoch)
-    resumed = train(cfg, tmp_path / "b", corpus)
+    with _StepCounter() as c_full:
+        full = train(cfg, tmp_path / "a", corpus)
+    with _StepCounter() as c_first:
+        train(cfg, tmp_path / "b", corpus, max_steps=8)  # interrupted mid second epoch (6 steps an epoch)
+    with _StepCounter() as c_rest:
+        resumed = train(cfg, tmp_path / "b", corpus)
+    # a resume performs exactly the remaining steps (training is deterministic, so equal weights alone
+    # would not tell a resume from a restart)
+    assert (c_full.n, c_first.n, c_rest.n) == (12, 8, 4)
     wa = load_file(str(full.checkpoint / "model.safetensors"))
     wb = load_file(str(resumed.checkpoint / "model.safetensors"))
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
     assert [h["loss"] for h in full.history] == pytest.approx([h["loss"] for h in resumed.history], rel=1e-5)
+
+
+def test_restart_from_zero_is_told_apart(tmp_path, corpus):
+    """The step count of the resume test catches a trainer that ignores the checkpoint."""
+    cfg = tiny(epochs=2, ema_decay=0.9)
+    train(cfg, tmp_path / "b", corpus, max_steps=8)
+    with _StepCounter() as c:
+        train(cfg, tmp_path / "b", corpus, resume=False)  # what a broken resume does
+    assert c.n == 12 and c.n != 4
+
+
+def test_resume_with_state_loaded_as_on_a_gpu(tmp_path, corpus, monkeypatch):
+    """state.pt loaded with map_location=cuda (RNG states on the GPU) resumes; CUDA RNG states are
+    saved and restored (CUDA simulated)."""
+    cfg = RunConfig(**{**tiny(epochs=2, ema_decay=0.9).__dict__, "device": "cpu"})
+    full = train(cfg, tmp_path / "a", corpus)
+    cuda_state = [torch.arange(16, dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [s.clone() for s in cuda_state])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: restored.extend(states))
+    train(cfg, tmp_path / "b", corpus, max_steps=8)
+    saved = torch.load(tmp_path / "b" / "checkpoints" / "last" / "state.pt", weights_only=True)
+    assert saved["torch_rng"].device.type == "cpu" and saved["torch_rng"].dtype == torch.uint8
+    assert torch.equal(saved["cuda_rng"][0], cuda_state[0])
+    real_load = torch.load
+
+    def load_as_on_gpu(*a, **kw):
+        st = real_load(*a, **kw)
+        st["torch_rng"] = st["torch_rng"].as_subclass(_OnGpu)
+        st["cuda_rng"] = [x.as_subclass(_OnGpu) for x in st["cuda_rng"]]
+        return st
+
+    monkeypatch.setattr(torch, "load", load_as_on_gpu)
+    monkeypatch.setattr(torch, "set_rng_state", _strict_set_rng_state(torch.set_rng_state))
+    with _StepCounter() as c:
+        resumed = train(cfg, tmp_path / "b", corpus)
+    assert c.n == 4
+    assert len(restored) == 1 and type(restored[0]) is torch.Tensor and torch.equal(restored[0], cuda_state[0])
+    wa = load_file(str(full.checkpoint / "model.safetensors"))
+    wb = load_file(str(resumed.checkpoint / "model.safetensors"))
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
+
+
+def test_official_recipes():
+    from uplift.config import finetune_overrides, get_preset
+
+    a = get_preset("amass_351").train
+    assert (a.epochs, a.steps_per_epoch, a.batch_size, a.lr, a.weight_decay, a.decay_rate, a.ema_decay,
+            a.in_batch_flip) == (100, 6000, 512, 4e-5, 4e-6, 0.99, None, True)
+    assert get_preset("h36m_351").train.epochs == 120
+    h81 = get_preset("h36m_81").train
+    assert (h81.batch_size, h81.ema_decay, h81.in_batch_flip) == (256, 0.999, False)
+    ft = load_run_config("h36m_351").uplift_config(finetuning=True).train
+    assert (ft.epochs, ft.lr, ft.weight_decay) == (3, 2e-5, 2e-6)
+    ft81 = load_run_config("h36m_81").uplift_config(finetuning=True).train
+    assert (ft81.epochs, ft81.ema_decay, ft81.in_batch_flip) == (3, 0.999, False)
+    assert finetune_overrides("amass_351") == {"epochs": 3, "lr": 2e-5, "weight_decay": 2e-6}
+    assert load_run_config("amass_351").camera_mode == "per-window"
+    assert load_run_config("h36m_351").camera_mode == "precomputed"
+    assert RunConfig(preset="amass_351", cameras="precomputed").camera_mode == "precomputed"
+    with pytest.raises(Exception, match="cameras"):
+        RunConfig(cameras="random")
 
 
 def test_finetune_loads_pretrained_weights(tmp_path, corpus):

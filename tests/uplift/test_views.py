@@ -1,0 +1,156 @@
+"""Per-window cameras and separate flipped copies in the window stream (checked against numpy references)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+import pipelines.cameras as npcam
+from pipelines.corpus import CorpusWriter, open_corpus
+from pipelines.records import SequenceData, ViewData
+from schemas.cameras import H36M_SUBJECTS, h36m_rig
+from schemas.skeletons import H36M_17
+from uplift.data import StreamConfig, WindowStream, window_indices
+from uplift.views import centre_windows, mirror_world, project_windows, rig_pool
+
+PERM = H36M_17.flip_permutation
+
+
+def _walk(n, rng):
+    """(n, 17, 3) world joints: a person ~1.7 m tall walking slowly, floor at z = 0, off the origin."""
+    body = rng.normal(scale=0.15, size=(17, 3))
+    body[:, 2] = np.linspace(0.1, 1.7, 17)
+    body[0] = (0, 0, 0.9)
+    t = np.arange(n)[:, None] / 50.0
+    root = np.c_[1.5 + 0.5 * t, -0.7 + 0.2 * np.sin(t), np.zeros_like(t)]
+    return (body[None] + root[:, None]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("pw") / "c"
+    w = CorpusWriter(path, num_joints=17, fps=50.0)
+    for i, (n, src) in enumerate([(60, "amass"), (130, "amass"), (45, "h36m"), (80, "amass")]):
+        jw = _walk(n, rng)
+        views = []
+        for c in range(2):  # stored views: marked by value, never used for AMASS in per-window mode
+            kp = np.full((n, 17, 2), 100 * i + c, np.float32)
+            views.append(ViewData("h36m", str(c), "S1", "projected" if src == "amass" else "gt", kp,
+                                  rng.normal(size=(n, 17, 3)).astype(np.float32), np.ones((n, 17), bool),
+                                  np.zeros(11), np.zeros((3, 4))))
+        w.add(SequenceData(key=f"{src}/{i}", source=src, joints_world=jw, views=views, split="train",
+                           subject="S1", action="a"))
+    w.commit("per-window test", tag="v1")
+    return open_corpus(f"{path}@v1")
+
+
+CFG = StreamConfig(seq_len=9, s_out=2, s_in=(2, 4), batch_size=16, block_frames=32, buffer_blocks=3,
+                   cameras="per-window")
+
+
+def _reference(world_seq, idx, cam, mirror):
+    """numpy: centre the window's root path on the rig centre, mirror, project (pipelines/cameras.py)."""
+    _, _, centre = rig_pool("h36m")
+    w = world_seq[idx].astype(np.float64)
+    r = w[:, 0, :2]
+    w[..., :2] += np.asarray(centre) - 0.5 * (r.max(0) + r.min(0))
+    if mirror:
+        w = w[:, PERM]
+        w[..., 0] = 2 * centre[0] - w[..., 0]
+    xc = npcam.world_to_camera(w, cam)
+    px = npcam.project(xc, cam)
+    return (npcam.normalize_pixels(px, cam.res_w, cam.res_h), xc - xc[:, :1],
+            npcam.in_image(px, cam.res_w, cam.res_h, xc))
+
+
+def test_rig_pools():
+    intr, extr, centre = rig_pool("h36m")
+    assert intr.shape == (28, 11) and extr.shape == (28, 3, 4)  # 7 subjects x 4 cameras
+    assert rig_pool("3dhp")[0].shape == (14, 11)
+    assert abs(centre[0]) < 1.0 and abs(centre[1]) < 1.0  # H36M's volume is near the world origin
+
+
+def test_per_window_batches_match_numpy_projection(corpus):
+    pool = [c for s in H36M_SUBJECTS for c in h36m_rig(s)]
+    ds = WindowStream(corpus, CFG, split="train")
+    views = ds.views
+    # one view per AMASS sequence, both views of the H36M sequence
+    assert sorted(views["camera_id"].to_pylist()) == ["0", "0", "0", "0", "1"]
+    seq_of = dict(zip(corpus.sequences["sequence_id"].to_pylist(), range(corpus.sequences.num_rows)))
+    seqs = [corpus.read_sequence(k) for k in corpus.sequences["key"].to_pylist()]
+    checked, cams = 0, Counter()
+    for b in ds:
+        h = len(b["view"]) // 2
+        for i in range(len(b["view"])):
+            v, t, cam = int(b["view"][i]), int(b["frame"][i]), int(b["camera"][i])
+            src = views["source"][v].as_py()
+            if src != "amass":
+                assert cam == -1 and float(b["keypoints_2d"][i % h, 0, 0, 1]) == 100 * 2 + int(views["camera_id"][v].as_py())
+                continue
+            assert cam >= 0 and (i < h or cam == int(b["camera"][i - h]))  # the flipped copy: same camera
+            cams[cam] += 1
+            n = int(views["n_frames"][v].as_py())
+            idx, _ = window_indices(t, n, 5, 2)
+            jw = seqs[seq_of[views["sequence_id"][v].as_py()]]["joints_world"]
+            kp, j3, iv = _reference(jw, idx, pool[cam], mirror=i >= h)
+            np.testing.assert_allclose(b["keypoints_2d"][i].numpy(), kp, atol=2e-4)
+            np.testing.assert_allclose(b["joints_3d"][i].numpy(), j3, atol=2e-5)
+            assert b["in_view"][i].numpy().tolist() == iv.tolist()
+            checked += 1
+    assert checked > 100 and len(cams) > 15  # many of the 28 cameras drawn
+    ds.set_epoch(1)  # a new draw every epoch
+    b0 = next(iter(ds))
+    ds.set_epoch(0)
+    assert not torch.equal(next(iter(ds))["camera"], b0["camera"])
+
+
+def test_per_window_resume_is_exact(corpus):
+    ds = WindowStream(corpus, CFG, split="train")
+    ds.set_epoch(2)
+    full = list(ds)
+    ds2 = WindowStream(corpus, CFG, split="train")
+    ds2.set_epoch(2, start_batch=5)
+    rest = list(ds2)
+    assert len(rest) == len(full) - 5
+    for a, b in zip(full[5:], rest):
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+
+
+def test_separate_flipped_copies(corpus):
+    cfg = StreamConfig(seq_len=9, s_out=2, s_in=(2,), batch_size=16, block_frames=32, buffer_blocks=3,
+                       in_batch_flip=False, drop_last=False)
+    ds = WindowStream(corpus, cfg, split="train")
+    seen = Counter()
+    plain = {}
+    flipped = {}
+    for b in ds:
+        ids = list(zip(b["view"].tolist(), b["frame"].tolist(), b["flipped"].tolist()))
+        assert len(set(ids)) == len(ids)  # no in-batch pairs: every sample of a batch is distinct
+        for i, key in enumerate(ids):
+            seen[key[:2]] += 1
+            (flipped if key[2] else plain)[key[:2]] = (b["keypoints_2d"][i], b["joints_3d"][i])
+    n = sum(ds.views["n_frames"].to_pylist())
+    assert len(seen) == n and set(seen.values()) == {2}  # each window once plain, once flipped
+    assert ds.batches_per_epoch() == -(-2 * n // 16)
+    for key, (kp, j3) in plain.items():
+        fk, fj = flipped[key]
+        torch.testing.assert_close(fk, kp[:, PERM] * torch.tensor([-1.0, 1.0]))
+        torch.testing.assert_close(fj, j3[:, PERM] * torch.tensor([-1.0, 1.0, 1.0]))
+
+
+def test_mirror_and_centre():
+    rng = np.random.default_rng(1)
+    w = torch.as_tensor(_walk(20, rng))[None]
+    c = centre_windows(w, (0.3, -0.2))
+    r = c[0, :, 0, :2]
+    torch.testing.assert_close(0.5 * (r.amax(0) + r.amin(0)), torch.tensor([0.3, -0.2]))
+    torch.testing.assert_close(c[..., 2], w[..., 2])  # height untouched
+    torch.testing.assert_close(mirror_world(mirror_world(c, PERM, 0.3), PERM, 0.3), c)
+    intr, extr, centre = rig_pool("h36m")
+    kp, j3, iv = project_windows(w.expand(28, -1, -1, -1), intr, extr, None, centre, PERM)
+    assert iv.float().mean() > 0.95  # centred: the person is in the picture of (nearly) every camera
