@@ -40,6 +40,32 @@ def one_line_errors(fn):
     return wrapper
 
 
+def corpus_arg(value) -> "Path | str":
+    """Every corpus argument goes through here: a local folder (Path) or ``s3://bucket/prefix`` (str).
+
+    Typer's ``Path`` would turn ``s3://b/p`` into ``s3:/b/p``, so corpus options are typed ``str``.
+    """
+    from schemas.storage import parse_location
+
+    return parse_location(value)
+
+
+CORPUS_HELP = "corpus repository: a local folder or s3://bucket/prefix"
+
+
+@app.callback()
+def _global_options(s3_endpoint: Optional[str] = typer.Option(
+        None, "--s3-endpoint", envvar="MOCAP_CORPUS_S3_ENDPOINT",
+        help="S3-compatible endpoint URL for s3:// corpora (MinIO, Ceph...); default: AWS")):
+    """Motion-capture archives -> versioned 2D/3D pose corpora, and the uplifting trainer."""
+    import os
+
+    from schemas.storage import S3_ENDPOINT_ENV
+
+    if s3_endpoint:
+        os.environ[S3_ENDPOINT_ENV] = s3_endpoint  # read by schemas.storage (and inherited by children)
+
+
 def _table(title: str, rows, columns=("field", "value"), keep: tuple[str, ...] = ("id",)) -> Table:
     """A rich table; the ``keep`` columns (ids, paths) are never cut short, the others wrap."""
     table = Table(title=title, show_header=True)
@@ -124,7 +150,7 @@ def joints(file: Path, body_models: Path = typer.Option(..., "--body-models", he
 def build_amass_cmd(amass_root: Path,
                     body_models: Path = typer.Option(..., "--body-models"),
                     regressor: Optional[Path] = typer.Option(None),
-                    corpus: Path = typer.Option(..., "--corpus"),
+                    corpus: str = typer.Option(..., "--corpus", help=CORPUS_HELP),
                     tag: Optional[str] = typer.Option(None),
                     rig: str = typer.Option("h36m", help="h36m | 3dhp"),
                     calibration: Optional[Path] = typer.Option(
@@ -139,7 +165,7 @@ def build_amass_cmd(amass_root: Path,
 
     from pipelines.build import BuildConfig, build_amass
 
-    cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus,
+    cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
                       fps=fps, seed=seed,
                       scheduler=scheduler, n_workers=workers)
@@ -157,13 +183,13 @@ def build_amass_cmd(amass_root: Path,
 
 @app.command("build-h36m")
 @one_line_errors
-def build_h36m_cmd(data_dir: Path, corpus: Path = typer.Option(..., "--corpus"),
+def build_h36m_cmd(data_dir: Path, corpus: str = typer.Option(..., "--corpus", help=CORPUS_HELP),
                    detections: str = typer.Option("cpn", help="cpn | gt"),
                    tag: Optional[str] = typer.Option(None)):
     """Import VideoPose3D-format Human3.6M 3D + CPN (or GT) 2D files as a corpus version."""
     from pipelines.h36m import build_h36m
 
-    report = build_h36m(data_dir, corpus, detections=detections, tag=tag)
+    report = build_h36m(data_dir, corpus_arg(corpus), detections=detections, tag=tag)
     rows = report.summary_rows() if hasattr(report, "summary_rows") else list(_as_dict(report).items())
     out.print(_table("build-h36m", rows))
     _print_rejects(getattr(report, "rejects", None) or _as_dict(report).get("rejects", []))
@@ -171,7 +197,7 @@ def build_h36m_cmd(data_dir: Path, corpus: Path = typer.Option(..., "--corpus"),
 
 @app.command("export-vp3d")
 @one_line_errors
-def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
+def export_vp3d_cmd(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Optional[str] = typer.Option(None),
                     out_dir: Path = typer.Option(..., "--out"),
                     split: Optional[str] = typer.Option(None, help="only this split (train | val | test)"),
                     name: str = typer.Option("h36m", help="file name stem: data_3d_<name>.npz"),
@@ -180,7 +206,7 @@ def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
     from pipelines.h36m import export_vp3d
 
     subset = {"split": split} if split else None
-    for key, p in export_vp3d(corpus, out_dir, version=version, subset=subset, name=name, layout=layout).items():
+    for key, p in export_vp3d(corpus_arg(corpus), out_dir, version=version, subset=subset, name=name, layout=layout).items():
         out.print(f"{key}: {p}")
 
 
@@ -189,23 +215,23 @@ def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
 
 @app.command()
 @one_line_errors
-def versions(corpus: Path):
+def versions(corpus: str = typer.Argument(..., help=CORPUS_HELP)):
     """List the versions of a corpus (newest first)."""
     from pipelines.versions import list_versions
 
     rows = [(v.id, ",".join(v.tags), v.time.strftime("%Y-%m-%d %H:%M:%S"), v.n_sequences, v.n_frames,
              v.n_views, "" if v.store_bytes is None else f"{v.store_bytes / 1e6:.1f} MB", v.message)
-            for v in list_versions(corpus)]
+            for v in list_versions(corpus_arg(corpus))]
     out.print(_table(str(corpus), rows, ("id", "tags", "time (UTC)", "sequences", "frames", "views", "size", "message")))
 
 
 @app.command()
 @one_line_errors
-def validate(corpus: Path, version: Optional[str] = typer.Option(None)):
+def validate(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Optional[str] = typer.Option(None)):
     """Check a corpus version's arrays against its manifests."""
     from schemas.validate import validate_corpus
 
-    problems = validate_corpus(corpus, version)
+    problems = validate_corpus(corpus_arg(corpus), version)
     if problems:
         for p in problems:
             console.print(f"[red]problem:[/red] {p}", highlight=False)
@@ -215,23 +241,24 @@ def validate(corpus: Path, version: Optional[str] = typer.Option(None)):
 
 @app.command()
 @one_line_errors
-def rejects(corpus: Path, version: Optional[str] = typer.Option(None)):
+def rejects(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Optional[str] = typer.Option(None)):
     """List the source files a build rejected, with reasons."""
     from pipelines.corpus import CorpusReader
     from pipelines.records import Reject
 
-    reader = CorpusReader.open(corpus, version)
+    reader = CorpusReader.open(corpus_arg(corpus), version)
     _print_rejects([Reject(r["source_path"], r["reason"], r["kind"]) for r in reader.rejects.to_pylist()],
                    always=True)
 
 
 @app.command()
 @one_line_errors
-def diff(corpus: Path, v1: str, v2: str):
+def diff(corpus: str = typer.Argument(..., help=CORPUS_HELP), v1: str = typer.Argument(...),
+         v2: str = typer.Argument(...)):
     """Sequences added, removed and changed between two versions."""
     from pipelines.versions import diff_versions
 
-    d = diff_versions(corpus, v1, v2)
+    d = diff_versions(corpus_arg(corpus), v1, v2)
     for label, keys in (("added", d.added), ("removed", d.removed), ("changed", d.changed)):
         out.print(f"{label} ({len(keys)}):")
         for k in keys:
@@ -241,11 +268,12 @@ def diff(corpus: Path, v1: str, v2: str):
 
 @app.command()
 @one_line_errors
-def tag(corpus: Path, version: str, name: str):
+def tag(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: str = typer.Argument(...),
+        name: str = typer.Argument(...)):
     """Tag a version (tags are immutable)."""
     from pipelines.versions import tag_version
 
-    tag_version(corpus, version, name)
+    tag_version(corpus_arg(corpus), version, name)
     out.print(f"tagged {version} as {name}")
 
 

@@ -1,6 +1,6 @@
 """The corpus store: a streaming writer and a versioned reader over one Icechunk repository.
 
-One corpus = one Icechunk repository (local filesystem) holding one Zarr v3 group laid out as in
+One corpus = one Icechunk repository (a local folder or an ``s3://bucket/prefix``, see ``schemas.storage``) holding one Zarr v3 group laid out as in
 ``schemas.store``. Ragged data is concatenated along time; the Parquet manifests (``schemas.manifests``)
 carry offsets and lengths and are stored *inside* the repository as uint8 arrays under
 ``/manifests/<name>``, so one Icechunk commit versions arrays and manifests together and a reader never
@@ -20,7 +20,9 @@ Layout choice
 
 Concurrency policy
     Icechunk's local-filesystem storage is not safe for concurrent commits, so every commit (and the
-    repository creation) runs under a file lock at ``<PATH>.lock``. A build is a full rewrite derived
+    repository creation) runs under a file lock at ``<PATH>.lock``. On object storage there is no
+    lock: Icechunk's commit is a conditional write of the branch ref, so of two racing commits one
+    fails with a conflict (``VersionConflictError`` here), whatever the head check below saw. A build is a full rewrite derived
     from the version it started from; if the branch moved since the writer's session started, rebasing
     would silently drop the other build's work, so ``commit()`` raises ``VersionConflictError``
     instead and commits nothing (rerun the build on top of the new version).
@@ -51,6 +53,7 @@ from pipelines.records import Reject, SequenceData
 from schemas import manifests as M
 from schemas import store as S
 from schemas.errors import CorpusError, VersionConflictError
+from schemas.storage import is_url, parse_location, repository_exists, storage_for
 
 DEFAULT_BRANCH = "main"
 LOCK_TIMEOUT_S = 600.0
@@ -82,16 +85,19 @@ def commit_lock(path: str | os.PathLike, timeout: float = LOCK_TIMEOUT_S) -> fil
 
 
 def open_repository(path: str | os.PathLike, *, create: bool = False) -> icechunk.Repository:
-    """Open (or, with ``create``, open-or-create under the lock) the Icechunk repository at ``path``."""
-    storage = icechunk.local_filesystem_storage(str(Path(path).resolve()))
-    if create:
-        with repository_lock(path):
-            return icechunk.Repository.open_or_create(storage)
-    if not Path(path).exists() or not icechunk.Repository.exists(storage):
-        raise CorpusError(f"{path}: no corpus repository here")
+    """Open (or, with ``create``, open-or-create under the lock) the Icechunk repository at ``path``.
+
+    ``path``: a local folder or ``s3://bucket/prefix`` (``schemas.storage``).
+    """
     try:
+        storage = storage_for(path)
+        if create:
+            with repository_lock(path):
+                return icechunk.Repository.open_or_create(storage)
+        if not repository_exists(path):
+            raise CorpusError(f"{path}: no corpus repository here")
         return icechunk.Repository.open(storage)
-    except icechunk.IcechunkError as e:
+    except (icechunk.IcechunkError, ValueError) as e:  # e.g. unreachable endpoint, bad credentials
         raise CorpusError(f"{path}: cannot open corpus repository: {_one_line(e)}") from e
 
 
@@ -111,7 +117,13 @@ def resolve_snapshot(repo: icechunk.Repository, version: str | None, path: str |
 
 @contextmanager
 def repository_lock(path):
-    """Hold the commit lock of the repository at ``path``; CorpusError if it cannot be taken in time."""
+    """Hold the commit lock of the repository at ``path``; CorpusError if it cannot be taken in time.
+
+    Object storage has no lock (Icechunk's conditional ref updates detect conflicting commits).
+    """
+    if is_url(path):
+        yield
+        return
     lock = commit_lock(path)
     try:
         lock.acquire()
@@ -212,7 +224,7 @@ class CorpusWriter:
 
     def __init__(self, path: str | os.PathLike, *, num_joints: int = 17, joint_set: str = "h36m17",
                  fps: float = 50.0, branch: str = DEFAULT_BRANCH):
-        self.path = Path(path)
+        self.path = parse_location(path)
         self.num_joints = int(num_joints)
         self.joint_set = str(joint_set)
         self.fps = float(fps)
@@ -410,7 +422,7 @@ def _path_of(leaf_or_path: str) -> str:
 class CorpusReader:
     """A read-only view of one corpus version (one Icechunk snapshot)."""
 
-    def __init__(self, path: Path, version_id: str, root: zarr.Group, session: icechunk.Session):
+    def __init__(self, path: Path | str, version_id: str, root: zarr.Group, session: icechunk.Session):
         self.path = path
         self.version_id = version_id
         self._root = root
@@ -439,7 +451,7 @@ class CorpusReader:
     @classmethod
     def open(cls, path: str | os.PathLike, version: str | None = None) -> "CorpusReader":
         """Open ``version`` (tag | branch | snapshot id; None = tip of main); CorpusError if missing."""
-        path = Path(path)
+        path = parse_location(path)
         repo = open_repository(path)
         snap = resolve_snapshot(repo, version, path)
         session = repo.readonly_session(snapshot_id=snap)
