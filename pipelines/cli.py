@@ -285,11 +285,26 @@ def tag(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: str = type
 def train(config: str = typer.Option(..., "--config", help="preset name or config file"),
           corpus: list[str] = typer.Option(..., "--corpus", help="PATH@VERSION (repeatable)"),
           init: Optional[Path] = typer.Option(None, "--init", help="checkpoint to start from (fine-tuning)"),
-          out_dir: Path = typer.Option(..., "--out", help="run directory")):
-    """Pre-train or fine-tune the Uplift-Upsample Transformer on pinned corpus versions."""
-    from uplift.train import load_run_config, train as run_train
+          out_dir: Path = typer.Option(..., "--out", help="run directory"),
+          nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this machine (torch elastic "
+                                                        "launcher; one per GPU, gloo on CPU)")):
+    """Pre-train or fine-tune the Uplift-Upsample Transformer on pinned corpus versions.
 
-    result = run_train(load_run_config(config), out_dir, corpus, init=init)
+    Corpora may live on S3 (``s3://bucket/prefix@VERSION``). With ``--nproc N`` the global batch is
+    split over N processes (same samples as one process); under ``torchrun`` this joins its process group.
+    """
+    from uplift.distributed import launch_train, teardown
+    from uplift.train import load_run_config
+
+    corpus = [_corpus_spec(c) for c in corpus]
+    try:
+        result = launch_train(nproc, load_run_config(config), out_dir, corpus, init=init)
+    finally:
+        teardown()  # only does something when torchrun started this process
+    import os
+
+    if result is None or int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return
     last = result.history[-1] if result.history else {}
     rows = [("run dir", result.run_dir), ("checkpoint", result.checkpoint), ("corpora", ", ".join(result.corpora))]
     rows += [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in last.items()]
@@ -298,12 +313,12 @@ def train(config: str = typer.Option(..., "--config", help="preset name or confi
 
 @app.command()
 @one_line_errors
-def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help="PATH@VERSION"),
+def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help="PATH@VERSION (PATH may be s3://bucket/prefix)"),
              split: str = typer.Option("test", help="split to evaluate")):
     """Evaluate a checkpoint on a corpus version (MPJPE / P-MPJPE per action, key vs all frames)."""
     from uplift.evaluate import evaluate as run_eval
 
-    rows = run_eval(checkpoint, corpus, split=split)
+    rows = run_eval(checkpoint, _corpus_spec(corpus), split=split)
     header = list(dict.fromkeys(k for r in rows for k in r))
     out.print(_table(f"evaluate {checkpoint.name} on {corpus}",
                      [[f"{r.get(h):.2f}" if isinstance(r.get(h), float) else r.get(h, "") for h in header] for r in rows],
@@ -311,6 +326,14 @@ def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help=
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _corpus_spec(spec: str) -> str:
+    """``PATH[@VERSION]`` with PATH checked by ``corpus_arg`` (a bad URL fails here, in one line)."""
+    head, sep, tail = spec.rpartition("@")
+    path = head if sep and tail and "/" not in tail else spec
+    corpus_arg(path)
+    return spec
 
 
 def _as_dict(obj) -> dict:
