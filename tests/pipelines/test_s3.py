@@ -153,3 +153,5 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     versions = list_versions(url)
     assert [v.id for v in versions] == [a.version_id, b.version_id]  # a on top of b, both committed
     assert CorpusReader.open(url, a.version_id).fps == 25.0 and CorpusReader.open(url, b.version_id).fps == 30.0
+    again = build_amass(build_config(inputs, url, fps=25.0))  # the S3 parent is found: nothing to redo
+    assert again.up_to_date and again.version_id == a.version_id and len(list_versions(url)) == 2
