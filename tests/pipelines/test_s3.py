@@ -73,7 +73,11 @@ def test_locations_keep_urls_and_reject_unknown_schemes():
 
 
 def test_every_corpus_command_on_s3(s3, tmp_path, monkeypatch):
-    run("synth", "h36m", tmp_path / "h36m")
+    from pipelines.synthetic.h36m import DEFAULT_ACTIONS, write_h36m_files
+
+    # small: two subjects (train S1, test S9), two actions, short sequences
+    write_h36m_files(tmp_path / "h36m", subjects=("S1", "S9"), actions=tuple(DEFAULT_ACTIONS)[:2], frames=60,
+                     missing_cameras={})
     url = f"s3://{BUCKET}/cli/h36m"
     monkeypatch.delenv(S3_ENDPOINT_ENV)  # the endpoint option instead of the env var
     run("--s3-endpoint", s3, "build-h36m", tmp_path / "h36m", "--corpus", url, "--detections", "gt", "--tag", "gt")
