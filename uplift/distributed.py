@@ -215,11 +215,11 @@ def launch_train(nproc: int, cfg, out_dir, corpus, **kwargs):
     lc = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"mocap-{uuid.uuid4().hex[:8]}",
                       rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, start_method="spawn",
                       monitor_interval=0.2)
-    # spawned children re-read the corpora themselves: pass specs, not open readers
-    corpus = [_as_spec(c) for c in (corpus if isinstance(corpus, (list, tuple)) else [corpus])]
+    # Spawned children re-open the corpora: pass PATH@SNAPSHOT, pinned here (a bad spec fails here, in
+    # one line, and every rank reads the same snapshot even if the branch moves meanwhile).
+    corpus = pin_specs(corpus)
     if kwargs.get("eval_corpus") is not None:
-        ev = kwargs["eval_corpus"]
-        kwargs["eval_corpus"] = [_as_spec(c) for c in (ev if isinstance(ev, (list, tuple)) else [ev])]
+        kwargs["eval_corpus"] = pin_specs(kwargs["eval_corpus"])
     try:
         results = elastic_launch(lc, _train_entry)(cfg, out_dir, corpus, kwargs)
     except ChildFailedError as e:
@@ -231,9 +231,26 @@ class TrainingFailed(MocapCorpusError):
     """A launched training process failed; the message is its error, one line."""
 
 
-def _as_spec(c):
-    path, version = getattr(c, "path", None), getattr(c, "version_id", None)
-    return f"{path}@{version}" if path is not None and version else str(c)
+def pin_specs(specs) -> list[str]:
+    """Corpus specs or readers -> ``PATH@SNAPSHOT`` strings (opens each corpus once)."""
+    from pipelines.corpus import open_corpus
+
+    out = []
+    for c in specs if isinstance(specs, (list, tuple)) else [specs]:
+        r = open_corpus(c) if isinstance(c, (str, os.PathLike)) else c
+        out.append(f"{r.path}@{r.version_id}")
+    return out
+
+
+def check_same_corpora(corpora: dict, info: DistInfo) -> None:
+    """Every rank resolved the same snapshots (under torchrun each rank opens ``PATH@main`` itself)."""
+    if not info.enabled:
+        return
+    seen = [None] * info.world_size
+    dist.all_gather_object(seen, corpora)
+    if any(s != seen[0] for s in seen):
+        raise ConfigError(f"ranks opened different corpus versions ({seen[0]} vs others): a commit landed while "
+                          f"they started; pin PATH@SNAPSHOT or a tag")
 
 
 def _first_failure(e) -> str:

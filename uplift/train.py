@@ -262,6 +262,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     ucfg = rcfg.uplift_config(finetuning=init is not None)
     tcfg, mcfg = ucfg.train, ucfg.model
     corpora = {"train": [_spec(r) for r in train_src], "eval": [_spec(r) for r in eval_src]}
+    D.check_same_corpora(corpora, dinfo)
 
     torch.manual_seed(rcfg.seed)
     model = build_model(ucfg, seed=rcfg.seed).to(device)

@@ -6,10 +6,14 @@ Pure helpers first (no processes), then one launched 2-process run compared with
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from pipelines.cli import app
 
 from tests.uplift.test_train import projected_corpus
 from uplift.distributed import DistInfo, launch_train, rank_slice
@@ -73,9 +77,15 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert json.loads((two.run_dir / "config.json").read_text())["world_size"] == 2
     w2 = load_file(str(two.checkpoint / "model.safetensors"))
 
-    # resume with the same N: interrupted after 4 steps, continued, ends where the straight run did
+    # resume with the same N: interrupted after 4 steps, continued from the CLI (--nproc 2), ends
+    # where the straight 2-process run did
     launch_train(2, cfg(), tmp_path / "resumed", [corpus], max_steps=4)
-    resumed = launch_train(2, cfg(), tmp_path / "resumed", [corpus])
-    w3 = load_file(str(resumed.checkpoint / "model.safetensors"))
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps(asdict(cfg())))
+    result = CliRunner().invoke(app, ["train", "--config", str(config), "--corpus", corpus, "--out",
+                                      str(tmp_path / "resumed"), "--nproc", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(_steps(tmp_path / "resumed")) == 6  # 4 before the interruption, 2 after
+    w3 = load_file(str(tmp_path / "resumed" / "checkpoints" / "final" / "model.safetensors"))
     for k in w2:
         torch.testing.assert_close(w3[k], w2[k], rtol=0, atol=1e-6)
