@@ -207,8 +207,14 @@ def launch_train(nproc: int, cfg, out_dir, corpus, **kwargs):
         raise ConfigError(f"--nproc must be at least 1, got {nproc}")
     if nproc == 1:
         return train(cfg, out_dir, corpus, **kwargs)
-    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
-        raise ConfigError(f"--nproc {nproc}: only {torch.cuda.device_count()} CUDA devices here")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(f"--nproc {nproc} under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}): "
+                          f"let torchrun start the processes, drop --nproc")
+    from uplift.train import load_run_config, pick_device
+
+    cfg = load_run_config(cfg)
+    if pick_device(cfg.device).type == "cuda" and nproc > torch.cuda.device_count():
+        raise ConfigError(f"--nproc {nproc}: only {torch.cuda.device_count()} CUDA devices here (one process a GPU)")
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
