@@ -1,6 +1,6 @@
 """The corpus store: a streaming writer and a versioned reader over one Icechunk repository.
 
-One corpus = one Icechunk repository (a local folder or an ``s3://bucket/prefix``, see ``schemas.storage``) holding one Zarr v3 group laid out as in
+One corpus = one Icechunk repository (folder or s3:// URL) holding one Zarr v3 group laid out as in
 ``schemas.store``. Ragged data is concatenated along time; the Parquet manifests (``schemas.manifests``)
 carry offsets and lengths and are stored *inside* the repository as uint8 arrays under
 ``/manifests/<name>``, so one Icechunk commit versions arrays and manifests together and a reader never
@@ -20,12 +20,13 @@ Layout choice
 
 Concurrency policy
     Icechunk's local-filesystem storage is not safe for concurrent commits, so every commit (and the
-    repository creation) runs under a file lock at ``<PATH>.lock``. On object storage there is no
-    lock: Icechunk's commit is a conditional write of the branch ref, so of two racing commits one
-    fails with a conflict (``VersionConflictError`` here), whatever the head check below saw. A build is a full rewrite derived
+    repository creation) runs under a file lock at ``<PATH>.lock``. A build is a full rewrite derived
     from the version it started from; if the branch moved since the writer's session started, rebasing
     would silently drop the other build's work, so ``commit()`` raises ``VersionConflictError``
     instead and commits nothing (rerun the build on top of the new version).
+    On object storage (``s3://bucket/prefix``, ``schemas.storage``) there is no lock: Icechunk's
+    commit is a conditional write of the branch ref, so of two racing commits one fails with a
+    conflict (``VersionConflictError`` here) whatever the head check saw.
 
 Reader
     Opens any version (tag, branch or snapshot id; default the tip of ``main``) read-only, pinned to
