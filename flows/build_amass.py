@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.common import (Progress, markdown_table, publish_image, publish_link, publish_markdown,
                           rejects_markdown, retry_transient, run_logger)
+from schemas.storage import CorpusLocation
 
 FLOW_NAME = "build-amass"
 
@@ -109,7 +110,7 @@ def validate_and_publish(flow_name: str, label: str, corpus: Path, report, valid
 def build_amass_flow(
     amass_root: Path,
     body_models: Path,
-    corpus: Path,
+    corpus: CorpusLocation,
     regressor: Path | None = None,
     tag: str | None = None,
     rig: Literal["h36m", "3dhp"] = "h36m",
@@ -127,7 +128,7 @@ def build_amass_flow(
     Args:
         amass_root: AMASS root folder (<root>/<Dataset>/<Subject>/*.npz).
         body_models: Folder with smplh/{gender}/model.npz (and dmpls/), usually also the regressor.
-        corpus: Corpus repository path (created on first build).
+        corpus: Corpus repository: a local folder or s3://bucket/prefix (created on first build).
         regressor: (17, 6890) joint regressor .npy; default BODY_MODELS/J_regressor_h36m.npy.
         tag: Tag for the committed version, e.g. amass-h36m-v1.
         rig: Camera rig used to place virtual cameras: h36m or 3dhp.

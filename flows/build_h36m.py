@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.build_amass import report_fields, validate_and_publish
 from flows.common import retry_transient, run_logger
+from schemas.storage import CorpusLocation
 
 FLOW_NAME = "build-h36m"
 
@@ -23,13 +24,13 @@ def run_build(data_dir: str, corpus: str, detections: str, tag: str | None):
 
 
 @flow(name=FLOW_NAME, log_prints=True)
-def build_h36m_flow(data_dir: Path, corpus: Path, detections: Literal["cpn", "gt"] = "cpn",
+def build_h36m_flow(data_dir: Path, corpus: CorpusLocation, detections: Literal["cpn", "gt"] = "cpn",
                     tag: str | None = None, validate_version: bool = True) -> dict:
     """Import Human3.6M in VideoPose3D format as a corpus version and validate it.
 
     Args:
         data_dir: Folder with data_3d_h36m.npz and data_2d_h36m_cpn_ft_h36m_dbb.npz (or data_2d_h36m_gt.npz).
-        corpus: Corpus repository path (created on first import).
+        corpus: Corpus repository: a local folder or s3://bucket/prefix (created on first import).
         detections: 2D keypoints to import: cpn (detected) or gt (projected ground truth).
         tag: Tag for the committed version, e.g. h36m-cpn-v1.
         validate_version: Check the committed version with schemas.validate afterwards.

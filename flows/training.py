@@ -82,12 +82,15 @@ def apply_overrides(cfg, overrides: dict):
 
 @task(name="train", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
       cache_key_fn=train_cache_key, persist_result=True, result_serializer="json")
-def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, overrides: dict) -> dict:
-    """Train once; returns RunResult as a JSON-able dict and marks the run dir as finished."""
-    from uplift.train import load_run_config, train
+def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, overrides: dict, nproc: int = 1) -> dict:
+    """Train once (in ``nproc`` data-parallel processes); returns RunResult as a JSON-able dict and marks
+    the run dir as finished. ``nproc`` is not in the cache key: N processes train on the same samples."""
+    from uplift.distributed import launch_train
+    from uplift.train import load_run_config
 
     cfg = apply_overrides(load_run_config(config), overrides)
-    result = _jsonable(_as_dict(train(cfg, Path(out_dir), corpus=list(corpus), init=Path(init) if init else None)))
+    result = _jsonable(_as_dict(launch_train(nproc, cfg, Path(out_dir), list(corpus),
+                                             init=Path(init) if init else None)))
     result.setdefault("run_dir", out_dir)
     ck = result.get("checkpoint") or result.get("checkpoint_path")
     (Path(out_dir) / DONE_MARKER).write_text(json.dumps({"corpus": corpus, "config": config, "init": init,
@@ -102,7 +105,7 @@ def resolve_specs(specs: list[str]) -> list[str]:
 
 
 def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: Path | None,
-                overrides: dict | None) -> dict:
+                overrides: dict | None, nproc: int = 1) -> dict:
     logger = run_logger()
     pinned = resolve_specs(list(corpus))
     for spec, pin in zip(corpus, pinned):
@@ -111,7 +114,8 @@ def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: 
     out = Path(out_dir)
     done = (out / DONE_MARKER).is_file()
     # A persisted cache entry is reused only while its run dir still holds a finished run.
-    result = run_train.with_options(refresh_cache=not done)(pinned, config, str(out), init_ck, overrides or {})
+    result = run_train.with_options(refresh_cache=not done)(pinned, config, str(out), init_ck, overrides or {},
+                                                           nproc)
     rows = [(k, v) for k, v in result.items() if not isinstance(v, (dict, list))]
     metrics = result.get("metrics") or {}
     md = [f"## {kind}: {out}", markdown_table([("corpus versions", ", ".join(pinned)), ("config", config),
@@ -137,7 +141,7 @@ def _short(v):
 
 @flow(name="pretrain", log_prints=True)
 def pretrain_flow(corpus: list[str], out_dir: Path, config: str = "tiny", init: Path | None = None,
-                  overrides: dict | None = None) -> dict:
+                  overrides: dict | None = None, nproc: int = 1) -> dict:
     """Pre-train the Uplift-Upsample Transformer on pinned corpus versions.
 
     Args:
@@ -146,13 +150,14 @@ def pretrain_flow(corpus: list[str], out_dir: Path, config: str = "tiny", init: 
         config: Preset name (tiny, h36m_351, h36m_81) or a config file.
         init: Optional checkpoint (or run dir) to start from.
         overrides: TrainConfig fields to replace, e.g. {"epochs": 1, "steps_per_epoch": 2}.
+        nproc: Data-parallel training processes on the worker's machine (one per GPU; gloo on CPU).
     """
-    return _train_flow("pretrain", corpus, config, out_dir, init, overrides)
+    return _train_flow("pretrain", corpus, config, out_dir, init, overrides, nproc)
 
 
 @flow(name="finetune", log_prints=True)
 def finetune_flow(corpus: list[str], init: Path, out_dir: Path, config: str = "tiny",
-                  overrides: dict | None = None) -> dict:
+                  overrides: dict | None = None, nproc: int = 1) -> dict:
     """Fine-tune from a pre-train run's checkpoint on pinned corpus versions (e.g. the H36M import).
 
     Args:
@@ -161,5 +166,6 @@ def finetune_flow(corpus: list[str], init: Path, out_dir: Path, config: str = "t
         out_dir: Run directory of this fine-tuning run.
         config: Preset name (tiny, h36m_351, h36m_81) or a config file.
         overrides: TrainConfig fields to replace, e.g. {"lr": 1e-5, "epochs": 1}.
+        nproc: Data-parallel training processes on the worker's machine (one per GPU; gloo on CPU).
     """
-    return _train_flow("finetune", corpus, config, out_dir, init, overrides)
+    return _train_flow("finetune", corpus, config, out_dir, init, overrides, nproc)

@@ -28,6 +28,7 @@ from pipelines.hashing import json_hash, sha256_file
 from pipelines.records import Reject, SequenceData
 from schemas.errors import ConfigError, CorpusError, InputError, VersionConflictError
 from schemas.skeletons import H36M_17
+from schemas.storage import CorpusLocation, is_url
 from schemas.store import STORE_FORMAT
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class BuildConfig(BaseModel):
     amass_root: Path = Field(description="AMASS root folder (<root>/<Dataset>/<Subject>/*.npz)")
     body_models: Path = Field(description="folder with smplh/{gender}/model.npz and dmpls/{gender}/model.npz")
     regressor: Path | None = Field(None, description="(N, 6890) joint regressor; default BODY_MODELS/J_regressor_h36m.npy")
-    corpus: Path = Field(description="corpus repository path")
+    corpus: CorpusLocation = Field(description="corpus repository: a local folder or s3://bucket/prefix")
     tag: str | None = Field(None, description="tag for the committed version, e.g. amass-h36m-v1")
     rig: Literal["h36m", "3dhp"] = "h36m"
     calibration: Path | None = Field(None, description="MPI-INF-3DHP camera.calibration file (rig 3dhp): its "
@@ -267,7 +268,7 @@ def _ordered_results(client, fn, jobs: list[tuple], max_in_flight: int) -> Itera
 def _parent_reader(corpus: Path):
     from pipelines.corpus import CorpusReader
 
-    if not Path(corpus).exists():
+    if not is_url(corpus) and not Path(corpus).exists():
         return None
     try:
         return CorpusReader.open(corpus)

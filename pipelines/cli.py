@@ -56,11 +56,31 @@ def one_line_errors(fn):
     return wrapper
 
 
+def corpus_arg(value) -> "Path | str":
+    """Every corpus argument goes through here: a local folder (Path) or ``s3://bucket/prefix`` (str).
+
+    Typer's ``Path`` would turn ``s3://b/p`` into ``s3:/b/p``, so corpus options are typed ``str``.
+    """
+    from schemas.storage import parse_location
+
+    return parse_location(value)
+
+
+CORPUS_HELP = "corpus repository: a local folder or s3://bucket/prefix"
+
+
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "-v", "--verbose",
-                                       help="show library logs (Dask, Prefect) and tracebacks")):
+                                       help="show library logs (Dask, Prefect) and tracebacks"),
+          s3_endpoint: Optional[str] = typer.Option(
+              None, "--s3-endpoint", envvar="MOCAP_CORPUS_S3_ENDPOINT",
+              help="S3-compatible endpoint URL for s3:// corpora (MinIO, Ceph...); default: AWS")):
     """Motion-capture archives -> versioned 2D/3D pose corpora, and the uplifting trainer."""
+    from schemas.storage import S3_ENDPOINT_ENV
+
     configure_logging(verbose)
+    if s3_endpoint:
+        os.environ[S3_ENDPOINT_ENV] = s3_endpoint  # read by schemas.storage (and inherited by children)
 
 
 def configure_logging(verbose: bool) -> None:
@@ -163,7 +183,7 @@ def joints(file: Path, body_models: Path = typer.Option(..., "--body-models", he
 def build_amass_cmd(amass_root: Path,
                     body_models: Path = typer.Option(..., "--body-models"),
                     regressor: Optional[Path] = typer.Option(None),
-                    corpus: Path = typer.Option(..., "--corpus"),
+                    corpus: str = typer.Option(..., "--corpus", help=CORPUS_HELP),
                     tag: Optional[str] = typer.Option(None),
                     rig: str = typer.Option("h36m", help="h36m | 3dhp"),
                     calibration: Optional[Path] = typer.Option(
@@ -178,7 +198,7 @@ def build_amass_cmd(amass_root: Path,
 
     from pipelines.build import BuildConfig, build_amass
 
-    cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus,
+    cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
                       fps=fps, seed=seed,
                       scheduler=scheduler, n_workers=workers)
@@ -199,13 +219,13 @@ def build_amass_cmd(amass_root: Path,
 
 @app.command("build-h36m")
 @one_line_errors
-def build_h36m_cmd(data_dir: Path, corpus: Path = typer.Option(..., "--corpus"),
+def build_h36m_cmd(data_dir: Path, corpus: str = typer.Option(..., "--corpus", help=CORPUS_HELP),
                    detections: str = typer.Option("cpn", help="cpn | gt"),
                    tag: Optional[str] = typer.Option(None)):
     """Import VideoPose3D-format Human3.6M 3D + CPN (or GT) 2D files as a corpus version."""
     from pipelines.h36m import build_h36m
 
-    report = build_h36m(data_dir, corpus, detections=detections, tag=tag)
+    report = build_h36m(data_dir, corpus_arg(corpus), detections=detections, tag=tag)
     rows = report.summary_rows() if hasattr(report, "summary_rows") else list(_as_dict(report).items())
     out.print(_table("build-h36m", rows))
     _print_rejects(getattr(report, "rejects", None) or _as_dict(report).get("rejects", []))
@@ -213,7 +233,7 @@ def build_h36m_cmd(data_dir: Path, corpus: Path = typer.Option(..., "--corpus"),
 
 @app.command("export-vp3d")
 @one_line_errors
-def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
+def export_vp3d_cmd(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Optional[str] = typer.Option(None),
                     out_dir: Path = typer.Option(..., "--out"),
                     split: Optional[str] = typer.Option(None, help="only this split (train | val | test)"),
                     name: str = typer.Option("h36m", help="file name stem: data_3d_<name>.npz"),
@@ -225,7 +245,7 @@ def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
     if joints not in (17, 32):
         raise typer.BadParameter(f"--joints must be 17 or 32, got {joints}")
     subset = {"split": split} if split else None
-    for key, p in export_vp3d(corpus, out_dir, version=version, subset=subset, name=name,
+    for key, p in export_vp3d(corpus_arg(corpus), out_dir, version=version, subset=subset, name=name,
                               layout=f"h36m{joints}").items():
         out.print(f"{key}: {p}")
 
@@ -235,11 +255,12 @@ def export_vp3d_cmd(corpus: Path, version: Optional[str] = typer.Option(None),
 
 @app.command()
 @one_line_errors
-def versions(corpus: Path, as_json: bool = typer.Option(False, "--json", help="one JSON object a line")):
+def versions(corpus: str = typer.Argument(..., help=CORPUS_HELP),
+             as_json: bool = typer.Option(False, "--json", help="one JSON object a line")):
     """List the versions of a corpus (newest first)."""
     from pipelines.versions import list_versions
 
-    vs = list_versions(corpus)
+    vs = list_versions(corpus_arg(corpus))
     if as_json:
         for v in vs:
             _json_line({"id": v.id, "tags": list(v.tags), "time": v.time.isoformat(), "message": v.message,
@@ -294,11 +315,11 @@ def _json_line(obj: dict) -> None:
 
 @app.command()
 @one_line_errors
-def validate(corpus: Path, version: Optional[str] = typer.Option(None)):
+def validate(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Optional[str] = typer.Option(None)):
     """Check a corpus version's arrays against its manifests."""
     from schemas.validate import validate_corpus
 
-    problems = validate_corpus(corpus, version)
+    problems = validate_corpus(corpus_arg(corpus), version)
     if problems:
         for p in problems:
             console.print(f"[red]problem:[/red] {p}", highlight=False)
@@ -308,13 +329,13 @@ def validate(corpus: Path, version: Optional[str] = typer.Option(None)):
 
 @app.command()
 @one_line_errors
-def rejects(corpus: Path, version: Optional[str] = typer.Option(None),
+def rejects(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Optional[str] = typer.Option(None),
             as_json: bool = typer.Option(False, "--json", help="one JSON object a line")):
     """List the source files a build rejected, with reasons."""
     from pipelines.corpus import CorpusReader
     from pipelines.records import Reject
 
-    reader = CorpusReader.open(corpus, version)
+    reader = CorpusReader.open(corpus_arg(corpus), version)
     if as_json:
         for r in reader.rejects.to_pylist():
             _json_line({"source_path": r["source_path"], "kind": r["kind"], "reason": r["reason"],
@@ -326,11 +347,12 @@ def rejects(corpus: Path, version: Optional[str] = typer.Option(None),
 
 @app.command()
 @one_line_errors
-def diff(corpus: Path, v1: str, v2: str):
+def diff(corpus: str = typer.Argument(..., help=CORPUS_HELP), v1: str = typer.Argument(...),
+         v2: str = typer.Argument(...)):
     """Sequences added, removed and changed between two versions."""
     from pipelines.versions import diff_versions
 
-    d = diff_versions(corpus, v1, v2)
+    d = diff_versions(corpus_arg(corpus), v1, v2)
     for label, keys in (("added", d.added), ("removed", d.removed), ("changed", d.changed)):
         out.print(f"{label} ({len(keys)}):")
         for k in keys:
@@ -340,11 +362,12 @@ def diff(corpus: Path, v1: str, v2: str):
 
 @app.command()
 @one_line_errors
-def tag(corpus: Path, version: str, name: str):
+def tag(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: str = typer.Argument(...),
+        name: str = typer.Argument(...)):
     """Tag a version (tags are immutable)."""
     from pipelines.versions import tag_version
 
-    tag_version(corpus, version, name)
+    tag_version(corpus_arg(corpus), version, name)
     out.print(f"tagged {version} as {name}")
 
 
@@ -408,15 +431,29 @@ def infer(checkpoint: Path = typer.Argument(..., help="checkpoint dir or run dir
 def train(config: str = typer.Option(..., "--config", help="preset name or config file"),
           corpus: list[str] = typer.Option(..., "--corpus", help="PATH@VERSION (repeatable)"),
           init: Optional[Path] = typer.Option(None, "--init", help="checkpoint to start from (fine-tuning)"),
-          out_dir: Path = typer.Option(..., "--out", help="run directory")):
-    """Pre-train or fine-tune the Uplift-Upsample Transformer on pinned corpus versions."""
-    from uplift.train import load_run_config, train as run_train
+          out_dir: Path = typer.Option(..., "--out", help="run directory"),
+          nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this machine (torch elastic "
+                                                        "launcher; one per GPU, gloo on CPU)")):
+    """Pre-train or fine-tune the Uplift-Upsample Transformer on pinned corpus versions.
 
+    Corpora may live on S3 (``s3://bucket/prefix@VERSION``). With ``--nproc N`` the global batch is
+    split over N processes (same samples as one process); under ``torchrun`` this joins its process group.
+    """
+    from uplift.distributed import launch_train, teardown
+    from uplift.train import load_run_config
+
+    corpus = [_corpus_spec(c) for c in corpus]
     with _bar("steps/s") as tick:
         def progress(step, steps, info):
             tick(step, steps, f"epoch {info['epoch']}/{info['epochs']}", f"loss {info['loss']:.4f}")
 
-        result = run_train(load_run_config(config), out_dir, corpus, init=init, progress=progress)
+        extra = {"progress": progress} if nproc == 1 else {}  # a closure does not cross process boundaries
+        try:
+            result = launch_train(nproc, load_run_config(config), out_dir, corpus, init=init, **extra)
+        finally:
+            teardown()  # only does something when torchrun started this process
+    if result is None or int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return
     last = result.history[-1] if result.history else {}
     rows = [("run dir", result.run_dir), ("checkpoint", result.checkpoint), ("corpora", ", ".join(result.corpora))]
     rows += [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in last.items()]
@@ -425,7 +462,7 @@ def train(config: str = typer.Option(..., "--config", help="preset name or confi
 
 @app.command()
 @one_line_errors
-def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help="PATH@VERSION"),
+def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help="PATH@VERSION (PATH may be s3://bucket/prefix)"),
              split: str = typer.Option("test", help="split to evaluate"),
              render: Optional[Path] = typer.Option(None, "--render", help="folder: draw the prediction over the "
                                                    "ground truth for the median and the worst window (PNG)")):
@@ -433,7 +470,7 @@ def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help=
     from uplift.evaluate import evaluate as run_eval
 
     with _bar("windows/s") as tick:
-        rows = run_eval(checkpoint, corpus, split=split,
+        rows = run_eval(checkpoint, _corpus_spec(corpus), split=split,
                         progress=lambda done, total, info: tick(done, total, f"s_in {info['s_in']}", ""))
     header = list(dict.fromkeys(k for r in rows for k in r))
     out.print(_table(f"evaluate {checkpoint.name} on {corpus}",
@@ -473,6 +510,14 @@ def _bar(unit: str):
             bar.update(t, rate=f"{speed:.1f} {unit}" if speed else "")
 
         yield tick
+
+
+def _corpus_spec(spec: str) -> str:
+    """``PATH[@VERSION]`` with PATH checked by ``corpus_arg`` (a bad URL fails here, in one line)."""
+    head, sep, tail = spec.rpartition("@")
+    path = head if sep and tail and "/" not in tail else spec
+    corpus_arg(path)
+    return spec
 
 
 def _as_dict(obj) -> dict:

@@ -1,6 +1,6 @@
 """The corpus store: a streaming writer and a versioned reader over one Icechunk repository.
 
-One corpus = one Icechunk repository (local filesystem) holding one Zarr v3 group laid out as in
+One corpus = one Icechunk repository (folder or s3:// URL) holding one Zarr v3 group laid out as in
 ``schemas.store``. Ragged data is concatenated along time; the Parquet manifests (``schemas.manifests``)
 carry offsets and lengths and are stored *inside* the repository as uint8 arrays under
 ``/manifests/<name>``, so one Icechunk commit versions arrays and manifests together and a reader never
@@ -24,6 +24,9 @@ Concurrency policy
     from the version it started from; if the branch moved since the writer's session started, rebasing
     would silently drop the other build's work, so ``commit()`` raises ``VersionConflictError``
     instead and commits nothing (rerun the build on top of the new version).
+    On object storage (``s3://bucket/prefix``, ``schemas.storage``) there is no lock: Icechunk's
+    commit is a conditional write of the branch ref, so of two racing commits one fails with a
+    conflict (``VersionConflictError`` here) whatever the head check saw.
 
 Reader
     Opens any version (tag, branch or snapshot id; default the tip of ``main``) read-only, pinned to
@@ -51,6 +54,7 @@ from pipelines.records import Reject, SequenceData
 from schemas import manifests as M
 from schemas import store as S
 from schemas.errors import CorpusError, VersionConflictError
+from schemas.storage import is_url, parse_location, repository_exists, storage_for
 
 DEFAULT_BRANCH = "main"
 LOCK_TIMEOUT_S = 600.0
@@ -82,16 +86,19 @@ def commit_lock(path: str | os.PathLike, timeout: float = LOCK_TIMEOUT_S) -> fil
 
 
 def open_repository(path: str | os.PathLike, *, create: bool = False) -> icechunk.Repository:
-    """Open (or, with ``create``, open-or-create under the lock) the Icechunk repository at ``path``."""
-    storage = icechunk.local_filesystem_storage(str(Path(path).resolve()))
-    if create:
-        with repository_lock(path):
-            return icechunk.Repository.open_or_create(storage)
-    if not Path(path).exists() or not icechunk.Repository.exists(storage):
-        raise CorpusError(f"{path}: no corpus repository here")
+    """Open (or, with ``create``, open-or-create under the lock) the Icechunk repository at ``path``.
+
+    ``path``: a local folder or ``s3://bucket/prefix`` (``schemas.storage``).
+    """
     try:
+        storage = storage_for(path)
+        if create:
+            with repository_lock(path):
+                return icechunk.Repository.open_or_create(storage)
+        if not repository_exists(path):
+            raise CorpusError(f"{path}: no corpus repository here")
         return icechunk.Repository.open(storage)
-    except icechunk.IcechunkError as e:
+    except (icechunk.IcechunkError, ValueError) as e:  # e.g. unreachable endpoint, bad credentials
         raise CorpusError(f"{path}: cannot open corpus repository: {_one_line(e)}") from e
 
 
@@ -111,7 +118,13 @@ def resolve_snapshot(repo: icechunk.Repository, version: str | None, path: str |
 
 @contextmanager
 def repository_lock(path):
-    """Hold the commit lock of the repository at ``path``; CorpusError if it cannot be taken in time."""
+    """Hold the commit lock of the repository at ``path``; CorpusError if it cannot be taken in time.
+
+    Object storage has no lock (Icechunk's conditional ref updates detect conflicting commits).
+    """
+    if is_url(path):
+        yield
+        return
     lock = commit_lock(path)
     try:
         lock.acquire()
@@ -214,7 +227,7 @@ class CorpusWriter:
                  fps: float = 50.0, branch: str = DEFAULT_BRANCH, optional_arrays: tuple[str, ...] = ()):
         """``optional_arrays``: names of ``schemas.store.OPTIONAL_ARRAYS`` (e.g. ``"joints_world_32"``)
         this version holds for every sequence (``add`` then needs the attribute of that name)."""
-        self.path = Path(path)
+        self.path = parse_location(path)
         known = {_leaf(s): s for s in S.OPTIONAL_ARRAYS}
         unknown = [n for n in optional_arrays if n not in known]
         if unknown:
@@ -424,7 +437,7 @@ def _path_of(leaf_or_path: str) -> str:
 class CorpusReader:
     """A read-only view of one corpus version (one Icechunk snapshot)."""
 
-    def __init__(self, path: Path, version_id: str, root: zarr.Group, session: icechunk.Session):
+    def __init__(self, path: Path | str, version_id: str, root: zarr.Group, session: icechunk.Session):
         self.path = path
         self.version_id = version_id
         self._root = root
@@ -454,7 +467,7 @@ class CorpusReader:
     @classmethod
     def open(cls, path: str | os.PathLike, version: str | None = None) -> "CorpusReader":
         """Open ``version`` (tag | branch | snapshot id; None = tip of main); CorpusError if missing."""
-        path = Path(path)
+        path = parse_location(path)
         repo = open_repository(path)
         snap = resolve_snapshot(repo, version, path)
         session = repo.readonly_session(snapshot_id=snap)

@@ -276,10 +276,14 @@ def validate_corpus(path: str | os.PathLike, version: str | None = None) -> list
     if "ICECHUNK_LOG" not in os.environ:  # reading only: the concurrent-commit warning does not apply
         icechunk.set_logs_filter("warn,icechunk::storage::object_store=error")
     where = f"{path}@{version or 'main'}"
-    storage = icechunk.local_filesystem_storage(str(Path(path).resolve()))
-    if not Path(path).exists() or not icechunk.Repository.exists(storage):
-        return [f"{path}: no Icechunk repository"]
-    repo = icechunk.Repository.open(storage)
+    from schemas.storage import repository_exists, storage_for  # local folder or s3://bucket/prefix
+
+    try:
+        if not repository_exists(path):
+            return [f"{path}: no Icechunk repository"]
+        repo = icechunk.Repository.open(storage_for(path))
+    except Exception as e:  # noqa: BLE001 - unreachable store, bad URL: a finding, one line
+        return [f"{path}: cannot open repository: {' '.join(str(e).split())[:200]}"]
     v = version or "main"
     try:
         if v in repo.list_tags():

@@ -33,12 +33,15 @@ def joint_errors(pred: torch.Tensor, target: torch.Tensor, root: int | None = 0)
 
 def uplift_loss(pred_seq: torch.Tensor, pred_center: torch.Tensor, target: torch.Tensor,
                 valid: torch.Tensor | None = None, *, root: int = 0, w_seq: float = 0.5,
-                w_center: float = 0.5, center_target: torch.Tensor | None = None) -> LossTerms:
+                w_center: float = 0.5, center_target: torch.Tensor | None = None,
+                seq_count: torch.Tensor | None = None, center_count: torch.Tensor | None = None) -> LossTerms:
     """The Uplift-Upsample objective.
 
     pred_seq: (B, N, J, 3) model sequence output; pred_center: (B, J, 3) centre output;
     target: (B, N, J, 3) ground truth for the window; valid: (B, N) bool/float, False for padded frames
     (None: all valid); center_target: (B, J, 3), defaults to ``target[:, N // 2]``.
+    seq_count / center_count: () normalisers replacing this batch's valid-frame / window counts, so a
+    data-parallel rank can normalise by its share of the global batch (``uplift.distributed``).
     """
     # fp32 whatever the autocast around: errors of a few mm on metre-scale poses
     pred_seq, pred_center, target = pred_seq.float(), pred_center.float(), target.float()
@@ -55,6 +58,10 @@ def uplift_loss(pred_seq: torch.Tensor, pred_center: torch.Tensor, target: torch
     else:
         w = valid.to(per_frame.dtype)
         # clamp: a batch of only padded frames contributes 0 instead of NaN
-        l_seq = (per_frame * w).sum() / w.sum().clamp_min(1.0)
-    l_center = joint_errors(pred_center, center_target, root).mean()
+        norm = w.sum() if seq_count is None else seq_count.to(w.dtype)
+        l_seq = (per_frame * w).sum() / norm.clamp_min(1.0)
+    if seq_count is not None and valid is None:
+        l_seq = per_frame.sum() / seq_count.to(per_frame.dtype).clamp_min(1.0)
+    err_center = joint_errors(pred_center, center_target, root).mean(-1)  # (B,)
+    l_center = err_center.mean() if center_count is None else err_center.sum() / center_count.to(err_center.dtype)
     return LossTerms(w_seq * l_seq + w_center * l_center, l_seq, l_center)

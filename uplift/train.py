@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from schemas.errors import ConfigError
 from uplift.config import FINETUNE_351, ModelConfig, TrainConfig, UpliftConfig, finetune_overrides, get_preset
+from uplift import distributed as D
 from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
 from uplift.evaluate import evaluate_model, summary
 from uplift.losses import uplift_loss
@@ -302,7 +303,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     rcfg = load_run_config(cfg)
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(rcfg.device)
+    dinfo = D.setup(pick_device(rcfg.device).type)  # torchrun / launch_train: join the process group
+    device = D.device_for(dinfo, rcfg.device)
     amp = device.type == "cuda" and rcfg.precision == "bf16"
     train_src = _open_all(corpus)
     eval_src = _open_all(eval_corpus) or train_src
@@ -311,6 +313,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     ucfg = rcfg.uplift_config(finetuning=init is not None)
     tcfg, mcfg = ucfg.train, ucfg.model
     corpora = {"train": [_spec(r) for r in train_src], "eval": [_spec(r) for r in eval_src]}
+    D.check_same_corpora(corpora, dinfo)
 
     torch.manual_seed(rcfg.seed)
     model = build_model(ucfg, seed=rcfg.seed).to(device)
@@ -334,10 +337,18 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
             bundle.ema.module.load_state_dict(load_file(str(last / "ema.safetensors"), device=str(device)))
             bundle.ema.n_averaged.fill_(int(state["ema_n_averaged"]))
         restore_rng(state)
+        D.restore_rank_rng(state, rcfg.seed, dinfo)
+    else:
+        D.seed_rank(rcfg.seed, dinfo)
 
-    (run_dir / "config.json").write_text(json.dumps({"run": asdict(rcfg), "uplift": asdict(ucfg),
-                                                     "init": str(init) if init else None}, indent=1))
-    (run_dir / "corpora.json").write_text(json.dumps(corpora, indent=1))
+    if dinfo.is_main:
+        (run_dir / "config.json").write_text(json.dumps({"run": asdict(rcfg), "uplift": asdict(ucfg),
+                                                         "init": str(init) if init else None,
+                                                         "world_size": dinfo.world_size}, indent=1))
+        (run_dir / "corpora.json").write_text(json.dumps(corpora, indent=1))
+        if state is None:
+            (run_dir / "steps.jsonl").unlink(missing_ok=True)
+    D.check_batch(tcfg.batch_size, dinfo)
 
     scfg = StreamConfig(seq_len=mcfg.seq_len, s_out=mcfg.out_stride, s_in=tuple(tcfg.in_strides),
                         batch_size=tcfg.batch_size, flip=True, random_shift=tcfg.keyframe_random_shift,
@@ -346,7 +357,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     tfilters = {"split": rcfg.train_split}
     if rcfg.train_subjects is not None:
         tfilters["subjects"] = rcfg.train_subjects
-    stream = WindowStream(train_src, scfg, train=True, **tfilters)
+    # every rank streams the 1-process batch order and keeps its rows (uplift.distributed)
+    stream = WindowStream(train_src, scfg, train=True, rank=0, world_size=1, **tfilters)
     if stream.num_windows == 0:
         raise ConfigError(f"no training windows in {corpora['train']} with {tfilters}")
     spe = tcfg.steps_per_epoch if rcfg.steps_per_epoch is None else rcfg.steps_per_epoch
@@ -365,9 +377,16 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
                 "optimizer": bundle.optimizer.state_dict(), "scheduler": bundle.scheduler.state_dict(),
                 "sums": torch.tensor(sums, dtype=torch.float64),
                 "ema_n_averaged": torch.tensor(int(bundle.ema.n_averaged) if bundle.ema is not None else 0),
-                **rng_state()}
+                **rng_state(), **D.rng_state_entries(dinfo)}
 
-    fwd = model if rcfg.compile is None else torch.compile(model, mode=rcfg.compile)
+    def checkpoint(path, epoch, batch):  # collective (RNG gather); only rank 0 writes
+        st = make_state(epoch, batch)
+        if dinfo.is_main:
+            save_checkpoint(path, model, bundle, ucfg, {**meta, "epoch": epoch, "batch": batch}, st)
+
+    fwd = D.wrap_model(model, dinfo, device)  # DistributedDataParallel when world > 1
+    if rcfg.compile is not None:
+        fwd = torch.compile(fwd, mode=rcfg.compile)
     loader = make_loader(stream, rcfg.num_workers, pin_memory=device.type == "cuda", persistent=True,
                          prefetch_factor=rcfg.prefetch_factor)
 
@@ -385,39 +404,42 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
             if batch >= limit:
                 break
             if max_steps is not None and steps_this_call >= max_steps:  # simulated interruption
-                save_checkpoint(last, model, bundle, ucfg, {**meta, "epoch": epoch, "batch": batch},
-                                make_state(epoch, batch))
+                checkpoint(last, epoch, batch)
                 close_loader(loader)
                 return RunResult(run_dir, last, history, eval_table, corpora)
+            b = D.rank_slice(b, dinfo)
             x = b["keypoints_2d"].to(device, non_blocking=True)
             kf = b["keyframe"].to(device, non_blocking=True)
             y = b["joints_3d"].to(device, non_blocking=True)
             valid = b["valid"].to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                 out = fwd(x, kf)  # heads in fp32 inside the model
+            seq_count, center_count = D.global_counts(valid, dinfo)
             terms = uplift_loss(out.seq.float(), out.center.float(), y, valid, root=tcfg.root_joint,
-                                w_seq=tcfg.loss_weight_seq, w_center=tcfg.loss_weight_center)
+                                w_seq=tcfg.loss_weight_seq, w_center=tcfg.loss_weight_center,
+                                seq_count=seq_count, center_count=center_count)
             bundle.optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             bundle.optimizer.step()
             if bundle.ema is not None:
                 bundle.ema.update_parameters(model)
-            sums = [sums[0] + terms.total.item(), sums[1] + terms.seq.item(), sums[2] + terms.center.item(),
-                    sums[3] + 1]
+            step_terms = D.global_mean([terms.total.item(), terms.seq.item(), terms.center.item()], dinfo, device)
+            sums = [sums[0] + step_terms[0], sums[1] + step_terms[1], sums[2] + step_terms[2], sums[3] + 1]
+            if dinfo.is_main:
+                D.log_step(run_dir, epoch, batch, step_terms)
             batch += 1
             steps_this_call += 1
             if progress is not None:
                 progress(batch, limit, {"epoch": epoch + 1, "epochs": tcfg.epochs, "loss": sums[0] / sums[3]})
             if rcfg.checkpoint_every and batch % rcfg.checkpoint_every == 0 and batch < limit:
-                save_checkpoint(last, model, bundle, ucfg, {**meta, "epoch": epoch, "batch": batch},
-                                make_state(epoch, batch))
+                checkpoint(last, epoch, batch)
         n = max(sums[3], 1)
         row: dict[str, Any] = {"epoch": epoch + 1, "steps": int(sums[3]), "loss": sums[0] / n,
                                "loss_seq": sums[1] / n, "loss_center": sums[2] / n,
                                "lr": bundle.optimizer.param_groups[0]["lr"],
                                "seconds": time.perf_counter() - t0}
         bundle.scheduler.step()
-        if rcfg.eval_every and ((epoch + 1) % rcfg.eval_every == 0 or epoch + 1 == tcfg.epochs):
+        if rcfg.eval_every and ((epoch + 1) % rcfg.eval_every == 0 or epoch + 1 == tcfg.epochs) and dinfo.is_main:
             emodel = bundle.ema.module if bundle.ema is not None else model
             eval_table = evaluate_model(emodel, eval_src, seq_len=mcfg.seq_len, s_out=mcfg.out_stride,
                                         s_in=list(rcfg.eval_s_in or tcfg.in_strides),
@@ -431,11 +453,10 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
         log.info("epoch %d: %s", epoch + 1, row)
         batch0 = 0
         sums = [0.0, 0.0, 0.0, 0]
-        _write_history(run_dir, history)
-        save_checkpoint(last, model, bundle, ucfg, {**meta, "epoch": epoch + 1, "batch": 0},
-                        make_state(epoch + 1, 0))
+        if dinfo.is_main:
+            _write_history(run_dir, history)
+        checkpoint(last, epoch + 1, 0)
     close_loader(loader)
     final = run_dir / "checkpoints" / "final"
-    save_checkpoint(final, model, bundle, ucfg, {**meta, "epoch": tcfg.epochs, "batch": 0},
-                    make_state(tcfg.epochs, 0))
+    checkpoint(final, tcfg.epochs, 0)
     return RunResult(run_dir, final, history, eval_table, corpora)
