@@ -144,7 +144,7 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     inputs = make_inputs(tmp_path / "in", n_sequences=3, duration_s=(1.0, 2.0))
     url = f"s3://{BUCKET}/concurrent"
     reports = {}
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         def cfg(fps):
             return build_config(inputs, url, fps=fps, scheduler=cluster.scheduler_address)
 
