@@ -50,6 +50,19 @@ def _table(title: str, rows, columns=("field", "value"), keep: tuple[str, ...] =
     return table
 
 
+_ORDER_HELP = ("auto: check the regressor's left/right rows on the body model's template and swap "
+               "mismatched pairs (reported); as-is: trust the file's row order")
+
+
+def _check_order(order: str) -> bool:
+    from pipelines.body_model import REGRESSOR_ORDERS
+    from schemas.errors import ConfigError
+
+    if order not in REGRESSOR_ORDERS:
+        raise ConfigError(f"--regressor-order must be one of {', '.join(REGRESSOR_ORDERS)}, got {order!r}")
+    return True
+
+
 # --- synthetic data ---------------------------------------------------------------------------
 
 
@@ -127,18 +140,6 @@ def joints(file: Path, body_models: Path = typer.Option(..., "--body-models", he
 
 
 # --- corpus builds ----------------------------------------------------------------------------
-
-_ORDER_HELP = ("auto: check the regressor's left/right rows on the body model's template and swap "
-               "mismatched pairs (reported); as-is: trust the file's row order")
-
-
-def _check_order(order: str) -> bool:
-    from pipelines.body_model import REGRESSOR_ORDERS
-    from schemas.errors import ConfigError
-
-    if order not in REGRESSOR_ORDERS:
-        raise ConfigError(f"--regressor-order must be one of {', '.join(REGRESSOR_ORDERS)}, got {order!r}")
-    return True
 
 
 @app.command("build-amass")
