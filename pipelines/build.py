@@ -163,13 +163,22 @@ def all_body_models(root: str | os.PathLike) -> list:
     return [m for mt in found for m in _body_models(str(root), mt).values()]
 
 
-@functools.lru_cache(maxsize=4)
 def resolved_regressor(path: str, body_models: str, order: str = "auto"):
     """(csr (17, V) in H36M_17 row order, RegressorOrder): the file's rows checked by geometry on
     every body model below ``body_models`` (``order="auto"``) or trusted (``"as-is"``)."""
-    from pipelines.body_model import resolve_regressor_order
+    try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)  # a rewritten file is read again
+    except OSError:
+        stamp = None  # load_regressor says what is wrong
+    return _resolved_regressor(str(path), str(body_models), order, stamp)
 
-    return resolve_regressor_order(_regressor(path), all_body_models(body_models), order=order, path=path,
+
+@functools.lru_cache(maxsize=4)
+def _resolved_regressor(path: str, body_models: str, order: str, stamp):
+    from pipelines.body_model import load_regressor, resolve_regressor_order
+
+    return resolve_regressor_order(load_regressor(path), all_body_models(body_models), order=order, path=path,
                                    sha256=sha256_file(path))
 
 
