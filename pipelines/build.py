@@ -68,7 +68,7 @@ class BuildConfig(BaseModel):
         return {"rig": self.rig, "calibration": str(self.calibration) if self.calibration else None,
                 "cameras_per_sequence": self.cameras_per_sequence, "fps": self.fps,
                 "seed": self.seed, "val_fraction": self.val_fraction, "pipeline": PIPELINE_VERSION,
-                "store_format": STORE_FORMAT, "regressor_order": self.regressor_order}
+                "store_format": STORE_FORMAT}
 
 
 @dataclass
@@ -390,6 +390,8 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
         settings["calibration_sha256"] = sha256_file(cfg.calibration)
     config_hash = json_hash({**settings, "regressor": reg_sha, "regressor_perm": list(reg_order.perm),
                              "body_models": model_shas})
+    # what the workers need besides; the applied permutation (in the hash) is what shapes the data
+    settings = {**settings, "regressor_order": cfg.regressor_order}
     # the writer adds the store format, joint set, fps and package version itself
     build_info = {"config": json.loads(cfg.model_dump_json()), "settings": settings,
                   "config_hash": config_hash, "body_model_sha256": model_shas, "regressor_sha256": reg_sha,
