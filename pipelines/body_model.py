@@ -417,3 +417,11 @@ def resolve_regressor_order(regressor, models, order: str = "auto", path=None, s
     perm = perms.pop()
     fixed = reg[list(perm)] if reports[0]["swapped"] else reg
     return scipy.sparse.csr_matrix(fixed), RegressorOrder("auto", perm, tuple(reports[0]["swapped_pairs"]), sha256)
+
+
+def model_density(model: BodyModel) -> dict:
+    """How dense a model is where the mesh-free regression's cost depends on it: mean bones with a
+    non-zero skinning weight per vertex, and the non-zero fractions of posedirs and shapedirs."""
+    return {"bones_per_vertex_mean": float((model.weights > 0).sum(axis=1).mean()),
+            "posedirs_nonzero_fraction": float(np.count_nonzero(model.posedirs) / model.posedirs.size),
+            "shapedirs_nonzero_fraction": float(np.count_nonzero(model.shapedirs) / model.shapedirs.size)}
