@@ -6,14 +6,19 @@ exactly 6890 vertices like SMPL+H, so everything written for the real model (smp
 17 x 6890 regressors, the AMASS conversion layout) runs unchanged on it.
 
 What each array holds:
-- ``weights`` (6890, 52): each tube vertex follows the bone of its segment, blended smoothly with the
-  neighbouring bone near every joint (at most 2 non-zero bones per vertex, rows sum to 1).
+It is as dense as the real SMPL+H where the mesh-free regression's cost depends on it:
+- ``weights`` (6890, 52): each tube vertex blends the bones along its chain with Gaussian falloff, up
+  to 4 bones a vertex like SMPL+H (about 3/4 of the vertices on 3 or 4 bones, rows sum to 1).
 - ``shapedirs`` (6890, 3, 16): bone-length, girth and proportion changes (betas move the joints too;
-  betas 10..15 include length changes so truncating to 10 betas is visible).
-- ``posedirs`` (6890, 3, 459): small local correctives around each joint, linear in (R_j - I).
+  betas 10..15 include length changes so truncating to 10 betas is visible), plus a smooth sub-mm
+  field so that every entry is non-zero, as in SMPL.
+- ``posedirs`` (6890, 3, 459): correctives linear in (R_j - I), up to ~1 cm near each joint and
+  ~1e-5 m far from it: every entry non-zero, as in SMPL+H.
 - ``J_regressor`` (52, 6890): the mean of the vertex ring centred on each joint, so regressing the
   template gives the rest joints exactly.
 - DMPL ``eigvec`` (6890, 3, 8): millimetre-scale smooth radial soft-tissue fields on torso and limbs.
+- ``J_regressor_h36m.npy`` (17, 6890): 4-9 vertices a joint like SPIN's, written in SPIN's row order
+  (left leg in rows 1-3), so readers go through the same side resolution as with the real file.
 
 Everything is deterministic given ``seed``.
 """
