@@ -281,3 +281,16 @@ def test_side_check_rejects_a_regressor_for_another_model(male, male_file):
     one[:, 0] = 1.0
     with pytest.raises(RegressorError):
         check_regressor_sides(one, model)
+
+
+def test_procedural_model_is_as_dense_as_smplh(male):
+    """Where the mesh-free method's cost depends on sparsity, the stand-in must be as dense as SMPL+H."""
+    bones = (male["weights"] > 0).sum(1)
+    assert bones.max() <= 4 and (bones >= 3).mean() >= 1 / 3
+    P, S = male["posedirs"], male["shapedirs"]
+    assert np.all(P != 0) and np.all(S != 0)
+    # SMPL-like magnitudes: up to about a centimetre near joints, ~1e-5 m far from them
+    assert 1e-3 < np.abs(P).max() < 0.1 and 1e-6 < np.median(np.abs(P)) < 1e-3
+    assert 1e-6 < np.median(np.abs(S)) < 0.05
+    nnz = (h36m_regressor(male) > 0).sum(1)
+    assert nnz.min() >= 4 and nnz.max() <= 9

@@ -116,3 +116,19 @@ def test_an_unexpected_error_in_one_source_is_a_reject(tree, monkeypatch):
                          str(root / "body_models" / "J_regressor_h36m.npy"), settings, "h")
     assert isinstance(out, Reject) and out.kind == "error" and out.source_sha256 == "sha"
     assert out.reason == "failed while building: RuntimeError: placement failed"
+
+
+def test_joints_cli_says_one_line_about_too_many_betas(tree, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    root, good = tree
+    args = ["joints", "--body-models", str(root / "body_models"), "--out"]
+    res = CliRunner().invoke(app, ["joints", str(root / "amass" / "Bad" / "s1" / "beta300_poses.npz"),
+                                   *args[1:], str(tmp_path / "j.npy")])
+    assert res.exit_code == 1 and "300 betas" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "j.npy").exists()
+    res = CliRunner().invoke(app, ["joints", str(root / "amass" / "Wide" / "s1" / "zero300_poses.npz"),
+                                   *args[1:], str(tmp_path / "k.npy")])
+    assert res.exit_code == 0 and "all zero" in res.output and (tmp_path / "k.npy").exists()
