@@ -13,7 +13,7 @@ from pipelines.build import BuildConfig, build_amass, process_source
 from pipelines.corpus import CorpusReader
 from pipelines.records import Reject
 from pipelines.versions import list_versions
-from schemas.errors import RegressorError
+from schemas.errors import BodyModelError, RegressorError
 
 
 def _with_betas(src, dst, betas):
@@ -92,6 +92,15 @@ def test_every_good_file_is_built_and_shared_problems_commit_nothing(tree, tmp_p
         assert str(bad) in str(info.value) and "\n" not in str(info.value)
         assert _state(corpus) == before
         assert CorpusReader.open(corpus).version_id == report.version_id
+
+    broken = tmp_path / "bm"
+    shutil.copytree(root / "body_models", broken)
+    female = broken / "smplh" / "female" / "model.npz"
+    female.write_bytes(female.read_bytes()[:1000])
+    with pytest.raises(BodyModelError) as info:
+        build_amass(BuildConfig(amass_root=root / "amass", body_models=broken, corpus=corpus, n_workers=1))
+    assert str(female) in str(info.value)
+    assert _state(corpus) == before
 
     # The applied permutation is part of the config hash: trusting the file's order recomputes all.
     as_is = build_amass(_cfg(root, corpus, regressor_order="as-is"))
