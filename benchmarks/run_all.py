@@ -61,7 +61,8 @@ def run_one(name: str, quick: bool) -> dict:
     script, args, quick_args, timeout = BENCHMARKS[name]
     args = quick_args if quick else args
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    entry = {"script": script, "args": args, "machine": machine(), "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    entry = {"script": script, "args": args, "machine": machine(), "quick": quick,
+             "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     t0 = time.perf_counter()
     print(f"== {script} {' '.join(args)}", flush=True)
     try:
@@ -167,6 +168,8 @@ def write_results_md(results: dict) -> str:
     for name, e in results.items():
         cmd = f"`{e['script']} {' '.join(e['args'])}`".replace(" `", "`")
         for measure, ours, base, ratio in rows_for(name, e):
+            if e.get("quick"):
+                measure += " (--quick sizes: a smoke run, not a figure)"
             lines.append(f"| {measure} | {ours} | {base} | {ratio} | {cmd} | {e.get('machine', '')} |")
     text = "\n".join(lines) + "\n"
     RESULTS_MD.write_text(text)
