@@ -138,8 +138,9 @@ def build_amass_flow(
     logger.info("build-amass: version %s (%s): %d sequences, %d frames, %d views, %d rejects in %.1f s",
                 report.version_id, "up to date" if report.up_to_date else "committed", report.n_sequences,
                 report.n_frames, report.n_views, len(report.rejects), report.elapsed_s)
-    if report.regressor_order:
-        logger.info("build-amass: regressor: %s", report.regressor_order.get("message"))
+    order = getattr(report, "regressor_order", None)
+    if order:
+        logger.info("build-amass: regressor: %s", order.get("message"))
     for r in report.rejects:
         logger.warning("rejected %s (%s): %s", r.source_path, r.kind, r.reason)
     return validate_and_publish(FLOW_NAME, "AMASS", corpus, report, validate_version)
