@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -88,16 +89,24 @@ def run_demo() -> dict:
         t0 = time.perf_counter()
         code = f"import sys; from pathlib import Path; from flows.demo import main; sys.exit(main(Path({ws!r})))"
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        # its own process group: on a timeout the demo gets SIGTERM and stops its server and workers
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                                  timeout=600)
+            code = proc.wait(timeout=600)
             wall = time.perf_counter() - t0
-            if proc.returncode == 0:
+            if code == 0:
                 entry["result"] = {"wall_s": round(wall, 1)}
             else:
-                entry["error"] = f"exit {proc.returncode}"
+                entry["error"] = f"exit {code}"
         except subprocess.TimeoutExpired:
             entry["error"] = "timed out after 600 s"
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     entry["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"== demo: {entry.get('error') or entry['result']}", flush=True)
     return entry
