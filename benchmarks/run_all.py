@@ -66,17 +66,21 @@ def run_one(name: str, quick: bool) -> dict:
              "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     t0 = time.perf_counter()
     print(f"== {script} {' '.join(args)}", flush=True)
+    # its own process group, so that a timeout also ends its Dask workers and helpers
+    proc = subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        proc = subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, env=env, text=True,
-                              capture_output=True, timeout=timeout)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        stdout, stderr = proc.communicate(timeout=timeout)
+        lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
             entry["error"] = f"exit {proc.returncode}: {tail[0][:200]}"
         else:
             entry["result"] = json.loads(lines[-1])
     except subprocess.TimeoutExpired:
         entry["error"] = f"timed out after {timeout} s"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
     entry["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"   {entry.get('error') or json.dumps(entry['result'])[:300]} ({entry['seconds']} s)", flush=True)
     return entry
