@@ -117,6 +117,8 @@ def run_demo() -> dict:
 
 
 def _n(x, digits=0) -> str:
+    if isinstance(x, float) and abs(x) < 100:
+        digits = max(digits, 1)  # small rates keep a decimal
     return f"{x:,.{digits}f}" if isinstance(x, (int, float)) else str(x)
 
 
