@@ -182,7 +182,11 @@ def write_results_md(results: dict) -> str:
              "| measure | ours | baseline | ratio | script and arguments | machine |", "|---|---|---|---|---|---|"]
     for name, e in results.items():
         cmd = f"`{e['script']} {' '.join(e['args'])}`".replace(" `", "`")
-        for measure, ours, base, ratio in rows_for(name, e):
+        try:
+            rows = rows_for(name, e)
+        except (KeyError, TypeError, ZeroDivisionError):  # a script changed its JSON line: show it raw
+            rows = [(name, json.dumps(e.get("result"))[:400], "", "")]
+        for measure, ours, base, ratio in rows:
             if e.get("quick"):
                 measure += " (--quick sizes: a smoke run, not a figure)"
             lines.append(f"| {measure} | {ours} | {base} | {ratio} | {cmd} | {e.get('machine', '')} |")
