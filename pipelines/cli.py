@@ -54,13 +54,12 @@ _ORDER_HELP = ("auto: check the regressor's left/right rows on the body model's 
                "mismatched pairs (reported); as-is: trust the file's row order")
 
 
-def _check_order(order: str) -> bool:
+def _check_order(order: str) -> None:
     from pipelines.body_model import REGRESSOR_ORDERS
     from schemas.errors import ConfigError
 
     if order not in REGRESSOR_ORDERS:
         raise ConfigError(f"--regressor-order must be one of {', '.join(REGRESSOR_ORDERS)}, got {order!r}")
-    return True
 
 
 # --- synthetic data ---------------------------------------------------------------------------
@@ -163,11 +162,12 @@ def build_amass_cmd(amass_root: Path,
 
     from pipelines.build import BuildConfig, build_amass
 
+    _check_order(regressor_order)
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus,
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
                       fps=fps, seed=seed,
                       scheduler=scheduler, n_workers=workers,
-                      regressor_order=_check_order(regressor_order) and regressor_order)
+                      regressor_order=regressor_order)
     with Progress(TextColumn("sequences"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[rate]}"), console=console, transient=True) as bar:
         task = bar.add_task("build", total=None, rate="")
