@@ -9,6 +9,7 @@ sharding, one window per call, and the block-read pattern (read one chunk, cut m
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -76,14 +77,19 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1_000_000)
     ap.add_argument("--windows", type=int, default=2000)
     args = ap.parse_args()
+    res = {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, shards in (("unsharded", None), ("sharded x16", 16)):
             p = Path(tmp) / label.replace(" ", "_")
             w = make_view_array(p, args.frames, shards=shards)
             size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            one, block = window_reads_per_s(p, args.windows), block_windows_per_s(p, 50)
             print(f"{label:12s} write {w:5.2f} s  store {size / 1e6:6.1f} MB  "
-                  f"one-window reads {window_reads_per_s(p, args.windows):7.0f}/s  "
-                  f"block reads {block_windows_per_s(p, 50):8.0f} windows/s")
+                  f"one-window reads {one:7.0f}/s  block reads {block:8.0f} windows/s")
+            res.setdefault("one_window_per_s", round(one, 1))  # the unsharded layout, as stored
+            res.setdefault("block_windows_per_s", round(block, 1))
+            res[f"one_window_per_s_{'sharded' if shards else 'unsharded'}"] = round(one, 1)
+    print(json.dumps(res))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def report_fields(report) -> dict:
             "n_views": int(getattr(report, "n_views", 0)), "n_rejects": len(rejects),
             "in_view_fraction": getattr(report, "in_view_fraction", None),
             "elapsed_s": getattr(report, "elapsed_s", None),
-            "rejects": [{"source_path": r.source_path, "kind": r.kind, "reason": r.reason} for r in rejects]}
+            "rejects": [{"source_path": r.source_path, "kind": r.kind, "reason": r.reason} for r in rejects],
+            "regressor_order": getattr(report, "regressor_order", None), "notes": list(getattr(report, "notes", None) or [])}
 
 
 def report_markdown(report, problems: list[str] | None, title: str) -> str:
@@ -55,8 +56,18 @@ def report_markdown(report, problems: list[str] | None, title: str) -> str:
     if hasattr(report, "summary_rows"):
         rows = report.summary_rows()
     else:
-        rows = [(k, v) for k, v in report_fields(report).items() if k != "rejects" and v is not None]
-    parts = [f"## {title}", markdown_table(rows, ["", "value"]), rejects_markdown(getattr(report, "rejects", []))]
+        rows = [(k, v) for k, v in report_fields(report).items()
+                if k not in ("rejects", "notes", "regressor_order") and v is not None]
+    parts = [f"## {title}", markdown_table(rows, ["", "value"])]
+    order = getattr(report, "regressor_order", None)
+    if order:
+        swapped = ", ".join(order.get("swapped_pairs") or []) or "none"
+        parts.append(f"### Regressor\n\n{order.get('message', '')} (order `{order.get('order')}`, swapped pairs: "
+                     f"{swapped}, sha256 `{order.get('sha256', '')[:16]}`)")
+    notes = list(getattr(report, "notes", None) or [])
+    if notes:
+        parts.append("### Notes\n\n" + "\n".join(f"- {n}" for n in notes))
+    parts.append(rejects_markdown(getattr(report, "rejects", [])))
     if problems is not None:
         parts.append("### Validation\n\n" + ("valid" if not problems else
                                               markdown_table([(p,) for p in problems], ["problem"])))
@@ -122,6 +133,7 @@ def build_amass_flow(
     scheduler: str | None = None,
     n_workers: int = 2,
     validate_version: bool = True,
+    regressor_order: Literal["auto", "as-is"] = "auto",
 ) -> dict:
     """Build (or incrementally rebuild) an AMASS corpus version and validate it.
 
@@ -140,17 +152,22 @@ def build_amass_flow(
         scheduler: Dask scheduler address (tcp://host:8786); empty = a LocalCluster per build.
         n_workers: LocalCluster worker processes when no scheduler is given.
         validate_version: Check the committed version with schemas.validate afterwards.
+        regressor_order: auto = check the regressor's left/right rows on the template and swap mismatched
+            pairs (reported in the artifact); as-is = trust the file's row order.
     """
     logger = run_logger()
     cfg = {"amass_root": str(amass_root), "body_models": str(body_models), "corpus": str(corpus),
            "regressor": str(regressor) if regressor else None, "tag": tag or None, "rig": rig,
            "calibration": str(calibration) if calibration else None,
            "cameras_per_sequence": cameras_per_sequence, "fps": fps, "seed": seed, "val_fraction": val_fraction,
-           "scheduler": scheduler or None, "n_workers": n_workers}
+           "scheduler": scheduler or None, "n_workers": n_workers, "regressor_order": regressor_order}
     report = run_build(cfg)
     logger.info("build-amass: version %s (%s): %d sequences, %d frames, %d views, %d rejects in %.1f s",
                 report.version_id, "up to date" if report.up_to_date else "committed", report.n_sequences,
                 report.n_frames, report.n_views, len(report.rejects), report.elapsed_s)
+    order = getattr(report, "regressor_order", None)
+    if order:
+        logger.info("build-amass: regressor: %s", order.get("message"))
     for r in report.rejects:
         logger.warning("rejected %s (%s): %s", r.source_path, r.kind, r.reason)
     return validate_and_publish(FLOW_NAME, "AMASS", corpus, report, validate_version)

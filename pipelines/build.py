@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class BuildConfig(BaseModel):
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of sequences put in the val split (by key hash)")
     scheduler: str | None = Field(None, description="Dask scheduler address; default: a LocalCluster")
     n_workers: int = Field(2, ge=1)
+    regressor_order: Literal["auto", "as-is"] = Field(
+        "auto", description="auto: check the regressor's left/right rows on the body model's template and "
+                            "swap mismatched pairs; as-is: trust the file's row order")
     max_in_flight: int = Field(0, ge=0, description="futures in flight (0: 4 per worker)")
 
     def regressor_path(self) -> Path:
@@ -86,6 +90,8 @@ class BuildReport:
     out_of_view_fraction: float = 0.0  # 2D joints outside the image, over all view frames
     elapsed_s: float = 0.0
     tag: str | None = None
+    regressor_order: dict | None = None  # RegressorOrder.as_dict() of the build that wrote the version
+    notes: list[str] = field(default_factory=list)  # per-source notes, e.g. zero extra betas dropped
 
     def summary_rows(self) -> list[tuple[str, str]]:
         rows = [("corpus", self.corpus), ("version", self.version_id),
@@ -97,6 +103,10 @@ class BuildReport:
                 ("in-view fraction (frames)", f"{self.in_view_fraction:.4f}"),
                 ("out-of-view fraction (2D joints)", f"{self.out_of_view_fraction:.6f}"),
                 ("rejects", str(len(self.rejects))), ("elapsed", f"{self.elapsed_s:.1f} s")]
+        if self.regressor_order:
+            rows.insert(-2, ("regressor rows", self.regressor_order.get("message", "")))
+        if self.notes:
+            rows.insert(-2, ("notes", str(len(self.notes))))
         if self.tag:
             rows.insert(2, ("tag", self.tag))
         return rows
@@ -144,6 +154,54 @@ def _regressor(path: str):
     return load_regressor(path)
 
 
+def all_body_models(root: str | os.PathLike) -> list:
+    """Every body model below ``root`` (smplh / smplx / smpl folders that exist); a broken file raises."""
+    from schemas.errors import BodyModelError
+
+    found = [mt for mt in ("smplh", "smplx", "smpl") if (Path(root) / mt).is_dir()]
+    if not found:
+        raise BodyModelError(root, "no smplh/, smplx/ or smpl/ body-model folder below this folder")
+    return [m for mt in found for m in _body_models(str(root), mt).values()]
+
+
+def resolved_regressor(path: str, body_models: str, order: str = "auto"):
+    """(csr (17, V) in H36M_17 row order, RegressorOrder): the file's rows checked by geometry on
+    every body model below ``body_models`` (``order="auto"``) or trusted (``"as-is"``)."""
+    try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)  # a rewritten file is read again
+    except OSError:
+        stamp = None  # load_regressor says what is wrong
+    return _resolved_regressor(str(path), str(body_models), order, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _resolved_regressor(path: str, body_models: str, order: str, stamp):
+    from pipelines.body_model import load_regressor, resolve_regressor_order
+
+    return resolve_regressor_order(load_regressor(path), all_body_models(body_models), order=order, path=path,
+                                   sha256=sha256_file(path))
+
+
+def fit_betas(betas, model, path) -> tuple[np.ndarray, str | None]:
+    """Betas (B,) cut to the model's S shape directions when the extra ones are all zero.
+
+    Returns (betas, note or None); raises AmassFormatError when a non-zero beta would be dropped.
+    """
+    from schemas.errors import AmassFormatError
+
+    b = np.asarray(betas, dtype=np.float64).ravel()
+    S = model.num_betas
+    if len(b) <= S:
+        return b, None
+    extra = b[S:]
+    if not np.any(extra):
+        return b[:S], (f"{path}: {len(b)} betas, the {len(b) - S} beyond the {model.model_type} model's {S} "
+                       f"shape directions are all zero: used the first {S}")
+    raise AmassFormatError(path, f"{len(b)} betas but the {model.model_type} model has {S} shape directions and "
+                                 f"betas {S}..{len(b) - 1} are not zero (max |beta| {np.abs(extra).max():.3g})")
+
+
 def body_model_for(root: str | os.PathLike, model_type: str, gender: str):
     from schemas.errors import BodyModelError
 
@@ -158,16 +216,18 @@ def body_model_for(root: str | os.PathLike, model_type: str, gender: str):
     return models[gender]
 
 
-def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.PathLike, fps: float) -> np.ndarray:
+def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.PathLike, fps: float,
+                    regressor_order: str = "auto", notes: list | None = None) -> np.ndarray:
     """Regressed joints of one AMASS sequence at ``fps``: (T', N, 3) float32 metres, world frame.
 
-    Only the source frames that the linear resampling touches are regressed.
+    The regressor's rows are put in H36M_17 order first (:func:`resolved_regressor`). Only the source
+    frames that the linear resampling touches are regressed. Notes (dropped zero betas) go to ``notes``.
     """
     from pipelines.regress import JointRegressor
     from pipelines.resample import apply_plan, plan_resample
 
+    reg, _ = resolved_regressor(str(regressor), str(body_models), regressor_order)
     model = body_model_for(body_models, seq.model_type, seq.gender)
-    reg = _regressor(str(regressor))
     if reg.shape[1] != model.v_template.shape[0]:
         raise InputError(regressor, f"regressor has {reg.shape[1]} columns but the {seq.model_type} model "
                                     f"has {model.v_template.shape[0]} vertices")
@@ -176,30 +236,41 @@ def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.Pat
 
         raise BodyModelError(body_models, f"the {seq.model_type} {seq.gender} model has no DMPL basis "
                                           f"(dmpls/{seq.gender}/model.npz) but this file has 'dmpls'")
+    betas, note = fit_betas(seq.betas, model, seq.path)
+    if note and notes is not None:
+        notes.append(note)
     plan = plan_resample(seq.n_frames, seq.fps, fps)
-    joints = JointRegressor.from_model(model, reg, seq.betas)(
+    joints = JointRegressor.from_model(model, reg, betas)(
         seq.poses[plan.needed], seq.trans[plan.needed],
         None if seq.dmpls is None else seq.dmpls[plan.needed])
     return apply_plan(plan, joints).astype(np.float32, copy=False)
 
 
-def _source_sha(path) -> str:
-    """sha256 of a source, or "" when it is not a regular file (read_amass then rejects it by name)."""
-    try:
-        return sha256_file(path)
-    except InputError:
-        return ""
+class SourceResult(list):
+    """The SequenceData of one source, plus ``notes`` (one line each) for the build report."""
+
+    def __init__(self, items=(), notes=()):
+        super().__init__(items)
+        self.notes = list(notes)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def process_source(path: str, key: str, dataset: str, subject: str, name: str, sha256: str,
                    body_models: str, regressor: str, settings: dict, config_hash: str) -> list[SequenceData] | Reject:
-    """Read -> regress -> resample -> place/project one source file. Bad input returns a Reject."""
+    """Read -> regress -> resample -> place/project one source file. Whatever goes wrong with this
+    one file (bad input or an unexpected error) returns a Reject with a one-line reason."""
     from pipelines.amass import read_amass
     from pipelines.placement import place_and_project
 
+    notes: list[str] = []
     try:
         seq = read_amass(path)
-        joints = sequence_joints(seq, body_models, regressor, settings["fps"])
+        joints = sequence_joints(seq, body_models, regressor, settings["fps"],
+                                 settings.get("regressor_order", "auto"), notes)
         segments = place_and_project(joints, rig=settings["rig"],
                                      cameras_per_sequence=settings["cameras_per_sequence"],
                                      rng=_sequence_seed(settings["seed"], key),
@@ -208,7 +279,11 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
         # an error about another file (the body model, the regressor) names that file in the reason
         reason = exc.reason if exc.path == path else f"{exc.path}: {exc.reason}"
         return Reject(source_path=path, reason=reason, kind=exc.kind, source_sha256=sha256)
-    out = []
+    except Exception as exc:  # noqa: BLE001 - one source must never take the build down
+        log.warning("build: %s failed: %s", path, _one_line(exc))
+        return Reject(source_path=path, reason=f"failed while building: {_one_line(exc)}", kind="error",
+                      source_sha256=sha256)
+    out = SourceResult(notes=notes)
     for i, seg in enumerate(segments):
         seg_key = key if len(segments) == 1 else f"{key}#{i:03d}"
         out.append(SequenceData(
@@ -296,7 +371,6 @@ def build_amass(cfg: BuildConfig, progress: Callable[[int, int, dict], None] | N
 
 
 def _build_once(cfg: BuildConfig, progress) -> BuildReport:
-    from pipelines.amass import iter_amass
     from pipelines.corpus import CorpusWriter
 
     t0 = time.perf_counter()
@@ -307,10 +381,15 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
         raise ConfigError(f"{regressor}: joint regressor not found (pass --regressor)")
     if not Path(cfg.body_models).is_dir():
         raise ConfigError(f"{cfg.body_models}: body-model folder not found")
+    # Problems shared by every source fail here, before anything is computed or committed: the body
+    # models, the regressor and its left/right order (workers reuse the same resolution).
+    _, reg_order = resolved_regressor(str(regressor), str(cfg.body_models), cfg.regressor_order)
+    if reg_order.swapped_pairs:
+        log.warning("build: %s: %s", regressor, reg_order.message)
 
-    sources = [_Source(str(s.path), s.key, s.dataset, s.subject, s.name, _source_sha(s.path))
-               for s in iter_amass(cfg.amass_root)]
-    reg_sha = sha256_file(regressor)
+    # A source's identity is its resolved path: ./amass, amass/ and /abs/amass name the same files.
+    sources, unreadable = _list_sources(Path(cfg.amass_root).resolve())
+    reg_sha = reg_order.sha256
     model_shas = _body_model_hashes(cfg.body_models)
     settings = cfg.data_settings()
     if cfg.calibration is not None:
@@ -318,11 +397,14 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
             raise ConfigError("--calibration is a 3dhp camera.calibration file: use it with --rig 3dhp")
         _camera_pool(str(cfg.calibration))  # a malformed file fails the build here, with its reason
         settings["calibration_sha256"] = sha256_file(cfg.calibration)
-    config_hash = json_hash({**settings, "regressor": reg_sha, "body_models": model_shas})
+    config_hash = json_hash({**settings, "regressor": reg_sha, "regressor_perm": list(reg_order.perm),
+                             "body_models": model_shas})
+    # what the workers need besides; the applied permutation (in the hash) is what shapes the data
+    settings = {**settings, "regressor_order": cfg.regressor_order}
     # the writer adds the store format, joint set, fps and package version itself
     build_info = {"config": json.loads(cfg.model_dump_json()), "settings": settings,
                   "config_hash": config_hash, "body_model_sha256": model_shas, "regressor_sha256": reg_sha,
-                  "pipeline_version": PIPELINE_VERSION}
+                  "regressor_order": reg_order.as_dict(), "pipeline_version": PIPELINE_VERSION}
 
     parent = _parent_reader(cfg.corpus)
     carried, todo = _partition(sources, parent, config_hash)
@@ -330,7 +412,7 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
     old_rejects = _parent_rejects(parent) if parent_config(parent) == config_hash else {}
     reused_rejects = {s.path: old_rejects[s.path] for s in todo
                       if s.path in old_rejects and old_rejects[s.path].source_sha256 == s.sha256}
-    todo = [s for s in todo if s.path not in reused_rejects]
+    todo = [s for s in todo if s.path not in reused_rejects and s.path not in unreadable]
 
     if parent is not None and not todo and _same_sources(parent, sources):
         if cfg.tag:
@@ -346,7 +428,10 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
         # the store exactly as a fresh build would.
         todo_keys = {s.key for s in todo}
         for src in sorted(sources, key=lambda s: s.key):
-            if src.path in reused_rejects:
+            if src.path in unreadable:
+                writer.reject(unreadable[src.path])
+                stats.rejects.append(unreadable[src.path])
+            elif src.path in reused_rejects:
                 writer.reject(reused_rejects[src.path])
             elif src.key in todo_keys:
                 result = next(results)
@@ -354,6 +439,7 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
                     writer.reject(result)
                     stats.rejects.append(result)
                     continue
+                stats.notes.extend(getattr(result, "notes", ()))
                 for seq in result:
                     fault_point("write")
                     writer.add(seq)
@@ -363,6 +449,7 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
                     writer.add_from(parent, seg_key)
                     stats.carried += 1
         fault_point("commit")
+        build_info["notes"] = stats.notes
         version = writer.commit(f"build-amass: {len(sources)} sources, {stats.recomputed} recomputed",
                                 tag=cfg.tag, build_info=build_info)
     except BaseException:
@@ -372,6 +459,33 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
     report = _report_from_reader(reader, cfg, len(sources), up_to_date=False, elapsed=time.perf_counter() - t0)
     report.n_recomputed, report.n_carried, report.source_frames = stats.recomputed, stats.carried, stats.source_frames
     return report
+
+
+def _list_sources(root: Path) -> tuple[list[_Source], dict[str, Reject]]:
+    """Every motion file below ``root`` with its sha256; one that cannot be hashed (a directory named
+    ``*.npz``, a dangling link or a link loop, no permission) is kept as a source with a Reject."""
+    from pipelines.amass import iter_amass
+
+    sources, unreadable = [], {}
+    for s in iter_amass(root):
+        path = str(s.path)
+        sha = ""
+        try:
+            mode = os.stat(path).st_mode  # follows links: a loop or a dangling link raises here
+            if stat.S_ISDIR(mode):
+                reason = "is a directory, not a motion file"
+            elif not stat.S_ISREG(mode):
+                reason = "is not a regular file"
+            else:
+                reason, sha = "", sha256_file(path)
+        except OSError as exc:
+            reason = f"cannot be read: {exc.strerror or type(exc).__name__}"
+        except InputError as exc:  # changed under us (e.g. replaced by a FIFO): the typed refusal
+            reason = exc.reason
+        if reason:
+            unreadable[path] = Reject(source_path=path, reason=reason, kind="amass", source_sha256="")
+        sources.append(_Source(path, s.key, s.dataset, s.subject, s.name, sha))
+    return sources, unreadable
 
 
 def _compute(cfg: BuildConfig, todo: list[_Source], settings: dict, config_hash: str, regressor: str,
@@ -414,6 +528,7 @@ class _Stats:
     carried: int = 0
     source_frames: int = 0
     rejects: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
     _seen_sources: set = field(default_factory=set)
 
     def add(self, seq: SequenceData):
@@ -489,7 +604,8 @@ def _report_from_reader(reader, cfg: BuildConfig, n_sources: int, up_to_date: bo
         rejects=[Reject(r["source_path"], r["reason"], r["kind"] or "input", r["source_sha256"] or "")
                  for r in reader.rejects.to_pylist()],
         in_view_fraction=in_view, out_of_view_fraction=out_of_view_fraction(reader),
-        elapsed_s=elapsed, tag=cfg.tag)
+        elapsed_s=elapsed, tag=cfg.tag, regressor_order=(reader.build_info or {}).get("regressor_order"),
+        notes=list((reader.build_info or {}).get("notes") or []))
 
 
 def out_of_view_fraction(reader) -> float:

@@ -109,13 +109,27 @@ def _table(title: str, rows, columns=("field", "value"), keep: tuple[str, ...] =
     return table
 
 
+_ORDER_HELP = ("auto: check the regressor's left/right rows on the body model's template and swap "
+               "mismatched pairs (reported); as-is: trust the file's row order")
+
+
+def _check_order(order: str) -> None:
+    from pipelines.body_model import REGRESSOR_ORDERS
+    from schemas.errors import ConfigError
+
+    if order not in REGRESSOR_ORDERS:
+        raise ConfigError(f"--regressor-order must be one of {', '.join(REGRESSOR_ORDERS)}, got {order!r}")
+
+
 # --- synthetic data ---------------------------------------------------------------------------
 
 
 @synth.command("body-model")
 @one_line_errors
 def synth_body_model(out_dir: Path, seed: int = typer.Option(0, help="random seed")):
-    """Write the procedural SMPL+H-format body model, DMPLs and H36M regressor in the AMASS layout."""
+    """Write the procedural SMPL+H-format body model, DMPLs and H36M regressor in the AMASS layout.
+
+    The regressor's rows follow SPIN's J_regressor_h36m.npy (left leg in rows 1-3), like the real file."""
     from pipelines.synthetic.body_model import write_body_model_tree
 
     paths = write_body_model_tree(out_dir, seed=seed)
@@ -161,15 +175,23 @@ def inspect(file: Path):
 def joints(file: Path, body_models: Path = typer.Option(..., "--body-models", help="body-model folder"),
            regressor: Optional[Path] = typer.Option(None, help="(N, 6890) regressor; default DIR/J_regressor_h36m.npy"),
            fps: float = typer.Option(50.0, help="target frame rate"),
-           out_file: Path = typer.Option(..., "--out", help="output .npy, (T', N, 3) float32 metres")):
+           out_file: Path = typer.Option(..., "--out", help="output .npy, (T', N, 3) float32 metres"),
+           regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP)):
     """Regress the joints of one AMASS file (mesh-free, exact) and write them as .npy."""
     import numpy as np
 
     from pipelines.amass import read_amass
-    from pipelines.build import REGRESSOR_FILE, sequence_joints
+    from pipelines.build import REGRESSOR_FILE, resolved_regressor, sequence_joints
 
+    _check_order(regressor_order)
+    reg_path = regressor or body_models / REGRESSOR_FILE
+    _, order = resolved_regressor(str(reg_path), str(body_models), regressor_order)
+    out.print(f"{reg_path}: {order.message}", highlight=False)
     seq = read_amass(file)
-    result = sequence_joints(seq, body_models, regressor or body_models / REGRESSOR_FILE, fps)
+    notes: list[str] = []
+    result = sequence_joints(seq, body_models, reg_path, fps, regressor_order, notes)
+    for note in notes:
+        out.print(f"note: {note}", highlight=False)
     np.save(out_file, result)
     out.print(f"{out_file}: {result.shape[0]} frames x {result.shape[1]} joints at {fps:g} Hz "
               f"(from {seq.n_frames} frames at {seq.fps:g} Hz)")
@@ -192,16 +214,17 @@ def build_amass_cmd(amass_root: Path,
                     fps: float = typer.Option(50.0),
                     seed: int = typer.Option(0),
                     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address"),
-                    workers: int = typer.Option(2, help="LocalCluster workers when no scheduler is given")):
+                    workers: int = typer.Option(2, help="LocalCluster workers when no scheduler is given"),
+                    regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP)):
     """Build (or incrementally rebuild) an AMASS corpus version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from pipelines.build import BuildConfig, build_amass
 
+    _check_order(regressor_order)
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
-                      fps=fps, seed=seed,
-                      scheduler=scheduler, n_workers=workers)
+                      fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order)
     from rich.progress import TimeElapsedColumn
 
     with Progress(TextColumn("sequences"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -214,6 +237,10 @@ def build_amass_cmd(amass_root: Path,
 
         report = build_amass(cfg, progress=progress)
     out.print(_table("build-amass", report.summary_rows()))
+    if report.regressor_order:
+        out.print(f"regressor: {report.regressor_order.get('message', '')}", highlight=False)
+    for note in report.notes:
+        out.print(f"note: {note}", highlight=False, markup=False)
     _print_rejects(report.rejects)
 
 

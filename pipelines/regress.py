@@ -54,21 +54,32 @@ def rodrigues(rotvecs: np.ndarray) -> np.ndarray:
 
 
 def rodrigues_soa(r: np.ndarray) -> np.ndarray:
-    """Axis-angle (3, ...) -> rotation matrices (3, 3, ...): :func:`rodrigues` with components first."""
-    theta2 = (r * r).sum(axis=0)
-    theta = np.sqrt(theta2)
-    small = theta2 < 1e-12
-    safe = np.where(small, 1.0, theta)
-    a = np.where(small, 1.0 - theta2 / 6.0, np.sin(safe) / safe)
-    b = np.where(small, 0.5 - theta2 / 24.0, (1.0 - np.cos(safe)) / (safe * safe))
-    x, y, z = r
-    ax, ay, az = a * x, a * y, a * z
-    bx, by = b * x, b * y
-    bxy, bxz, byz = bx * y, bx * z, by * z
-    bxx, byy, bzz = bx * x, by * y, b * z * z
-    return np.stack([np.stack([1.0 - byy - bzz, bxy - az, bxz + ay]),
-                     np.stack([bxy + az, 1.0 - bxx - bzz, byz - ax]),
-                     np.stack([bxz - ay, byz + ax, 1.0 - bxx - byy])])
+    """Axis-angle (3, ...) -> rotation matrices (3, 3, ...): :func:`rodrigues` with components first.
+
+    Through the unit quaternion (cos(t/2), sin(t/2)/t * r): no cancellation near zero angle (at t = 0,
+    r = 0 makes the vector part 0 whatever the factor), and each entry is written in place once.
+    """
+    theta = np.sqrt((r * r).sum(axis=0))
+    half = 0.5 * theta
+    w = np.cos(half)
+    k = np.sin(half)
+    k /= np.maximum(theta, 1e-300)
+    x, y, z = r * k  # vector part of the quaternion
+    x2, y2, z2 = 2.0 * x, 2.0 * y, 2.0 * z
+    xx, yy, zz = x * x2, y * y2, z * z2
+    xy, xz, yz = x * y2, x * z2, y * z2
+    wx, wy, wz = w * x2, w * y2, w * z2
+    out = np.empty((3, 3) + r.shape[1:])
+    np.subtract(1.0, yy + zz, out=out[0, 0])
+    np.subtract(1.0, xx + zz, out=out[1, 1])
+    np.subtract(1.0, xx + yy, out=out[2, 2])
+    np.subtract(xy, wz, out=out[0, 1])
+    np.add(xy, wz, out=out[1, 0])
+    np.add(xz, wy, out=out[0, 2])
+    np.subtract(xz, wy, out=out[2, 0])
+    np.subtract(yz, wx, out=out[1, 2])
+    np.add(yz, wx, out=out[2, 1])
+    return out
 
 
 def _betas_vector(model: BodyModel, betas) -> np.ndarray:
@@ -107,6 +118,11 @@ class JointRegressor:
         self._chain_parent = np.array([local.get(int(parents[b]), -1) for b in chain], dtype=np.int64)
         self._scatter = np.zeros((num_out, len(pair_joint)))
         self._scatter[pair_joint, np.arange(len(pair_joint))] = 1.0
+        # Pairs grouped by bone: each bone's world rotation is applied to its pairs at once, without
+        # gathering a (3, 3, K, T) copy of the rotations.
+        self._bone_groups = [(k, np.flatnonzero(pair_bone == k)) for k in np.unique(pair_bone)]
+        # DMPLs enter m linearly, like the pose features: one product for both.
+        self._mpd = mp if md is None else np.concatenate([mp, md.reshape(len(pair_joint) * 3, num_dmpls).T])
 
     @classmethod
     def from_model(cls, model: BodyModel, regressor, betas=None, batch: int = DEFAULT_BATCH) -> "JointRegressor":
@@ -178,11 +194,12 @@ class JointRegressor:
         # Pose feature columns actually used: (R_k - I)[r, c] flattened as smplx does.
         feat = rot.reshape(9, -1, T)[self._feat_entry, self._feat_pos] - \
             (self._feat_entry % 4 == 0)[:, None]  # (P', T); identity entries are 0, 4, 8
-        m = (self.mp.T @ feat).reshape(-1, 3, T) + self.m0[:, :, None]  # (K, 3, T)
         j = np.broadcast_to(self.j0[:, :, None], self.j0.shape + (T,))  # (B', 3, T)
         if dmpls is not None and self.md is not None:
-            m = m + (self.md.reshape(-1, self.num_dmpls) @ dmpls.T).reshape(m.shape)
+            m = (self._mpd.T @ np.concatenate([feat, dmpls.T])).reshape(-1, 3, T) + self.m0[:, :, None]
             j = j + (self.jd.reshape(-1, self.num_dmpls) @ dmpls.T).reshape(j.shape)
+        else:
+            m = (self.mp.T @ feat).reshape(-1, 3, T) + self.m0[:, :, None]  # (K, 3, T)
         # Kinematic chain over the needed bones only: world rotation Q_b and posed joint t_b.
         nb = len(self.chain)
         Q = np.empty((3, 3, nb, T))
@@ -199,8 +216,11 @@ class JointRegressor:
                 t[k] = t[p] + (Qp * (j[k] - j[p])[None]).sum(axis=1)
         pb = self.pair_bone
         u = m - self.c[:, None, None] * j[pb]  # (K, 3, T): sum_i R W (v_posed_i - j_b)
-        contrib = (Q[:, :, pb] * u.transpose(1, 0, 2)[None]).sum(axis=1)  # (3, K, T)
-        contrib = contrib.transpose(1, 0, 2) + self.c[:, None, None] * t[pb]  # (K, 3, T)
+        contrib = np.empty_like(u)  # (K, 3, T): Q_b u + c t_b
+        for k, idx in self._bone_groups:
+            q, uk, ck = Q[:, :, k], u[idx], self.c[idx, None]
+            for r in range(3):
+                contrib[idx, r] = q[r, 0] * uk[:, 0] + q[r, 1] * uk[:, 1] + q[r, 2] * uk[:, 2] + ck * t[k, r]
         y = (self._scatter @ contrib.reshape(len(pb), -1)).reshape(self.num_out, 3, T)
         return y.transpose(2, 0, 1) + trans[:, None, :]
 

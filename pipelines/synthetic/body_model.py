@@ -6,14 +6,19 @@ exactly 6890 vertices like SMPL+H, so everything written for the real model (smp
 17 x 6890 regressors, the AMASS conversion layout) runs unchanged on it.
 
 What each array holds:
-- ``weights`` (6890, 52): each tube vertex follows the bone of its segment, blended smoothly with the
-  neighbouring bone near every joint (at most 2 non-zero bones per vertex, rows sum to 1).
+It is as dense as the real SMPL+H where the mesh-free regression's cost depends on it:
+- ``weights`` (6890, 52): each tube vertex blends the bones along its chain with Gaussian falloff, up
+  to 4 bones a vertex like SMPL+H (about 3/4 of the vertices on 3 or 4 bones, rows sum to 1).
 - ``shapedirs`` (6890, 3, 16): bone-length, girth and proportion changes (betas move the joints too;
-  betas 10..15 include length changes so truncating to 10 betas is visible).
-- ``posedirs`` (6890, 3, 459): small local correctives around each joint, linear in (R_j - I).
+  betas 10..15 include length changes so truncating to 10 betas is visible), plus a smooth sub-mm
+  field so that every entry is non-zero, as in SMPL.
+- ``posedirs`` (6890, 3, 459): correctives linear in (R_j - I), up to ~1 cm near each joint and
+  ~1e-5 m far from it: every entry non-zero, as in SMPL+H.
 - ``J_regressor`` (52, 6890): the mean of the vertex ring centred on each joint, so regressing the
   template gives the rest joints exactly.
 - DMPL ``eigvec`` (6890, 3, 8): millimetre-scale smooth radial soft-tissue fields on torso and limbs.
+- ``J_regressor_h36m.npy`` (17, 6890): 4-9 vertices a joint like SPIN's, written in SPIN's row order
+  (left leg in rows 1-3), so readers go through the same side resolution as with the real file.
 
 Everything is deterministic given ``seed``.
 """
@@ -171,11 +176,6 @@ def _tube_specs(J: np.ndarray, extra: dict, torso_segments: int, torso_rings: tu
     return tubes
 
 
-def _smoothstep(t):
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def _build_tube(tube: _Tube, v0: int):
     """Vertices, faces, and per-vertex (u, centre, radial, joint weights) of one tube."""
     K = tube.knots
@@ -221,22 +221,28 @@ def _build_tube(tube: _Tube, v0: int):
     faces += [np.stack([np.full(S, p0), (i + 1) % S, i], 1),
               np.stack([np.full(S, p1), (R - 1) * S + i, (R - 1) * S + (i + 1) % S], 1)]
     faces = np.concatenate(faces) + v0
-    # Skinning: segment bone, smoothstep-blended with the neighbour within +-w of each knot.
-    w = 0.3
-    Wt = np.zeros((len(verts), 52))
-    k = np.minimum(np.floor(u_all).astype(int), m - 1)
-    for vi, (u, kk) in enumerate(zip(u_all, k)):
-        pairs = [(tube.bones[kk], 1.0)]
-        nearest = int(np.round(u))
-        if abs(u - nearest) < w:
-            left = tube.bones[nearest - 1] if nearest >= 1 else tube.pre
-            right = tube.bones[nearest] if nearest < m else tube.post
-            if left >= 0 and right >= 0:
-                s = _smoothstep((u - nearest + w) / (2 * w))
-                pairs = [(left, 1.0 - s), (right, s)]
-        for bone, val in pairs:
-            Wt[vi, bone] += val
-    return verts, faces, centres, radial, u_all, Wt, knot_rings
+    return verts, faces, centres, radial, u_all, _tube_weights(tube, u_all), knot_rings
+
+
+SKIN_SIGMA = 0.45  # Gaussian width of a bone's influence, in segments along the tube
+MAX_BONES = 4  # as SMPL+H: up to 4 bones a vertex
+MIN_WEIGHT = 1e-3
+
+
+def _tube_weights(tube: _Tube, u: np.ndarray) -> np.ndarray:
+    """(n, 52) skinning weights as dense as SMPL+H's: every bone of the chain (with the bones before
+    and after the tube) pulls with a Gaussian of the distance to its segment's centre along ``u``; the
+    4 strongest above MIN_WEIGHT are kept and renormalised, so most vertices blend 3-4 bones."""
+    m = len(tube.knots) - 1
+    chain = [(tube.pre, -0.5)] + [(b, k + 0.5) for k, b in enumerate(tube.bones)] + [(tube.post, m + 0.5)]
+    Wt = np.zeros((len(u), 52))
+    for bone, centre in chain:
+        if bone >= 0:
+            Wt[:, bone] += np.exp(-0.5 * ((u - centre) / SKIN_SIGMA) ** 2)
+    Wt /= Wt.sum(1, keepdims=True)
+    cut = np.sort(Wt, axis=1)[:, -MAX_BONES][:, None]
+    Wt[(Wt < cut) | (Wt < MIN_WEIGHT)] = 0.0
+    return Wt / Wt.sum(1, keepdims=True)
 
 
 def _fit_torso(J, extra) -> tuple[int, tuple, int]:
@@ -351,12 +357,22 @@ def _shape_dirs(mesh: _Mesh, J: np.ndarray) -> np.ndarray:
         + _lengthen(mesh, J, "left_knee", "left_ankle", 0.008),  # 14 limb girth with a longer shin
         _move_subtree(mesh, J, "spine2", "spine3", (0, 0.008, -0.012)),  # 15 posture
     ]
-    return np.stack(dirs, axis=-1)
+    S = np.stack(dirs, axis=-1)
+    # SMPL's shape space moves every vertex a little in every direction: a smooth dense field of
+    # ~0.5 mm per unit beta on top of the parts above (never exactly 0).
+    rng = np.random.default_rng(7)
+    freq, phase = rng.normal(0.0, 4.0, (S.shape[2], 3, 3)), rng.uniform(0, 2 * np.pi, (S.shape[2], 3))
+    for k in range(S.shape[2]):
+        S[:, :, k] += 5e-4 * np.sin(mesh.verts @ freq[k] + phase[k]) + 1e-5
+    return S
 
 
-def _pose_dirs(mesh: _Mesh, rng: np.random.Generator) -> np.ndarray:
-    """(V, 3, 459) local correctives: vertices near joint j move linearly in (R_j - I), j >= 1."""
-    P = np.zeros((NUM_VERTICES, 3, 9 * 51))
+def _pose_dirs(mesh: _Mesh, J: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(V, 3, 459) correctives linear in (R_j - I), j >= 1, dense like SMPL+H's: local bulges and
+    displacements of up to ~1 cm near each joint, decaying to ~1e-5 m far from it, never exactly 0."""
+    d = np.linalg.norm(mesh.verts[:, None, :] - J[None, 1:, :], axis=2)  # (V, 51)
+    amp = 1.5e-3 * np.exp(-((d / 0.15) ** 2)) + 2e-5
+    P = rng.standard_normal((NUM_VERTICES, 3, 9 * 51)) * np.repeat(amp, 9, axis=1)[:, None, :]
     mats = rng.normal(0.0, 0.006, (52, 3, 9))  # a small free displacement per joint
     bulge = rng.normal(0.0, 0.08, (52, 9))  # radial bulge, relative to the local radius
     for ti, t in enumerate(mesh.tubes):
@@ -372,6 +388,7 @@ def _pose_dirs(mesh: _Mesh, rng: np.random.Generator) -> np.ndarray:
             gk = gk[gk > 0]
             block = mats[j][None] + mesh.radial[near][:, :, None] * bulge[j][None, None, :]
             P[near, :, 9 * (j - 1):9 * j] += gk[:, None, None] * block
+    P[P == 0.0] = 1e-7
     return P
 
 
@@ -409,7 +426,7 @@ def make_body_model(gender: str, seed: int = 0) -> dict[str, np.ndarray]:
         hands[f"hands_components{side}"] = q.T
         hands[f"hands_mean{side}"] = rng.normal(0.0, 0.15, 45)
     return {
-        "v_template": mesh.verts, "shapedirs": _shape_dirs(mesh, J), "posedirs": _pose_dirs(mesh, rng),
+        "v_template": mesh.verts, "shapedirs": _shape_dirs(mesh, J), "posedirs": _pose_dirs(mesh, J, rng),
         "J_regressor": Jreg, "weights": mesh.weights, "kintree_table": kintree, "f": mesh.faces.astype(np.int32),
         **hands, "J": Jreg @ mesh.verts, "eigvec": _dmpl_dirs(mesh, rng),
     }
@@ -460,13 +477,29 @@ def _convex_weights(V: np.ndarray, dist: np.ndarray, anchor: np.ndarray) -> np.n
     return w / w.sum()
 
 
-def h36m_regressor(model: dict[str, np.ndarray], vertices_per_joint: int = 40) -> np.ndarray:
-    """(17, 6890) SPIN-style regressor: each H36M joint a convex combination of nearby vertices.
+def _octant_vertices(points: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """Indices of the point nearest to ``anchor`` in each of the 8 octants around it (<= 8 points),
+    so that the anchor lies inside their convex hull."""
+    rel = points - anchor
+    dist = np.linalg.norm(rel, axis=1)
+    octant = (rel[:, 0] > 0) * 4 + (rel[:, 1] > 0) * 2 + (rel[:, 2] > 0)
+    return np.array([np.flatnonzero(octant == o)[np.argmin(dist[octant == o])]
+                     for o in range(8) if np.any(octant == o)])
 
-    For each joint the ``vertices_per_joint`` vertices nearest to its anchor point (trimesh's KD-tree
-    on the template) get non-negative weights summing to 1, as close as possible to Gaussian
-    distance weights while their weighted mean hits the anchor (least squares with heavily weighted
-    mean and sum-to-one rows, under w >= 0).
+
+# SPIN's J_regressor_h36m.npy row order as H36M_17 rows: its rows 1-3 are the LEFT leg, 4-6 the right
+# leg; the arms already follow H36M_17. ``spin = h36m[SPIN_ROWS]`` (the swap is its own inverse).
+SPIN_ROWS = (0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+
+
+def h36m_regressor(model: dict[str, np.ndarray], vertices_per_joint: int = 40) -> np.ndarray:
+    """(17, 6890) regressor in H36M_17 row order, as sparse as SPIN's: 4-9 vertices a joint.
+
+    For each joint, the vertices of the body part it sits in that are nearest to its anchor point in
+    each of the 8 octants around it (the anchor lies inside their hull) get non-negative weights
+    summing to 1, as close as possible to Gaussian distance weights while their weighted mean hits
+    the anchor (least squares with heavily weighted mean and sum-to-one rows, under w >= 0).
+    ``vertices_per_joint`` is the size of the neighbourhood the octants are searched in.
     """
     mesh = trimesh.Trimesh(model["v_template"], model["f"], process=False)
     J = np.asarray(model["J"])
@@ -480,18 +513,21 @@ def h36m_regressor(model: dict[str, np.ndarray], vertices_per_joint: int = 40) -
         sub = trimesh.PointCloud(mesh.vertices[cand])
         for k in (vertices_per_joint, 2 * vertices_per_joint, 4 * vertices_per_joint):
             # Widen the neighbourhood until the anchor lies inside its hull (fit within 0.5 mm).
-            dist, loc = sub.kdtree.query(anchor, k=min(k, len(cand)))
-            idx = cand[loc]
+            _, loc = sub.kdtree.query(anchor, k=min(k, len(cand)))
+            idx = cand[loc][_octant_vertices(mesh.vertices[cand[loc]], anchor)]
+            dist = np.linalg.norm(mesh.vertices[idx] - anchor, axis=1)
             w = _convex_weights(mesh.vertices[idx], dist, anchor)
-            if np.linalg.norm(w @ mesh.vertices[idx] - anchor) < 5e-4:
+            if np.linalg.norm(w @ mesh.vertices[idx] - anchor) < 5e-4 and (w > 1e-6).sum() >= 4:
                 break
+        w[w <= 1e-6] = 0.0
         R[n, idx] = w / w.sum()
     return R
 
 
 def write_body_model_tree(directory, seed: int = 0) -> dict[str, Path]:
     """Write ``smplh/{g}/model.npz``, ``dmpls/{g}/model.npz`` for g in male/female/neutral and
-    ``J_regressor_h36m.npy`` (dense (17, 6890), rows in H36M_17 order). Returns name -> path
+    ``J_regressor_h36m.npy`` (dense (17, 6890), rows in SPIN's order: left leg in rows 1-3, like the
+    real file, so everything that reads it goes through the side resolution). Returns name -> path
     (``smplh_male``, ``dmpl_male``, ..., ``J_regressor_h36m``)."""
     root = Path(directory)
     out: dict[str, Path] = {}
@@ -506,5 +542,5 @@ def write_body_model_tree(directory, seed: int = 0) -> dict[str, Path]:
         if gender == "neutral":
             reg = h36m_regressor(arrays)
     out["J_regressor_h36m"] = root / "J_regressor_h36m.npy"
-    np.save(out["J_regressor_h36m"], reg)
+    np.save(out["J_regressor_h36m"], reg[list(SPIN_ROWS)])
     return out

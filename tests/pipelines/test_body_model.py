@@ -105,7 +105,9 @@ def test_write_tree_layout_and_smplx_loads_it(tmp_path):
         assert m.gender == g and m.model_type == "smplh" and m.num_betas == 16
         assert m.dmpldirs.shape == (6890, 3, 8) and m.parents[0] == -1 and m.faces.dtype == np.int64
     assert len({m.sha256 for m in models.values()}) == 3
-    assert check_regressor_sides(load_regressor(files["J_regressor_h36m"]), models["female"])["swapped"] is False
+    # the file is written in SPIN's row order (left leg in rows 1-3), like the real one
+    report = check_regressor_sides(load_regressor(files["J_regressor_h36m"]), models["female"])
+    assert report["swapped_pairs"] == ["l_hip/r_hip", "l_knee/r_knee", "l_ankle/r_ankle"]
 
 
 # ---------------------------------------------------------------- loaders
@@ -282,3 +284,16 @@ def test_side_check_rejects_a_regressor_for_another_model(male, male_file):
     one[:, 0] = 1.0
     with pytest.raises(RegressorError):
         check_regressor_sides(one, model)
+
+
+def test_procedural_model_is_as_dense_as_smplh(male):
+    """Where the mesh-free method's cost depends on sparsity, the stand-in must be as dense as SMPL+H."""
+    bones = (male["weights"] > 0).sum(1)
+    assert bones.max() <= 4 and (bones >= 3).mean() >= 1 / 3
+    P, S = male["posedirs"], male["shapedirs"]
+    assert np.all(P != 0) and np.all(S != 0)
+    # SMPL-like magnitudes: up to about a centimetre near joints, ~1e-5 m far from them
+    assert 1e-3 < np.abs(P).max() < 0.1 and 1e-6 < np.median(np.abs(P)) < 1e-3
+    assert 1e-6 < np.median(np.abs(S)) < 0.05
+    nnz = (h36m_regressor(male) > 0).sum(1)
+    assert nnz.min() >= 4 and nnz.max() <= 9

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse
 import torch
 
-from pipelines.body_model import check_regressor_sides, load_body_models, load_regressor
+from pipelines.body_model import check_regressor_sides, load_body_models, load_regressor, resolve_regressor_order
 from pipelines.regress import JointRegressor, reference_joints, regress_joints, rodrigues
 from pipelines.synthetic.body_model import write_body_model_tree
 from schemas.skeletons import H36M_17
@@ -17,7 +17,10 @@ from schemas.skeletons import H36M_17
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("bodymodels")
     files = write_body_model_tree(root, seed=3)
-    return root, files, load_body_models(root), load_regressor(files["J_regressor_h36m"])
+    models = load_body_models(root)
+    # the file has SPIN's row order; the tests below use it in H36M_17 order
+    reg, _ = resolve_regressor_order(load_regressor(files["J_regressor_h36m"]), list(models.values()))
+    return root, files, models, reg
 
 
 def _motion(seed: int, T: int = 24):
@@ -123,7 +126,7 @@ def test_batching_does_not_change_results(tree):
 
 def test_dense_and_sparse_regressor_files_agree(tree, tmp_path):
     _, files, models, reg = tree
-    dense = np.load(files["J_regressor_h36m"])
+    dense = reg.toarray()
     scipy.sparse.save_npz(tmp_path / "reg.npz", scipy.sparse.csc_matrix(dense))
     sparse = load_regressor(tmp_path / "reg.npz")
     assert sparse.shape == (17, 6890) and (sparse != reg).nnz == 0

@@ -1,0 +1,225 @@
+"""``make bench``: run every benchmark once, write ``benchmarks/RESULTS.md``, refresh the README's figures.
+
+    python benchmarks/run_all.py [--only regress,build] [--quick] [--no-readme]
+
+Each script runs in its own process with the arguments listed in ``BENCHMARKS`` (sized so that the
+whole run stays under ~15 minutes on 2 cores) and ends with one JSON line; this script turns those
+lines into one table (measure, ours, baseline, ratio, script and arguments, machine) and keeps the raw
+JSON in ``benchmarks/results.json``. A benchmark that fails or runs out of time gets a row saying so.
+``--only`` re-measures some and keeps the other rows from the previous results.json.
+The README's figures section is then rewritten from RESULTS.md by ``benchmarks/readme_figures.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
+RESULTS_JSON = REPO / "benchmarks" / "results.json"
+BODY_MODEL = "synthetic SMPL+H stand-in, as dense as SMPL+H (up to 4 bones a vertex, dense pose correctives)"
+
+# name -> (script, args, --quick args, timeout in s)
+BENCHMARKS = {
+    "regress": ("benchmarks/bench_regress.py", ["--frames", "8000"], ["--frames", "2000"], 300),
+    "build": ("benchmarks/bench_build.py", ["--frames", "1000000"], ["--frames", "40000", "--reference-frames", "1000"], 480),
+    "loader": ("benchmarks/bench_loader.py", ["--sizes", "1000000,10000000"], ["--sizes", "200000,400000",
+               "--batches", "100", "--rss-batches", "100"], 420),
+    "model": ("benchmarks/bench_model.py", ["--rounds", "4"], ["--rounds", "1", "--batch", "8"], 300),
+    "pretrain": ("benchmarks/pretrain_gain.py", ["--steps", "300", "--pretrain-steps", "1200"],
+                 ["--steps", "40", "--pretrain-steps", "80"], 420),
+    "reliability": ("benchmarks/reliability_report.py", ["--fuzz-cases", "200", "--kill-trials", "3"],
+                    ["--fuzz-cases", "20", "--kill-trials", "1"], 420),
+    "window_reads": ("benchmarks/corpus_window_reads.py", ["--frames", "1000000", "--windows", "1000"],
+                     ["--frames", "100000", "--windows", "200"], 300),
+}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{os.cpu_count()} cores {cpu}, load {load:.1f}"
+
+
+def run_one(name: str, quick: bool) -> dict:
+    script, args, quick_args, timeout = BENCHMARKS[name]
+    args = quick_args if quick else args
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    entry = {"script": script, "args": args, "machine": machine(), "quick": quick,
+             "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    t0 = time.perf_counter()
+    print(f"== {script} {' '.join(args)}", flush=True)
+    # its own process group, so that a timeout also ends its Dask workers and helpers
+    proc = subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
+            entry["error"] = f"exit {proc.returncode}: {tail[0][:200]}"
+        else:
+            entry["result"] = json.loads(lines[-1])
+    except subprocess.TimeoutExpired:
+        entry["error"] = f"timed out after {timeout} s"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    entry["seconds"] = round(time.perf_counter() - t0, 1)
+    print(f"   {entry.get('error') or json.dumps(entry['result'])[:300]} ({entry['seconds']} s)", flush=True)
+    return entry
+
+
+def run_demo() -> dict:
+    """Wall time of the demo pipeline (server, builds, training) in a fresh workspace, venv installed."""
+    entry = {"script": "flows/demo.py", "args": ["(fresh temporary workspace)"], "machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="bench_demo_") as ws:
+        t0 = time.perf_counter()
+        code = f"import sys; from pathlib import Path; from flows.demo import main; sys.exit(main(Path({ws!r})))"
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        # its own process group: on a timeout the demo gets SIGTERM and stops its server and workers
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = proc.wait(timeout=600)
+            wall = time.perf_counter() - t0
+            if code == 0:
+                entry["result"] = {"wall_s": round(wall, 1)}
+            else:
+                entry["error"] = f"exit {code}"
+        except subprocess.TimeoutExpired:
+            entry["error"] = "timed out after 600 s"
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    entry["seconds"] = round(time.perf_counter() - t0, 1)
+    print(f"== demo: {entry.get('error') or entry['result']}", flush=True)
+    return entry
+
+
+def _n(x, digits=0) -> str:
+    if isinstance(x, float) and abs(x) < 100:
+        digits = max(digits, 1)  # small rates keep a decimal
+    return f"{x:,.{digits}f}" if isinstance(x, (int, float)) else str(x)
+
+
+def rows_for(name: str, e: dict) -> list[tuple[str, str, str, str]]:
+    """(measure, ours, baseline, ratio) rows of one benchmark's JSON line."""
+    r = e.get("result")
+    if r is None:
+        return [(name, "not measured", "", e.get("error", ""))]
+    if name == "regress":
+        return [(f"joint regression (frames/s, {_n(r['frames'])} frames)", _n(r["ours_fps"]),
+                 f"{_n(r['reference_fps'])} (smplx SMPL+H forward f32 + regressor, best batch {r['reference_batch']})",
+                 f"{r['ratio']:.1f}x, max error {r['max_abs_err_m']:.1e} m"),
+                ("body model density (bones per vertex, non-zero pose correctives)",
+                 f"{r['bones_per_vertex_mean']:.2f}, {r['posedirs_nonzero_fraction']:.0%}", "", "")]
+    if name == "build":
+        what = f"whole AMASS build (source frames/s, {_n(r['source_frames'])} frames, 4 H36M views)"
+        return [(what, _n(r["source_fps"]), f"{_n(r['reference_fps'])} (official: full mesh on every source frame)",
+                 f"{r['ratio']:.1f}x"),
+                (what + ", like for like", _n(r["source_fps"]),
+                 f"{_n(r['reference_fps_like_for_like'])} (full mesh on the {r['needed_fraction']:.0%} of source "
+                 "frames the resampling needs)", f"{r['ratio_like_for_like']:.1f}x"),
+                ("build: no-op rebuild / peak RSS / joints out of view",
+                 f"{r['noop_rebuild_s']:.2f} s / {_n(r['peak_rss_mb'])} MB / {r['out_of_view_fraction']:.2%}", "", "")]
+    if name == "loader":
+        return [("loader (windows/s, N=351, batch 512, one core)", _n(r["ours_wps"]),
+                 f"{_n(r['baseline_wps'])} (official-style in-memory generator)", f"{r['ratio']:.1f}x"),
+                (f"loader peak RSS ({' / '.join(_n(s) for s in r['sizes'])} frames)",
+                 f"{_n(r['rss_mb_1m'])} MB / {_n(r['rss_mb_10m'])} MB", "", "")]
+    if name == "model":
+        base = r["pps_cpu_351"] / r["keyframe_speedup_351"]
+        return [("model parameters, N=351 / N=81", f"{r['params_351'] / 1e6:.2f} M / {r['params_81'] / 1e6:.2f} M",
+                 "paper 10.39 M / 10.36 M", ""),
+                ("model FLOPs a window, N=351 / N=81", f"{r['flops_351'] / 1e6:.0f} M / {r['flops_81'] / 1e6:.0f} M",
+                 "paper 966 M / 543 M", ""),
+                ("model CPU poses/s (N=351, spatial pass on key frames only)", _n(r["pps_cpu_351"]),
+                 f"{_n(base)} (spatial pass on all frames, as the official code)", f"{r['keyframe_speedup_351']:.2f}x")]
+    if name == "pretrain":
+        return [(f"pre-training proxy: test MPJPE at s_in=20 (mm, {r['steps']} fine-tune steps)",
+                 f"{r['mpjpe_pretrained_mm']:.1f} (pre-trained {r['pretrain_steps']} steps)",
+                 f"{r['mpjpe_scratch_mm']:.1f} (scratch)", f"{r['mpjpe_scratch_mm'] / r['mpjpe_pretrained_mm']:.2f}x")]
+    if name == "reliability":
+        return [("reliability: malformed files / escaped exceptions / pickle payloads run",
+                 f"{_n(r['fuzz_cases'])} / {r['fuzz_escaped']} / {r['payloads_executed']}", "", ""),
+                ("reliability: SIGKILL trials / equal after rerun / bytes lost",
+                 f"{r['kill_trials']} / {r['equal_builds']} / {r['bytes_lost']}", "", "")]
+    if name == "window_reads":
+        return [("corpus random window reads (windows/s, one window a call vs block reads)",
+                 _n(r["block_windows_per_s"]), f"{_n(r['one_window_per_s'])} (one window a call)",
+                 f"{r['block_windows_per_s'] / r['one_window_per_s']:.1f}x")]
+    if name == "demo":
+        return [("demo pipeline wall time (fresh workspace: data, server, builds, training)", f"{r['wall_s']:.0f} s", "", "")]
+    return [(name, json.dumps(r), "", "")]
+
+
+def write_results_md(results: dict) -> str:
+    when = max((e.get("started", "") for e in results.values()), default="")
+    lines = ["# Benchmark results", "",
+             f"Written by `make bench` (`benchmarks/run_all.py`); last run {when}. Body model: {BODY_MODEL}; its",
+             "regressor is in SPIN's row order and goes through the build's side resolution. Each script times",
+             "ours and the baseline side by side in one run; a loaded machine lowers both, ratios are noisier.", "",
+             "| measure | ours | baseline | ratio | script and arguments | machine |", "|---|---|---|---|---|---|"]
+    for name, e in results.items():
+        cmd = f"`{e['script']} {' '.join(e['args'])}`".replace(" `", "`")
+        try:
+            rows = rows_for(name, e)
+        except (KeyError, TypeError, ZeroDivisionError):  # a script changed its JSON line: show it raw
+            rows = [(name, json.dumps(e.get("result"))[:400], "", "")]
+        for measure, ours, base, ratio in rows:
+            if e.get("quick"):
+                measure += " (--quick sizes: a smoke run, not a figure)"
+            lines.append(f"| {measure} | {ours} | {base} | {ratio} | {cmd} | {e.get('machine', '')} |")
+    text = "\n".join(lines) + "\n"
+    RESULTS_MD.write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join([*BENCHMARKS, "demo"]))
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, to try the runner (figures meaningless)")
+    ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README's figures")
+    a = ap.parse_args(argv)
+    names = [n for n in a.only.split(",") if n] or [*BENCHMARKS, "demo"]
+    unknown = set(names) - {*BENCHMARKS, "demo"}
+    if unknown:
+        ap.error(f"unknown benchmarks {sorted(unknown)}")
+    previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() and a.only else {}
+    t0 = time.perf_counter()
+    fresh = {n: (run_demo() if n == "demo" else run_one(n, a.quick)) for n in names}
+    order = [*BENCHMARKS, "demo"]
+    results = {n: fresh.get(n) or previous[n] for n in order if n in fresh or n in previous}
+    RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
+    print(write_results_md(results))
+    print(f"make bench: {time.perf_counter() - t0:.0f} s", flush=True)
+    if not a.no_readme:
+        from readme_figures import update_readme  # same folder
+
+        update_readme()
+    return 0 if all("result" in e for e in fresh.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
