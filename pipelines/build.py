@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -463,25 +462,22 @@ def _build_once(cfg: BuildConfig, progress) -> BuildReport:
 
 def _list_sources(root: Path) -> tuple[list[_Source], dict[str, Reject]]:
     """Every motion file below ``root`` with its sha256; one that cannot be hashed (a directory named
-    ``*.npz``, a dangling link or a link loop, no permission) is kept as a source with a Reject."""
+    ``*.npz``, a FIFO or device, a dangling link or a link loop, no permission) is kept as a source
+    with a Reject."""
     from pipelines.amass import iter_amass
+    from pipelines.safe_files import check_regular
 
     sources, unreadable = [], {}
     for s in iter_amass(root):
         path = str(s.path)
-        sha = ""
+        sha, reason = "", ""
         try:
-            mode = os.stat(path).st_mode  # follows links: a loop or a dangling link raises here
-            if stat.S_ISDIR(mode):
-                reason = "is a directory, not a motion file"
-            elif not stat.S_ISREG(mode):
-                reason = "is not a regular file"
-            else:
-                reason, sha = "", sha256_file(path)
+            check_regular(path)  # stat only: a FIFO, a device or a directory is never opened
+            sha = sha256_file(path)
+        except InputError as exc:  # names what the path is (directory, FIFO, link loop...)
+            reason = exc.reason
         except OSError as exc:
             reason = f"cannot be read: {exc.strerror or type(exc).__name__}"
-        except InputError as exc:  # changed under us (e.g. replaced by a FIFO): the typed refusal
-            reason = exc.reason
         if reason:
             unreadable[path] = Reject(source_path=path, reason=reason, kind="amass", source_sha256="")
         sources.append(_Source(path, s.key, s.dataset, s.subject, s.name, sha))
