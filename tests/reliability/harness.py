@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,63 +119,232 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def visible_version_is_whole(corpus: Path) -> bool:
-    """After a crash the latest version is absent or complete and valid (never half-written)."""
+    """After a crash the repository opens (or was never created) and its latest version, if any, is
+    complete and valid (never half-written). A repository that cannot be opened is NOT whole."""
     from pipelines.corpus import CorpusReader
-    from schemas.errors import CorpusError
+    from pipelines.versions import list_versions
     from schemas.validate import validate_corpus
 
-    if not corpus.exists():
+    if not repository_created(corpus):
         return True
     try:
+        versions = list_versions(corpus)
+        if not versions:
+            return True
         reader = CorpusReader.open(corpus)
-    except CorpusError:
-        return True
+    except Exception:  # noqa: BLE001 - failing to open after a crash is exactly the failure we look for
+        return False
     return validate_corpus(corpus, reader.version_id) == []
+
+
+def repository_created(corpus: Path) -> bool:
+    """False while nothing of the repository exists yet (a kill before creation leaves nothing to open)."""
+    return corpus.exists() and any(corpus.iterdir())
+
+
+# Where a kill can land, in build order (``landed_phase`` reads them off the child's trace).
+PHASES = ("before_writes", "chunk_write", "between_flushes", "icechunk_commit", "commit_to_tag", "after_tag")
+# Named kill points -> (MOCAP_CORPUS_FAULT spec, the phase the kill must land in).
+NAMED_KILLS = {
+    "chunk_write": [("chunk_write:1", "chunk_write"), ("chunk_write:5", "chunk_write"), ("chunk_write:12", "chunk_write")],
+    "between_flushes": [("flush:2", "between_flushes"), ("flush:9", "between_flushes")],
+    "icechunk_commit": [("icechunk_commit", "icechunk_commit"), ("icechunk_commit", "icechunk_commit")],
+    "commit_to_tag": [("tag", "commit_to_tag")],
+}
+TRIAL_TAG = "v1"
+# Rows per writer flush in trials: the synthetic builds (~2k frames, ~8k view frames) go through tens of
+# flushes before their commit, as a real corpus does with the default flush size.
+TRIAL_FLUSH_ROWS = 512
+
+
+def trial_env(trace: Path, fault: str | None = None) -> dict:
+    from pipelines.corpus import FLUSH_ROWS_ENV
+    from pipelines.faults import ENV, TRACE_ENV
+
+    env = {**os.environ, FLUSH_ROWS_ENV: str(TRIAL_FLUSH_ROWS), TRACE_ENV: str(trace)}
+    env.pop(ENV, None)
+    return {**env, ENV: fault} if fault else env
+
+
+@contextmanager
+def trial_flush_size():
+    """This process's writers flush every TRIAL_FLUSH_ROWS rows while inside the block."""
+    from pipelines.corpus import FLUSH_ROWS_ENV
+
+    old = os.environ.get(FLUSH_ROWS_ENV)
+    os.environ[FLUSH_ROWS_ENV] = str(TRIAL_FLUSH_ROWS)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(FLUSH_ROWS_ENV, None)
+        else:
+            os.environ[FLUSH_ROWS_ENV] = old
+
+
+def landed_phase(events: list[str]) -> str:
+    """The build phase a trace (the events a killed child passed, in order) ended in."""
+    seen = set(events)
+    last = next((e for e in reversed(events) if not e.startswith("kill:")), "")
+    if "tagged" in seen:
+        return "after_tag"
+    if "branch_moved" in seen:
+        return "commit_to_tag"
+    if "icechunk_commit_begin" in seen:
+        return "icechunk_commit"
+    if last == "chunk_write_begin" or any(e == "kill:chunk_write" for e in events):
+        return "chunk_write"
+    if "chunk_write_begin" in seen or "commit_begin" in seen:
+        return "between_flushes"
+    return "before_writes"
 
 
 @dataclass
 class KillTrial:
-    fault: str | None
-    killed: bool
-    whole_after_crash: bool
+    fault: str | None  # the named point, or None for a random moment
+    delay_s: float | None
+    killed: bool  # verified: died by SIGKILL, at the named point when there was one
+    phase: str  # where it landed (PHASES)
+    repo_opened: bool
+    half_written_seen: int  # visible versions that are not whole and equal to the reference
     equal_after_rerun: bool
     bytes_lost: int  # bytes of the reference content missing or different after the rerun
+    flushes_before_kill: int
+    store_bytes: int  # bytes on disk after the rerun
 
 
 def timed_build(root: Path, corpus: Path) -> float:
     """Wall time of one uninterrupted build subprocess (imports, Dask start-up, compute, commit)."""
     t0 = time.perf_counter()
-    subprocess.run(build_cmd(root, corpus), check=True, cwd=REPO, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=600)
+    subprocess.run(build_cmd(root, corpus, "--tag", TRIAL_TAG), check=True, cwd=REPO, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=600, env=trial_env(corpus.with_name(corpus.name + ".trace")))
     return time.perf_counter() - t0
 
 
 def kill_delays(duration_s: float, n: int, rng: np.random.Generator) -> list[float]:
-    """``n`` random moments inside a build of ``duration_s`` (before its end, after start-up began)."""
-    return [float(d) for d in rng.uniform(0.15, 0.85, size=n) * duration_s]
+    """``n`` random moments across a build of ``duration_s``, from start-up to the end of its commit."""
+    return [float(d) for d in rng.uniform(0.02, 0.99, size=n) * duration_s]
 
 
-def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | None, delay_s: float) -> KillTrial:
-    """SIGKILL a build (at a named fault point, or after ``delay_s``), rerun it, compare with ``reference``."""
+def check_visible_versions(corpus: Path, reference: dict) -> tuple[bool, int]:
+    """(repository opens, number of visible versions that are half-written). Only one build ever ran
+    into ``corpus``, so every visible version (branch history and tags) must validate and equal it."""
+    from pipelines.checksums import corpus_checksums
+    from pipelines.corpus import CorpusReader, open_repository
+    from pipelines.versions import list_versions
+    from schemas.validate import validate_corpus
+
+    if not repository_created(corpus):
+        return True, 0
+    try:
+        repo = open_repository(corpus)
+        ids = {v.id for v in list_versions(corpus)} | {repo.lookup_tag(t) for t in repo.list_tags()}
+    except Exception:  # noqa: BLE001 - a repository that does not open after a crash is the failure
+        return False, 0
+    bad = 0
+    for vid in sorted(ids):
+        try:
+            whole = validate_corpus(corpus, vid) == [] and corpus_checksums(CorpusReader.open(corpus, vid)) == reference
+        except Exception:  # noqa: BLE001
+            whole = False
+        bad += not whole
+    return True, bad
+
+
+def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | None, delay_s: float | None) -> KillTrial:
+    """SIGKILL a build (at a named fault point, or ``delay_s`` after its start), check what is visible,
+    rerun it, compare with ``reference`` array by array and manifest by manifest."""
     from pipelines.build import build_amass
     from pipelines.checksums import corpus_checksums
     from pipelines.corpus import CorpusReader
-    from pipelines.faults import ENV
+    from pipelines.versions import store_bytes
 
-    env = {**os.environ, **({ENV: fault} if fault else {})}
-    proc = subprocess.Popen(build_cmd(root, corpus), env=env, start_new_session=True, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trace = corpus.with_name(corpus.name + ".trace")
+    trace.unlink(missing_ok=True)
+    proc = subprocess.Popen(build_cmd(root, corpus, "--tag", TRIAL_TAG), env=trial_env(trace, fault),
+                            start_new_session=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if fault is None:
-        time.sleep(delay_s)
+        try:
+            proc.wait(timeout=delay_s)
+        except subprocess.TimeoutExpired:
+            pass
+        alive = proc.poll() is None
+        kill_group(proc)  # the build and its Dask workers
     else:
-        proc.wait(timeout=300)
-    killed = proc.poll() is None or proc.returncode == -signal.SIGKILL
-    kill_group(proc)
-    whole = visible_version_is_whole(corpus)
-    report = build_amass(build_config(root, corpus))
-    reader = CorpusReader.open(corpus, report.version_id)
+        proc.wait(timeout=600)
+        alive = True
+        kill_group(proc)  # its Dask workers
+    events = trace.read_text().split() if trace.exists() else []
+    point = fault.partition(":")[0] if fault else None
+    killed = alive and proc.returncode == -signal.SIGKILL and (point is None or events[-1:] == [f"kill:{point}"])
+    opened, half = check_visible_versions(corpus, reference)
+    with trial_flush_size():  # the rerun writes like the killed build did, so bytes on disk compare
+        report = build_amass(build_config(root, corpus, tag=TRIAL_TAG))
+    reader = CorpusReader.open(corpus, TRIAL_TAG)
     sums = corpus_checksums(reader)
-    return KillTrial(fault, killed, whole, sums == reference, differing_bytes(reader, sums, reference))
+    return KillTrial(fault, delay_s, killed, landed_phase(events), opened, half,
+                     sums == reference and reader.version_id == report.version_id,
+                     differing_bytes(reader, sums, reference), events.count("flush"), store_bytes(corpus))
+
+
+def kill_plan(n_random: int, per_phase: int | None = None) -> list[tuple[str, str | None]]:
+    """[(chosen phase, fault spec or None)]: the named kill points (the first ``per_phase`` of each, all
+    when None), then ``n_random`` random moments."""
+    plan = [(phase, spec) for phase, points in NAMED_KILLS.items() for spec, _ in points[:per_phase]]
+    return plan + [("random", None)] * n_random
+
+
+@dataclass
+class KillTrials:
+    trials: list  # KillTrial
+    chosen: list  # the phase each trial was aimed at (NAMED_KILLS keys or "random")
+    clean_bytes: int  # bytes on disk of one uninterrupted build with the same settings
+    clean_bytes_gc: int  # the same after `mocap-corpus gc --grace 0` (trial flushes rewrite chunks)
+    gc_after: list  # bytes on disk of each trial corpus after `mocap-corpus gc --grace 0`
+    gc_equal: bool  # every trial corpus still equal to the reference after gc
+
+    def verified(self) -> list:
+        return [t for t in self.trials if t.killed]
+
+    def kills_by_phase(self) -> dict[str, int]:
+        out = {k: 0 for k in (*NAMED_KILLS, "random")}
+        for aim, t in zip(self.chosen, self.trials):
+            out[aim] += t.killed
+        return out
+
+    def garbage_before_gc(self) -> int:
+        return sum(t.store_bytes - self.clean_bytes for t in self.trials)
+
+    def garbage_after_gc(self) -> int:
+        return sum(b - self.clean_bytes_gc for b in self.gc_after)
+
+
+def gc_cli(corpus: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "gc", str(corpus), "--grace", "0"], check=True,
+                   cwd=REPO, stdout=subprocess.DEVNULL, timeout=300)
+
+
+def run_kill_trials(root: Path, work: Path, reference: dict, n_random: int, seed: int,
+                    per_phase: int | None = None) -> KillTrials:
+    """The kill plan against fresh corpora under ``work``; then ``mocap-corpus gc`` on each one; bytes
+    on disk compared with one uninterrupted build under the same settings (before and after gc)."""
+    from pipelines.checksums import corpus_checksums
+    from pipelines.corpus import CorpusReader
+    from pipelines.versions import store_bytes
+
+    plan = kill_plan(n_random, per_phase)
+    delays = iter(kill_delays(timed_build(root, work / "timed"), n_random, np.random.default_rng(seed)))
+    trials = [kill_build_trial(root, work / f"kill{i}", reference, spec, None if spec else next(delays))
+              for i, (_, spec) in enumerate(plan)]
+    clean = store_bytes(work / "timed")
+    gc_cli(work / "timed")
+    gc_after, equal = [], True
+    for i in range(len(plan)):
+        corpus = work / f"kill{i}"
+        gc_cli(corpus)
+        gc_after.append(store_bytes(corpus))
+        equal &= corpus_checksums(CorpusReader.open(corpus, TRIAL_TAG)) == reference
+    return KillTrials(trials, [aim for aim, _ in plan], clean, store_bytes(work / "timed"), gc_after, equal)
 
 
 def differing_bytes(reader, sums: dict, reference: dict) -> int:

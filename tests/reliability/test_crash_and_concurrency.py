@@ -10,13 +10,10 @@ from pipelines.build import build_amass
 from pipelines.checksums import corpus_checksums
 from pipelines.corpus import CorpusReader
 from schemas.validate import validate_corpus
-from tests.reliability.harness import (build_config, concurrent_builds, final_weights, kill_build_trial,
-                                       kill_delays, kill_training_trial, killed_worker_build, make_inputs,
-                                       run_training, timed_build, write_train_config)
+from tests.reliability.harness import (TRIAL_TAG, build_config, concurrent_builds, final_weights,
+                                       kill_training_trial, killed_worker_build, make_inputs, run_kill_trials,
+                                       run_training, write_train_config)
 
-KILL_TRIALS = 10
-# Named phases first (while writing sequences, just before the commit), then random moments.
-FAULTS = ["write:1", "write:3", "write:6", "commit"] + [None] * (KILL_TRIALS - 4)
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +24,42 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(inputs, tmp_path_factory):
     corpus = tmp_path_factory.mktemp("reference") / "corpus"
-    build_amass(build_config(inputs, corpus))
+    build_amass(build_config(inputs, corpus, tag=TRIAL_TAG))
     return corpus_checksums(CorpusReader.open(corpus))
 
 
+def assert_trials(out, inputs, min_killed: int, min_in_write_or_commit: int):
+    for i, (aim, t) in enumerate(zip(out.chosen, out.trials)):
+        what = f"trial {i} ({t.fault or f'random at {t.delay_s:.2f} s'}, landed in {t.phase})"
+        if t.fault is not None:  # a named point must be reached and be where the kill landed
+            assert t.killed, f"{what}: the child never reached its kill point"
+            assert t.phase == aim, what
+        assert t.repo_opened, f"{what}: the repository did not open after the kill"
+        assert t.half_written_seen == 0, f"{what}: a half-written version was visible"
+        assert t.equal_after_rerun and t.bytes_lost == 0, f"{what}: the rerun differs from an uninterrupted build"
+    killed = out.verified()
+    assert len(killed) >= min_killed
+    inside = [t for t in killed if t.phase in ("chunk_write", "icechunk_commit")]
+    assert len(inside) >= min_in_write_or_commit
+    assert any(t.flushes_before_kill >= 3 for t in killed), "no kill landed after several flushes"
+    # garbage: killed builds leave bytes behind; gc takes them back without touching the tagged version
+    assert out.garbage_before_gc() > 0
+    assert abs(out.garbage_after_gc()) <= 1024 * len(out.trials), out.gc_after
+    assert out.gc_equal
+
+
 def test_sigkilled_builds_rerun_to_identical_content(inputs, reference, tmp_path):
-    delays = kill_delays(timed_build(inputs, tmp_path / "timed"), len(FAULTS), np.random.default_rng(7))
-    for i, (fault, delay) in enumerate(zip(FAULTS, delays)):
-        trial = kill_build_trial(inputs, tmp_path / f"trial{i}", reference, fault, delay)
-        assert trial.killed, f"trial {i} ({fault or f'{delay:.1f} s'}): the build ended before the kill"
-        assert trial.whole_after_crash, f"trial {i} ({fault}): a half-written version was visible"
-        assert trial.equal_after_rerun and trial.bytes_lost == 0, f"trial {i} ({fault}) differs after the rerun"
-    assert validate_corpus(tmp_path / "trial0") == []
+    """One kill per named phase (inside a chunk write, between flushes, inside the Icechunk commit,
+    between commit and tag) and one random moment; the long count is the slow test below."""
+    out = run_kill_trials(inputs, tmp_path, reference, n_random=1, seed=7, per_phase=1)
+    assert_trials(out, inputs, min_killed=4, min_in_write_or_commit=2)
+
+
+@pytest.mark.slow
+def test_many_sigkilled_builds(inputs, reference, tmp_path):
+    """>= 20 verified kills, >= 5 of them inside a chunk write or the Icechunk commit."""
+    out = run_kill_trials(inputs, tmp_path, reference, n_random=14, seed=11)
+    assert_trials(out, inputs, min_killed=20, min_in_write_or_commit=5)
 
 
 def test_killed_dask_worker_build_still_completes(inputs, reference, tmp_path):
