@@ -480,3 +480,51 @@ def final_weights(run_dir: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(run_dir / "checkpoints" / "final" / "model.safetensors"))
+
+
+# Kill points inside ``save_checkpoint`` (the n-th save): while the new files are written, after they
+# are written, with the old one aside and the new one not yet in, after it moved in.
+CHECKPOINT_KILLS = ["ckpt_aside:2", "ckpt_files:3", "ckpt_written:4", "ckpt_aside:6", "ckpt_in:5", "ckpt_aside:9"]
+
+
+@dataclass
+class CheckpointKill:
+    fault: str
+    killed: bool  # verified: died by SIGKILL at the named point
+    last_complete: tuple | None  # (epoch, batch) of the last checkpoint that finished moving in
+    resumed_from: tuple | None  # (epoch, batch) of the checkpoint the resume finds
+    equal: bool  # final weights equal to the uninterrupted run
+
+
+def _ckpt_meta(run_dir: Path) -> tuple | None:
+    from uplift.train import find_checkpoint
+
+    try:
+        meta = json.loads((find_checkpoint(run_dir / "checkpoints" / "last") / "meta.json").read_text())
+    except Exception:  # noqa: BLE001 - no checkpoint at all
+        return None
+    return int(meta["epoch"]), int(meta["batch"])
+
+
+def checkpoint_kill_trial(config: Path, corpus: str, out_dir: Path, fault: str, straight: dict) -> CheckpointKill:
+    """SIGKILL training inside its n-th ``save_checkpoint``, resume it to the end, compare with ``straight``."""
+    import torch
+
+    from pipelines.faults import ENV, TRACE_ENV
+
+    trace = out_dir.with_name(out_dir.name + ".trace")
+    trace.unlink(missing_ok=True)
+    env = {**os.environ, **_TRAIN_ENV, ENV: fault, TRACE_ENV: str(trace)}
+    proc = subprocess.Popen(train_cmd(config, corpus, out_dir), start_new_session=True, cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.wait(timeout=600)
+    kill_group(proc)
+    events = trace.read_text().split() if trace.exists() else []
+    killed = proc.returncode == -signal.SIGKILL and events[-1:] == [f"kill:{fault.partition(':')[0]}"]
+    done = [e.split(":") for e in events if e.startswith("ckpt_complete:last:")]
+    last_complete = (int(done[-1][2]), int(done[-1][3])) if done else None
+    found = _ckpt_meta(out_dir)
+    run_training(config, corpus, out_dir)
+    b = final_weights(out_dir)
+    equal = straight.keys() == b.keys() and all(torch.equal(straight[k], b[k]) for k in straight)
+    return CheckpointKill(fault, killed, last_complete, found, equal)

@@ -10,8 +10,8 @@ from pipelines.build import build_amass
 from pipelines.checksums import corpus_checksums
 from pipelines.corpus import CorpusReader
 from schemas.validate import validate_corpus
-from tests.reliability.harness import (TRIAL_TAG, build_config, concurrent_builds, final_weights,
-                                       kill_training_trial, killed_worker_build, make_inputs, run_kill_trials,
+from tests.reliability.harness import (CHECKPOINT_KILLS, TRIAL_TAG, build_config, checkpoint_kill_trial, concurrent_builds, final_weights,
+                                       killed_worker_build, make_inputs, run_kill_trials,
                                        run_training, write_train_config)
 
 
@@ -78,14 +78,33 @@ def test_two_concurrent_builds_and_a_pinned_reader(inputs, tmp_path):
     assert out.valid
 
 
-def test_killed_training_resumes_to_the_same_weights(tmp_path):
+@pytest.fixture(scope="module")
+def straight_training(tmp_path_factory):
     from tests.uplift.test_train import projected_corpus
 
-    corpus = projected_corpus(tmp_path / "corpus", n_seq=3, n_frames=160)
-    config = write_train_config(tmp_path / "tiny.json")
-    run_training(config, corpus, tmp_path / "straight")
-    killed = kill_training_trial(config, corpus, tmp_path / "killed", delay_s=0.3)
-    assert killed, "training finished before it could be killed"
-    a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a), "resumed training reached different weights"
+    tmp = tmp_path_factory.mktemp("training")
+    corpus = projected_corpus(tmp / "corpus", n_seq=3, n_frames=160)
+    config = write_train_config(tmp / "tiny.json")
+    run_training(config, corpus, tmp / "straight")
+    return config, corpus, final_weights(tmp / "straight")
+
+
+def assert_checkpoint_kills(straight_training, tmp_path, faults):
+    config, corpus, straight = straight_training
+    for i, fault in enumerate(faults):
+        t = checkpoint_kill_trial(config, corpus, tmp_path / f"killed{i}", fault, straight)
+        assert t.killed, f"{fault}: training never reached the kill point"
+        assert t.last_complete is not None and t.resumed_from == t.last_complete, \
+            f"{fault}: resume would start from {t.resumed_from}, the last complete checkpoint is {t.last_complete}"
+        assert t.equal, f"{fault}: resumed training reached different weights"
+
+
+def test_killed_checkpoint_save_resumes_from_the_last_complete_one(straight_training, tmp_path):
+    """Killed with the old checkpoint moved aside and the new one not yet in (the window where the
+    old code had none at all), and after the new one moved in."""
+    assert_checkpoint_kills(straight_training, tmp_path, ["ckpt_aside:2", "ckpt_in:5"])
+
+
+@pytest.mark.slow
+def test_many_killed_checkpoint_saves(straight_training, tmp_path):
+    assert_checkpoint_kills(straight_training, tmp_path, CHECKPOINT_KILLS)
