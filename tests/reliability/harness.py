@@ -52,6 +52,34 @@ class FuzzOutcome:
     loaded: int = 0
     escaped: list = field(default_factory=list)  # (description, exception repr)
     payload_ran: bool = False
+    digest: str = ""  # sha256 of the case's bytes: distinct cases are counted by content
+    reasons: list = field(default_factory=list)  # the typed errors' reasons, digits masked (which check fired)
+
+    @property
+    def valid(self) -> bool:
+        """The mutation still gave a valid file: a loader accepted it (a VideoPose3D 3D file is valid
+        for the 3D loader and refused by the 2D one)."""
+        return self.loaded > 0 and not self.escaped
+
+
+def content_digest(path: Path) -> str:
+    import hashlib
+
+    if path.is_dir():
+        return "directory"
+    if not path.exists():
+        return "missing"
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _reason_kind(reason: str) -> str:
+    import re
+
+    return re.sub(r"[-+]?\d[\d.e+-]*", "#", reason)[:60]
 
 
 def fuzz_case(kind: str, mutation: str, suffix: str, seed: int, workdir: Path, marker: Path) -> FuzzOutcome:
@@ -60,6 +88,7 @@ def fuzz_case(kind: str, mutation: str, suffix: str, seed: int, workdir: Path, m
     path = workdir / f"case_{kind}_{mutation}_{seed}{suffix}"
     out = FuzzOutcome()
     what = writer(np.random.default_rng(seed), mutation, path, str(marker))
+    out.digest = f"{suffix}:{content_digest(path)}"
     try:
         for load in loaders(kind):
             try:
@@ -69,6 +98,7 @@ def fuzz_case(kind: str, mutation: str, suffix: str, seed: int, workdir: Path, m
                 if not exc.reason or str(path) not in str(exc):
                     out.escaped.append((what, f"typed error without file/reason: {exc!r}"))
                 out.typed_errors += 1
+                out.reasons.append(_reason_kind(str(exc.reason)))
             except Exception as exc:  # noqa: BLE001 - exactly what must never happen
                 out.escaped.append((f"{kind}/{mutation}: {what}", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -78,6 +108,30 @@ def fuzz_case(kind: str, mutation: str, suffix: str, seed: int, workdir: Path, m
         else:
             path.unlink(missing_ok=True)
     return out
+
+
+@dataclass
+class FuzzStats:
+    """Per loader: cases, distinct (by content), typed errors, loaded valid, escaped, payloads, reasons."""
+    cases: int = 0
+    distinct: int = 0
+    typed_errors: int = 0
+    loaded_valid: int = 0
+    escaped: int = 0
+    payloads: int = 0
+    reasons: set = field(default_factory=set)
+    _seen: set = field(default_factory=set, repr=False)
+
+    def add(self, out: FuzzOutcome) -> None:
+        self.cases += 1
+        if out.digest not in self._seen:
+            self._seen.add(out.digest)
+            self.distinct += 1
+        self.typed_errors += out.typed_errors
+        self.loaded_valid += out.valid
+        self.escaped += len(out.escaped)
+        self.payloads += out.payload_ran
+        self.reasons.update(out.reasons)
 
 
 # --- killed builds ----------------------------------------------------------------------------
