@@ -449,6 +449,7 @@ class ConcurrentOutcome:
     versions_added: int
     pinned_reader_unchanged: bool
     valid: bool
+    in_sequence: bool = False  # the two new versions are the two builds (fps 25 and 30), each whole
 
 
 def concurrent_builds(root: Path, corpus: Path) -> ConcurrentOutcome:
@@ -483,8 +484,88 @@ def concurrent_builds(root: Path, corpus: Path) -> ConcurrentOutcome:
             if p.poll() is None:
                 kill_group(p)
     unchanged = bool(same) and all(same) and corpus_checksums(CorpusReader.open(corpus, "old")) == before
-    return ConcurrentOutcome([p.returncode for p in procs], outputs, len(list_versions(corpus)) - n_before,
-                             unchanged, validate_corpus(corpus) == [])
+    new = list_versions(corpus)[: len(list_versions(corpus)) - n_before]
+    in_sequence = (sorted(CorpusReader.open(corpus, v.id).fps for v in new) == [25.0, 30.0]
+                   and all(validate_corpus(corpus, v.id) == [] for v in new))
+    return ConcurrentOutcome([p.returncode for p in procs], outputs, len(new), unchanged,
+                             validate_corpus(corpus) == [], in_sequence)
+
+
+_WRITER_SCRIPT = """
+import sys, numpy as np
+from corpus_fixtures import make_seq
+from pipelines.corpus import CorpusWriter
+from schemas.errors import VersionConflictError
+path, who, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+done = conflicts = 0
+while done < rounds and conflicts < 500:
+    with CorpusWriter(path) as w:
+        w.add(make_seq(np.random.default_rng(1000 * done + ord(who)), f"{who}/{done}", 40 + 10 * done))
+        try:
+            w.commit(f"{who} {done}")
+            done += 1
+        except VersionConflictError:
+            conflicts += 1
+print(done, conflicts)
+"""
+
+
+@dataclass
+class RoundsOutcome:
+    commits: int  # commits the writers reported
+    conflicts: int  # refused commits they retried
+    versions_added: int
+    all_whole: bool  # every new version validates and holds exactly the sequence its writer added
+    pinned_reader_unchanged: bool
+
+
+def writer_rounds(corpus: Path, writers: int = 3, rounds: int = 5) -> RoundsOutcome:
+    """``writers`` processes each commit ``rounds`` versions to one corpus at once (retrying refused
+    commits), while a reader pinned to the version before them keeps re-reading it."""
+    import threading
+
+    from pipelines.checksums import corpus_checksums
+    from pipelines.corpus import CorpusReader, CorpusWriter
+    from pipelines.versions import list_versions
+    from schemas.validate import validate_corpus
+    from tests.pipelines.corpus_fixtures import make_seq
+
+    with CorpusWriter(corpus) as w:
+        w.add(make_seq(np.random.default_rng(0), "base/0", 30))
+        old = w.commit("base")
+    before, n_before = corpus_checksums(CorpusReader.open(corpus, old)), len(list_versions(corpus))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "pipelines"), str(REPO)])}
+    names = [chr(ord("P") + i) for i in range(writers)]
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER_SCRIPT, str(corpus), who, str(rounds)], env=env,
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for who in names]
+    same, stop = [], threading.Event()
+
+    def keep_reading():
+        while not stop.is_set():
+            same.append(corpus_checksums(CorpusReader.open(corpus, old)) == before)
+
+    reader = threading.Thread(target=keep_reading)
+    reader.start()
+    try:
+        outs = [p.communicate(timeout=900) for p in procs]
+    finally:
+        stop.set()
+        reader.join()
+    commits = conflicts = 0
+    for p, (out, err) in zip(procs, outs):
+        if p.returncode != 0:
+            raise RuntimeError(f"writer failed: {err[-2000:]}")
+        d, c = map(int, out.split()[-2:])
+        commits, conflicts = commits + d, conflicts + c
+    new = list_versions(corpus)[: len(list_versions(corpus)) - n_before]
+    whole = True
+    for v in new:
+        who, i = v.message.split()
+        r = CorpusReader.open(corpus, v.id)
+        whole &= (validate_corpus(corpus, v.id) == [] and r.sequences.column("key").to_pylist() == [f"{who}/{i}"]
+                  and r.sequences.column("n_frames").to_pylist() == [40 + 10 * int(i)])
+    unchanged = bool(same) and all(same) and corpus_checksums(CorpusReader.open(corpus, old)) == before
+    return RoundsOutcome(commits, conflicts, len(new), whole, unchanged)
 
 
 # --- killed training --------------------------------------------------------------------------
