@@ -14,14 +14,15 @@ from typing import Literal
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (Progress, markdown_table, publish_link, publish_markdown, rejects_markdown,
-                          retry_transient, run_logger)
+from flows.common import (ExpectedFailure, Progress, fail_with_reason, unwrap, markdown_table, publish_link,
+                          publish_markdown, rejects_markdown, retry_transient, run_logger)
 
 FLOW_NAME = "build-amass"
 
 
 @task(name="build-amass-corpus", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
+@fail_with_reason
 def run_build(cfg: dict):
     """Run ``pipelines.build.build_amass`` once; returns its BuildReport."""
     from pipelines.build import BuildConfig, build_amass
@@ -75,11 +76,18 @@ def validate_and_publish(flow_name: str, label: str, corpus: Path, report, valid
                      key=f"{flow_name}-report", description=f"{label} corpus version {vid}")
     publish_link(corpus, key=f"{flow_name}-corpus", text=f"corpus {corpus} @ {vid}")
     if problems:
-        raise RuntimeError(f"corpus {corpus} version {vid} failed validation: {problems[:5]}")
+        raise ExpectedFailure(f"{corpus}: version {vid} failed validation ({len(problems)} problems): "
+                              f"{'; '.join(problems[:3])}")
+    f = report_fields(report)
+    if f["n_sequences"] == 0 and f["n_rejects"]:
+        first = f["rejects"][0]
+        raise ExpectedFailure(f"{corpus}: every source was rejected ({f['n_rejects']} files), e.g. "
+                              f"{first['source_path']}: {first['reason']}")
     return summary(report, problems)
 
 
 @flow(name=FLOW_NAME, log_prints=True)
+@fail_with_reason
 def build_amass_flow(
     amass_root: Path,
     body_models: Path,
@@ -120,7 +128,7 @@ def build_amass_flow(
            "calibration": str(calibration) if calibration else None,
            "cameras_per_sequence": cameras_per_sequence, "fps": fps, "seed": seed, "val_fraction": val_fraction,
            "scheduler": scheduler or None, "n_workers": n_workers}
-    report = run_build(cfg)
+    report = unwrap(run_build(cfg))
     logger.info("build-amass: version %s (%s): %d sequences, %d frames, %d views, %d rejects in %.1f s",
                 report.version_id, "up to date" if report.up_to_date else "committed", report.n_sequences,
                 report.n_frames, report.n_views, len(report.rejects), report.elapsed_s)

@@ -9,13 +9,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.build_amass import report_fields, validate_and_publish
-from flows.common import retry_transient, run_logger
+from flows.common import fail_with_reason, retry_transient, run_logger, unwrap
 
 FLOW_NAME = "build-h36m"
 
 
 @task(name="build-h36m-corpus", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
+@fail_with_reason
 def run_build(data_dir: str, corpus: str, detections: str, tag: str | None):
     from pipelines.h36m import build_h36m
 
@@ -23,6 +24,7 @@ def run_build(data_dir: str, corpus: str, detections: str, tag: str | None):
 
 
 @flow(name=FLOW_NAME, log_prints=True)
+@fail_with_reason
 def build_h36m_flow(data_dir: Path, corpus: Path, detections: Literal["cpn", "gt"] = "cpn",
                     tag: str | None = None, validate_version: bool = True) -> dict:
     """Import Human3.6M in VideoPose3D format as a corpus version and validate it.
@@ -35,7 +37,7 @@ def build_h36m_flow(data_dir: Path, corpus: Path, detections: Literal["cpn", "gt
         validate_version: Check the committed version with schemas.validate afterwards.
     """
     logger = run_logger()
-    report = run_build(str(data_dir), str(corpus), detections, tag or None)
+    report = unwrap(run_build(str(data_dir), str(corpus), detections, tag or None))
     f = report_fields(report)
     vid = f["version_id"]
     logger.info("build-h36m: version %s: %d sequences, %d views, %d rejects",

@@ -195,3 +195,66 @@ def file_stat_fingerprint(path: str | os.PathLike | None) -> str | None:
     except OSError:
         return f"missing:{p}"
     return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+# --- failures that say why ------------------------------------------------------------------------
+
+
+class ExpectedFailure(Exception):
+    """A failure the flow expected and can state in one line (e.g. a build that rejected every file,
+    a committed version that failed validation): the run ends Failed with this line, no traceback."""
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that end a run Failed with their one-line reason: the project's typed errors (bad input,
+    bad config, corpus problems), ``ExpectedFailure``, and a task that already failed that way."""
+    from prefect.exceptions import FailedRun
+
+    from schemas.errors import MocapCorpusError
+
+    return (MocapCorpusError, ExpectedFailure, FailedRun)
+
+
+def one_line(exc: BaseException) -> str:
+    """``str(exc)`` on one line (typed errors already read ``path: reason``)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:1000]
+
+
+def fail_with_reason(fn):
+    """Decorator under ``@flow`` / ``@task``: an expected error ends the run in ``Failed`` with its
+    one-line reason as the state message (shown by ``prefect deployment run --watch``, ``prefect
+    flow-run inspect`` and the UI) and one error log line, without a traceback. Unexpected errors
+    propagate unchanged, so Prefect logs them with their traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except expected_errors() as exc:
+            from prefect.states import Failed
+
+            msg = one_line(exc)
+            run_logger().error(msg)
+            return Failed(message=msg)
+
+    # Prefect builds its parameter model from the signature: give it resolved types (the string
+    # annotations of ``from __future__ import annotations`` would be looked up in this module).
+    import inspect
+
+    wrapper.__signature__ = inspect.signature(fn, eval_str=True)
+    wrapper.__annotations__ = {k: v for k, v in __import__("typing").get_type_hints(fn).items()}
+    return wrapper
+
+
+def unwrap(result):
+    """What a task decorated with ``fail_with_reason`` returned: its value, or (a ``Failed`` state)
+    an ``ExpectedFailure`` with the same one-line reason, for the flow's own ``fail_with_reason``."""
+    from prefect.states import State
+
+    if isinstance(result, State):
+        if result.is_failed() or result.is_crashed():
+            raise ExpectedFailure(result.message or "task failed")
+        return result.result()
+    return result
