@@ -14,7 +14,7 @@ from typing import Literal
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (ExpectedFailure, Progress, fail_with_reason, unwrap, markdown_table, publish_link,
+from flows.common import (ExpectedFailure, Progress, fail_with_reason, markdown_table, publish_link,
                           publish_markdown, rejects_markdown, retry_transient, run_logger)
 
 FLOW_NAME = "build-amass"
@@ -22,7 +22,6 @@ FLOW_NAME = "build-amass"
 
 @task(name="build-amass-corpus", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
-@fail_with_reason
 def run_build(cfg: dict):
     """Run ``pipelines.build.build_amass`` once; returns its BuildReport."""
     from pipelines.build import BuildConfig, build_amass
@@ -128,7 +127,7 @@ def build_amass_flow(
            "calibration": str(calibration) if calibration else None,
            "cameras_per_sequence": cameras_per_sequence, "fps": fps, "seed": seed, "val_fraction": val_fraction,
            "scheduler": scheduler or None, "n_workers": n_workers}
-    report = unwrap(run_build(cfg))
+    report = run_build(cfg)
     logger.info("build-amass: version %s (%s): %d sequences, %d frames, %d views, %d rejects in %.1f s",
                 report.version_id, "up to date" if report.up_to_date else "committed", report.n_sequences,
                 report.n_frames, report.n_views, len(report.rejects), report.elapsed_s)

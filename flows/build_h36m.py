@@ -9,14 +9,13 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.build_amass import report_fields, validate_and_publish
-from flows.common import fail_with_reason, retry_transient, run_logger, unwrap
+from flows.common import fail_with_reason, retry_transient, run_logger
 
 FLOW_NAME = "build-h36m"
 
 
 @task(name="build-h36m-corpus", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
-@fail_with_reason
 def run_build(data_dir: str, corpus: str, detections: str, tag: str | None):
     from pipelines.h36m import build_h36m
 
@@ -37,7 +36,7 @@ def build_h36m_flow(data_dir: Path, corpus: Path, detections: Literal["cpn", "gt
         validate_version: Check the committed version with schemas.validate afterwards.
     """
     logger = run_logger()
-    report = unwrap(run_build(str(data_dir), str(corpus), detections, tag or None))
+    report = run_build(str(data_dir), str(corpus), detections, tag or None)
     f = report_fields(report)
     vid = f["version_id"]
     logger.info("build-h36m: version %s: %d sequences, %d views, %d rejects",

@@ -247,14 +247,3 @@ def fail_with_reason(fn):
     wrapper.__annotations__ = {k: v for k, v in __import__("typing").get_type_hints(fn).items()}
     return wrapper
 
-
-def unwrap(result):
-    """What a task decorated with ``fail_with_reason`` returned: its value, or (a ``Failed`` state)
-    an ``ExpectedFailure`` with the same one-line reason, for the flow's own ``fail_with_reason``."""
-    from prefect.states import State
-
-    if isinstance(result, State):
-        if result.is_failed() or result.is_crashed():
-            raise ExpectedFailure(result.message or "task failed")
-        return result.result()
-    return result

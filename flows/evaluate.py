@@ -7,8 +7,8 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from flows.common import (file_stat_fingerprint, fingerprint, markdown_table, publish_markdown, retry_transient,
-                          run_logger)
+from flows.common import (fail_with_reason, file_stat_fingerprint, fingerprint, markdown_table, publish_markdown,
+                          retry_transient, run_logger)
 from flows.training import find_checkpoint, resolve_specs
 
 
@@ -47,6 +47,7 @@ def run_evaluate(checkpoint: str, corpus: str) -> dict:
 
 
 @flow(name="evaluate", log_prints=True)
+@fail_with_reason
 def evaluate_flow(checkpoint: Path, corpus: str) -> dict:
     """Evaluate a checkpoint on a pinned corpus version: MPJPE / P-MPJPE per action, key frames vs all, each s_in.
 
