@@ -177,8 +177,8 @@ def _tmp_dir(path: Path) -> Path:
 
 
 def _complete(path: Path) -> bool:
-    # meta.json is written last, and a directory only ever gets its final name when it is whole
-    return (path / "model.safetensors").is_file() and (path / "meta.json").is_file()
+    # a directory only ever gets its final (or aside) name when it is whole
+    return (path / "model.safetensors").is_file()
 
 
 def _fsync_dir(path: Path) -> None:
