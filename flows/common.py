@@ -237,6 +237,7 @@ def fail_with_reason(fn):
 
             msg = one_line(exc)
             run_logger().error(msg)
+            _send_logs_now()  # before the Failed state: `--watch` stops streaming logs at the final state
             return Failed(message=msg)
 
     # Prefect builds its parameter model from the signature: give it resolved types (the string
@@ -247,3 +248,35 @@ def fail_with_reason(fn):
     wrapper.__annotations__ = {k: v for k, v in __import__("typing").get_type_hints(fn).items()}
     return wrapper
 
+
+
+def _send_logs_now(timeout_s: float = 5.0) -> None:
+    try:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=timeout_s)
+    except Exception:  # noqa: BLE001 - logs are best effort; the state message still says why
+        pass
+
+
+class _FailedRunWithoutTraceback(logging.Filter):
+    """Prefect's deployment engine re-raises a run's final ``Failed`` state as ``FailedRun`` and logs it
+    with a traceback of its own internals. That state came from ``fail_with_reason`` (its reason is the
+    state message and was logged); an unexpected error's final state holds the error itself, which is
+    re-raised as such and keeps its traceback. So drop only the engine traceback of a ``FailedRun``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ == "FailedRun":
+            record.msg, record.args = f"Flow run failed: {one_line(exc)}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _install_failed_run_filter() -> None:
+    logger = logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(f, _FailedRunWithoutTraceback) for f in logger.filters):
+        logger.addFilter(_FailedRunWithoutTraceback())
+
+
+_install_failed_run_filter()
