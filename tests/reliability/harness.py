@@ -269,15 +269,37 @@ class KillTrial:
 
 def timed_build(root: Path, corpus: Path) -> float:
     """Wall time of one uninterrupted build subprocess (imports, Dask start-up, compute, commit)."""
+    return timed_build_phases(root, corpus)[0]
+
+
+def timed_build_phases(root: Path, corpus: Path) -> tuple[float, float]:
+    """(wall time of one uninterrupted build subprocess, seconds from its start to its first sequence
+    handed to the writer): start-up dominates a small build, so random kills also aim at the rest."""
+    trace = corpus.with_name(corpus.name + ".trace")
+    trace.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    subprocess.run(build_cmd(root, corpus, "--tag", TRIAL_TAG), check=True, cwd=REPO, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=600, env=trial_env(corpus.with_name(corpus.name + ".trace")))
-    return time.perf_counter() - t0
+    proc = subprocess.Popen(build_cmd(root, corpus, "--tag", TRIAL_TAG), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=trial_env(trace))
+    first_write = wait_for_event(proc, trace, "write")
+    first_write = (first_write if first_write is not None else time.perf_counter()) - t0
+    if proc.wait(timeout=600) != 0:
+        raise RuntimeError(f"the uninterrupted build into {corpus} failed")
+    return time.perf_counter() - t0, first_write
+
+
+def wait_for_event(proc: subprocess.Popen, trace: Path, event: str, timeout_s: float = 600) -> float | None:
+    """perf_counter() when ``event`` first appears in the child's trace; None if the child ended first."""
+    deadline = time.perf_counter() + timeout_s
+    while proc.poll() is None and time.perf_counter() < deadline:
+        if trace.exists() and event in trace.read_text().split():
+            return time.perf_counter()
+        time.sleep(0.005)
+    return None
 
 
 def kill_delays(duration_s: float, n: int, rng: np.random.Generator) -> list[float]:
-    """``n`` random moments across a build of ``duration_s``, from start-up to the end of its commit."""
-    return [float(d) for d in rng.uniform(0.02, 0.95, size=n) * duration_s]
+    """``n`` random moments across ``duration_s`` (a build, or its part after the first write)."""
+    return [float(d) for d in rng.uniform(0.0, 0.95, size=n) * duration_s]
 
 
 def check_visible_versions(corpus: Path, reference: dict) -> tuple[bool, int]:
@@ -308,9 +330,11 @@ def check_visible_versions(corpus: Path, reference: dict) -> tuple[bool, int]:
     return True, bad
 
 
-def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | None, delay_s: float | None) -> KillTrial:
-    """SIGKILL a build (at a named fault point, or ``delay_s`` after its start), check what is visible,
-    rerun it, compare with ``reference`` array by array and manifest by manifest."""
+def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | None, delay_s: float | None,
+                     after_first_write: bool = False) -> KillTrial:
+    """SIGKILL a build (at a named fault point, or ``delay_s`` after its start - or after its first
+    sequence reached the writer), check what is visible, rerun it, compare with ``reference`` array by
+    array and manifest by manifest."""
     from pipelines.build import build_amass
     from pipelines.checksums import corpus_checksums
     from pipelines.corpus import CorpusReader
@@ -321,6 +345,8 @@ def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | Non
     proc = subprocess.Popen(build_cmd(root, corpus, "--tag", TRIAL_TAG), env=trial_env(trace, fault),
                             start_new_session=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if fault is None:
+        if after_first_write:
+            wait_for_event(proc, trace, "write")
         try:
             proc.wait(timeout=delay_s)
         except subprocess.TimeoutExpired:
@@ -390,9 +416,17 @@ def run_kill_trials(root: Path, work: Path, reference: dict, n_random: int, seed
     from pipelines.versions import store_bytes
 
     plan = kill_plan(n_random, per_phase)
-    delays = iter(kill_delays(timed_build(root, work / "timed"), n_random, np.random.default_rng(seed)))
-    trials = [kill_build_trial(root, work / f"kill{i}", reference, spec, None if spec else next(delays))
-              for i, (_, spec) in enumerate(plan)]
+    duration, first_write = timed_build_phases(root, work / "timed")
+    rng = np.random.default_rng(seed)
+    # Random moments: every other one across the whole build, the others across what follows the first
+    # sequence reaching the writer (flushes, the commit, the tag), which start-up would otherwise crowd out.
+    whole = iter(kill_delays(duration, n_random, rng))
+    writing = iter(kill_delays(max(duration - first_write, 0.05), n_random, rng))
+    trials = []
+    for i, (_, spec) in enumerate(plan):
+        late = spec is None and i % 2 == 1
+        delay = None if spec else next(writing if late else whole)
+        trials.append(kill_build_trial(root, work / f"kill{i}", reference, spec, delay, after_first_write=late))
     clean = store_bytes(work / "timed")
     gc_cli(work / "timed")
     gc_after, equal = [], True
