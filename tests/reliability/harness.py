@@ -399,7 +399,8 @@ class KillTrials:
         return sum(t.store_bytes - self.clean_bytes for t in self.trials)
 
     def garbage_after_gc(self) -> int:
-        return sum(b - self.clean_bytes_gc for b in self.gc_after)
+        # each corpus's snapshot metadata differs by a few bytes (ids, times): count no byte below zero
+        return sum(max(0, b - self.clean_bytes_gc) for b in self.gc_after)
 
 
 def gc_cli(corpus: Path) -> None:
@@ -415,18 +416,24 @@ def run_kill_trials(root: Path, work: Path, reference: dict, n_random: int, seed
     from pipelines.corpus import CorpusReader
     from pipelines.versions import store_bytes
 
-    plan = kill_plan(n_random, per_phase)
+    named = kill_plan(0, per_phase)
     duration, first_write = timed_build_phases(root, work / "timed")
     rng = np.random.default_rng(seed)
-    # Random moments: every other one across the whole build, the others across what follows the first
-    # sequence reaching the writer (flushes, the commit, the tag), which start-up would otherwise crowd out.
-    whole = iter(kill_delays(duration, n_random, rng))
-    writing = iter(kill_delays(max(duration - first_write, 0.05), n_random, rng))
-    trials = []
-    for i, (_, spec) in enumerate(plan):
-        late = spec is None and i % 2 == 1
-        delay = None if spec else next(writing if late else whole)
-        trials.append(kill_build_trial(root, work / f"kill{i}", reference, spec, delay, after_first_write=late))
+    trials = [kill_build_trial(root, work / f"kill{i}", reference, spec, None) for i, (_, spec) in enumerate(named)]
+    plan = list(named)
+    # Random moments until ``n_random`` of them really killed a running build (a moment past the end of a
+    # build that ran faster than the timed one is tried, not counted): every other one across the whole
+    # build, the others across what follows the first sequence reaching the writer (flushes, the commit,
+    # the tag), which start-up would otherwise crowd out.
+    whole = iter(kill_delays(duration, 3 * n_random, rng))
+    writing = iter(kill_delays(max(duration - first_write, 0.05), 3 * n_random, rng))
+    for j in range(3 * n_random):
+        if sum(t.killed for t in trials[len(named):]) >= n_random:
+            break
+        late = j % 2 == 1
+        delay = next(writing if late else whole)
+        trials.append(kill_build_trial(root, work / f"kill{len(plan)}", reference, None, delay, after_first_write=late))
+        plan.append(("random", None))
     clean = store_bytes(work / "timed")
     gc_cli(work / "timed")
     gc_after, equal = [], True
