@@ -14,8 +14,8 @@ from typing import Literal
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (Progress, markdown_table, publish_image, publish_link, publish_markdown,
-                          rejects_markdown, retry_transient, run_logger)
+from flows.common import (ExpectedFailure, Progress, fail_with_reason, markdown_table, publish_image,
+                          publish_link, publish_markdown, rejects_markdown, retry_transient, run_logger)
 from schemas.storage import CorpusLocation
 
 FLOW_NAME = "build-amass"
@@ -113,11 +113,18 @@ def validate_and_publish(flow_name: str, label: str, corpus: Path, report, valid
     publish_link(corpus, key=f"{flow_name}-corpus", text=f"corpus {corpus} @ {vid}")
     publish_preview(flow_name, corpus, vid)
     if problems:
-        raise RuntimeError(f"corpus {corpus} version {vid} failed validation: {problems[:5]}")
+        raise ExpectedFailure(f"{corpus}: version {vid} failed validation ({len(problems)} problems): "
+                              f"{'; '.join(problems[:3])}")
+    f = report_fields(report)
+    if f["n_sequences"] == 0 and f["n_rejects"]:
+        first = f["rejects"][0]
+        raise ExpectedFailure(f"{corpus}: every source was rejected ({f['n_rejects']} files), e.g. "
+                              f"{first['source_path']}: {first['reason']}")
     return summary(report, problems)
 
 
 @flow(name=FLOW_NAME, log_prints=True)
+@fail_with_reason
 def build_amass_flow(
     amass_root: Path,
     body_models: Path,

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.build_amass import report_fields, validate_and_publish
-from flows.common import retry_transient, run_logger
+from flows.common import fail_with_reason, retry_transient, run_logger
 from schemas.storage import CorpusLocation
 
 FLOW_NAME = "build-h36m"
@@ -24,6 +24,7 @@ def run_build(data_dir: str, corpus: str, detections: str, tag: str | None):
 
 
 @flow(name=FLOW_NAME, log_prints=True)
+@fail_with_reason
 def build_h36m_flow(data_dir: Path, corpus: CorpusLocation, detections: Literal["cpn", "gt"] = "cpn",
                     tag: str | None = None, validate_version: bool = True) -> dict:
     """Import Human3.6M in VideoPose3D format as a corpus version and validate it.

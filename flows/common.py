@@ -208,3 +208,88 @@ def file_stat_fingerprint(path: str | os.PathLike | None) -> str | None:
     except OSError:
         return f"missing:{p}"
     return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+# --- failures that say why ------------------------------------------------------------------------
+
+
+class ExpectedFailure(Exception):
+    """A failure the flow expected and can state in one line (e.g. a build that rejected every file,
+    a committed version that failed validation): the run ends Failed with this line, no traceback."""
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that end a run Failed with their one-line reason: the project's typed errors (bad input,
+    bad config, corpus problems), ``ExpectedFailure``, and a task that already failed that way."""
+    from prefect.exceptions import FailedRun
+
+    from schemas.errors import MocapCorpusError
+
+    return (MocapCorpusError, ExpectedFailure, FailedRun)
+
+
+def one_line(exc: BaseException) -> str:
+    """``str(exc)`` on one line (typed errors already read ``path: reason``)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:1000]
+
+
+def fail_with_reason(fn):
+    """Decorator under ``@flow`` / ``@task``: an expected error ends the run in ``Failed`` with its
+    one-line reason as the state message (shown by ``prefect deployment run --watch``, ``prefect
+    flow-run inspect`` and the UI) and one error log line, without a traceback. Unexpected errors
+    propagate unchanged, so Prefect logs them with their traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except expected_errors() as exc:
+            from prefect.states import Failed
+
+            msg = one_line(exc)
+            run_logger().error(msg)
+            _send_logs_now()  # before the Failed state: `--watch` stops streaming logs at the final state
+            return Failed(message=msg)
+
+    # Prefect builds its parameter model from the signature: give it resolved types (the string
+    # annotations of ``from __future__ import annotations`` would be looked up in this module).
+    import inspect
+
+    wrapper.__signature__ = inspect.signature(fn, eval_str=True)
+    wrapper.__annotations__ = {k: v for k, v in __import__("typing").get_type_hints(fn).items()}
+    return wrapper
+
+
+
+def _send_logs_now(timeout_s: float = 5.0) -> None:
+    try:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=timeout_s)
+    except Exception:  # noqa: BLE001 - logs are best effort; the state message still says why
+        pass
+
+
+class _FailedRunWithoutTraceback(logging.Filter):
+    """Prefect's deployment engine re-raises a run's final ``Failed`` state as ``FailedRun`` and logs it
+    with a traceback of its own internals. That state came from ``fail_with_reason`` (its reason is the
+    state message and was logged); an unexpected error's final state holds the error itself, which is
+    re-raised as such and keeps its traceback. So drop only the engine traceback of a ``FailedRun``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ == "FailedRun":
+            record.msg, record.args = f"Flow run failed: {one_line(exc)}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _install_failed_run_filter() -> None:
+    logger = logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(f, _FailedRunWithoutTraceback) for f in logger.filters):
+        logger.addFilter(_FailedRunWithoutTraceback())
+
+
+_install_failed_run_filter()

@@ -8,7 +8,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (file_stat_fingerprint, fingerprint, markdown_table, publish_image, publish_markdown,
+from flows.common import (fail_with_reason, file_stat_fingerprint, fingerprint, markdown_table, publish_image,
+                          publish_markdown,
                           retry_transient, run_logger)
 from flows.training import find_checkpoint, resolve_specs
 
@@ -72,6 +73,7 @@ def publish_examples(ck: str, pinned: str) -> dict:
 
 
 @flow(name="evaluate", log_prints=True)
+@fail_with_reason
 def evaluate_flow(checkpoint: Path, corpus: str) -> dict:
     """Evaluate a checkpoint on a pinned corpus version: MPJPE / P-MPJPE per action, key frames vs all, each s_in.
 

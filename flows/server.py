@@ -70,6 +70,9 @@ def prefect_env(
             "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
             "PREFECT_LOCAL_STORAGE_PATH": str(Path(home) / "storage"),
             "PREFECT_CLI_PROMPT": "false",
+            # stream run logs to `prefect deployment run --watch` (a failed run's one-line reason)
+            "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+            "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
             TAG_ENV: tag,
         }
     )

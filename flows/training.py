@@ -16,8 +16,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (file_stat_fingerprint, fingerprint, markdown_table, publish_link, publish_markdown,
-                          retry_transient, run_logger)
+from flows.common import (fail_with_reason, file_stat_fingerprint, fingerprint, markdown_table, publish_link,
+                          publish_markdown, retry_transient, run_logger)
 
 DONE_MARKER = ".flow-done.json"
 
@@ -117,15 +117,17 @@ def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: 
     result = run_train.with_options(refresh_cache=not done)(pinned, config, str(out), init_ck, overrides or {},
                                                            nproc)
     rows = [(k, v) for k, v in result.items() if not isinstance(v, (dict, list))]
-    metrics = result.get("metrics") or {}
+    metrics = result.get("metrics") or final_metrics(result)
     md = [f"## {kind}: {out}", markdown_table([("corpus versions", ", ".join(pinned)), ("config", config),
                                                ("initial checkpoint", init_ck or "none")] + rows, ["", "value"])]
     if isinstance(metrics, dict) and metrics:
         md.append("### Metrics\n\n" + markdown_table([(k, _short(v)) for k, v in metrics.items()], ["metric", "value"]))
+    if result.get("history"):
+        md.append(history_markdown(result["history"]))
     publish_markdown("\n\n".join(md), key=f"{kind}-report", description=f"{kind} run {out}")
     publish_link(out, key=f"{kind}-run-dir", text=f"run dir {out}")
-    for name in ("plot", "plot_path", "plots"):
-        v = result.get(name)
+    for name in ("plot", "plot_path", "plots", "metrics_plot"):
+        v = result.get(name) if name != "metrics_plot" else metrics_plot(result)
         for p in (v if isinstance(v, list) else [v] if v else []):
             publish_link(p, key=f"{kind}-plot", text=f"plot {Path(p).name}")
     ck = result.get("checkpoint") or result.get("checkpoint_path")
@@ -135,11 +137,31 @@ def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: 
     return {**result, "corpus": pinned, "config": config, "init": init_ck}
 
 
+def final_metrics(result: dict) -> dict:
+    """The last epoch's row of ``uplift.train.RunResult.history`` (loss, MPJPE per input stride, ...)."""
+    history = result.get("history") or []
+    return {k: v for k, v in history[-1].items() if k != "epoch"} if history else {}
+
+
+def history_markdown(history: list[dict]) -> str:
+    """Every epoch of a run as a table (the metrics.csv the trainer writes)."""
+    keys = list(dict.fromkeys(k for h in history for k in h))
+    return "### Per epoch\n\n" + markdown_table([[_short(h.get(k, "")) for k in keys] for h in history], keys)
+
+
+def metrics_plot(result: dict) -> str | None:
+    """The loss / MPJPE plot the trainer writes into the run dir (``metrics.png``), if there."""
+    run_dir = result.get("run_dir")
+    p = Path(run_dir) / "metrics.png" if run_dir else None
+    return str(p) if p is not None and p.is_file() and not result.get("plot") else None
+
+
 def _short(v):
     return f"{v:.4g}" if isinstance(v, float) else (json.dumps(v)[:200] if isinstance(v, (list, dict)) else v)
 
 
 @flow(name="pretrain", log_prints=True)
+@fail_with_reason
 def pretrain_flow(corpus: list[str], out_dir: Path, config: str = "tiny", init: Path | None = None,
                   overrides: dict | None = None, nproc: int = 1) -> dict:
     """Pre-train the Uplift-Upsample Transformer on pinned corpus versions.
@@ -156,6 +178,7 @@ def pretrain_flow(corpus: list[str], out_dir: Path, config: str = "tiny", init: 
 
 
 @flow(name="finetune", log_prints=True)
+@fail_with_reason
 def finetune_flow(corpus: list[str], init: Path, out_dir: Path, config: str = "tiny",
                   overrides: dict | None = None, nproc: int = 1) -> dict:
     """Fine-tune from a pre-train run's checkpoint on pinned corpus versions (e.g. the H36M import).

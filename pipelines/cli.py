@@ -374,6 +374,32 @@ def rejects(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Option
 
 @app.command()
 @one_line_errors
+def gc(corpus: str = typer.Argument(..., help=CORPUS_HELP),
+       grace_s: float = typer.Option(3600.0, "--grace", help="keep objects younger than this many seconds "
+                                     "(a running build's uncommitted data); 0 only when no build runs"),
+       expire_days: Optional[float] = typer.Option(None, "--expire-untagged-older-than", help="first drop "
+                                                   "UNTAGGED versions older than this many days from branch history"),
+       dry_run: bool = typer.Option(False, "--dry-run", help="report what would be deleted, delete nothing")):
+    """Reclaim disk space left by killed or aborted builds (Icechunk garbage collection).
+
+    Never touches a tagged version or one a branch's history reaches (unless --expire-untagged-older-than).
+    """
+    from datetime import datetime, timedelta, timezone
+
+    from pipelines.versions import collect_garbage
+
+    older = None if expire_days is None else datetime.now(timezone.utc) - timedelta(days=expire_days)
+    r = collect_garbage(corpus_arg(corpus), grace_s=grace_s, expire_older_than=older, dry_run=dry_run)
+    size = lambda b: "n/a (object storage)" if b is None else f"{b:,}"  # noqa: E731
+    rows = [("bytes on disk before", size(r.bytes_before)), ("bytes on disk after", size(r.bytes_after)),
+            ("bytes deleted" + (" (dry run: would be)" if dry_run else ""), f"{r.bytes_deleted:,}"),
+            ("chunks / manifests / snapshots deleted", f"{r.chunks_deleted} / {r.manifests_deleted} / {r.snapshots_deleted}"),
+            ("versions expired from history", r.expired_snapshots)]
+    out.print(_table(f"gc {corpus}", rows))
+
+
+@app.command()
+@one_line_errors
 def diff(corpus: str = typer.Argument(..., help=CORPUS_HELP), v1: str = typer.Argument(...),
          v2: str = typer.Argument(...)):
     """Sequences added, removed and changed between two versions."""

@@ -50,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
 
+from pipelines.faults import armed, fault_point, trace
 from pipelines.records import Reject, SequenceData
 from schemas import manifests as M
 from schemas import store as S
@@ -173,6 +174,17 @@ def _leaf(spec: S.ArraySpec) -> str:
 # Chunks buffered per array before a write: one resize and one multi-chunk write (which zarr encodes
 # concurrently) per flush instead of per chunk; memory stays a few MB per array.
 FLUSH_CHUNKS = 8
+# Reliability trials only: flush every N rows (may be below one chunk: then writes are not chunk-aligned,
+# slower, same content) so small synthetic builds go through many flushes before their commit.
+FLUSH_ROWS_ENV = "MOCAP_CORPUS_FLUSH_ROWS"
+
+
+def _flush_rows(chunk: int) -> tuple[int, int]:
+    """(rows per flush, write unit in rows) for an array with ``chunk`` rows per chunk."""
+    rows = int(os.environ.get(FLUSH_ROWS_ENV) or 0)
+    if rows > 0:
+        return rows, min(rows, chunk)
+    return chunk * FLUSH_CHUNKS, chunk
 
 
 class _Appender:
@@ -181,7 +193,7 @@ class _Appender:
     def __init__(self, arr: zarr.Array):
         self.arr = arr
         self.chunk = int(arr.chunks[0])
-        self.flush_rows = self.chunk * FLUSH_CHUNKS
+        self.flush_rows, self.unit = _flush_rows(self.chunk)
         self.pending: list[np.ndarray] = []
         self.n_pending = 0
         self.written = 0
@@ -205,12 +217,20 @@ class _Appender:
         if self.n_pending == 0:
             return
         block = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
-        n = len(block) if final else (len(block) // self.chunk) * self.chunk
+        n = len(block) if final else (len(block) // self.unit) * self.unit
         if n:
             start, stop = self.written, self.written + n
+            trace("chunk_write_begin")
             self.arr.resize((stop, *self.arr.shape[1:]))
-            self.arr[start:stop] = block[:n]
+            if armed("chunk_write"):  # fault trial: write in two halves and die between them
+                half = start + n // 2
+                self.arr[start:half] = block[:half - start]
+                fault_point("chunk_write")
+                self.arr[half:stop] = block[half - start:n]
+            else:
+                self.arr[start:stop] = block[:n]
             self.written = stop
+            fault_point("flush")
         rest = block[n:]
         # Copy the tail so the caller's (possibly large) sequence array is not kept alive.
         self.pending = [rest.copy()] if len(rest) else []
@@ -351,6 +371,7 @@ class CorpusWriter:
         started, and ``CorpusError`` if ``tag`` already exists. Either way the writer is aborted.
         """
         self._check_open()
+        trace("commit_begin")
         try:
             for app in self._arrays.values():
                 app.finish()
@@ -383,17 +404,30 @@ class CorpusWriter:
                         f"build ran; nothing was committed - rerun the build on top of the new version")
                 if tag is not None and tag in self._repo.list_tags():
                     raise CorpusError(f"{self.path}: tag {tag!r} already exists (tags are immutable)")
-                try:
-                    snap = self._session.commit(message, metadata=meta)
-                except icechunk.ConflictError as e:  # belt and braces: Icechunk's own check
-                    raise VersionConflictError(f"{self.path}: version conflict: {_one_line(e)}; nothing was committed") from e
+                snap = self._commit_snapshot(message, meta)
                 if tag is not None:
+                    fault_point("tag")
                     self._repo.create_tag(tag, snap)
+                    trace("tagged")
             self._state = "committed"
             return snap
         except BaseException:
             self.abort()
             raise
+
+    def _commit_snapshot(self, message: str, meta: dict) -> str:
+        """Icechunk's commit in its two steps: write the snapshot (``flush``: data, manifests and the
+        snapshot file, no ref moves), then move the branch only if it still points at our base. A kill
+        between the two leaves an unreferenced snapshot (garbage for ``gc``), never a visible one."""
+        trace("icechunk_commit_begin")
+        snap = self._session.flush(message, metadata=meta)
+        fault_point("icechunk_commit")
+        try:
+            self._repo.reset_branch(self.branch, snap, from_snapshot_id=self._base)
+        except icechunk.IcechunkError as e:  # belt and braces: the branch moved under the lock
+            raise VersionConflictError(f"{self.path}: version conflict: {_one_line(e)}; nothing was committed") from e
+        trace("branch_moved")
+        return snap
 
     def abort(self) -> None:
         """Drop everything written by this writer; safe to call more than once or after commit."""

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import icechunk
 
 from pipelines.corpus import (COMMIT_META_KEY, DEFAULT_BRANCH, CorpusReader, repository_lock, open_repository,
                               resolve_snapshot)
 from schemas.errors import CorpusError
+from schemas.storage import is_url
 
 
 @dataclass
@@ -102,3 +104,62 @@ def diff_versions(path: str | os.PathLike, v1: str | None, v2: str | None) -> Ve
     common = ra.keys() & rb.keys()
     changed = sorted(k for k in common if ra[k] != rb[k])
     return VersionDiff(added=added, removed=removed, changed=changed, unchanged=len(common) - len(changed))
+
+
+# --------------------------------------------------------------------------------------------------
+# Garbage collection
+
+
+@dataclass
+class GcReport:
+    bytes_before: int | None  # bytes on disk under the repository before (None: object storage)
+    bytes_after: int | None
+    bytes_deleted: int  # as Icechunk counted them
+    chunks_deleted: int
+    manifests_deleted: int
+    snapshots_deleted: int
+    transaction_logs_deleted: int
+    expired_snapshots: int  # dropped from branch history by the (opt-in) expiry
+    dry_run: bool
+
+
+def store_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes of every file under the repository directory ``path`` (what ``du`` would count, roughly);
+    None for object storage (listing a bucket to size it is the store's own job)."""
+    if is_url(path):
+        return None
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def _refs(repo: icechunk.Repository) -> dict[str, str]:
+    return {**{f"tag:{t}": repo.lookup_tag(t) for t in repo.list_tags()},
+            **{f"branch:{b}": repo.lookup_branch(b) for b in repo.list_branches()}}
+
+
+def collect_garbage(path: str | os.PathLike, *, grace_s: float = 3600.0, expire_older_than: datetime | None = None,
+                    dry_run: bool = False) -> GcReport:
+    """Delete what no tag or branch reaches: chunks, manifests and snapshots left by killed or aborted
+    builds (Icechunk's ``garbage_collect``), only objects older than ``grace_s`` seconds.
+
+    A build writes its chunks before it commits, so they are unreachable until then: the grace period
+    keeps a running build's data (the commit lock is held, so no commit lands meanwhile). Every version
+    a tag or a branch's history reaches is kept. Only with ``expire_older_than`` does Icechunk's snapshot
+    expiry first drop *untagged* versions older than that from branch histories (tags and branch tips
+    are never expired or moved); their data then becomes garbage too.
+    """
+    repo = open_repository(path)
+    with repository_lock(path):
+        before, refs = store_bytes(path), _refs(repo)
+        expired: set = set()
+        if expire_older_than is not None and not dry_run:
+            expired = repo.expire_snapshots(expire_older_than, delete_expired_branches=False,
+                                            delete_expired_tags=False)
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, grace_s))
+        summary = repo.garbage_collect(cutoff, dry_run=dry_run)
+        if _refs(repo) != refs:  # never expected; say so loudly rather than hide it
+            raise CorpusError(f"{path}: tags or branches changed during garbage collection: {refs} -> {_refs(repo)}")
+        return GcReport(bytes_before=before, bytes_after=store_bytes(path), bytes_deleted=int(summary.bytes_deleted),
+                        chunks_deleted=int(summary.chunks_deleted), manifests_deleted=int(summary.manifests_deleted),
+                        snapshots_deleted=int(summary.snapshots_deleted),
+                        transaction_logs_deleted=int(summary.transaction_logs_deleted),
+                        expired_snapshots=len(expired), dry_run=dry_run)

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from pipelines.faults import fault_point, trace
 from schemas.errors import ConfigError
 from uplift.config import FINETUNE_351, ModelConfig, TrainConfig, UpliftConfig, finetune_overrides, get_preset
 from uplift import distributed as D
@@ -160,29 +161,91 @@ def _config_from_dict(d: dict) -> UpliftConfig:
 
 
 def save_checkpoint(path: Path, model, bundle, ucfg: UpliftConfig, meta: dict, state: dict) -> None:
-    """Write a checkpoint directory atomically (temp dir, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Replace the checkpoint directory ``path`` so that a complete checkpoint exists at every moment.
+
+    Write the new one beside it (``.tmp``) and fsync it, move the old one aside (``.old``), move the new
+    one in, fsync the parent, then delete the old one. A kill at any point leaves either ``path`` or
+    ``path.old`` complete; ``find_checkpoint`` / ``recover_checkpoint`` fall back to the aside copy.
+    """
+    path = Path(path)
+    tmp, aside = _tmp_dir(path), aside_dir(path)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
               str(tmp / "model.safetensors"))
+    fault_point("ckpt_files")  # a kill while the new checkpoint's files are being written
     if bundle is not None and bundle.ema is not None:
         save_file({k: v.detach().cpu().contiguous() for k, v in bundle.ema.module.state_dict().items()},
                   str(tmp / "ema.safetensors"))
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps({**meta, "config": asdict(ucfg)}, indent=1))
-    shutil.rmtree(path, ignore_errors=True)
+    _fsync_tree(tmp)
+    fault_point("ckpt_written")
+    if _complete(path):  # keep an existing aside copy while it is the only complete one
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(path, aside)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+    fault_point("ckpt_aside")  # the old one aside, the new one not yet in: only the aside copy is whole
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    trace(f"ckpt_complete:{path.name}:{meta.get('epoch')}:{meta.get('batch')}")
+    fault_point("ckpt_in")
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def aside_dir(path: Path) -> Path:
+    """Where ``save_checkpoint`` keeps the previous checkpoint while the new one moves in."""
+    return path.with_name(path.name + ".old")
+
+
+def _tmp_dir(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def _complete(path: Path) -> bool:
+    # a directory only ever gets its final (or aside) name when it is whole
+    return (path / "model.safetensors").is_file()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for f in path.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(path)
+
+
+def recover_checkpoint(path: str | os.PathLike) -> bool:
+    """If a kill left only the aside copy of checkpoint dir ``path``, move it back; True if it did."""
+    path = Path(path)
+    aside = aside_dir(path)
+    if not _complete(path) and _complete(aside):
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(aside, path)
+        _fsync_dir(path.parent)
+        log.warning("%s: restored the previous checkpoint from %s (a save was interrupted)", path, aside)
+        return True
+    return False
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
-    """The checkpoint directory for ``path``: a checkpoint dir, a file inside one, or a run dir."""
+    """The checkpoint directory for ``path``: a checkpoint dir, a file inside one, or a run dir (its
+    ``.old`` aside copy when an interrupted save left only that)."""
     p = Path(path)
     if p.is_file():
         p = p.parent
     for cand in (p, p / "checkpoints" / "final", p / "checkpoints" / "last"):
-        if (cand / "model.safetensors").exists():
-            return cand
+        for d in (cand, aside_dir(cand)):
+            if _complete(d):
+                return d
     raise ConfigError(f"{p}: no checkpoint (model.safetensors) here or under checkpoints/final|last")
 
 
@@ -318,6 +381,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     torch.manual_seed(rcfg.seed)
     model = build_model(ucfg, seed=rcfg.seed).to(device)
     last = run_dir / "checkpoints" / "last"
+    recover_checkpoint(last)  # a kill during a save may have left only the previous one, aside
     state = None
     if resume and (last / "model.safetensors").exists():
         ck = load_checkpoint(last, device=device, with_state=True)

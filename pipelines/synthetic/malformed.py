@@ -9,6 +9,7 @@ nothing ran.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
@@ -174,6 +175,87 @@ def body_model_template(rng: np.random.Generator, n_verts: int = 64, n_joints: i
             "kintree_table": np.stack([parents, np.arange(n_joints)]), "f": rng.integers(0, n_verts, (32, 3))}
 
 
+# Keys the SMPL+H loader needs; the large float arrays as float32 (the loader accepts any real dtype)
+_FULL_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+
+
+@functools.lru_cache(maxsize=1)
+def _full_body_model() -> dict:
+    from pipelines.synthetic.body_model import make_body_model
+
+    m = make_body_model("male", seed=0)
+    out = {k: (m[k].astype(np.float32) if m[k].dtype == np.float64 and m[k].size > 10_000 else m[k])
+           for k in _FULL_KEYS}
+    for a in out.values():
+        a.flags.writeable = False  # shared by every case: mutations must copy
+    return out
+
+
+def full_body_model_template(rng: np.random.Generator) -> dict:
+    """The procedural 6890-vertex SMPL+H model (valid as is), so mutations reach the loader's deep checks."""
+    return dict(_full_body_model())
+
+
+# Mutations that keep the file well-formed and the shapes plausible, so only the loader's semantic
+# checks (skinning weights, faces, kinematic tree, vertex counts) can catch them.
+DEEP_BODY_MODEL_MUTATIONS = ("weights_not_normalised", "negative_weights", "face_out_of_range", "kintree_cycle",
+                             "kintree_reordered", "vertex_count", "posedirs_joints", "v_template_nonfinite",
+                             "joint_count")
+
+
+def _deep_body_model(mutation: str, rng: np.random.Generator, good: dict) -> tuple[dict, str]:
+    a = dict(good)
+    V = a["v_template"].shape[0]
+    if mutation == "weights_not_normalised":
+        w = np.array(a["weights"])
+        rows = rng.choice(V, size=int(rng.integers(1, 50)), replace=False)
+        w[rows] *= rng.uniform(1.05, 3.0)
+        a["weights"] = w
+        return a, f"skinning weights of {len(rows)} vertices scaled"
+    if mutation == "negative_weights":
+        w = np.array(a["weights"])
+        v, j = int(rng.integers(V)), int(rng.integers(w.shape[1]))
+        w[v, j] = -abs(w[v, j]) - 0.1
+        return {**a, "weights": w}, f"negative weight at vertex {v}"
+    if mutation == "face_out_of_range":
+        f = np.array(a["f"])
+        i = int(rng.integers(f.size))
+        f.reshape(-1)[i] = int(rng.choice([V, V + int(rng.integers(1, 1000)), -1 - int(rng.integers(5))]))
+        return {**a, "f": f}, f"face index {f.reshape(-1)[i]} at {i}"
+    if mutation == "kintree_cycle":
+        k = np.array(a["kintree_table"])
+        j = int(rng.integers(1, k.shape[1]))
+        k[0, j] = int(rng.integers(j, k.shape[1]))  # a parent after (or equal to) its child
+        return {**a, "kintree_table": k}, f"joint {j} parent {k[0, j]}"
+    if mutation == "kintree_reordered":
+        k = np.array(a["kintree_table"])
+        i, j = sorted(int(x) for x in rng.choice(np.arange(1, k.shape[1]), size=2, replace=False))
+        k[0, j] = k[0, i] if k[0, j] != k[0, i] else max(0, i - 1)  # still a tree, not the SMPL+H one
+        return {**a, "kintree_table": k}, f"joint {j} re-parented"
+    if mutation == "vertex_count":
+        n = int(rng.integers(V - 200, V - 1))
+        return {**a, **{k: np.array(a[k][:n]) for k in ("v_template", "shapedirs", "posedirs", "weights")},
+                "J_regressor": np.array(a["J_regressor"][:, :n]), "f": np.array(a["f"]) % n}, f"{n} vertices throughout"
+    if mutation == "posedirs_joints":
+        c = a["posedirs"].shape[2] - 9 * int(rng.integers(1, 4))
+        return {**a, "posedirs": np.array(a["posedirs"][:, :, :c])}, f"posedirs with {c} columns"
+    if mutation == "v_template_nonfinite":
+        v = np.array(a["v_template"])
+        v[int(rng.integers(V)), int(rng.integers(3))] = float(rng.choice([np.nan, np.inf, -np.inf]))
+        return {**a, "v_template": v}, "non-finite vertex"
+    if mutation == "joint_count":
+        jb = int(rng.choice([24, 55, 51, 53]))
+        w = rng.random((V, jb))
+        w /= w.sum(1, keepdims=True)
+        return {**a, "weights": w}, f"weights for {jb} joints"
+    raise ValueError(mutation)
+
+
+def mutations(kind: str) -> tuple[str, ...]:
+    """Every mutation the writer of ``kind`` knows."""
+    return MUTATIONS + (DEEP_BODY_MODEL_MUTATIONS if kind == "body_model" else ())
+
+
 def regressor_template(rng: np.random.Generator, n_verts: int = 6890) -> np.ndarray:
     reg = np.zeros((17, n_verts))
     for j in range(17):
@@ -206,7 +288,14 @@ def write_malformed_amass(rng: np.random.Generator, mutation: str, path: Path, m
 
 def write_malformed_body_model(rng: np.random.Generator, mutation: str, path: Path, marker: str) -> str:
     path = Path(path)
-    good = body_model_template(rng)
+    good = full_body_model_template(rng)
+    if mutation in DEEP_BODY_MODEL_MUTATIONS:
+        arrays, what = _deep_body_model(mutation, rng, good)
+        if path.suffix == ".pkl":
+            path.write_bytes(pickle.dumps(arrays, protocol=int(rng.integers(2, 6))))
+        else:
+            _save_npz(path, arrays)
+        return what
     if path.suffix == ".pkl":
         if mutation in ("payload", "nested_payload", "truncate", "random_bytes", "empty", "directory"):
             if mutation == "directory":

@@ -110,3 +110,21 @@ def test_prefect_yaml_deploys_every_flow_to_a_work_pool(prefect_stack):
                      for d in client.read_deployments()}
     expected = {"build-amass", "build-h36m", "pretrain", "finetune", "evaluate"}
     assert {(f, "local", "mocap") for f in expected} <= names
+
+
+def test_failed_build_says_why_in_watch_and_inspect(served, tmp_path):
+    """`prefect deployment run --watch` and `prefect flow-run inspect` show the one-line reason of an
+    expected failure (the state message), without a traceback."""
+    reason = "/nonexistent: AMASS root is not a directory"
+    cmd = [prefect_exe(), "deployment", "run", "build-amass/local", "--watch", "--watch-timeout", "240",
+           "-p", "amass_root=/nonexistent", "-p", f"body_models={tmp_path}", "-p", f"corpus={tmp_path / 'c'}"]
+    r = subprocess.run(cmd, env=served.env(), capture_output=True, text=True, timeout=300)
+    watched = r.stdout + r.stderr
+    assert r.returncode == 1, watched[-3000:]
+    assert reason in " ".join(watched.split()), watched[-3000:]  # rich wraps long lines
+    assert "Traceback" not in watched, watched[-3000:]
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", r.stdout).group(1)
+    inspect = subprocess.run([prefect_exe(), "flow-run", "inspect", run_id], env=served.env(), capture_output=True,
+                             text=True, timeout=120)
+    assert inspect.returncode == 0, inspect.stderr[-2000:]
+    assert reason in " ".join(inspect.stdout.split()), inspect.stdout[-3000:]
