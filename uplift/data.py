@@ -665,7 +665,10 @@ class WindowStream(IterableDataset):
         # The next group loads in a thread while this one is cut into batches (Zarr decoding and
         # numpy copies release the GIL): on 2 cores reading overlaps assembling. Loads are pure
         # functions of (blocks, seed, epoch, shard, group), so the order stays exact.
-        ahead = ThreadPoolExecutor(1, thread_name_prefix="group-prefetch") if cfg.prefetch_group else None
+        # Not inside DataLoader workers: they already overlap reads with the trainer, and a prefetch
+        # thread still loading when a worker is shut down aborts the worker ("terminate called...").
+        in_worker = torch.utils.data.get_worker_info() is not None
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="group-prefetch") if cfg.prefetch_group and not in_worker else None
         futures: dict[int, Future] = {}
         try:
             yield from self._batches(groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures)
