@@ -171,8 +171,6 @@ def _legend(fig, pred: bool = False) -> None:
 
 def contact_sheet(clip: Clip, out: str | os.PathLike, n_frames: int = 4) -> Path:
     """Write a PNG of ``n_frames`` frames spread evenly over the clip (one row each); returns the path."""
-    import matplotlib.pyplot as plt
-
     T = len(clip.joints)
     picks = np.unique(np.linspace(0, T - 1, num=min(n_frames, T)).round().astype(int))
     fig = _figure(len(picks))
@@ -180,6 +178,13 @@ def contact_sheet(clip: Clip, out: str | os.PathLike, n_frames: int = 4) -> Path
         _draw_row(fig, _panels(fig, len(picks), row), clip, int(i), f"{clip.label}frame {int(clip.frames[i])}")
     _legend(fig, clip.pred is not None)
     fig.suptitle(clip.title, fontsize=9)
+    return _save(fig, out)
+
+
+def _save(fig, out: str | os.PathLike) -> Path:
+    """Lay out, write and close a figure; returns the path written."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout(rect=(0, 0.03, 1, 0.98))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -304,8 +309,6 @@ def corpus_overview(reader, out: str | os.PathLike, n_sequences: int = 3, views:
     Picks the first ``n_sequences`` keys in sorted order (deterministic), ``views`` views each, and
     stacks their rows in one PNG. Returns None for an empty corpus.
     """
-    import matplotlib.pyplot as plt
-
     keys = sorted(reader.sequences.column("key").to_pylist())[:n_sequences]
     clips = []
     for k in keys:
@@ -321,9 +324,4 @@ def corpus_overview(reader, out: str | os.PathLike, n_sequences: int = 3, views:
     _legend(fig)
     fig.suptitle(f"{reader.path.name} @ {reader.version_id}: {len(keys)} of {reader.sequences.num_rows} sequences",
                  fontsize=9)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.98))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)

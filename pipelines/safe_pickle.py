@@ -509,16 +509,6 @@ def safe_loads(data: bytes, path: str | os.PathLike | None = None, limits: Limit
         raise InputError(path, "pickle's arrays need more memory than is available") from None
 
 
-def safe_load_stream(stream: BinaryIO, path: str | os.PathLike | None = None, limits: Limits = DEFAULT_LIMITS,
-                     allow_object: bool = True) -> Any:
-    """:func:`safe_loads` of a stream, read whole (at most ``limits.max_file_bytes``) first.
-
-    Reading first keeps a declared 8-byte frame or string length from sizing a read buffer.
-    """
-    data = stream.read(limits.max_file_bytes + 1)
-    return safe_loads(data, path, limits, allow_object)
-
-
 def safe_load_pickle(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS, allow_object: bool = False) -> Any:
     """Load a ``.pkl`` file (e.g. an SMPL model) through the allow-list; only a regular file is opened.
 

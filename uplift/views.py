@@ -54,24 +54,6 @@ def draw_cameras(rng: np.random.Generator, n: int, pool_size: int) -> np.ndarray
     return rng.integers(0, pool_size, size=n).astype(np.int64)
 
 
-def centre_windows(world: torch.Tensor, centre_xy, root: int = 0) -> torch.Tensor:
-    """``world (K, N, J, 3)`` -> the same windows moved so that each one's root-path xy bounding-box
-    centre sits at ``centre_xy``; z unchanged."""
-    r = world[:, :, root, :2]
-    mid = 0.5 * (r.amax(dim=1) + r.amin(dim=1))  # (K, 2)
-    shift = torch.as_tensor(centre_xy, dtype=world.dtype) - mid
-    out = world.clone()
-    out[..., :2] += shift[:, None, None, :]
-    return out
-
-
-def mirror_world(world: torch.Tensor, perm, centre_x: float) -> torch.Tensor:
-    """Reflect ``(..., J, 3)`` world joints about the plane ``x = centre_x`` and swap left/right."""
-    out = world[..., list(perm), :].clone()
-    out[..., 0] = 2.0 * centre_x - out[..., 0]
-    return out
-
-
 def project_windows(world: torch.Tensor, intrinsics: torch.Tensor, extrinsics: torch.Tensor,
                     mirror: torch.Tensor | None, centre_xy, perm, root: int = 0, out=None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -164,17 +164,6 @@ def amass_template(rng: np.random.Generator, frames: int = 12) -> dict:
             "gender": np.array(str(rng.choice(["male", "female"]))), "mocap_framerate": np.array(120.0)}
 
 
-def body_model_template(rng: np.random.Generator, n_verts: int = 64, n_joints: int = 52) -> dict:
-    """A structurally valid SMPL+H-style dict with few vertices (loaders may still reject V != 6890)."""
-    weights = rng.random((n_verts, n_joints))
-    weights /= weights.sum(1, keepdims=True)
-    parents = np.concatenate([[4294967295], np.maximum(0, np.arange(1, n_joints) - 1)]).astype(np.int64)
-    return {"v_template": rng.normal(size=(n_verts, 3)), "shapedirs": rng.normal(size=(n_verts, 3, 16)) * 0.01,
-            "posedirs": rng.normal(size=(n_verts, 3, 9 * (n_joints - 1))) * 0.001,
-            "J_regressor": weights.T / weights.T.sum(1, keepdims=True), "weights": weights,
-            "kintree_table": np.stack([parents, np.arange(n_joints)]), "f": rng.integers(0, n_verts, (32, 3))}
-
-
 # Keys the SMPL+H loader needs; the large float arrays as float32 (the loader accepts any real dtype)
 _FULL_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 

@@ -14,7 +14,7 @@ from pipelines.records import SequenceData, ViewData
 from schemas.cameras import H36M_SUBJECTS, h36m_rig
 from schemas.skeletons import H36M_17
 from uplift.data import StreamConfig, WindowStream, window_indices
-from uplift.views import centre_windows, mirror_world, project_windows, rig_pool
+from uplift.views import project_windows, rig_pool
 
 PERM = H36M_17.flip_permutation
 
@@ -141,6 +141,25 @@ def test_separate_flipped_copies(corpus):
         fk, fj = flipped[key]
         torch.testing.assert_close(fk, kp[:, PERM] * torch.tensor([-1.0, 1.0]))
         torch.testing.assert_close(fj, j3[:, PERM] * torch.tensor([-1.0, 1.0, 1.0]))
+
+
+# Plain references for what project_windows fuses (centring the root path, mirroring in world space).
+def centre_windows(world: torch.Tensor, centre_xy, root: int = 0) -> torch.Tensor:
+    """``world (K, N, J, 3)`` -> the same windows moved so that each one's root-path xy bounding-box
+    centre sits at ``centre_xy``; z unchanged."""
+    r = world[:, :, root, :2]
+    mid = 0.5 * (r.amax(dim=1) + r.amin(dim=1))  # (K, 2)
+    shift = torch.as_tensor(centre_xy, dtype=world.dtype) - mid
+    out = world.clone()
+    out[..., :2] += shift[:, None, None, :]
+    return out
+
+
+def mirror_world(world: torch.Tensor, perm, centre_x: float) -> torch.Tensor:
+    """Reflect ``(..., J, 3)`` world joints about the plane ``x = centre_x`` and swap left/right."""
+    out = world[..., list(perm), :].clone()
+    out[..., 0] = 2.0 * centre_x - out[..., 0]
+    return out
 
 
 def test_mirror_and_centre():
