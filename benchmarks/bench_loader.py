@@ -52,8 +52,8 @@ SEQ_FRAMES = 2000  # frames per synthetic sequence (one view each): 1 M frames =
 
 def build_corpus(path: Path, frames: int, seed: int = 0) -> str:
     """A corpus of ``frames`` view frames: smooth synthetic motion, one view per sequence."""
-    from pipelines.corpus import CorpusWriter
-    from pipelines.records import SequenceData, ViewData
+    from pipelines.writer import CorpusWriter
+    from schemas.records import SequenceData, ViewData
 
     rng = np.random.default_rng(seed)
     w = CorpusWriter(path, num_joints=J, fps=50.0)
@@ -144,7 +144,7 @@ def official_style_batches(videos_3d, videos_2d, batch, seed=0, cameras=None):
 
 
 def measure_baseline(spec: str, n_batches: int, per_window: bool = False) -> float:
-    from pipelines.corpus import open_corpus
+    from schemas.reader import open_corpus
     from schemas.cameras import H36M_SUBJECTS, h36m_rig
     from schemas.store import JOINTS_CAM, JOINTS_WORLD, KEYPOINTS_2D
 
@@ -210,7 +210,7 @@ def mixing(batches: list[np.ndarray]) -> tuple[float, float]:
 
 def global_shuffle_batches(spec: str, n_batches: int, per_batch: int, seed: int = 0) -> list[np.ndarray]:
     """Sources of the first ``n_batches`` batches of a global shuffle of every window of the corpus."""
-    from pipelines.corpus import open_corpus
+    from schemas.reader import open_corpus
 
     r = open_corpus(spec)
     src = np.repeat(np.arange(r.views.num_rows), r.views["n_frames"].to_numpy())

@@ -96,8 +96,8 @@ def camera_view(rng: np.random.Generator, world: np.ndarray, noise: float, outli
 
 def build(path: Path, rng, n_subjects, seqs_per_subject, n_frames, views, amp, fmax, noise, outliers,
           test_subjects=()):
-    from pipelines.corpus import CorpusWriter
-    from pipelines.records import SequenceData, ViewData
+    from pipelines.writer import CorpusWriter
+    from schemas.records import SequenceData, ViewData
 
     w = CorpusWriter(path, num_joints=J, fps=50.0)
     for s in range(n_subjects):

@@ -64,7 +64,7 @@ def kill_section(args, work: Path) -> Section:
     """SIGKILLed builds at every named point and at random moments; rerun; gc; a killed Dask worker."""
     from pipelines.build import build_amass
     from pipelines.checksums import corpus_checksums
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
 
     root = harness.make_inputs(work / "inputs")
     build_amass(harness.build_config(root, work / "reference", tag=harness.TRIAL_TAG))

@@ -89,7 +89,7 @@ def publish_preview(flow_name: str, corpus: Path, version_id: str, n_sequences: 
     """Render a contact sheet of a few sequences x views of the version and publish it as an image
     artifact. A picture is a convenience: if it cannot be drawn the build still stands (a warning)."""
     try:
-        from pipelines.corpus import CorpusReader
+        from schemas.reader import CorpusReader
         from pipelines.render import corpus_overview
 
         path = corpus_overview(CorpusReader.open(corpus, version_id), preview_path(corpus, version_id),

@@ -16,26 +16,11 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from schemas.repository import pin_version
 from flows.common import (fail_with_reason, file_stat_fingerprint, fingerprint, markdown_table, publish_link,
                           publish_markdown, retry_transient, run_logger)
 
 DONE_MARKER = ".flow-done.json"
-
-
-def split_spec(spec: str) -> tuple[str, str | None]:
-    """``"path@ref"`` -> (path, ref); ``"path"`` -> (path, None). The last ``@`` splits (paths may hold one)."""
-    if "@" in spec:
-        path, ref = spec.rsplit("@", 1)
-        return path, (ref or None)
-    return spec, None
-
-
-def resolve_spec(spec: str) -> str:
-    """``PATH@tag`` -> ``PATH@<snapshot id>``; ``PATH`` -> ``PATH@<id of the tip of main>``."""
-    from pipelines.versions import resolve_version
-
-    path, ref = split_spec(spec)
-    return f"{path}@{resolve_version(path, ref)}"
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -101,7 +86,7 @@ def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, ov
 @task(name="resolve-corpus-versions", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
 def resolve_specs(specs: list[str]) -> list[str]:
-    return [resolve_spec(s) for s in specs]
+    return [pin_version(s) for s in specs]
 
 
 def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: Path | None,

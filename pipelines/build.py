@@ -23,9 +23,9 @@ from typing import Callable, Iterator, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from pipelines.faults import fault_point
+from schemas.faults import fault_point
 from pipelines.hashing import json_hash, sha256_file
-from pipelines.records import Reject, SequenceData
+from schemas.records import Reject, SequenceData
 from schemas.errors import ConfigError, CorpusError, InputError, VersionConflictError
 from schemas.skeletons import H36M_17
 from schemas.storage import CorpusLocation, is_url
@@ -340,7 +340,7 @@ def _ordered_results(client, fn, jobs: list[tuple], max_in_flight: int) -> Itera
 
 
 def _parent_reader(corpus: Path):
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
 
     if not is_url(corpus) and not Path(corpus).exists():
         return None
@@ -370,7 +370,7 @@ def build_amass(cfg: BuildConfig, progress: Callable[[int, int, dict], None] | N
 
 
 def _build_once(cfg: BuildConfig, progress) -> BuildReport:
-    from pipelines.corpus import CorpusWriter
+    from pipelines.writer import CorpusWriter
 
     t0 = time.perf_counter()
     regressor = cfg.regressor_path()
@@ -538,10 +538,7 @@ def _partition(sources: list[_Source], parent, config_hash: str) -> tuple[dict[s
     """Split sources into those whose sequences can be carried over from ``parent`` and those to compute."""
     if parent is None:
         return {}, list(sources)
-    seqs = parent.sequences.select(["key", "source_path", "source_sha256", "config_hash"]).to_pylist()
-    by_path: dict[str, list[dict]] = {}
-    for row in seqs:
-        by_path.setdefault(row["source_path"], []).append(row)
+    by_path = parent.source_index()
     carried, todo = {}, []
     for s in sources:
         rows = by_path.get(s.path, [])
@@ -559,15 +556,12 @@ def parent_config(parent) -> str | None:
 def _parent_rejects(parent) -> dict[str, Reject]:
     if parent is None:
         return {}
-    return {r["source_path"]: Reject(r["source_path"], r["reason"], r["kind"] or "input", r["source_sha256"] or "")
-            for r in parent.rejects.to_pylist()}
+    return {r.source_path: r for r in parent.reject_records()}
 
 
 def _same_sources(parent, sources: list[_Source]) -> bool:
     """True when the parent holds exactly these source files (as sequences or rejects)."""
-    parent_paths = set(parent.sequences.column("source_path").to_pylist())
-    parent_paths |= set(parent.rejects.column("source_path").to_pylist())
-    return parent_paths == {s.path for s in sources}
+    return parent.source_paths() == {s.path for s in sources}
 
 
 def _tag_if_new(corpus, version_id: str, tag: str) -> None:
@@ -582,41 +576,20 @@ def _tag_if_new(corpus, version_id: str, tag: str) -> None:
 
 
 def _reopen(corpus, version):
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
 
     return CorpusReader.open(corpus, version)
 
 
 def _report_from_reader(reader, cfg: BuildConfig, n_sources: int, up_to_date: bool, elapsed: float) -> BuildReport:
-    views = reader.views
-    frames = np.asarray(views.column("n_frames").to_pylist(), dtype=np.int64)
-    frac = np.asarray(views.column("in_view_fraction").to_pylist(), dtype=np.float64)
-    in_view = float((frames * frac).sum() / frames.sum()) if frames.sum() else 1.0
+    n_seq = reader.sequences.num_rows
     return BuildReport(
         corpus=str(cfg.corpus), version_id=reader.version_id, up_to_date=up_to_date, n_sources=n_sources,
-        n_sequences=reader.sequences.num_rows, n_frames=int(np.sum(reader.sequences.column("n_frames").to_pylist() or [0])),
-        n_views=views.num_rows, n_recomputed=0, n_carried=reader.sequences.num_rows if up_to_date else 0,
-        n_flagged=int((frac < 1.0).sum()), source_frames=0,
-        rejects=[Reject(r["source_path"], r["reason"], r["kind"] or "input", r["source_sha256"] or "")
-                 for r in reader.rejects.to_pylist()],
-        in_view_fraction=in_view, out_of_view_fraction=out_of_view_fraction(reader),
-        elapsed_s=elapsed, tag=cfg.tag, regressor_order=(reader.build_info or {}).get("regressor_order"),
-        notes=list((reader.build_info or {}).get("notes") or []))
-
-
-def out_of_view_fraction(reader) -> float:
-    """Fraction of 2D joints outside the image over every view frame (read chunk by chunk)."""
-    from schemas.store import IN_VIEW
-
-    arr = reader.array(IN_VIEW)
-    n = arr.shape[0]
-    if n == 0:
-        return 0.0
-    step = arr.chunks[0] * 8
-    out = 0
-    for a in range(0, n, step):
-        out += int((~np.asarray(arr[a:min(n, a + step)])).sum())
-    return out / (n * arr.shape[1])
+        n_sequences=n_seq, n_frames=reader.n_frames, n_views=reader.views.num_rows, n_recomputed=0,
+        n_carried=n_seq if up_to_date else 0, n_flagged=reader.n_flagged_views(), source_frames=0,
+        rejects=reader.reject_records(), in_view_fraction=reader.in_view_fraction(),
+        out_of_view_fraction=reader.out_of_view_fraction(), elapsed_s=elapsed, tag=cfg.tag,
+        regressor_order=reader.build_info.get("regressor_order"), notes=list(reader.build_info.get("notes") or []))
 
 
 def _body_model_hashes(root: Path) -> dict[str, str]:

@@ -359,8 +359,8 @@ def validate(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Optio
 def rejects(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Optional[str] = typer.Option(None),
             as_json: bool = typer.Option(False, "--json", help="one JSON object a line")):
     """List the source files a build rejected, with reasons."""
-    from pipelines.corpus import CorpusReader
-    from pipelines.records import Reject
+    from schemas.reader import CorpusReader
+    from schemas.records import Reject
 
     reader = CorpusReader.open(corpus_arg(corpus), version)
     if as_json:
@@ -437,7 +437,7 @@ def show(corpus: str = typer.Argument(..., help="CORPUS@VERSION (or a path: the 
          out_file: Path = typer.Option(..., "--out", help=".png contact sheet, .gif or .mp4")):
     """Draw a sequence: 2D keypoints in the camera's image (out-of-view joints marked) and the 3D skeleton
     from two angles; left side blue, right orange."""
-    from pipelines.corpus import open_corpus
+    from schemas.reader import open_corpus
     from pipelines.render import render_sequence
 
     reader = open_corpus(corpus)
@@ -567,9 +567,9 @@ def _bar(unit: str):
 
 def _corpus_spec(spec: str) -> str:
     """``PATH[@VERSION]`` with PATH checked by ``corpus_arg`` (a bad URL fails here, in one line)."""
-    head, sep, tail = spec.rpartition("@")
-    path = head if sep and tail and "/" not in tail else spec
-    corpus_arg(path)
+    from schemas.repository import split_path_at_version
+
+    corpus_arg(split_path_at_version(spec)[0])
     return spec
 
 

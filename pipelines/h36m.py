@@ -41,12 +41,12 @@ import numpy as np
 
 from pipelines.cameras import denormalize_pixels, in_image, normalize_pixels, project, world_to_camera
 from pipelines.hashing import json_hash, sha256_file
-from pipelines.records import Reject, SequenceData, ViewData
+from schemas.records import Reject, SequenceData, ViewData
 from pipelines.safe_files import check_regular
 from pipelines.safe_pickle import safe_load_npz
 from schemas.cameras import H36M_CAMERA_IDS, Camera, h36m_camera
 from schemas.errors import CameraError, H36MFormatError
-from schemas.manifests import H36M_TEST_SUBJECTS
+from schemas.h36m import action_take, canonical_action, split_of
 from schemas.skeletons import H36M_17, H36M_32_PARENTS, H36M_32_TO_17
 
 log = logging.getLogger(__name__)
@@ -65,36 +65,16 @@ VP3D_METADATA = {
 # File names by detection source, as VideoPose3D spells them.
 _DETECTION_SUFFIX = {"cpn": "cpn_ft_h36m_dbb", "gt": "gt"}
 
-# The same action is spelt differently by subject in the original data (S1: Photo/WalkDog).
-_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
-
 
 def vp3d_filenames(name: str = "h36m", detections: str = "cpn") -> tuple[str, str]:
     """The VideoPose3D file names ``(data_3d_<name>.npz, data_2d_<name>_<suffix>.npz)`` for a detection source."""
     return f"data_3d_{name}.npz", f"data_2d_{name}_{_DETECTION_SUFFIX.get(detections, detections)}.npz"
 
 
-def canonical_action(action: str) -> str:
-    """Action label without the take number, with spellings unified: ``'TakingPhoto 1' -> 'Photo'``."""
-    base = re.sub(r"\s+\d+$", "", action.strip())
-    return _ACTION_ALIASES.get(base, base)
-
-
-def _action_match_key(action: str) -> str:
-    """``'TakingPhoto 1'`` and ``'Photo 1'`` name the same take."""
-    m = re.match(r"^(.*?)(?:\s+(\d+))?$", action.strip())
-    return f"{canonical_action(m.group(1))}#{m.group(2) or ''}"
-
-
 def _natural(name: str) -> tuple:
     """Sort key: S2 before S11. Only ASCII digit runs are numbers (``'²'.isdigit()`` is true, ``int('²')`` fails);
     every part is paired with its text so numbers and words never compare with each other."""
     return tuple((int(p), p) if p.isascii() and p.isdigit() else (-1, p) for p in re.split(r"([0-9]+)", name))
-
-
-def split_of(subject: str) -> str:
-    """Protocol split: train S1, S5, S6, S7, S8; test S9, S11; anything else is train."""
-    return "test" if subject in H36M_TEST_SUBJECTS else "train"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -312,7 +292,7 @@ def _pair_actions(actions_3d: Iterable[str], actions_2d: Iterable[str]) -> tuple
     a2 = list(actions_2d)
     by_key: dict[str, list[str]] = {}
     for a in a2:
-        by_key.setdefault(_action_match_key(a), []).append(a)
+        by_key.setdefault(action_take(a), []).append(a)
     pairs, used = {}, set()
     for a in sorted(actions_3d):
         if a in a2:
@@ -321,7 +301,7 @@ def _pair_actions(actions_3d: Iterable[str], actions_2d: Iterable[str]) -> tuple
     for a in sorted(actions_3d):
         if a in pairs:
             continue
-        cands = [c for c in by_key.get(_action_match_key(a), []) if c not in used]
+        cands = [c for c in by_key.get(action_take(a), []) if c not in used]
         if len(cands) == 1:
             pairs[a] = cands[0]
             used.add(cands[0])
@@ -440,7 +420,7 @@ def build_h36m(data_dir: str | os.PathLike | tuple | Mapping, corpus_path: str |
     is a complete corpus; mix with AMASS at training time by pinning both versions). File-level errors
     (missing file, forbidden pickle global, wrong nesting) raise before the store is opened.
     """
-    from pipelines.corpus import CorpusWriter
+    from pipelines.writer import CorpusWriter
 
     p3, p2 = resolve_files(data_dir, detections)
     it = import_h36m((p3, p2), detections)
@@ -537,7 +517,7 @@ def export_vp3d(reader_or_path: Any, out_dir: str | os.PathLike, version: str | 
     """
     if layout not in ("h36m17", "h36m32"):
         raise ValueError(f"layout must be 'h36m17' or 'h36m32', got {layout!r}")
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
 
     reader = CorpusReader.open(reader_or_path, version=version) if isinstance(reader_or_path, (str, os.PathLike)) else reader_or_path
     if reader.num_joints != 17:

@@ -30,8 +30,9 @@ from functools import lru_cache
 import numpy as np
 
 from pipelines.cameras import cameras_to_arrays, in_image, normalize_pixels, project, world_to_camera
-from pipelines.records import ViewData
-from schemas.cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, h36m_rig, mpi_inf_3dhp_rig
+from schemas.records import ViewData
+from schemas.cameras import (H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, all_rig_cameras, capture_volume_centre, h36m_rig,
+                             mpi_inf_3dhp_rig)
 from schemas.errors import ConfigError
 from schemas.skeletons import H36M_17
 
@@ -72,30 +73,10 @@ class PlacedSegment:
         return float(1.0 - np.mean([v.in_view.mean() for v in self.views]))
 
 
-def capture_volume_centre(cameras: list[Camera]) -> np.ndarray:
-    """(3,) floor point (z = 0) below the least-squares convergence point of the optical axes.
-
-    Minimises ``sum_i |(I - d_i d_i^T)(P - C_i)|^2`` over P (C_i centres, d_i unit axes).
-    """
-    A = np.zeros((3, 3))
-    b = np.zeros(3)
-    for cam in cameras:
-        d = cam.optical_axis()
-        M = np.eye(3) - np.outer(d, d)
-        A += M
-        b += M @ cam.centre()
-    P = np.linalg.lstsq(A, b, rcond=None)[0]
-    return np.array([P[0], P[1], 0.0])
-
-
 @lru_cache(maxsize=None)
 def _rig_centre(rig: str) -> tuple[float, float]:
     """xy of the volume centre of a rig: over all H36M subjects' cameras, or all 14 3DHP cameras."""
-    if rig == "h36m":
-        cams = [c for s in H36M_SUBJECTS for c in h36m_rig(s)]
-    else:
-        cams = mpi_inf_3dhp_rig()
-    c = capture_volume_centre(cams)
+    c = capture_volume_centre(all_rig_cameras(rig))
     return float(c[0]), float(c[1])
 
 

@@ -266,30 +266,26 @@ def corpus_clip(reader, key: str, view: int = 0, frames: str | None = None) -> C
     """
     from pipelines.cameras import denormalize_pixels
 
-    try:
-        i = reader._seq_row(key)
-    except KeyError:
+    if not reader.has_sequence(key):
         import difflib
 
         keys = reader.sequences.column("key").to_pylist()
         close = difflib.get_close_matches(key, keys, n=3)
         hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"e.g. {', '.join(map(repr, sorted(keys)[:3]))}"
         raise InputError(f"{reader.path}@{reader.version_id}", f"no sequence {key!r} among its {len(keys)}; {hint}") from None
-    sid = int(reader.sequences.column("sequence_id")[i].as_py())
-    view_ids = sorted(int(v) for v, s in zip(reader.views.column("view_id").to_pylist(),
-                                             reader.views.column("sequence_id").to_pylist()) if int(s) == sid)
-    if not 0 <= view < len(view_ids):
+    view_rows = reader.view_rows(key)
+    if not 0 <= view < len(view_rows):
         raise InputError(f"{reader.path}@{reader.version_id}",
-                         f"sequence {key!r} has {len(view_ids)} views; --view {view} is not in 0..{len(view_ids) - 1}")
+                         f"sequence {key!r} has {len(view_rows)} views; --view {view} is not in 0..{len(view_rows) - 1}")
     joints = np.asarray(reader.read_sequence(key)["joints_world"], np.float64)
     sl = parse_frames(frames, len(joints))
-    vid = view_ids[view]
+    vrow = view_rows[view]
+    vid = int(vrow["view_id"])
     v = reader.read_view(vid, sl.start, sl.stop)
     intr, _ = reader.camera(vid)
     res = (float(intr[9]), float(intr[10]))
     px = denormalize_pixels(np.asarray(v["keypoints_2d"]), *res)
-    vrow = reader.views.slice(vid, 1).to_pylist()[0] if vid < reader.views.num_rows else {}
-    cam = vrow.get("camera_id", "")
+    cam = vrow.get("camera_id") or ""
     return Clip(keypoints_px=px, in_view=np.asarray(v["in_view"], bool), res=res, joints=joints[sl],
                 frames=np.arange(sl.start, sl.stop), title=f"{reader.path.name}: {key}, view {view} (camera {cam})",
                 label=f"view {view} ({cam}) ")
@@ -312,8 +308,7 @@ def corpus_overview(reader, out: str | os.PathLike, n_sequences: int = 3, views:
     keys = sorted(reader.sequences.column("key").to_pylist())[:n_sequences]
     clips = []
     for k in keys:
-        sid = int(reader.sequences.column("sequence_id")[reader._seq_row(k)].as_py())
-        nv = sum(int(s) == sid for s in reader.views.column("sequence_id").to_pylist())
+        nv = len(reader.view_rows(k))
         clips += [(k.rsplit("/", 1)[-1], corpus_clip(reader, k, v)) for v in range(min(views, nv))]
     if not clips:
         return None

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import icechunk
 
-from pipelines.corpus import (COMMIT_META_KEY, DEFAULT_BRANCH, CorpusReader, repository_lock, open_repository,
-                              resolve_snapshot)
+from schemas.reader import CorpusReader
+from schemas.repository import (COMMIT_META_KEY, DEFAULT_BRANCH, check_tag_name, create_tag, open_repository,
+                                repository_lock, resolve_snapshot)
 from schemas.errors import CorpusError
 from schemas.storage import is_url
 
@@ -73,20 +74,11 @@ def resolve_version(path: str | os.PathLike, version: str | None) -> str:
 
 def tag_version(path: str | os.PathLike, version: str | None, name: str) -> None:
     """Tag ``version`` as ``name``. Tags are immutable: an existing name raises CorpusError."""
+    check_tag_name(path, name)
     repo = open_repository(path)
     snap = resolve_snapshot(repo, version, path)
-    if not name or "@" in name or "/" in name:
-        raise CorpusError(f"{path}: invalid tag name {name!r} (empty, or holds '@' or '/')")
     with repository_lock(path):
-        if name in repo.list_tags():
-            raise CorpusError(f"{path}: tag {name!r} already exists (points at {repo.lookup_tag(name)}); "
-                              f"tags are immutable")
-        if name in repo.list_branches():
-            raise CorpusError(f"{path}: {name!r} is a branch name")
-        try:
-            repo.create_tag(name, snap)
-        except icechunk.IcechunkError as e:  # e.g. a deleted tag's name cannot be reused
-            raise CorpusError(f"{path}: cannot create tag {name!r}: {' '.join(str(e).split())[:200]}") from e
+        create_tag(repo, path, name, snap)
 
 
 def diff_versions(path: str | os.PathLike, v1: str | None, v2: str | None) -> VersionDiff:

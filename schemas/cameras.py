@@ -312,12 +312,26 @@ def mpi_inf_3dhp_rig(indices=None) -> list[Camera]:
     return [mpi_inf_3dhp_camera(int(i)) for i in indices]
 
 
-def rig_cameras(rig: str, subject: str | None = None) -> list[Camera]:
-    """All cameras of ``rig``: the 4 of ``subject`` for "h36m" (required), the 14 for "3dhp"."""
+def all_rig_cameras(rig: str) -> list[Camera]:
+    """Every camera of ``rig``: the 4 of each of the 7 H36M subjects (28) for "h36m", the 14 for "3dhp"."""
     if rig == "h36m":
-        if subject is None:
-            raise ValueError("the h36m rig needs a subject (its extrinsics differ per subject)")
-        return h36m_rig(subject)
+        return [c for s in H36M_SUBJECTS for c in h36m_rig(s)]
     if rig == "3dhp":
         return mpi_inf_3dhp_rig()
     raise ValueError(f"unknown rig {rig!r}; expected one of {RIGS}")
+
+
+def capture_volume_centre(cameras: list[Camera]) -> np.ndarray:
+    """(3,) floor point (z = 0) below the least-squares convergence point of the optical axes.
+
+    Minimises ``sum_i |(I - d_i d_i^T)(P - C_i)|^2`` over P (C_i centres, d_i unit axes).
+    """
+    A = np.zeros((3, 3))
+    b = np.zeros(3)
+    for cam in cameras:
+        d = cam.optical_axis()
+        M = np.eye(3) - np.outer(d, d)
+        A += M
+        b += M @ cam.centre()
+    P = np.linalg.lstsq(A, b, rcond=None)[0]
+    return np.array([P[0], P[1], 0.0])

@@ -38,6 +38,11 @@ class ArraySpec:
     per: str  # "sequence_frame", "view_frame" or "view"
     description: str
 
+    @property
+    def leaf(self) -> str:
+        """The last path component: the attribute name on ``SequenceData`` / ``ViewData``."""
+        return self.path.rsplit("/", 1)[-1]
+
     def shape(self, n: int, num_joints: int) -> tuple[int, ...]:
         trailing = tuple(num_joints if d == "J" else d for d in self.trailing_shape)
         return (n, *trailing)

@@ -2,23 +2,21 @@
 
 ``validate`` takes an open Zarr group and the manifest tables and returns human-readable problems
 (an empty list means valid). Array data is read one time chunk at a time, so memory stays bounded
-whatever the corpus size. ``validate_corpus`` opens a repository path at a version itself (this
-package imports no other project package, so it carries its own tiny Icechunk opener).
+whatever the corpus size. ``validate_corpus`` opens a repository path at a version through
+``schemas.repository`` (the one opener every reader uses).
 """
 
 from __future__ import annotations
 
-import io
 import os
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import zarr
 
 from schemas import manifests as M
 from schemas import store as S
+from schemas.repository import read_manifest
 
 # Normalised coordinates live in [-1, 1] (the short side less); an in-view joint beyond this is a
 # units or normalisation bug (pixels stored instead of normalised coordinates), not detector noise.
@@ -261,38 +259,17 @@ def validate(group: zarr.Group, sequences: pa.Table, views: pa.Table, rejects: p
     return out
 
 
-def _read_manifest(group: zarr.Group, name: str) -> pa.Table:
-    arr = group[f"{S.MANIFESTS_GROUP}/{name}"]
-    if arr.dtype != np.uint8 or arr.ndim != 1:
-        raise ValueError(f"manifest array {name} is {arr.dtype} {arr.shape}, expected 1-D uint8 Parquet bytes")
-    return pq.read_table(io.BytesIO(np.asarray(arr[:]).tobytes()))
-
-
 def validate_corpus(path: str | os.PathLike, version: str | None = None) -> list[str]:
     """Open the Icechunk repository at ``path`` at ``version`` (tag | branch | snapshot id; None = main)
     read-only and validate it. Problems opening it are reported, not raised."""
-    import icechunk
+    from schemas.errors import CorpusError
+    from schemas.repository import open_version
 
-    if "ICECHUNK_LOG" not in os.environ:  # reading only: the concurrent-commit warning does not apply
-        icechunk.set_logs_filter("warn,icechunk::storage::object_store=error")
     where = f"{path}@{version or 'main'}"
-    from schemas.storage import repository_exists, storage_for  # local folder or s3://bucket/prefix
-
     try:
-        if not repository_exists(path):
-            return [f"{path}: no Icechunk repository"]
-        repo = icechunk.Repository.open(storage_for(path))
-    except Exception as e:  # noqa: BLE001 - unreachable store, bad URL: a finding, one line
-        return [f"{path}: cannot open repository: {' '.join(str(e).split())[:200]}"]
-    v = version or "main"
-    try:
-        if v in repo.list_tags():
-            session = repo.readonly_session(tag=v)
-        elif v in repo.list_branches():
-            session = repo.readonly_session(branch=v)
-        else:
-            session = repo.readonly_session(snapshot_id=v)
-        group = zarr.open_group(session.store, mode="r")
+        _, group, _session = open_version(path, version)
+    except CorpusError as e:  # no repository, no such version, unreachable store: a finding, one line
+        return [str(e)]
     except Exception as e:  # noqa: BLE001 - any failure to open is a finding, reported as one line
         return [f"{where}: cannot open: {' '.join(str(e).split())[:200]}"]
     out = []
@@ -305,7 +282,7 @@ def validate_corpus(path: str | os.PathLike, version: str | None = None) -> list
     tables = {}
     for name in M.MANIFESTS:
         try:
-            tables[name] = _read_manifest(group, name)
+            tables[name] = read_manifest(group, name)
         except Exception as e:  # noqa: BLE001
             out.append(f"{where}: manifest {name} unreadable: {' '.join(str(e).split())[:200]}")
     if "sequences" not in tables or "views" not in tables:

@@ -363,7 +363,7 @@ def _permute_joints(x: np.ndarray, runs, sign=None) -> np.ndarray:
 
 def _open(source):
     if isinstance(source, str):
-        from pipelines.corpus import open_corpus  # late: the reader lives in pipelines
+        from schemas.reader import open_corpus  # late: the reader lives in pipelines
 
         return open_corpus(source)
     return source
@@ -400,7 +400,7 @@ class _Group:
 class WindowStream(IterableDataset):
     """Batches of windows streamed from corpus versions. Use with ``DataLoader(ds, batch_size=None)``.
 
-    ``sources``: corpus readers (``pipelines.corpus.CorpusReader``) or ``"PATH@VERSION"`` strings.
+    ``sources``: corpus readers (``schemas.reader.CorpusReader``) or ``"PATH@VERSION"`` strings.
     Each yielded batch is a dict of tensors (B = batch size, N = n_out tokens, J = joints):
     ``keypoints_2d (B,N,J,2)`` normalised 2D input, ``joints_3d (B,N,J,3)`` root-relative camera-frame
     metres, ``valid (B,N)`` in-sequence mask, ``keyframe (B,N)`` 2D-input mask, ``in_view (B,N,J)``,

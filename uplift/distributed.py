@@ -239,13 +239,10 @@ class TrainingFailed(MocapCorpusError):
 
 def pin_specs(specs) -> list[str]:
     """Corpus specs or readers -> ``PATH@SNAPSHOT`` strings (opens each corpus once)."""
-    from pipelines.corpus import open_corpus
+    from schemas.repository import pin_version
 
-    out = []
-    for c in specs if isinstance(specs, (list, tuple)) else [specs]:
-        r = open_corpus(c) if isinstance(c, (str, os.PathLike)) else c
-        out.append(f"{r.path}@{r.version_id}")
-    return out
+    return [pin_version(c) if isinstance(c, (str, os.PathLike)) else c.spec
+            for c in (specs if isinstance(specs, (list, tuple)) else [specs])]
 
 
 def check_same_corpora(corpora: dict, info: DistInfo) -> None:

@@ -79,7 +79,7 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
     (autocast on CUDA, faster, heads still fp32).
     ``progress``: optional ``callback(done_windows, total_windows, {"s_in"})`` as batches finish.
     """
-    from uplift.metrics import h36m_action
+    from schemas.h36m import canonical_action
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if precision not in ("fp32", "bf16"):
@@ -116,7 +116,7 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
                 gt = np.asarray(reader.array(JOINTS_CAM)[off:off + n], np.float32)
                 gt = gt - gt[:, root:root + 1]
                 full = interpolate_lattice(pred[a:b], frame[a:b], n)
-                action = h36m_action(vt["action"][v].as_py() or "-") if "action" in vt.column_names else "-"
+                action = canonical_action(vt["action"][v].as_py() or "-") if "action" in vt.column_names else "-"
                 e, pe = mpjpe(full, gt, root) * 1000.0, p_mpjpe(full, gt) * 1000.0
                 errs.append(e), perrs.append(pe), acts.append(np.full(n, action, object))
                 key = frame[a:b] % s == 0

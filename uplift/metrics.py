@@ -14,7 +14,7 @@ separates frames with 2D input (t mod s_in == 0) from upsampled ones.
 
 from __future__ import annotations
 
-import re
+from schemas.h36m import canonical_action
 from collections.abc import Sequence
 
 import numpy as np
@@ -101,16 +101,7 @@ def auc(pred, gt, thresholds=AUC_THRESHOLDS, root: int | None = 0,
     return (err[..., None] <= t).mean(-2).mean(-1)
 
 
-_H36M_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
-
-
-def h36m_action(name: str) -> str:
-    """Base action of a Human3.6M sequence name: ``"Walking 1"`` -> ``"Walking"``, ``"TakingPhoto"`` -> ``"Photo"``."""
-    base = re.split(r"[ _.]", str(name).strip(), maxsplit=1)[0]
-    return _H36M_ALIASES.get(base, base)
-
-
-def per_action(values, actions: Sequence[str], normalise=h36m_action) -> dict[str, float]:
+def per_action(values, actions: Sequence[str], normalise=canonical_action) -> dict[str, float]:
     """Mean of per-frame ``values (F,)`` for each action (after ``normalise``; None keeps names)."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     names = np.asarray([normalise(a) if normalise else a for a in actions])
@@ -119,7 +110,7 @@ def per_action(values, actions: Sequence[str], normalise=h36m_action) -> dict[st
     return {a: float(values[names == a].mean()) for a in sorted(set(names.tolist()))}
 
 
-def action_average(values, actions: Sequence[str], normalise=h36m_action) -> float:
+def action_average(values, actions: Sequence[str], normalise=canonical_action) -> float:
     """Human3.6M protocol: mean over actions of the per-action frame means."""
     return float(np.mean(list(per_action(values, actions, normalise).values())))
 

@@ -87,7 +87,7 @@ def render_median_and_worst(checkpoint, corpus_spec: str, out_dir: str | os.Path
 
     ``s_in`` defaults to the checkpoint's largest training stride; an empty split writes nothing.
     """
-    from pipelines.corpus import open_corpus
+    from schemas.reader import open_corpus
     from uplift.infer import default_s_in
     from uplift.train import load_checkpoint, pick_device
 

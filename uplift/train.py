@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from pipelines.faults import fault_point, trace
+from schemas.faults import fault_point, trace
 from schemas.errors import ConfigError
 from uplift.config import FINETUNE_351, ModelConfig, TrainConfig, UpliftConfig, finetune_overrides, get_preset
 from uplift import distributed as D
@@ -307,7 +307,7 @@ def _spec(r) -> str:
 
 
 def _open_all(specs) -> list:
-    from pipelines.corpus import open_corpus
+    from schemas.reader import open_corpus
 
     if specs is None:
         return []

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from schemas.cameras import H36M_SUBJECTS, h36m_rig, mpi_inf_3dhp_rig
+from schemas.cameras import all_rig_cameras, capture_volume_centre
 from uplift.camera import camera_tensors
 
 
@@ -36,14 +36,7 @@ def rig_pool(rig: str) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]
     h36m: the 4 cameras of each of the 7 subjects (P = 28); 3dhp: the 14 training cameras.
     ``centre_xy``: the capture-volume centre (floor point below the optical axes' convergence).
     """
-    from pipelines.placement import capture_volume_centre
-
-    if rig == "h36m":
-        cams = [c for s in H36M_SUBJECTS for c in h36m_rig(s)]
-    elif rig == "3dhp":
-        cams = mpi_inf_3dhp_rig()
-    else:
-        raise ValueError(f"unknown rig {rig!r}; expected 'h36m' or '3dhp'")
+    cams = all_rig_cameras(rig)
     intr, extr = camera_tensors(cams)
     c = capture_volume_centre(cams)
     return intr, extr, (float(c[0]), float(c[1]))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.records import Reject
+from schemas.records import Reject
 
 pytestmark = pytest.mark.slow
 

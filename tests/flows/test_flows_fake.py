@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.records import Reject
+from schemas.records import Reject
 from schemas.errors import AmassFormatError, VersionConflictError
 from tests.flows.conftest import artifacts_of
 
@@ -112,7 +112,7 @@ def fake_train(monkeypatch):
     monkeypatch.setitem(sys.modules, "uplift.train", train_mod)
     import flows.training as training
 
-    monkeypatch.setattr(training, "resolve_spec", lambda s: s.split("@")[0] + "@SNAP-" + (s.split("@") + ["main"])[1])
+    monkeypatch.setattr(training, "pin_version", lambda s: s.split("@")[0] + "@SNAP-" + (s.split("@") + ["main"])[1])
     monkeypatch.setattr(training, "apply_overrides", lambda cfg, o: {**cfg, **o})
     return state
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from pipelines.records import SequenceData, ViewData
+from schemas.records import SequenceData, ViewData
 
 J = 17
 

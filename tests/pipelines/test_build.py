@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipelines.build import BuildConfig, build_amass, sequence_joints
-from pipelines.corpus import CorpusReader
+from schemas.reader import CorpusReader
 from pipelines.versions import diff_versions, list_versions
 from schemas.validate import validate_corpus
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pipelines.build import BuildConfig, build_amass, process_source
-from pipelines.corpus import CorpusReader
-from pipelines.records import Reject
+from schemas.reader import CorpusReader
+from schemas.records import Reject
 from pipelines.versions import list_versions
 from schemas.errors import BodyModelError, RegressorError
 

@@ -19,8 +19,9 @@ import pytest
 import zarr
 from tests.pipelines.corpus_fixtures import J, make_seq
 
-from pipelines.corpus import CorpusReader, CorpusWriter, open_corpus
-from pipelines.records import Reject
+from schemas.reader import CorpusReader, open_corpus
+from pipelines.writer import CorpusWriter
+from schemas.records import Reject
 from pipelines.versions import list_versions
 from schemas import manifests as M
 from schemas import store as S
@@ -169,7 +170,7 @@ def test_process_dying_before_commit_leaves_previous_version(tmp_path):
     script = textwrap.dedent(f"""
         import os, numpy as np
         from corpus_fixtures import make_seq
-        from pipelines.corpus import CorpusWriter
+        from pipelines.writer import CorpusWriter
         w = CorpusWriter({str(p)!r})
         w.add(make_seq(np.random.default_rng(5), "crash/a", {2 * S.TIME_CHUNK + 3}))
         os._exit(3)
@@ -290,7 +291,7 @@ def test_concurrent_writers_processes_never_corrupt(tmp_path):
     script = textwrap.dedent("""
         import sys, numpy as np
         from corpus_fixtures import make_seq
-        from pipelines.corpus import CorpusWriter
+        from pipelines.writer import CorpusWriter
         from schemas.errors import VersionConflictError
         path, who = sys.argv[1], sys.argv[2]
         done = 0
@@ -429,7 +430,7 @@ def test_window_read_throughput(tmp_path):
 
 def test_commit_waits_for_the_repository_lock(tmp_path):
     """Commits are serialised by the file lock beside the repository: none lands while it is held."""
-    from pipelines.corpus import commit_lock, lock_path
+    from schemas.repository import commit_lock, lock_path
 
     p = tmp_path / "c"
     v1 = _write(p, _seqs(0, lengths=(20,)))

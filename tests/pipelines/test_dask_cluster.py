@@ -60,7 +60,7 @@ def test_killed_worker_on_a_real_cluster_build_equals_local_build(tmp_path, monk
     from distributed import Client
 
     from pipelines.checksums import corpus_checksums
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
     from tests.reliability.harness import make_inputs
 
     inputs = make_inputs(tmp_path / "in", n_sequences=6, duration_s=(2.0, 4.0))

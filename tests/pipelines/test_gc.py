@@ -7,7 +7,9 @@ from typer.testing import CliRunner
 
 from pipelines.checksums import corpus_checksums
 from pipelines.cli import app
-from pipelines.corpus import CorpusReader, CorpusWriter, open_repository
+from schemas.reader import CorpusReader
+from pipelines.writer import CorpusWriter
+from schemas.repository import open_repository
 from pipelines.versions import collect_garbage, list_versions, store_bytes
 from schemas.validate import validate_corpus
 from tests.pipelines.corpus_fixtures import make_seq

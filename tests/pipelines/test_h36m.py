@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from pipelines.corpus import CorpusReader
+from schemas.reader import CorpusReader
 from pipelines.h36m import (
     build_h36m,
     canonical_action,
@@ -19,7 +19,7 @@ from pipelines.h36m import (
     reduce_32_to_17,
     vp3d_filenames,
 )
-from pipelines.records import Reject, SequenceData
+from schemas.records import Reject, SequenceData
 from pipelines.safe_pickle import safe_load_npz
 from pipelines.synthetic.h36m import skeleton_motion, write_h36m_files
 from schemas.cameras import H36M_CAMERA_IDS, h36m_camera
@@ -437,7 +437,7 @@ def test_default_export_is_what_videopose3d_loads(cpn_corpus, files, tmp_path):
 
 
 def test_export_without_stored_32_puts_static_joints_at_their_parents(tmp_path):
-    from pipelines.corpus import CorpusWriter
+    from pipelines.writer import CorpusWriter
     from tests.pipelines.corpus_fixtures import make_seq
 
     rng = np.random.default_rng(0)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from pipelines.cameras import in_image, normalize_pixels, project
-from pipelines.placement import PlacedSegment, capture_volume_centre, place_and_project
+from pipelines.placement import PlacedSegment, place_and_project
+from schemas.cameras import capture_volume_centre
 from schemas.cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, camera_from_vectors, h36m_rig
 from schemas.errors import ConfigError
 

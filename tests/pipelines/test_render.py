@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from pipelines.corpus import CorpusReader, CorpusWriter  # noqa: E402
+from schemas.reader import CorpusReader  # noqa: E402
+from pipelines.writer import CorpusWriter
 from pipelines.render import (Clip, LEFT_COLOUR, RIGHT_COLOUR, _draw_2d, corpus_clip, facing_azimuth,  # noqa: E402
                               joint_colours, parse_frames, write)
 from schemas.errors import InputError  # noqa: E402

@@ -113,7 +113,8 @@ def test_racing_commit_is_refused_by_icechunk_on_s3(s3, monkeypatch):
     """No lock on S3: when both writers pass the head check, Icechunk's conditional ref update decides."""
     import numpy as np
 
-    from pipelines.corpus import CorpusReader, CorpusWriter
+    from schemas.reader import CorpusReader
+    from pipelines.writer import CorpusWriter
     from pipelines.versions import list_versions
     from tests.pipelines.corpus_fixtures import make_seq
 
@@ -137,7 +138,7 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     from distributed import LocalCluster
 
     from pipelines.build import build_amass
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
     from pipelines.versions import list_versions
     from tests.reliability.harness import build_config, make_inputs
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from pipelines.cli import main
-from pipelines.corpus import CorpusReader
+from schemas.reader import CorpusReader
 from pipelines.h36m import build_h36m, load_positions_2d
 from pipelines.synthetic.h36m import write_h36m_files
 

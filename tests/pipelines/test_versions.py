@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from tests.pipelines.corpus_fixtures import make_seq
 
-from pipelines.corpus import CorpusReader, CorpusWriter, open_corpus
+from schemas.reader import CorpusReader, open_corpus
+from pipelines.writer import CorpusWriter
 from pipelines.versions import diff_versions, list_versions, resolve_version, tag_version
 from schemas.errors import CorpusError
 

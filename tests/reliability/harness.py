@@ -175,7 +175,7 @@ def kill_group(proc: subprocess.Popen) -> None:
 def visible_version_is_whole(corpus: Path) -> bool:
     """After a crash the repository opens (or was never created) and its latest version, if any, is
     complete and valid (never half-written). A repository that cannot be opened is NOT whole."""
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
     from pipelines.versions import list_versions
     from schemas.validate import validate_corpus
 
@@ -212,8 +212,8 @@ TRIAL_FLUSH_ROWS = 512
 
 
 def trial_env(trace: Path, fault: str | None = None) -> dict:
-    from pipelines.corpus import FLUSH_ROWS_ENV
-    from pipelines.faults import ENV, TRACE_ENV
+    from pipelines.writer import FLUSH_ROWS_ENV
+    from schemas.faults import ENV, TRACE_ENV
 
     env = {**os.environ, FLUSH_ROWS_ENV: str(TRIAL_FLUSH_ROWS), TRACE_ENV: str(trace)}
     env.pop(ENV, None)
@@ -223,7 +223,7 @@ def trial_env(trace: Path, fault: str | None = None) -> dict:
 @contextmanager
 def trial_flush_size():
     """This process's writers flush every TRIAL_FLUSH_ROWS rows while inside the block."""
-    from pipelines.corpus import FLUSH_ROWS_ENV
+    from pipelines.writer import FLUSH_ROWS_ENV
 
     old = os.environ.get(FLUSH_ROWS_ENV)
     os.environ[FLUSH_ROWS_ENV] = str(TRIAL_FLUSH_ROWS)
@@ -306,7 +306,8 @@ def check_visible_versions(corpus: Path, reference: dict) -> tuple[bool, int]:
     """(repository opens, number of visible versions that are half-written). Only one build ever ran
     into ``corpus``, so every visible version (branch history and tags) must validate and equal it."""
     from pipelines.checksums import corpus_checksums
-    from pipelines.corpus import CorpusReader, open_repository
+    from schemas.reader import CorpusReader
+    from schemas.repository import open_repository
     from pipelines.versions import list_versions
     from schemas.validate import validate_corpus
 
@@ -337,7 +338,7 @@ def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | Non
     array and manifest by manifest."""
     from pipelines.build import build_amass
     from pipelines.checksums import corpus_checksums
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
     from pipelines.versions import store_bytes
 
     trace = corpus.with_name(corpus.name + ".trace")
@@ -413,7 +414,7 @@ def run_kill_trials(root: Path, work: Path, reference: dict, n_random: int, seed
     """The kill plan against fresh corpora under ``work``; then ``mocap-corpus gc`` on each one; bytes
     on disk compared with one uninterrupted build under the same settings (before and after gc)."""
     from pipelines.checksums import corpus_checksums
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
     from pipelines.versions import store_bytes
 
     named = kill_plan(0, per_phase)
@@ -500,7 +501,7 @@ def concurrent_builds(root: Path, corpus: Path) -> ConcurrentOutcome:
 
     from pipelines.build import build_amass
     from pipelines.checksums import corpus_checksums
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
     from pipelines.versions import list_versions
     from schemas.validate import validate_corpus
 
@@ -535,7 +536,7 @@ def concurrent_builds(root: Path, corpus: Path) -> ConcurrentOutcome:
 _WRITER_SCRIPT = """
 import sys, numpy as np
 from corpus_fixtures import make_seq
-from pipelines.corpus import CorpusWriter
+from pipelines.writer import CorpusWriter
 from schemas.errors import VersionConflictError
 path, who, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 done = conflicts = 0
@@ -566,7 +567,8 @@ def writer_rounds(corpus: Path, writers: int = 3, rounds: int = 5) -> RoundsOutc
     import threading
 
     from pipelines.checksums import corpus_checksums
-    from pipelines.corpus import CorpusReader, CorpusWriter
+    from schemas.reader import CorpusReader
+    from pipelines.writer import CorpusWriter
     from pipelines.versions import list_versions
     from schemas.validate import validate_corpus
     from tests.pipelines.corpus_fixtures import make_seq
@@ -668,7 +670,7 @@ def checkpoint_kill_trial(config: Path, corpus: str, out_dir: Path, fault: str, 
     """SIGKILL training inside its n-th ``save_checkpoint``, resume it to the end, compare with ``straight``."""
     import torch
 
-    from pipelines.faults import ENV, TRACE_ENV
+    from schemas.faults import ENV, TRACE_ENV
 
     trace = out_dir.with_name(out_dir.name + ".trace")
     trace.unlink(missing_ok=True)

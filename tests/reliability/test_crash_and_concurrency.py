@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.build import build_amass
 from pipelines.checksums import corpus_checksums
-from pipelines.corpus import CorpusReader
+from schemas.reader import CorpusReader
 from tests.reliability.harness import (TRIAL_TAG, build_config, checkpoint_kill_trial,
                                        concurrent_builds, final_weights, killed_worker_build, make_inputs,
                                        run_kill_trials, run_training, write_train_config, writer_rounds)

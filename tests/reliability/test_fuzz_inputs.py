@@ -75,7 +75,7 @@ def test_a_build_full_of_bad_files_commits_every_good_sequence(tmp_path):
                               str(tmp_path / "marker"))
     n_bad = len(list(bad_dir.iterdir()))
     report = build_amass(build_config(root, tmp_path / "corpus"))
-    from pipelines.corpus import CorpusReader
+    from schemas.reader import CorpusReader
 
     committed = set(CorpusReader.open(tmp_path / "corpus").sequences.column("source_path").to_pylist())
     assert committed == {str(p) for p in good}

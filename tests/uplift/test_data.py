@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.corpus import CorpusWriter, open_corpus
-from pipelines.records import SequenceData, ViewData
+from pipelines.writer import CorpusWriter
+from schemas.reader import open_corpus
+from schemas.records import SequenceData, ViewData
 from schemas.skeletons import H36M_17
 from schemas.store import JOINTS_CAM
 from uplift.data import (StreamConfig, WindowStream, keyframe_mask, make_loader, phase_shift_range,

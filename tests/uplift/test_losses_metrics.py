@@ -10,7 +10,8 @@ from scipy.spatial.transform import Rotation
 from schemas.skeletons import H36M_17
 from uplift.augment import H36M_FLIP_PERM, draw_flips, flip_2d, flip_3d, flip_batch, flip_principal_point
 from uplift.losses import uplift_loss
-from uplift.metrics import (auc, action_average, evaluate, h36m_action, keyframe_split, mpjpe, n_mpjpe,
+from schemas.h36m import canonical_action
+from uplift.metrics import (auc, action_average, evaluate, keyframe_split, mpjpe, n_mpjpe,
                             p_mpjpe, pck, per_action, procrustes_align)
 
 
@@ -108,7 +109,7 @@ def test_pck_and_auc_hand_computed():
 def test_action_average_weighs_actions_equally():
     values = np.array([1.0, 1.0, 1.0, 4.0])
     actions = ["Walking 1", "Walking", "Walking 2", "TakingPhoto"]
-    assert h36m_action("SittingDown 2") == "SittingDown" and h36m_action("WalkingDog 1") == "WalkDog"
+    assert canonical_action("SittingDown 2") == "SittingDown" and canonical_action("WalkingDog 1") == "WalkDog"
     assert per_action(values, actions) == {"Photo": 4.0, "Walking": 1.0}
     assert action_average(values, actions) == pytest.approx(2.5)  # frame mean would be 1.75
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipelines.corpus import CorpusWriter
-from pipelines.records import SequenceData, ViewData
+from pipelines.writer import CorpusWriter
+from schemas.records import SequenceData, ViewData
 from uplift.evaluate import ALL_ACTIONS, evaluate, interpolate_lattice
 from uplift.train import FINETUNE_OVERRIDES, RunConfig, load_run_config, train
 

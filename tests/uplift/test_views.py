@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import pipelines.cameras as npcam
-from pipelines.corpus import CorpusWriter, open_corpus
-from pipelines.records import SequenceData, ViewData
+from pipelines.writer import CorpusWriter
+from schemas.reader import open_corpus
+from schemas.records import SequenceData, ViewData
 from schemas.cameras import H36M_SUBJECTS, h36m_rig
 from schemas.skeletons import H36M_17
 from uplift.data import StreamConfig, WindowStream, window_indices

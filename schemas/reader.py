@@ -1,0 +1,210 @@
+"""The read side of a corpus: one version (one Icechunk snapshot) opened read-only.
+
+This is the contract between the pipelines that write corpora and the trainer that reads them, so it
+lives here, below both: ``pipelines`` (builds, the writer's carry-over, the CLI's listings) and
+``uplift`` (the window stream, evaluation) ask it their questions and never read manifests or
+arrays themselves.
+
+A reader is pinned to one snapshot: later commits never change what an open reader sees. It pickles
+as "reopen this path at this snapshot" (DataLoader workers, Dask).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import icechunk
+import numpy as np
+import pyarrow as pa
+import zarr
+
+from schemas import store as S
+from schemas.errors import CorpusError
+from schemas.records import Reject
+from schemas.repository import open_version, read_manifest, split_path_at_version
+from schemas.storage import parse_location
+
+_SPECS = {s.path: s for s in S.ARRAYS + S.OPTIONAL_ARRAYS}
+
+
+def array_spec(path_or_leaf: str) -> S.ArraySpec:
+    """The ``schemas.store`` spec of an array by its path (``"views/keypoints_2d"``) or its last
+    component (``"keypoints_2d"``, also the attribute name on ``SequenceData`` / ``ViewData``)."""
+    if path_or_leaf in _SPECS:
+        return _SPECS[path_or_leaf]
+    for s in _SPECS.values():
+        if s.leaf == path_or_leaf:
+            return s
+    raise KeyError(path_or_leaf)
+
+
+class CorpusReader:
+    """A read-only view of one corpus version.
+
+    Manifests as Arrow tables: ``sequences``, ``views``, ``rejects`` (``schemas.manifests``).
+    """
+
+    def __init__(self, path: Path | str, version_id: str, root: zarr.Group, session: icechunk.Session):
+        self.path = path
+        self.version_id = version_id
+        self._root = root
+        self._session = session  # keep the session (and its store) alive
+        attrs = dict(root.attrs)
+        if attrs.get(S.ATTR_FORMAT) != S.STORE_FORMAT:
+            raise CorpusError(f"{path}@{version_id}: not a corpus version "
+                              f"(store format {attrs.get(S.ATTR_FORMAT)!r}, expected {S.STORE_FORMAT!r})")
+        self.fps = float(attrs[S.ATTR_FPS])
+        self.joint_set = str(attrs[S.ATTR_JOINT_SET])
+        self.build_info = dict(attrs.get(S.ATTR_BUILD_INFO) or {})
+        self._handles: dict[str, zarr.Array] = {}
+        self.num_joints = int(self.array(S.JOINTS_WORLD).shape[1])
+        self.optional_arrays = tuple(s for s in S.OPTIONAL_ARRAYS if _has_array(root, s.path))
+        self.sequences = read_manifest(root, "sequences")
+        self.views = read_manifest(root, "views")
+        self.rejects = read_manifest(root, "rejects")
+        self._seq_off = self.sequences.column("offset").to_numpy()
+        self._seq_len = self.sequences.column("n_frames").to_numpy()
+        self._seq_by_key = {k: i for i, k in enumerate(self.sequences.column("key").to_pylist())}
+        self._seq_by_id = {int(s): i for i, s in enumerate(self.sequences.column("sequence_id").to_numpy())}
+        self._view_off = self.views.column("offset").to_numpy()
+        self._view_len = self.views.column("n_frames").to_numpy()
+        self._view_seq = self.views.column("sequence_id").to_numpy()
+        self._view_by_id = {int(v): i for i, v in enumerate(self.views.column("view_id").to_numpy())}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, version: str | None = None) -> "CorpusReader":
+        """Open ``version`` (tag | branch | snapshot id; None = tip of main); CorpusError if missing."""
+        path = parse_location(path)
+        snap, root, session = open_version(path, version)
+        return cls(path, snap, root, session)
+
+    def __reduce__(self):
+        return (CorpusReader.open, (str(self.path), self.version_id))
+
+    def __repr__(self) -> str:
+        return (f"CorpusReader({str(self.path)!r}, version={self.version_id!r}, "
+                f"sequences={self.sequences.num_rows}, views={self.views.num_rows})")
+
+    @property
+    def spec(self) -> str:
+        """``"PATH@SNAPSHOT"``: this exact version, as the trainer's corpus arguments spell it."""
+        return f"{self.path}@{self.version_id}"
+
+    # -- arrays ------------------------------------------------------------------------------------
+    def array(self, spec: S.ArraySpec) -> zarr.Array:
+        """A read-only handle on the array described by ``spec``."""
+        h = self._handles.get(spec.path)
+        if h is None:
+            h = self._handles[spec.path] = self._root[spec.path]
+        return h
+
+    def read_sequence(self, key_or_id: str | int) -> dict[str, np.ndarray]:
+        """All per-sequence-frame arrays of one sequence: ``{"joints_world": (T, J, 3)}``, plus the optional
+        arrays this version holds (``"joints_world_32": (T, 32, 3)``)."""
+        i = self._seq_index(key_or_id)
+        a, n = int(self._seq_off[i]), int(self._seq_len[i])
+        return {s.leaf: self.array(s)[a:a + n] for s in S.ARRAYS + self.optional_arrays
+                if s.per == "sequence_frame"}
+
+    def read_view(self, view_id: int, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Frames ``start:stop`` of one view: keypoints_2d (T, J, 2), joints_cam (T, J, 3), in_view (T, J)."""
+        i = self._view_index(view_id)
+        n = int(self._view_len[i])
+        start, stop, _ = slice(start, stop).indices(n)  # same clipping as slicing the view's frames
+        stop = max(start, stop)
+        a = int(self._view_off[i])
+        return {s.leaf: self.array(s)[a + start:a + stop] for s in S.ARRAYS if s.per == "view_frame"}
+
+    def camera(self, view_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Intrinsics (11,) float64 and world-to-camera extrinsics (3, 4) float64 of one view."""
+        self._view_index(view_id)
+        return self.array(S.INTRINSICS)[int(view_id)], self.array(S.EXTRINSICS)[int(view_id)]
+
+    # -- manifest rows -----------------------------------------------------------------------------
+    def has_sequence(self, key_or_id: str | int) -> bool:
+        table = self._seq_by_key if isinstance(key_or_id, str) else self._seq_by_id
+        return (key_or_id if isinstance(key_or_id, str) else int(key_or_id)) in table
+
+    def sequence_row(self, key_or_id: str | int) -> dict:
+        """The ``sequences`` manifest row of one sequence (by key or sequence_id); KeyError if absent."""
+        return self.sequences.slice(self._seq_index(key_or_id), 1).to_pylist()[0]
+
+    def view_rows(self, key_or_id: str | int) -> list[dict]:
+        """The ``views`` manifest rows of one sequence, in view_id order."""
+        sid = self.sequence_row(key_or_id)["sequence_id"]
+        idx = np.flatnonzero(self._view_seq == sid)
+        return self.views.take(pa.array(idx)).to_pylist() if len(idx) else []
+
+    def reject_records(self) -> list[Reject]:
+        """Every source this version could not turn into a sequence, as build reports list them."""
+        return [Reject(r["source_path"], r["reason"], r["kind"] or "input", r["source_sha256"] or "")
+                for r in self.rejects.to_pylist()]
+
+    def source_index(self) -> dict[str, list[dict]]:
+        """source_path -> its sequences' ``{"key", "source_sha256", "config_hash"}`` (rebuild planning)."""
+        out: dict[str, list[dict]] = {}
+        for row in self.sequences.select(["key", "source_path", "source_sha256", "config_hash"]).to_pylist():
+            out.setdefault(row.pop("source_path"), []).append(row)
+        return out
+
+    def source_paths(self) -> set[str]:
+        """Every source file this version accounts for, as a sequence or as a reject."""
+        return set(self.sequences.column("source_path").to_pylist()) | set(self.rejects.column("source_path").to_pylist())
+
+    # -- statistics --------------------------------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        """Sequence frames over all sequences."""
+        return int(self._seq_len.sum()) if len(self._seq_len) else 0
+
+    def in_view_fraction(self) -> float:
+        """Frames with every joint in view, over all view frames (from the views manifest)."""
+        frames = self._view_len.astype(np.int64)
+        if not frames.sum():
+            return 1.0
+        frac = np.asarray(self.views.column("in_view_fraction").to_pylist(), dtype=np.float64)
+        return float((frames * frac).sum() / frames.sum())
+
+    def n_flagged_views(self) -> int:
+        """Views that leave some joint out of view in some frame."""
+        frac = np.asarray(self.views.column("in_view_fraction").to_pylist(), dtype=np.float64)
+        return int((frac < 1.0).sum())
+
+    def out_of_view_fraction(self) -> float:
+        """2D joints outside the image over every view frame (read a few chunks at a time)."""
+        arr = self.array(S.IN_VIEW)
+        n = arr.shape[0]
+        if n == 0:
+            return 0.0
+        step = arr.chunks[0] * 8
+        out = sum(int((~np.asarray(arr[a:min(n, a + step)])).sum()) for a in range(0, n, step))
+        return out / (n * arr.shape[1])
+
+    # -- lookups -----------------------------------------------------------------------------------
+    def _seq_index(self, key_or_id) -> int:
+        if isinstance(key_or_id, str):
+            i = self._seq_by_key.get(key_or_id)
+        else:
+            i = self._seq_by_id.get(int(key_or_id))
+        if i is None:
+            raise KeyError(f"{self.path}@{self.version_id}: no sequence {key_or_id!r}")
+        return i
+
+    def _view_index(self, view_id) -> int:
+        i = self._view_by_id.get(int(view_id))
+        if i is None:
+            raise KeyError(f"{self.path}@{self.version_id}: no view {view_id!r}")
+        return i
+
+
+def _has_array(group: zarr.Group, path: str) -> bool:
+    try:
+        return isinstance(group[path], zarr.Array)
+    except (KeyError, FileNotFoundError):
+        return False
+
+
+def open_corpus(path_at_version: str | os.PathLike) -> CorpusReader:
+    """Open ``"PATH@VERSION"`` or ``"PATH"`` (tip of main); see ``split_path_at_version``."""
+    return CorpusReader.open(*split_path_at_version(path_at_version))
