@@ -13,7 +13,6 @@ are listed but never read, so an object array there is inert.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
@@ -25,7 +24,7 @@ from typing import Iterator
 import numpy as np
 import numpy.lib.format as npformat
 
-from pipelines.hashing import sha256_file  # noqa: F401 - part of this module's API
+from pipelines.hashing import sha256_bytes
 from pipelines.safe_files import open_zip, read_regular
 from pipelines.safe_pickle import check_dtype
 from schemas.errors import AmassFormatError, InputError
@@ -193,7 +192,7 @@ def _open_archive(path: Path) -> tuple[_Archive, str]:
     data = read_regular(path, MAX_FILE_BYTES, AmassFormatError)
     if not data:
         raise AmassFormatError(path, "empty file")
-    sha = hashlib.sha256(data).hexdigest()
+    sha = sha256_bytes(data)
     if not data.startswith(b"PK"):
         kind = "a pickle" if data[:1] == b"\x80" else ("a bare .npy array" if data.startswith(b"\x93NUMPY") else "unknown bytes")
         raise AmassFormatError(path, f"not an .npz (zip) archive: starts like {kind}")

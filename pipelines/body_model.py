@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
-from pipelines.safe_files import check_regular, sha256_regular
+from pipelines.hashing import sha256_file
+from pipelines.safe_files import check_regular
 from pipelines.safe_pickle import safe_load_npy, safe_load_npz, safe_load_pickle, sparse_from_parts
 from schemas.errors import BodyModelError, InputError, RegressorError
 from schemas.skeletons import H36M_17, SMPLH_52, Skeleton
@@ -72,10 +73,6 @@ class BodyModel:
             b = np.asarray(betas, dtype=np.float64)
             v = v + self.shapedirs[:, :, : len(b)] @ b
         return np.asarray(self.J_regressor @ v)
-
-
-def _sha256(*paths) -> str:
-    return sha256_regular(*paths, error=BodyModelError)  # regular files only
 
 
 def _read_arrays(path: str, error: type[InputError], keys=None) -> dict:
@@ -214,7 +211,7 @@ def load_body_model(path, dmpl_path=None, gender: str | None = None) -> BodyMode
     return BodyModel(
         model_type=model_type, gender=gender, v_template=v_template, shapedirs=shapedirs, posedirs=posedirs,
         J_regressor=jreg, weights=weights, parents=parents, faces=faces, dmpldirs=dmpldirs,
-        sha256=_sha256(*files),
+        sha256=sha256_file(*files, error=BodyModelError),
     )
 
 

@@ -1,4 +1,8 @@
-"""Content hashes: of files (source identity) and of JSON-able settings (config identity)."""
+"""Content hashes, one function per job: the bytes of files (source identity), JSON-able settings
+(config identity) and a corpus version's data (content identity, independent of version ids).
+
+Every sha256 the project records comes from here; nothing else calls ``hashlib`` on files.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,53 @@ import hashlib
 import json
 import os
 
+import numpy as np
 
-def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """Hex SHA-256 of a regular file's bytes, read in 1 MiB blocks.
+from pipelines.safe_files import open_regular
+from schemas.errors import InputError
+from schemas.store import ARRAYS
 
-    Raises :class:`~schemas.errors.InputError` for anything but a regular file (a FIFO or a symlink
-    to ``/dev/zero`` would block or never end), without opening it.
+
+def sha256_file(*paths: str | os.PathLike, error: type[InputError] = InputError, block: int = 1 << 20) -> str:
+    """Hex SHA-256 of the bytes of one regular file (or of several, concatenated), read in 1 MiB blocks.
+
+    Anything but a regular file (a FIFO or a symlink to ``/dev/zero`` would block or never end)
+    raises ``error`` naming it, without being read.
     """
-    from pipelines.safe_files import sha256_regular
+    h = hashlib.sha256()
+    for path in paths:
+        with open_regular(path, error) as fh:
+            for chunk in iter(lambda: fh.read(block), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
-    return sha256_regular(path, block=block)
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of bytes already in memory (a file read once, then parsed from that copy)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def json_hash(obj, length: int = 16) -> str:
     """Short hex SHA-256 of ``obj`` as canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+def corpus_checksums(reader) -> dict[str, str]:
+    """sha256 per manifest (as rows) and per array (dtype, shape and bytes, read chunk by chunk).
+
+    Public on purpose: two versions (a rebuild, a version after ``gc``, a build on a cluster) hold
+    the same data exactly when their checksums are equal; the tests and the reliability report use it.
+    ``reader``: a :class:`schemas.reader.CorpusReader`.
+    """
+    sums = {}
+    for name in ("sequences", "views", "rejects"):
+        table = getattr(reader, name)
+        sums[f"manifest:{name}"] = hashlib.sha256(repr(table.to_pylist()).encode()).hexdigest()
+    for spec in ARRAYS:
+        arr = reader.array(spec)
+        h = hashlib.sha256(f"{arr.dtype}{arr.shape}".encode())
+        step = max(1, arr.chunks[0])
+        for a in range(0, arr.shape[0], step):
+            h.update(np.ascontiguousarray(arr[a:a + step]).tobytes())
+        sums[f"array:{spec.path}"] = h.hexdigest()
+    return sums

@@ -3,7 +3,8 @@
 A path named ``*_poses.npz`` can be a symlink to ``/dev/zero`` (reads never end), a FIFO (an open
 blocks forever) or a socket. :func:`check_regular` decides from ``stat`` alone, without opening the
 file; :func:`open_regular` then opens non-blocking and re-checks the opened descriptor, so a path
-swapped between the check and the open is refused too. Hashes are computed only through here.
+swapped between the check and the open is refused too. File hashes read through :func:`open_regular`
+(:func:`pipelines.hashing.sha256_file`).
 
 :class:`Limits` holds the budgets every reader of untrusted arrays applies *before* allocating:
 bytes per array and per file (decompressed, object arrays counted at 8 bytes an element), pickle
@@ -13,7 +14,6 @@ opcodes and memo indices, nesting depth and container elements.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import struct
@@ -132,12 +132,3 @@ def open_zip(fh: BinaryIO, path, error: type[InputError] = InputError, limits: L
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
         raise error(path, f"not a readable .npz (zip) file: {str(exc)[:200]}") from None
 
-
-def sha256_regular(*paths: str | os.PathLike, error: type[InputError] = InputError, block: int = 1 << 20) -> str:
-    """Hex SHA-256 of the concatenated bytes of regular files (special files raise ``error``)."""
-    h = hashlib.sha256()
-    for path in paths:
-        with open_regular(path, error) as fh:
-            for chunk in iter(lambda: fh.read(block), b""):
-                h.update(chunk)
-    return h.hexdigest()

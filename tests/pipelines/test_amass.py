@@ -12,7 +12,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipelines.amass import MotionSequence, SourceFile, inspect_amass, iter_amass, read_amass, sha256_file
+from pipelines.amass import MotionSequence, SourceFile, inspect_amass, iter_amass, read_amass
+from pipelines.hashing import sha256_file
 from schemas.errors import AmassFormatError, InputError
 
 T = 7

@@ -76,7 +76,7 @@ def test_noop_rebuild_commits_nothing_and_one_changed_file_recomputes_one(inputs
     assert touched and {k.split("#")[0] for k in touched} == {k.split("#")[0] for k in victim_keys}
     assert validate_corpus(corpus) == []
     # the incremental result is exactly what a fresh build of the same inputs writes
-    from pipelines.checksums import corpus_checksums
+    from pipelines.hashing import corpus_checksums
 
     build_amass(_cfg(root, tmp_path / "fresh"))
     assert corpus_checksums(CorpusReader.open(corpus)) == corpus_checksums(CorpusReader.open(tmp_path / "fresh"))

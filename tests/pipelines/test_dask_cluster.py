@@ -59,7 +59,7 @@ def _build_cmd(inputs: Path, corpus: str, *extra: str) -> list[str]:
 def test_killed_worker_on_a_real_cluster_build_equals_local_build(tmp_path, monkeypatch):
     from distributed import Client
 
-    from pipelines.checksums import corpus_checksums
+    from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
     from tests.reliability.harness import make_inputs
 

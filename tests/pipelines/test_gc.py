@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from typer.testing import CliRunner
 
-from pipelines.checksums import corpus_checksums
+from pipelines.hashing import corpus_checksums
 from pipelines.cli import app
 from schemas.reader import CorpusReader
 from pipelines.writer import CorpusWriter

@@ -305,7 +305,7 @@ def kill_delays(duration_s: float, n: int, rng: np.random.Generator) -> list[flo
 def check_visible_versions(corpus: Path, reference: dict) -> tuple[bool, int]:
     """(repository opens, number of visible versions that are half-written). Only one build ever ran
     into ``corpus``, so every visible version (branch history and tags) must validate and equal it."""
-    from pipelines.checksums import corpus_checksums
+    from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
     from schemas.repository import open_repository
     from pipelines.versions import list_versions
@@ -337,7 +337,7 @@ def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | Non
     sequence reached the writer), check what is visible, rerun it, compare with ``reference`` array by
     array and manifest by manifest."""
     from pipelines.build import build_amass
-    from pipelines.checksums import corpus_checksums
+    from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
     from pipelines.versions import store_bytes
 
@@ -413,7 +413,7 @@ def run_kill_trials(root: Path, work: Path, reference: dict, n_random: int, seed
                     per_phase: int | None = None) -> KillTrials:
     """The kill plan against fresh corpora under ``work``; then ``mocap-corpus gc`` on each one; bytes
     on disk compared with one uninterrupted build under the same settings (before and after gc)."""
-    from pipelines.checksums import corpus_checksums
+    from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
     from pipelines.versions import store_bytes
 
@@ -500,7 +500,7 @@ def concurrent_builds(root: Path, corpus: Path) -> ConcurrentOutcome:
     import threading
 
     from pipelines.build import build_amass
-    from pipelines.checksums import corpus_checksums
+    from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
     from pipelines.versions import list_versions
     from schemas.validate import validate_corpus
@@ -566,7 +566,7 @@ def writer_rounds(corpus: Path, writers: int = 3, rounds: int = 5) -> RoundsOutc
     commits), while a reader pinned to the version before them keeps re-reading it."""
     import threading
 
-    from pipelines.checksums import corpus_checksums
+    from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
     from pipelines.writer import CorpusWriter
     from pipelines.versions import list_versions

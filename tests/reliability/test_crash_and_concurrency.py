@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.build import build_amass
-from pipelines.checksums import corpus_checksums
+from pipelines.hashing import corpus_checksums
 from schemas.reader import CorpusReader
 from tests.reliability.harness import (TRIAL_TAG, build_config, checkpoint_kill_trial,
                                        concurrent_builds, final_weights, killed_worker_build, make_inputs,
