@@ -1,0 +1,147 @@
+"""``.npy`` / ``.npz`` containers from untrusted files: every size checked before anything is allocated.
+
+Each member's header (dtype, shape) is checked before its data is read: no objects where numbers
+are expected, no zero-size or sub-array dtypes, no fields outside their item, a declared size within
+the member's real size and the budgets of :class:`~pipelines.safe_files.Limits`. A zip's entry count
+and each member's decompressed size come from its directory and are checked before inflating.
+Object arrays (VideoPose3D's files) go through :func:`~pipelines.safe_pickle.loads.safe_loads`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from typing import BinaryIO
+
+import numpy as np
+
+from pipelines.safe_files import DEFAULT_LIMITS, Limits, open_regular, open_zip
+from pipelines.safe_pickle.loads import safe_loads
+from schemas.errors import InputError
+
+
+def _read_header(fh: BinaryIO, path, key: str):
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(fh, max_header_size=10_000)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = fmt.read_array_header_2_0(fh, max_header_size=10_000)
+    else:
+        raise InputError(path, f"array {key!r}: unsupported .npy version {version}")
+    return shape, fortran, dtype
+
+
+def check_dtype(dtype: np.dtype, path, key: str, allow_object: bool) -> None:
+    """Refuse zero-itemsize dtypes, objects where none are expected, and fields outside their item."""
+    if dtype.hasobject and not allow_object:
+        raise InputError(path, f"array {key!r} holds Python objects (dtype {dtype}) where only numbers are expected")
+    if dtype.itemsize == 0:
+        raise InputError(path, f"array {key!r} has the zero-size dtype {dtype}; refused")
+    if dtype.subdtype is not None:
+        raise InputError(path, f"array {key!r} has a sub-array dtype {dtype}; refused")
+    for name, spec in (dtype.fields or {}).items():
+        if spec[1] < 0 or spec[1] + spec[0].itemsize > dtype.itemsize:
+            raise InputError(path, f"array {key!r}: field {name!r} does not fit its {dtype.itemsize}-byte item")
+
+
+def _read_npy_member(fh: BinaryIO, path: str, key: str, available: int, limits: Limits,
+                     allow_object: bool) -> tuple[np.ndarray, int]:
+    """One ``.npy`` from ``fh`` holding ``available`` bytes (from the zip directory or the file size).
+
+    Every size is checked from the header before anything is allocated. Returns (array, bytes held).
+    """
+    shape, fortran, dtype = _read_header(fh, path, key)
+    check_dtype(dtype, path, key, allow_object)
+    body = available - fh.tell()
+    if len(shape) > limits.max_dims or any(s < 0 for s in shape):
+        raise InputError(path, f"array {key!r} has an invalid shape {str(shape)[:80]}")
+    count = math.prod(shape)
+    if dtype.hasobject:  # the body is a pickle of the whole array
+        if body > limits.max_array_bytes or count * 8 > limits.max_array_bytes:
+            raise InputError(path, f"object array {key!r} ({body} bytes, shape {shape}) is over the "
+                                   f"{limits.max_array_bytes}-byte limit")
+        arr = safe_loads(fh.read(body), f"{path}[{key}]", limits, allow_object=True)
+        if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
+            raise InputError(path, f"array {key!r}: object payload is not an array of shape {shape}")
+        return arr, max(body, count * 8)
+    nbytes = count * dtype.itemsize
+    if nbytes > limits.max_array_bytes:
+        raise InputError(path, f"array {key!r} declares {nbytes} bytes (shape {shape}, {dtype}); "
+                               f"over the {limits.max_array_bytes}-byte limit")
+    if nbytes > body:
+        raise InputError(path, f"array {key!r} declares {nbytes} bytes (shape {shape}) but holds only {body}")
+    buf = bytearray(nbytes)
+    got = fh.readinto(memoryview(buf)) if nbytes else 0
+    while nbytes and got < nbytes:  # zip streams may return short reads
+        n = fh.readinto(memoryview(buf)[got:])
+        if not n:
+            break
+        got += n
+    if got != nbytes:
+        raise InputError(path, f"array {key!r} is truncated ({got} of {nbytes} bytes)")
+    arr = np.frombuffer(buf, dtype=dtype, count=count)
+    return arr.reshape(shape, order="F" if fortran else "C"), nbytes
+
+
+def safe_load_npy(path: str | os.PathLike, max_bytes: int | None = None, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """Read one ``.npy`` (a regular file) with its declared size checked before allocation; object arrays are refused."""
+    path = os.fspath(path)
+    if max_bytes is not None:
+        limits = limits.replace(max_array_bytes=max_bytes)
+    try:
+        with open_regular(path) as fh:
+            if fh.read(6) != b"\x93NUMPY":
+                raise InputError(path, "not a .npy file (bad magic)")
+            fh.seek(0)
+            size = os.fstat(fh.fileno()).st_size
+            return _read_npy_member(fh, path, os.path.basename(path), size, limits, allow_object=False)[0]
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError, SyntaxError, TypeError, OverflowError) as exc:
+        raise InputError(path, f"unreadable .npy: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def safe_load_npz(path: str | os.PathLike, max_member_bytes: int | None = None, *, keys=None,
+                  allow_object: bool = True, limits: Limits = DEFAULT_LIMITS) -> dict[str, np.ndarray]:
+    """Read the arrays of an ``.npz`` (a regular file); object arrays go through the restricted unpickler.
+
+    ``keys``: read only these members (others are listed but never inflated). Each member's
+    decompressed size is taken from the zip directory and checked, with the running total for the
+    file, before it is inflated (zipfile never inflates past the directory's size). Object members
+    are refused unless ``allow_object``. Raises :class:`InputError` (or :class:`UnsafePickleError`)
+    naming the file for anything malformed.
+    """
+    path = os.fspath(path)
+    if max_member_bytes is not None:
+        limits = limits.replace(max_array_bytes=max_member_bytes)
+    out: dict[str, np.ndarray] = {}
+    total = 0
+    with open_regular(path) as raw:
+        zf = open_zip(raw, path, InputError, limits)
+        with zf:
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if keys is not None and key not in keys:
+                    continue
+                # +header room: the budget is about data, a .npy header is at most a few KB
+                if info.file_size > limits.max_array_bytes + 65536:
+                    raise InputError(path, f"array {key!r} inflates to {info.file_size} bytes, over the "
+                                           f"{limits.max_array_bytes}-byte limit (checked before inflating)")
+                if total + info.file_size > limits.max_file_bytes + 65536:
+                    raise InputError(path, f"arrays inflate to more than the {limits.max_file_bytes}-byte limit "
+                                           f"for one file (checked before inflating {key!r})")
+                try:
+                    with zf.open(info) as fh:
+                        out[key], held = _read_npy_member(fh, path, key, info.file_size, limits, allow_object)
+                except InputError:
+                    raise
+                except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, TypeError,
+                        SyntaxError, OverflowError, NotImplementedError, RuntimeError, MemoryError) as exc:
+                    raise InputError(path, f"array {key!r} is unreadable: {type(exc).__name__}: "
+                                           f"{str(exc)[:200]}") from None
+                total += max(held, info.file_size)
+                if total > limits.max_file_bytes + 65536:
+                    raise InputError(path, f"arrays take more than the {limits.max_file_bytes}-byte limit for one file")
+    return out
