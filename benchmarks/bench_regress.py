@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from pipelines.body_model import load_body_models, load_regressor, model_density, resolve_regressor_order  # noqa: E402
+from pipelines.body_model import load_body_models, load_regressor, model_density  # noqa: E402
+from pipelines.regressor_order import resolve_regressor_order  # noqa: E402
 from pipelines.regress import JointRegressor, reference_joints, smplx_forward_joints, smplx_reference_model  # noqa: E402
 from pipelines.synthetic.body_model import write_body_model_tree  # noqa: E402
 

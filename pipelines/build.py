@@ -176,7 +176,8 @@ def resolved_regressor(path: str, body_models: str, order: str = "auto"):
 
 @functools.lru_cache(maxsize=4)
 def _resolved_regressor(path: str, body_models: str, order: str, stamp):
-    from pipelines.body_model import load_regressor, resolve_regressor_order
+    from pipelines.body_model import load_regressor
+    from pipelines.regressor_order import resolve_regressor_order
 
     return resolve_regressor_order(load_regressor(path), all_body_models(body_models), order=order, path=path,
                                    sha256=sha256_file(path))

@@ -114,7 +114,7 @@ _ORDER_HELP = ("auto: check the regressor's left/right rows on the body model's 
 
 
 def _check_order(order: str) -> None:
-    from pipelines.body_model import REGRESSOR_ORDERS
+    from pipelines.regressor_order import REGRESSOR_ORDERS
     from schemas.errors import ConfigError
 
     if order not in REGRESSOR_ORDERS:

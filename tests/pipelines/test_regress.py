@@ -7,7 +7,8 @@ import pytest
 import scipy.sparse
 import torch
 
-from pipelines.body_model import check_regressor_sides, load_body_models, load_regressor, resolve_regressor_order
+from pipelines.body_model import load_body_models, load_regressor
+from pipelines.regressor_order import check_regressor_sides, resolve_regressor_order
 from pipelines.regress import JointRegressor, reference_joints, regress_joints, rodrigues
 from pipelines.synthetic.body_model import write_body_model_tree
 from schemas.skeletons import H36M_17
