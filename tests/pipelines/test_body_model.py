@@ -13,7 +13,8 @@ import scipy.sparse
 
 from pipelines.body_model import load_body_model, load_body_models, load_regressor
 from pipelines.regressor_order import check_regressor_sides
-from pipelines.synthetic.body_model import h36m_regressor, make_body_model, write_body_model_tree
+from pipelines.synthetic.body_model import make_body_model, write_body_model_tree
+from pipelines.synthetic.h36m_regressor import h36m_regressor
 from schemas.errors import BodyModelError, RegressorError
 from schemas.skeletons import SMPLH_52
 
