@@ -5,8 +5,9 @@ Every camera is expressed in ONE internal convention:
 * world frame: z-up, metres, floor at z = 0 (as AMASS and Human3.6M);
 * camera frame: x right, y down, z forward (optical axis), metres;
 * ``X_cam = R @ X_world + t`` (``R`` world-to-camera, ``t`` in metres);
-* pixels through the projection model of ``pipelines.cameras.project`` (VideoPose3D's
-  re-implementation of the Human3.6M model: radial k1..k3, tangential p1 p2, clamp at |x/z| <= 1).
+* pixels through VideoPose3D's re-implementation of the Human3.6M projection model (radial k1..k3,
+  tangential p1 p2, clamp at |x/z| <= 1), run in numpy by ``pipelines.cameras`` and in torch by
+  ``uplift.camera``.
 
 The published figures are carried below as literals (facts, copied from the VideoPose3D H36M table
 and the MPI-INF-3DHP training ``camera.calibration`` values); the conversions into the internal
@@ -83,16 +84,6 @@ def quaternion_to_matrix(q) -> np.ndarray:
         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
         [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
     ])
-
-
-def camera_from_vectors(rig: str, id: str, subject: str, intrinsics, extrinsics) -> Camera:
-    """Camera from the stored vectors: ``intrinsics`` (11,) and ``extrinsics`` (3, 4) ``[R | t]`` (metres)."""
-    k = np.asarray(intrinsics, dtype=np.float64).reshape(11)
-    e = np.asarray(extrinsics, dtype=np.float64).reshape(3, 4)
-    return Camera(rig=rig, id=str(id), subject=subject, res_w=int(round(k[9])), res_h=int(round(k[10])),
-                  fx=float(k[0]), fy=float(k[1]), cx=float(k[2]), cy=float(k[3]),
-                  k=(float(k[4]), float(k[5]), float(k[6])), p=(float(k[7]), float(k[8])),
-                  R=_tuple3x3(e[:, :3]), t=_tuple3(e[:, 3]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,8 +206,6 @@ def h36m_rig(subject: str) -> list[Camera]:
 # MPI-INF-3DHP training cameras (camera.calibration values). World y-up, millimetres, no distortion.
 
 MPI_INF_3DHP_RES = (2048, 2048)
-# The official loaders commonly use only these (chest-height) cameras.
-MPI_INF_3DHP_CHEST_CAMERAS = (0, 1, 2, 4, 5, 6, 7, 8)
 # X_zup = Y_UP_TO_Z_UP @ X_yup: (x, y, z) -> (x, -z, y), a proper rotation (+90 degrees about x).
 Y_UP_TO_Z_UP = ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0))
 

@@ -48,9 +48,3 @@ REJECTS = pa.schema([
 MANIFESTS = {"sequences": SEQUENCES, "views": VIEWS, "rejects": REJECTS}
 
 SPLITS = ("train", "val", "test")
-H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
-H36M_TEST_SUBJECTS = ("S9", "S11")
-
-
-def empty_table(name: str) -> pa.Table:
-    return MANIFESTS[name].empty_table()

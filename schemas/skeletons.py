@@ -94,10 +94,5 @@ SMPLH_52 = Skeleton(
     right=_mirror_pairs(_SMPLH_NAMES)[1],
 )
 
-SMPLH_NUM_BODY_JOINTS = 21  # excluding the root
-SMPLH_NUM_HAND_JOINTS = 15  # per hand
 SMPLH_POSE_DIM = 3 * 52  # 156: root 3, body 63, hands 90
 NUM_DMPLS = 8
-NUM_POSEDIRS_SMPLH = 9 * 51  # 459
-
-SKELETONS = {s.name: s for s in (H36M_17, SMPLH_52)}

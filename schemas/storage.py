@@ -10,7 +10,9 @@ S3-compatible endpoint (MinIO, Ceph, a test server) from ``MOCAP_CORPUS_S3_ENDPO
 ``--s3-endpoint`` sets it), else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``. With a custom endpoint
 requests use path-style addressing and plain ``http://`` is allowed.
 
-Lives in ``schemas`` because ``schemas.validate`` opens corpora too and imports no other package.
+Lives in ``schemas``, the bottom package that holds the read side of a corpus: ``schemas.repository``
+(the one repository opener) and ``schemas.reader`` resolve locations here, so the writer in
+``pipelines``, the trainer in ``uplift`` and the entry points all spell a corpus the same way.
 """
 
 from __future__ import annotations

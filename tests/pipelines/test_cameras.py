@@ -11,8 +11,8 @@ import pytest
 from pipelines.cameras import (camera_to_world, cameras_to_arrays, denormalize_pixels, in_image,
                                normalize_pixels, parse_3dhp_calibration, project, undistort_points,
                                world_to_camera)
-from schemas.cameras import (H36M_CAMERA_IDS, H36M_SUBJECTS, camera_from_vectors, h36m_camera, h36m_rig,
-                             mpi_inf_3dhp_camera, mpi_inf_3dhp_rig)
+from schemas.cameras import (H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, h36m_camera, h36m_rig, mpi_inf_3dhp_camera,
+                             mpi_inf_3dhp_rig)
 from schemas.errors import CameraError, InputError
 
 REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
@@ -30,8 +30,8 @@ def _all_cameras():
 
 
 def _toy_camera(k=(0.1, 0.01, 0.0), p=(0.01, 0.02)):
-    intr = [1000.0, 1000.0, 500.0, 500.0, *k, *p, 1000, 1000]
-    return camera_from_vectors("h36m", "toy", "", intr, np.hstack([np.eye(3), np.zeros((3, 1))]))
+    return Camera(rig="h36m", id="toy", subject="", res_w=1000, res_h=1000, fx=1000.0, fy=1000.0, cx=500.0, cy=500.0,
+                  k=tuple(k), p=tuple(p), R=tuple(map(tuple, np.eye(3))), t=(0.0, 0.0, 0.0))
 
 
 def _qrot(q, v):
@@ -129,9 +129,14 @@ def test_3dhp_point_in_front_of_camera_0_lands_on_the_same_pixel():
 
 
 def test_intrinsics_and_extrinsics_vectors_round_trip():
+    # the stored vectors are all the camera model uses: the model run on them equals the model run on the Camera
+    # (camera_from_vectors, which rebuilt a Camera from them, was used only by tests and is gone)
     cam = h36m_camera("S11", 3)
-    back = camera_from_vectors(cam.rig, cam.id, cam.subject, cam.intrinsics_vector(), cam.extrinsics_matrix())
-    assert back == cam
+    X = cam.centre() + np.array([[0.3, -0.2, 0.1], [-0.5, 0.4, 0.2]]) + 3.0 * cam.optical_axis()
+    Xc = world_to_camera(X, cam.extrinsics_matrix())
+    np.testing.assert_array_equal(Xc, world_to_camera(X, cam))
+    np.testing.assert_array_equal(project(Xc, cam.intrinsics_vector()), project(Xc, cam))
+    np.testing.assert_array_equal(cam.extrinsics_matrix(), np.hstack([np.asarray(cam.R), np.asarray(cam.t)[:, None]]))
     v = cam.intrinsics_vector()
     assert v.shape == (11,) and v[0] == cam.fx and v[4] == cam.k[0] and v[8] == cam.p[1] and v[10] == cam.res_h
 

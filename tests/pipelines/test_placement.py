@@ -10,7 +10,7 @@ import pytest
 from pipelines.cameras import in_image, normalize_pixels, project
 from pipelines.placement import PlacedSegment, place_and_project
 from schemas.cameras import capture_volume_centre
-from schemas.cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, camera_from_vectors, h36m_rig
+from schemas.cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, h36m_rig
 from schemas.errors import ConfigError
 
 # A 17-joint stick figure (H36M order): (lateral, forward, height) in metres, facing +forward.
@@ -60,12 +60,12 @@ def _check_segment(seg: PlacedSegment, source: np.ndarray, k: int):
         assert v.in_view.shape == (n, 17) and v.in_view.dtype == bool
         assert v.intrinsics.shape == (11,) and v.extrinsics.shape == (3, 4)
         # recompute the view from the stored camera vectors, independently of the placement code path
-        cam = camera_from_vectors(v.rig, v.camera_id, v.rig_subject, v.intrinsics, v.extrinsics)
         R, t = v.extrinsics[:, :3], v.extrinsics[:, 3]
+        res_w, res_h = v.intrinsics[9], v.intrinsics[10]
         np.testing.assert_allclose(v.joints_cam, placed @ R.T + t, atol=1e-4)
-        px = project(placed @ R.T + t, cam)
-        np.testing.assert_allclose(v.keypoints_2d, normalize_pixels(px, cam.res_w, cam.res_h), atol=1e-5)
-        np.testing.assert_array_equal(v.in_view, in_image(px, cam.res_w, cam.res_h, placed @ R.T + t))
+        px = project(placed @ R.T + t, v.intrinsics)
+        np.testing.assert_allclose(v.keypoints_2d, normalize_pixels(px, res_w, res_h), atol=1e-5)
+        np.testing.assert_array_equal(v.in_view, in_image(px, res_w, res_h, placed @ R.T + t))
 
 
 def _covers(segments, T):
@@ -187,8 +187,8 @@ def _look_at(centre, target):
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
     R = np.stack([x, y, z])
-    intr = [1000, 1000, 500, 500, 0, 0, 0, 0, 0, 1000, 1000]
-    return camera_from_vectors("h36m", "x", "", intr, np.hstack([R, (-R @ centre)[:, None]]))
+    return Camera(rig="h36m", id="x", subject="", res_w=1000, res_h=1000, fx=1000.0, fy=1000.0, cx=500.0, cy=500.0,
+                  k=(0.0, 0.0, 0.0), p=(0.0, 0.0), R=tuple(map(tuple, R)), t=tuple(-R @ centre))
 
 
 def test_capture_volume_centre():
