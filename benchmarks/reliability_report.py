@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 
 import numpy as np  # noqa: E402
 
-from pipelines.synthetic.malformed import WRITERS, mutations  # noqa: E402
+from benchmarks.harness.malformed import WRITERS, mutations  # noqa: E402
 from tests.reliability import harness  # noqa: E402
 
 

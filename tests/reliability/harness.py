@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.synthetic.malformed import WRITERS
+from benchmarks.harness.malformed import WRITERS
 from schemas.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]

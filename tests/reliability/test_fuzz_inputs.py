@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.synthetic.malformed import DEEP_BODY_MODEL_MUTATIONS, FILE_MUTATIONS, MUTATIONS, WRITERS, mutations
+from benchmarks.harness.malformed import DEEP_BODY_MODEL_MUTATIONS, FILE_MUTATIONS, MUTATIONS, WRITERS, mutations
 from tests.reliability.harness import FuzzStats, fuzz_case
 
 CASES = 1000
@@ -62,7 +62,7 @@ def test_a_build_full_of_bad_files_commits_every_good_sequence(tmp_path):
     import numpy as np
 
     from pipelines.build import build_amass
-    from pipelines.synthetic.malformed import write_malformed_amass
+    from benchmarks.harness.malformed import write_malformed_amass
     from tests.reliability.harness import build_config, make_inputs
 
     root = make_inputs(tmp_path / "in", n_sequences=4)

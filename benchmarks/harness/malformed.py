@@ -4,7 +4,7 @@ Each ``write_*`` function takes a ``numpy.random.Generator``, a mutation name an
 malformed (or occasionally still valid) file there and returns a short description. The
 reliability suite drives them with hypothesis; ``benchmarks/reliability_report.py`` with seeds.
 Pickle payloads write a marker file when executed; ``marker`` names it, so a caller can prove that
-nothing ran.
+nothing ran. Harness code (moved from ``pipelines.synthetic``): the pipelines never use it.
 """
 
 from __future__ import annotations
