@@ -141,7 +141,7 @@ def _body_models(root: str, model_type: str):
 
 @functools.lru_cache(maxsize=4)
 def _camera_pool(calibration: str | None):
-    from pipelines.cameras import parse_3dhp_calibration
+    from pipelines.calibration import parse_3dhp_calibration
 
     return parse_3dhp_calibration(calibration) if calibration else None
 

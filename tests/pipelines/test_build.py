@@ -84,7 +84,7 @@ def test_noop_rebuild_commits_nothing_and_one_changed_file_recomputes_one(inputs
 
 def test_3dhp_build_with_a_users_calibration_file(inputs, tmp_path):
     """rig 3dhp + camera.calibration: the stored cameras are the file's, and all views stay valid."""
-    from pipelines.cameras import parse_3dhp_calibration
+    from pipelines.calibration import parse_3dhp_calibration
     from schemas.cameras import mpi_inf_3dhp_rig
 
     # Write the shipped chest-height cameras back in the dataset's own format (y-up world, mm).

@@ -1,4 +1,5 @@
-"""Camera figures and the numpy camera model, against hand-computed values and the raw published conventions."""
+"""Camera figures, the numpy camera model and 3DHP calibration files, against hand-computed values and the raw
+published conventions."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.cameras import (camera_to_world, cameras_to_arrays, denormalize_pixels, in_image,
-                               normalize_pixels, parse_3dhp_calibration, project, undistort_points,
-                               world_to_camera)
+from pipelines.calibration import parse_3dhp_calibration
+from pipelines.cameras import (camera_to_world, cameras_to_arrays, denormalize_pixels, in_image, normalize_pixels,
+                               project, undistort_points, world_to_camera)
 from schemas.cameras import (H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, h36m_camera, h36m_rig, mpi_inf_3dhp_camera,
                              mpi_inf_3dhp_rig)
 from schemas.errors import CameraError, InputError
