@@ -4,11 +4,12 @@ Real AMASS downloads must load unchanged, and any file that cannot be read becom
 :class:`~schemas.errors.AmassFormatError` naming it: never a crash, never a silent skip.
 
 Safety: archives are read from one in-memory copy of the file (hashed once), every ``.npy`` header
-we use is checked *before* its data is read (dtype without objects and of non-zero size, declared
-size within the member's real size and under :data:`MAX_ARRAY_BYTES`, running total under
-:data:`MAX_FILE_BYTES`), only regular files are opened, and arrays are read with
-``allow_pickle=False``. Keys we do not use (``marker_data``, ``marker_labels``, MoSh++ metadata...)
-are listed but never read, so an object array there is inert.
+we use is checked *before* its data is read, by the same checks as every untrusted ``.npy``
+(:func:`pipelines.safe_pickle.npz.read_npy_header`: dtype without objects and of non-zero size, a
+valid shape, declared size within the member's real size), then budgeted as held in memory (floats
+as float64) under :data:`MAX_ARRAY_BYTES` and a running total under :data:`MAX_FILE_BYTES`; only
+regular files are opened and nothing is unpickled. Keys we do not use (``marker_data``,
+``marker_labels``, MoSh++ metadata...) are listed but never read, so an object array there is inert.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import numpy.lib.format as npformat
 
 from pipelines.hashing import sha256_bytes
-from pipelines.safe_files import open_zip, read_regular
-from pipelines.safe_pickle import check_dtype
+from pipelines.safe_files import Limits, open_zip, read_regular
+from pipelines.safe_pickle.npz import read_npy_data, read_npy_header
 from schemas.errors import AmassFormatError, InputError
 from schemas.skeletons import NUM_DMPLS, SMPLH_POSE_DIM
 
@@ -35,6 +35,7 @@ from schemas.skeletons import NUM_DMPLS, SMPLH_POSE_DIM
 # (a few minutes at 120-250 fps) take well under 100 MB.
 MAX_ARRAY_BYTES = 512 * 1024**2
 MAX_FILE_BYTES = 1024**3
+_LIMITS = Limits(max_array_bytes=MAX_ARRAY_BYTES, max_file_bytes=MAX_FILE_BYTES)
 GENDERS = ("male", "female", "neutral")
 SMPLX_PACKED_DIM = 165  # root 3 | body 63 | jaw 3 | eyes 6 | hands 90
 
@@ -150,41 +151,29 @@ class _Archive:
         return key in self.members
 
     def get(self, key: str) -> np.ndarray:
+        """One member, its header checked (:func:`read_npy_header`) and its size budgeted before reading."""
         info = self.members[key]
         if info.file_size > MAX_ARRAY_BYTES + 65536:  # from the zip directory: nothing inflated yet
             raise AmassFormatError(self.path, f"array {key!r} inflates to {info.file_size} bytes, over the "
                                               f"{MAX_ARRAY_BYTES}-byte limit")
-        with self.zf.open(info) as f:
-            version = npformat.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = npformat.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, _, dtype = npformat.read_array_header_2_0(f)
-            else:
-                raise AmassFormatError(self.path, f"array {key!r}: unsupported .npy version {version}")
-            header_len = f.tell()
         try:
-            check_dtype(dtype, self.path, key, allow_object=False)
-        except InputError as exc:
+            with self.zf.open(info) as f:
+                head = read_npy_header(f, self.path, key, info.file_size, _LIMITS, allow_object=False)
+                # what we will hold: floats are widened to float64, so a float32 array counts double
+                held = head.count * max(head.dtype.itemsize, 8 if head.dtype.kind == "f" else 0)
+                if held > MAX_ARRAY_BYTES:
+                    raise AmassFormatError(self.path, f"array {key!r} declares shape {head.shape} of {head.dtype} "
+                                                      f"({held} bytes as loaded), over the {MAX_ARRAY_BYTES}-byte limit")
+                if self.held + held > MAX_FILE_BYTES:
+                    raise AmassFormatError(self.path, f"arrays of this file take more than the {MAX_FILE_BYTES}-byte "
+                                                      f"limit (at {key!r})")
+                arr = read_npy_data(f, self.path, key, head)
+        except AmassFormatError:
+            raise
+        except InputError as exc:  # the shared .npy checks: re-type, keep the reason
             raise AmassFormatError(self.path, exc.reason) from None
-        if any(int(s) < 0 for s in shape):
-            raise AmassFormatError(self.path, f"array {key!r} has a negative dimension {tuple(shape)}")
-        n_items = math.prod(int(s) for s in shape)
-        n_bytes = n_items * dtype.itemsize
-        # what we will hold: floats are widened to float64, so a float32 array counts double
-        held = n_items * max(dtype.itemsize, 8 if dtype.kind == "f" else 0)
-        if held > MAX_ARRAY_BYTES:
-            raise AmassFormatError(self.path, f"array {key!r} declares shape {tuple(shape)} of {dtype} "
-                                              f"({held} bytes as loaded), over the {MAX_ARRAY_BYTES}-byte limit")
-        if n_bytes > info.file_size - header_len:
-            raise AmassFormatError(self.path, f"array {key!r} declares shape {tuple(shape)} "
-                                              f"but holds only {info.file_size - header_len} data bytes")
-        if self.held + held > MAX_FILE_BYTES:
-            raise AmassFormatError(self.path, f"arrays of this file take more than the {MAX_FILE_BYTES}-byte limit "
-                                              f"(at {key!r})")
         self.held += held
-        with self.zf.open(info) as f:
-            return npformat.read_array(f, allow_pickle=False)
+        return arr
 
 
 def _open_archive(path: Path) -> tuple[_Archive, str]:

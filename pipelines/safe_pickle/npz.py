@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -46,18 +47,59 @@ def check_dtype(dtype: np.dtype, path, key: str, allow_object: bool) -> None:
             raise InputError(path, f"array {key!r}: field {name!r} does not fit its {dtype.itemsize}-byte item")
 
 
+@dataclass(frozen=True)
+class NpyHeader:
+    """A checked ``.npy`` header: what the member declares, and the data bytes it really holds."""
+
+    shape: tuple[int, ...]
+    fortran: bool
+    dtype: np.dtype
+    count: int  # elements
+    body: int  # bytes after the header (from the zip directory or the file size)
+
+
+def read_npy_header(fh: BinaryIO, path, key: str, available: int, limits: Limits, allow_object: bool) -> NpyHeader:
+    """Read and check the header of one ``.npy`` in ``fh`` holding ``available`` bytes; nothing is allocated.
+
+    Versions 1.0-3.0; the dtype passes :func:`check_dtype`; at most ``limits.max_dims`` dimensions,
+    none negative. Raises InputError naming the file and the member.
+    """
+    shape, fortran, dtype = _read_header(fh, path, key)
+    check_dtype(dtype, path, key, allow_object)
+    if len(shape) > limits.max_dims or any(s < 0 for s in shape):
+        raise InputError(path, f"array {key!r} has an invalid shape {str(shape)[:80]}")
+    return NpyHeader(tuple(shape), bool(fortran), dtype, math.prod(shape), available - fh.tell())
+
+
+def read_npy_data(fh: BinaryIO, path, key: str, head: NpyHeader) -> np.ndarray:
+    """The numeric data after ``head``: exactly ``count x itemsize`` bytes, which the member must hold.
+
+    The caller has checked the size against its budget; this allocates it. Raises InputError.
+    """
+    nbytes = head.count * head.dtype.itemsize
+    if nbytes > head.body:
+        raise InputError(path, f"array {key!r} declares {nbytes} bytes (shape {head.shape}) but holds only {head.body}")
+    buf = bytearray(nbytes)
+    got = fh.readinto(memoryview(buf)) if nbytes else 0
+    while nbytes and got < nbytes:  # zip streams may return short reads
+        n = fh.readinto(memoryview(buf)[got:])
+        if not n:
+            break
+        got += n
+    if got != nbytes:
+        raise InputError(path, f"array {key!r} is truncated ({got} of {nbytes} bytes)")
+    arr = np.frombuffer(buf, dtype=head.dtype, count=head.count)
+    return arr.reshape(head.shape, order="F" if head.fortran else "C")
+
+
 def _read_npy_member(fh: BinaryIO, path: str, key: str, available: int, limits: Limits,
                      allow_object: bool) -> tuple[np.ndarray, int]:
     """One ``.npy`` from ``fh`` holding ``available`` bytes (from the zip directory or the file size).
 
     Every size is checked from the header before anything is allocated. Returns (array, bytes held).
     """
-    shape, fortran, dtype = _read_header(fh, path, key)
-    check_dtype(dtype, path, key, allow_object)
-    body = available - fh.tell()
-    if len(shape) > limits.max_dims or any(s < 0 for s in shape):
-        raise InputError(path, f"array {key!r} has an invalid shape {str(shape)[:80]}")
-    count = math.prod(shape)
+    head = read_npy_header(fh, path, key, available, limits, allow_object)
+    shape, count, body, dtype = head.shape, head.count, head.body, head.dtype
     if dtype.hasobject:  # the body is a pickle of the whole array
         if body > limits.max_array_bytes or count * 8 > limits.max_array_bytes:
             raise InputError(path, f"object array {key!r} ({body} bytes, shape {shape}) is over the "
@@ -70,19 +112,7 @@ def _read_npy_member(fh: BinaryIO, path: str, key: str, available: int, limits: 
     if nbytes > limits.max_array_bytes:
         raise InputError(path, f"array {key!r} declares {nbytes} bytes (shape {shape}, {dtype}); "
                                f"over the {limits.max_array_bytes}-byte limit")
-    if nbytes > body:
-        raise InputError(path, f"array {key!r} declares {nbytes} bytes (shape {shape}) but holds only {body}")
-    buf = bytearray(nbytes)
-    got = fh.readinto(memoryview(buf)) if nbytes else 0
-    while nbytes and got < nbytes:  # zip streams may return short reads
-        n = fh.readinto(memoryview(buf)[got:])
-        if not n:
-            break
-        got += n
-    if got != nbytes:
-        raise InputError(path, f"array {key!r} is truncated ({got} of {nbytes} bytes)")
-    arr = np.frombuffer(buf, dtype=dtype, count=count)
-    return arr.reshape(shape, order="F" if fortran else "C"), nbytes
+    return read_npy_data(fh, path, key, head), nbytes
 
 
 def safe_load_npy(path: str | os.PathLike, max_bytes: int | None = None, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:

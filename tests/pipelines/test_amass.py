@@ -262,3 +262,32 @@ def test_key_is_stable_for_a_single_file_root(tmp_path, rng):
     (src,) = list(iter_amass(path))
     assert src.key == "only_poses" and src.path == path
     assert os.fspath(src.path) == read_amass(src).path
+
+
+def test_npy_members_pass_the_same_header_checks_as_every_untrusted_npy(tmp_path, rng):
+    # The AMASS reader had its own copy of the .npy header checks and refused format 3.0, which the
+    # restricted .npz loader (body models, VideoPose3D files) accepts; now both share one reader
+    # (pipelines.safe_pickle.npz.read_npy_header), and 3.0 is a valid .npy (numpy writes it for
+    # utf-8 field names), so it loads everywhere.
+    arrays = smplh_arrays(rng)
+
+    def write(name, members):
+        path = tmp_path / "D" / "s" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path, "w") as zf:
+            for key, data in members.items():
+                zf.writestr(f"{key}.npy", data)
+        return path
+
+    def npy(value, version=None):
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.asarray(value), version=version)
+        return buf.getvalue()
+
+    members = {k: npy(v, (3, 0) if k == "poses" else None) for k, v in arrays.items()}
+    np.testing.assert_array_equal(read_amass(write("v3_poses.npz", members)).poses, arrays["poses"])
+    # a member that declares more data than it holds is refused by the shared check, re-typed
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f8", "fortran_order": False, "shape": (T, 3)})
+    with pytest.raises(AmassFormatError, match="but holds only"):
+        read_amass(write("short_poses.npz", {**members, "trans": head.getvalue() + b"\0" * 8}))
