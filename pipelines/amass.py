@@ -28,7 +28,7 @@ from pipelines.hashing import sha256_bytes
 from pipelines.safe_files import Limits, open_zip, read_regular
 from pipelines.safe_pickle.npz import read_npy_data, read_npy_header
 from schemas.errors import AmassFormatError, InputError
-from schemas.skeletons import NUM_DMPLS, SMPLH_POSE_DIM
+from schemas.skeletons import GENDERS, NUM_DMPLS, SMPLH_POSE_DIM
 
 # Largest single array we agree to materialise, counted as held in memory (float64), and largest
 # total per file: a declared shape beyond them is an error, not an OOM. The longest AMASS sequences
@@ -36,7 +36,6 @@ from schemas.skeletons import NUM_DMPLS, SMPLH_POSE_DIM
 MAX_ARRAY_BYTES = 512 * 1024**2
 MAX_FILE_BYTES = 1024**3
 _LIMITS = Limits(max_array_bytes=MAX_ARRAY_BYTES, max_file_bytes=MAX_FILE_BYTES)
-GENDERS = ("male", "female", "neutral")
 SMPLX_PACKED_DIM = 165  # root 3 | body 63 | jaw 3 | eyes 6 | hands 90
 
 # Layout of SMPL-X packed ``poses`` (T, 165), from the AMASS SMPL-X stageii release.

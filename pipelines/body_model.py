@@ -26,11 +26,10 @@ from pipelines.hashing import sha256_file
 from pipelines.safe_files import check_regular
 from pipelines.safe_pickle import safe_load_npy, safe_load_npz, safe_load_pickle, sparse_from_parts
 from schemas.errors import BodyModelError, InputError, RegressorError
-from schemas.skeletons import SMPLH_52
+from schemas.skeletons import GENDERS, SMPLH_52
 
 # (vertices, joints) -> model type; the joint count decides, the vertex count must agree.
 _MODEL_TYPES = {52: ("smplh", 6890), 55: ("smplx", 10475), 24: ("smpl", 6890)}
-GENDERS = ("male", "female", "neutral")
 _REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 # Bounds for regressor files, from the largest body model (SMPL-X: 10475 vertices): checked from the
 # declared shape before anything is allocated.

@@ -95,4 +95,7 @@ SMPLH_52 = Skeleton(
 )
 
 SMPLH_POSE_DIM = 3 * 52  # 156: root 3, body 63, hands 90
+# Genders of the SMPL-family models (AMASS files, body-model folders); the order also seeds the stand-in body.
+GENDERS = ("male", "female", "neutral")
 NUM_DMPLS = 8
+NUM_BETAS = 16  # shape components of SMPL+H; AMASS stores 16 betas a subject

@@ -32,10 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.synthetic.h36m_regressor import SPIN_ROWS, h36m_regressor
-from pipelines.synthetic.tube_mesh import GENDERS, NUM_VERTICES, Mesh, build_mesh, mirror_names, rest_joints
-from schemas.skeletons import NUM_DMPLS, SMPLH_52
+from pipelines.synthetic.tube_mesh import NUM_VERTICES, Mesh, build_mesh, mirror_names, rest_joints
+from schemas.skeletons import GENDERS, NUM_DMPLS, SMPLH_52
 
-NUM_BETAS = 16
 _J = {name: i for i, name in enumerate(SMPLH_52.joints)}
 _PARENTS = np.asarray(SMPLH_52.parents, dtype=np.int64)
 

@@ -28,10 +28,9 @@ import numpy as np
 
 from pipelines.synthetic.kinds import Pose, hands, jump, locomotion, sit, standing, turn, wave
 from pipelines.synthetic.signals import compose, rot_z, smooth_noise
-from schemas.skeletons import NUM_DMPLS, SMPLH_52, SMPLH_POSE_DIM
+from schemas.skeletons import NUM_BETAS, NUM_DMPLS, SMPLH_52, SMPLH_POSE_DIM
 
 MOTION_KINDS: tuple[str, ...] = ("walk", "run", "jump", "wave", "sit", "turn", "squat", "idle")
-NUM_BETAS = 16
 
 _J = {name: i for i, name in enumerate(SMPLH_52.joints)}
 # Relative weights of the kinds in a generated tree (walks dominate AMASS).

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
-from schemas.skeletons import SMPLH_52
+from schemas.skeletons import GENDERS, SMPLH_52
 
 NUM_VERTICES = 6890
-GENDERS = ("male", "female", "neutral")
 _J = {name: i for i, name in enumerate(SMPLH_52.joints)}
 
 # Rest joints of the left side and the midline (male, metres, SMPL canonical frame); right = mirror.
