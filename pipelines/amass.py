@@ -25,17 +25,16 @@ from typing import Iterator
 import numpy as np
 
 from pipelines.hashing import sha256_bytes
-from pipelines.safe_files import Limits, open_zip, read_regular
+from pipelines.safe_files import DEFAULT_LIMITS, open_zip, read_regular
 from pipelines.safe_pickle.npz import read_npy_data, read_npy_header
 from schemas.errors import AmassFormatError, InputError
 from schemas.skeletons import GENDERS, NUM_DMPLS, SMPLH_POSE_DIM
 
 # Largest single array we agree to materialise, counted as held in memory (float64), and largest
-# total per file: a declared shape beyond them is an error, not an OOM. The longest AMASS sequences
-# (a few minutes at 120-250 fps) take well under 100 MB.
-MAX_ARRAY_BYTES = 512 * 1024**2
-MAX_FILE_BYTES = 1024**3
-_LIMITS = Limits(max_array_bytes=MAX_ARRAY_BYTES, max_file_bytes=MAX_FILE_BYTES)
+# total per file: the budgets of every untrusted file (the longest AMASS sequences, a few minutes at
+# 120-250 fps, take well under 100 MB). A declared shape beyond them is an error, not an OOM.
+MAX_ARRAY_BYTES = DEFAULT_LIMITS.max_array_bytes
+MAX_FILE_BYTES = DEFAULT_LIMITS.max_file_bytes
 SMPLX_PACKED_DIM = 165  # root 3 | body 63 | jaw 3 | eyes 6 | hands 90
 
 # Layout of SMPL-X packed ``poses`` (T, 165), from the AMASS SMPL-X stageii release.
@@ -157,7 +156,7 @@ class _Archive:
                                               f"{MAX_ARRAY_BYTES}-byte limit")
         try:
             with self.zf.open(info) as f:
-                head = read_npy_header(f, self.path, key, info.file_size, _LIMITS, allow_object=False)
+                head = read_npy_header(f, self.path, key, info.file_size, DEFAULT_LIMITS, allow_object=False)
                 # what we will hold: floats are widened to float64, so a float32 array counts double
                 held = head.count * max(head.dtype.itemsize, 8 if head.dtype.kind == "f" else 0)
                 if held > MAX_ARRAY_BYTES:
