@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from flows.build_amass import report_fields, report_markdown
-from pipelines.build import BuildReport
+from pipelines.build_result import BuildResult
 
 
 def test_artifact_names_the_swapped_pairs_and_notes():
     order = {"order": "auto", "perm": [0, 4, 5, 6, 1, 2, 3] + list(range(7, 17)),
              "swapped_pairs": ["l_hip/r_hip", "l_knee/r_knee", "l_ankle/r_ankle"], "sha256": "ab" * 32,
              "message": "regressor rows swapped to fix sides: l_hip/r_hip, l_knee/r_knee, l_ankle/r_ankle"}
-    report = BuildReport(corpus="c", version_id="v", up_to_date=False, n_sources=2, n_sequences=2, n_frames=10,
+    report = BuildResult(corpus="c", version_id="v", up_to_date=False, n_sources=2, n_sequences=2, n_frames=10,
                          n_views=8, n_recomputed=2, n_carried=0, n_flagged=0, source_frames=20,
                          regressor_order=order, notes=["a_poses.npz: 300 betas, the 284 beyond ... all zero"])
     md = report_markdown(report, [], "build-amass: v")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from schemas.reader import CorpusReader
+from pipelines.build_h36m import H36MBuildConfig, build_h36m
+from pipelines.h36m_export import export_vp3d
+from schemas.h36m import canonical_action
 from pipelines.h36m import (
-    build_h36m,
-    canonical_action,
     expand_17_to_32,
-    export_vp3d,
     import_h36m,
     load_positions_2d,
     load_positions_3d,
@@ -71,7 +71,7 @@ def files(tmp_path_factory):
 def cpn_corpus(files, tmp_path_factory):
     d, _ = files
     path = tmp_path_factory.mktemp("corpus") / "h36m"
-    summary = build_h36m(d, path, detections="cpn", tag="h36m-cpn-v1")
+    summary = build_h36m(H36MBuildConfig(data_dir=d, corpus=path, detections="cpn", tag="h36m-cpn-v1"))
     return path, summary
 
 
@@ -151,7 +151,7 @@ def test_malicious_pickle_is_refused_and_nothing_executes(tmp_path, files, which
         list(import_h36m(evil, "cpn"))
     assert "forbidden global" in str(info.value)
     with pytest.raises(UnsafePickleError):
-        build_h36m(evil, tmp_path / "corpus", "cpn")
+        build_h36m(H36MBuildConfig(data_dir=evil, corpus=tmp_path / "corpus", detections="cpn"))
     assert not marker.exists()
     assert not (tmp_path / "corpus").exists()  # refused before anything was written
 
@@ -341,7 +341,7 @@ def test_round_trip_import_export_import_is_identical(cpn_corpus, tmp_path):
     a = CorpusReader.open(path, "h36m-cpn-v1")
     out = export_vp3d(path, tmp_path / "exp", version="h36m-cpn-v1")
     assert set(out) == {"3d", "2d_cpn"} and out["2d_cpn"].name == "data_2d_h36m_cpn_ft_h36m_dbb.npz"
-    build_h36m(tmp_path / "exp", tmp_path / "again", "cpn")
+    build_h36m(H36MBuildConfig(data_dir=tmp_path / "exp", corpus=tmp_path / "again", detections="cpn"))
     b = CorpusReader.open(tmp_path / "again")
     provenance = {"source_path", "source_sha256", "config_hash"}
     for name in ("sequences", "views"):
@@ -458,7 +458,7 @@ def test_round_trip_keeps_all_32_joints_bit_identical(cpn_corpus, files, tmp_pat
     path, _ = cpn_corpus
     a = CorpusReader.open(path, "h36m-cpn-v1")
     export_vp3d(path, tmp_path / "exp")
-    build_h36m(tmp_path / "exp", tmp_path / "again", "cpn")
+    build_h36m(H36MBuildConfig(data_dir=tmp_path / "exp", corpus=tmp_path / "again", detections="cpn"))
     b = CorpusReader.open(tmp_path / "again")
     orig = load_positions_3d(files[1]["3d"])
     for row in a.sequences.to_pylist():
