@@ -309,6 +309,19 @@ def _same_tree(a, b) -> bool:
     return a.dtype == b.dtype and np.array_equal(a, b)
 
 
+def test_build_takes_any_videopose3d_2d_file_not_only_cpn_or_gt(files, tmp_path):
+    """The CLI took any detections name (data_2d_h36m_<name>.npz, e.g. VideoPose3D's Detectron file or
+    an export's "projected"), the flow only cpn | gt: the one config type takes any name."""
+    import shutil
+
+    d, paths = files
+    shutil.copy(paths["3d"], tmp_path / "data_3d_h36m.npz")
+    shutil.copy(paths["gt"], tmp_path / "data_2d_h36m_detectron_ft_h36m.npz")
+    result = build_h36m(H36MBuildConfig(data_dir=tmp_path, corpus=tmp_path / "corpus", detections="detectron_ft_h36m"))
+    views = CorpusReader.open(tmp_path / "corpus").views
+    assert result.n_sequences > 0 and set(views.column("detections").to_pylist()) == {"detectron_ft_h36m"}
+
+
 # ------------------------------------------------------------------------------ corpus, export, round trip
 
 def test_build_records_trimming_rejects_and_splits(cpn_corpus, files):
