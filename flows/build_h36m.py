@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.build_amass import validate_and_publish
+from flows.build_report import validate_and_publish
 from flows.common import fail_with_reason, retry_transient, run_logger
 from pipelines.build_h36m import H36MBuildConfig
 from pipelines.build_result import BuildResult

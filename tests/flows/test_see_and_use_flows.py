@@ -26,7 +26,7 @@ def _png(path) -> tuple[int, int]:
 
 
 def test_build_publishes_contact_sheet_and_evaluate_median_worst_and_infer(prefect_api, h36m_files, tmp_path):
-    from flows.build_amass import preview_path
+    from flows.build_report import preview_path
     from flows.build_h36m import build_h36m_flow
     from pipelines.build_h36m import H36MBuildConfig
     from flows.evaluate import evaluate_flow

@@ -1,8 +1,8 @@
-"""The build-amass artifact says how the regressor's rows were resolved and lists the build's notes."""
+"""The build artifact (both build flows): how the regressor's rows were resolved, the notes, and one result type."""
 
 from __future__ import annotations
 
-from flows.build_amass import report_fields, report_markdown
+from flows.build_report import report_fields, report_markdown
 from pipelines.build_result import BuildResult
 
 
