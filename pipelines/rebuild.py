@@ -83,7 +83,7 @@ def parent_reader(corpus) -> CorpusReader | None:
         return None
 
 
-def parent_config(parent: CorpusReader | None) -> str | None:
+def _parent_config(parent: CorpusReader | None) -> str | None:
     """The config hash the parent version was built with (None: no parent or not an AMASS build)."""
     return (parent.build_info or {}).get("config_hash") if parent is not None else None
 
@@ -94,7 +94,7 @@ def plan_rebuild(sources: list[Source], unreadable: dict[str, Reject], parent: C
     carried, todo = _partition(sources, parent, config_hash)
     # An unchanged bad file fails the same way again: keep its reject row instead of re-reading it.
     old_rejects = ({r.source_path: r for r in parent.reject_records()}
-                   if parent is not None and parent_config(parent) == config_hash else {})
+                   if parent is not None and _parent_config(parent) == config_hash else {})
     reused = {s.path: old_rejects[s.path] for s in todo
               if s.path in old_rejects and old_rejects[s.path].source_sha256 == s.sha256}
     todo = sorted((s for s in todo if s.path not in reused and s.path not in unreadable), key=lambda s: s.key)

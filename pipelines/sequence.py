@@ -31,13 +31,13 @@ REGRESSOR_FILE = "J_regressor_h36m.npy"  # looked for in the body-model folder w
 # Per-sequence randomness and split: functions of (seed, key) only, never of build order
 
 
-def sequence_rng(seed: int, key: str) -> np.random.Generator:
+def _sequence_rng(seed: int, key: str) -> np.random.Generator:
     """A generator per sequence that depends on (seed, key) only, never on build order."""
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
-def split_for(key: str, val_fraction: float) -> str:
+def _split_for(key: str, val_fraction: float) -> str:
     """"val" for a ``val_fraction`` share of keys (by key hash), else "train"."""
     if val_fraction <= 0:
         return "train"
@@ -189,7 +189,7 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
                                  settings.get("regressor_order", "auto"), notes)
         segments = place_and_project(joints, rig=settings["rig"],
                                      cameras_per_sequence=settings["cameras_per_sequence"],
-                                     rng=sequence_rng(settings["seed"], key),
+                                     rng=_sequence_rng(settings["seed"], key),
                                      camera_pool=camera_pool(settings.get("calibration")))
     except InputError as exc:
         # an error about another file (the body model, the regressor) names that file in the reason
@@ -207,5 +207,5 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
             dataset=dataset, subject=subject, name=name, action="", source_path=path,
             source_sha256=sha256, gender=seq.gender, betas=np.asarray(seq.betas, np.float32),
             source_fps=float(seq.fps), fps=float(settings["fps"]), n_source_frames=seq.n_frames,
-            split=split_for(key, settings["val_fraction"]), config_hash=config_hash))
+            split=_split_for(key, settings["val_fraction"]), config_hash=config_hash))
     return out
