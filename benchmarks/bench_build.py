@@ -65,7 +65,7 @@ def reference_rates(body_models: Path, regressor: Path, amass_files: list[Path],
     import torch
 
     from pipelines.amass import read_amass
-    from pipelines.build import resolved_regressor
+    from pipelines.sequence import resolved_regressor
     from pipelines.body_model import load_body_model
     from pipelines.regress import smplx_forward_joints, smplx_reference_model
     from pipelines.resample import plan_resample
@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
 
-    from pipelines.build import BuildConfig, build_amass
+    from pipelines.build_amass import BuildConfig, build_amass
     from pipelines.synthetic.body_model import write_body_model_tree
     from pipelines.synthetic.motions import write_amass_tree
 

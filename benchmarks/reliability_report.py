@@ -62,7 +62,7 @@ def fuzz_section(args, work: Path) -> Section:
 
 def kill_section(args, work: Path) -> Section:
     """SIGKILLed builds at every named point and at random moments; rerun; gc; a killed Dask worker."""
-    from pipelines.build import build_amass
+    from pipelines.build_amass import build_amass
     from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
 

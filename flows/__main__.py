@@ -49,7 +49,7 @@ def up(home: Path = typer.Option(Path(".prefect"), help="PREFECT_HOME (database,
         typer.echo(f"Prefect UI:   {stack.ui_url}\nAPI:          {stack.api_url}\n"
                    f"logs:         {stack.log_dir}\n"
                    f"In another shell:\n  export PREFECT_API_URL={stack.api_url}\n"
-                   f"  prefect deployment run build-amass/local -p amass_root=... --watch\nCtrl-C stops.")
+                   f"  prefect deployment run build-amass/local -p 'config={{\"amass_root\": ...}}' --watch\nCtrl-C stops.")
         while not stopping and all(p.poll() is None for p in stack.procs.values()):
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -122,10 +122,10 @@ def main(workspace: Path | None = None) -> int:
         env = stack.env()
         corpora, runs = ws / "corpora", ws / "runs"
         steps = [
-            ("build-amass/local", {"amass_root": inputs["amass"], "body_models": inputs["body_models"],
-                                   "corpus": corpora / "amass", "tag": "demo-amass", "n_workers": 2}),
-            ("build-h36m/local", {"data_dir": inputs["h36m"], "corpus": corpora / "h36m", "detections": "cpn",
-                                  "tag": "demo-h36m-cpn"}),
+            ("build-amass/local", {"config": {"amass_root": str(inputs["amass"]), "body_models": str(inputs["body_models"]),
+                                              "corpus": str(corpora / "amass"), "tag": "demo-amass", "n_workers": 2}}),
+            ("build-h36m/local", {"config": {"data_dir": str(inputs["h36m"]), "corpus": str(corpora / "h36m"),
+                                             "detections": "cpn", "tag": "demo-h36m-cpn"}}),
             ("pretrain/local", {"corpus": [f"{corpora / 'amass'}@demo-amass"], "out_dir": runs / "pretrain",
                                 "config": "tiny", "overrides": PRETRAIN_OVERRIDES}),
             ("finetune/local", {"corpus": [f"{corpora / 'h36m'}@demo-h36m-cpn"], "init": runs / "pretrain",

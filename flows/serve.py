@@ -1,7 +1,7 @@
 """Serve every flow as a deployment named ``<flow>/local`` against the configured Prefect API.
 
 ``python -m flows serve`` (or ``python -m flows.serve``) blocks and runs flow runs as they are
-requested (``prefect deployment run build-amass/local -p amass_root=...``, or the UI form).
+requested (``prefect deployment run build-amass/local -p 'config={"amass_root": ...}'``, or the UI form).
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ def joints(file: Path, body_models: Path = typer.Option(..., "--body-models", he
     import numpy as np
 
     from pipelines.amass import read_amass
-    from pipelines.build import REGRESSOR_FILE, resolved_regressor, sequence_joints
+    from pipelines.sequence import REGRESSOR_FILE, resolved_regressor, sequence_joints
 
     _check_order(regressor_order)
     reg_path = regressor or body_models / REGRESSOR_FILE
@@ -219,7 +219,7 @@ def build_amass_cmd(amass_root: Path,
     """Build (or incrementally rebuild) an AMASS corpus version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from pipelines.build import BuildConfig, build_amass
+    from pipelines.build_amass import BuildConfig, build_amass
 
     _check_order(regressor_order)
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
@@ -250,12 +250,11 @@ def build_h36m_cmd(data_dir: Path, corpus: str = typer.Option(..., "--corpus", h
                    detections: str = typer.Option("cpn", help="cpn | gt"),
                    tag: Optional[str] = typer.Option(None)):
     """Import VideoPose3D-format Human3.6M 3D + CPN (or GT) 2D files as a corpus version."""
-    from pipelines.h36m import build_h36m
+    from pipelines.build_h36m import H36MBuildConfig, build_h36m
 
-    report = build_h36m(data_dir, corpus_arg(corpus), detections=detections, tag=tag)
-    rows = report.summary_rows() if hasattr(report, "summary_rows") else list(_as_dict(report).items())
-    out.print(_table("build-h36m", rows))
-    _print_rejects(getattr(report, "rejects", None) or _as_dict(report).get("rejects", []))
+    report = build_h36m(H36MBuildConfig(data_dir=data_dir, corpus=corpus_arg(corpus), detections=detections, tag=tag))
+    out.print(_table("build-h36m", report.summary_rows()))
+    _print_rejects(report.rejects)
 
 
 @app.command("export-vp3d")
@@ -267,7 +266,7 @@ def export_vp3d_cmd(corpus: str = typer.Argument(..., help=CORPUS_HELP), version
                     joints: int = typer.Option(32, "--joints", help="3D layout: 32 (VideoPose3D's loader; "
                                                "static joints exact or at their parents) | 17")):
     """Export a corpus version as VideoPose3D-style data_3d_*.npz / data_2d_*.npz files."""
-    from pipelines.h36m import export_vp3d
+    from pipelines.h36m_export import export_vp3d
 
     if joints not in (17, 32):
         raise typer.BadParameter(f"--joints must be 17 or 32, got {joints}")

@@ -1,4 +1,5 @@
-"""Human3.6M / CPN in the VideoPose3D ``.npz`` format: read it safely, import it into a corpus, export back.
+"""Human3.6M / CPN in the VideoPose3D ``.npz`` format: read (and write) the files safely, import them as
+corpus records.
 
 The files everybody has (VideoPose3D, Pavllo et al. 2019)::
 
@@ -16,30 +17,22 @@ in the optional ``joints_world_32`` array, see ``schemas.store``), one view per 
 2D sequences longer than the 3D one are trimmed to it and the dropped count is recorded per view
 (``trimmed_frames``). Subjects, actions and cameras that cannot be paired become ``Reject`` rows.
 
-Export writes a corpus (any version, any subset) back to the same keys and nesting. By default the 3D
-file holds the 32-joint Human3.6M layout that VideoPose3D's ``Human36mDataset`` loads and then reduces
-with its fixed ``remove_joints`` list (``H36M_32_DROPPED``): the 17 corpus joints sit at the indices
-that loader keeps, the other 15 are exact where the corpus holds them (an imported Human3.6M corpus)
-and otherwise at their parent joint's position (AMASS corpora). ``layout="h36m17"`` writes the
-17-joint file (for loaders that skip ``remove_joints``). The 2D
-pixel coordinates are written as float64 so that import -> export -> import is bit-identical
-(normalised float32 -> float32 pixels -> normalised float32 is not exact in general).
+The build that commits an import is ``pipelines.build_h36m``; the export back to these files is
+``pipelines.h36m_export``.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipelines.cameras import denormalize_pixels, in_image, normalize_pixels, project, world_to_camera
+from pipelines.cameras import in_image, normalize_pixels, project, world_to_camera
 from pipelines.hashing import json_hash, sha256_file
 from schemas.records import Reject, SequenceData, ViewData
 from pipelines.safe_files import check_regular
@@ -210,6 +203,16 @@ def expand_17_to_32(x: np.ndarray) -> np.ndarray:
     if x.shape[-2] != 17:
         raise ValueError(f"expected 17 joints on axis -2, got shape {x.shape}")
     return x[..., list(_nearest_kept_ancestor()), :]
+
+
+def save_vp3d_npz(path: str | os.PathLike, **objects) -> None:
+    """``np.savez_compressed`` with each value boxed in a 0-d object array, as VideoPose3D writes them."""
+    boxed = {}
+    for k, v in objects.items():
+        box = np.empty((), dtype=object)
+        box[()] = v
+        boxed[k] = box
+    np.savez_compressed(path, **boxed)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -384,184 +387,3 @@ def import_h36m(data: str | os.PathLike | tuple | Mapping, detections: str = "cp
                 source_path=f"{p3}#{frag}", source_sha256=sha3, source_fps=H36M_FPS, fps=H36M_FPS,
                 n_source_frames=T, split=split_of(subject), config_hash=chash,
             )
-
-
-@dataclass
-class H36MBuildSummary:
-    """What ``build_h36m`` committed."""
-
-    corpus: str
-    version_id: str  # the committed snapshot
-    tag: str | None
-    detections: str
-    n_sequences: int
-    n_frames: int
-    n_views: int
-    n_trimmed_views: int  # views whose 2D was longer than the 3D and was cut to it
-    rejects: list[Reject] = field(default_factory=list)
-
-    @property
-    def n_rejects(self) -> int:
-        return len(self.rejects)
-
-    def summary_rows(self) -> list[tuple[str, str]]:
-        """(field, value) rows for the CLI table."""
-        return [("corpus", self.corpus), ("version", self.version_id), ("tag", self.tag or ""),
-                ("detections", self.detections), ("sequences", str(self.n_sequences)),
-                ("frames", str(self.n_frames)), ("views", str(self.n_views)),
-                ("trimmed views", str(self.n_trimmed_views)), ("rejects", str(self.n_rejects))]
-
-
-def build_h36m(data_dir: str | os.PathLike | tuple | Mapping, corpus_path: str | os.PathLike,
-               detections: str = "cpn", tag: str | None = None, message: str | None = None) -> H36MBuildSummary:
-    """Import the VideoPose3D files into a corpus and commit one version (rejects recorded as rows).
-
-    ``data_dir``: as ``import_h36m``'s ``data``. The version holds exactly this import (a corpus version
-    is a complete corpus; mix with AMASS at training time by pinning both versions). File-level errors
-    (missing file, forbidden pickle global, wrong nesting) raise before the store is opened.
-    """
-    from pipelines.writer import CorpusWriter
-
-    p3, p2 = resolve_files(data_dir, detections)
-    it = import_h36m((p3, p2), detections)
-    first = next(it, None)  # loads and checks both files: file-level errors raise before the store opens
-    items = itertools.chain([first] if first is not None else [], it)  # then stream, one sequence at a time
-    n_seq = n_frames = n_views = n_trim = 0
-    rejects: list[Reject] = []
-    with CorpusWriter(corpus_path, num_joints=17, fps=H36M_FPS,
-                      optional_arrays=("joints_world_32",)) as writer:  # aborts unless committed
-        for item in items:
-            if isinstance(item, Reject):
-                writer.reject(item)
-                rejects.append(item)
-            else:
-                writer.add(item)
-                n_seq += 1
-                n_frames += item.n_frames
-                n_views += len(item.views)
-                n_trim += sum(1 for v in item.views if v.trimmed_frames)
-        build_info = {"source": "h36m", "importer": IMPORTER_VERSION, "detections": detections,
-                      "files": {p3.name: sha256_file(p3), p2.name: sha256_file(p2)},
-                      "n_sequences": n_seq, "n_views": n_views, "n_rejects": len(rejects)}
-        msg = message or f"h36m import ({detections}): {n_seq} sequences, {n_views} views, {len(rejects)} rejects"
-        snapshot = writer.commit(msg, tag=tag, build_info=build_info)
-    return H36MBuildSummary(str(corpus_path), str(snapshot), tag, detections, n_seq, n_frames, n_views,
-                            n_trim, rejects)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Export
-# ----------------------------------------------------------------------------------------------------
-
-def _select(table, subset) -> list[dict]:
-    """Rows of the sequences table kept by ``subset``: None, keys, or {column: value | [values]}."""
-    rows = table.to_pylist()
-    if subset is None:
-        return rows
-    if isinstance(subset, Mapping):
-        def keep(r):
-            return all(r.get(col) in (v if isinstance(v, (list, tuple, set, frozenset)) else (v,))
-                       for col, v in subset.items())
-        return [r for r in rows if keep(r)]
-    if callable(subset):
-        return [r for r in rows if subset(r)]
-    if isinstance(subset, str):
-        subset = [subset]
-    wanted = set(subset)
-    return [r for r in rows if r["key"] in wanted or r["sequence_id"] in wanted]
-
-
-def _vp3d_names(row: dict) -> tuple[str, str]:
-    """(subject, action) under which a sequence is exported."""
-    if row.get("source") == "h36m" and row.get("subject") and row.get("name"):
-        return row["subject"], row["name"]
-    return row.get("subject") or row.get("dataset") or "all", row.get("name") or row["key"]
-
-
-def _joints_for_layout(seq: dict, joints: np.ndarray, layout: str) -> np.ndarray:
-    """(T, 17, 3) or (T, 32, 3) float32: the stored 32 joints where the corpus holds them (exact), else
-    the 17 expanded with each missing joint at its parent's position."""
-    if layout == "h36m17":
-        return joints
-    full = seq.get("joints_world_32")
-    if full is not None:
-        full = np.asarray(full, dtype=np.float32)
-        # The 17 training joints are authoritative; the stored 32 must agree with them.
-        if np.array_equal(reduce_32_to_17(full), joints):
-            return full
-        log.warning("stored 32-joint positions disagree with the 17 joints; exporting parents' positions")
-    return expand_17_to_32(joints)
-
-
-def save_vp3d_npz(path: str | os.PathLike, **objects) -> None:
-    """``np.savez_compressed`` with each value boxed in a 0-d object array, as VideoPose3D writes them."""
-    boxed = {}
-    for k, v in objects.items():
-        box = np.empty((), dtype=object)
-        box[()] = v
-        boxed[k] = box
-    np.savez_compressed(path, **boxed)
-
-
-def export_vp3d(reader_or_path: Any, out_dir: str | os.PathLike, version: str | None = None,
-                subset: Any = None, name: str = "h36m", layout: str = "h36m32") -> dict[str, Path]:
-    """Write a corpus version (or a subset of its sequences) as VideoPose3D ``.npz`` files.
-
-    Writes ``data_3d_<name>.npz`` (positions_3d: subject -> action -> (T, 32, 3) float32 world metres)
-    and one ``data_2d_<name>_<det>.npz`` per detection source present (positions_2d: subject ->
-    action -> [(T, 17, 2) float64 pixels | None] in H36M camera order; metadata). ``subset``: None,
-    an iterable of sequence keys/ids, a {column: value(s)} filter on the sequences manifest, or a
-    predicate on its rows. ``layout="h36m32"`` (default) writes the 32-joint 3D layout VideoPose3D's
-    loader expects: ``joints_world_32`` where the corpus holds it, else ``expand_17_to_32``;
-    ``layout="h36m17"`` writes (T, 17, 3). Returns {"3d": path, "2d_<det>": path, ...}.
-    """
-    if layout not in ("h36m17", "h36m32"):
-        raise ValueError(f"layout must be 'h36m17' or 'h36m32', got {layout!r}")
-    from schemas.reader import CorpusReader
-
-    reader = CorpusReader.open(reader_or_path, version=version) if isinstance(reader_or_path, (str, os.PathLike)) else reader_or_path
-    if reader.num_joints != 17:
-        raise ValueError(f"{reader.path}: {reader.num_joints} joints; the VideoPose3D export needs the 17-joint H36M set")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = _select(reader.sequences, subset)
-    views_by_seq: dict[int, list[dict]] = {}
-    for v in reader.views.to_pylist():
-        views_by_seq.setdefault(int(v["sequence_id"]), []).append(v)
-    cam_ids = tuple(H36M_CAMERA_IDS)
-
-    pos3d: dict[str, dict[str, np.ndarray]] = {}
-    pos2d: dict[str, dict[str, dict[str, list]]] = {}
-    used: set[tuple[str, str]] = set()
-    for row in sorted(rows, key=lambda r: r["key"]):
-        subject, action = _vp3d_names(row)
-        if (subject, action) in used:  # two sequences under one name: fall back to the unique key
-            action = row["key"]
-        used.add((subject, action))
-        seq = reader.read_sequence(int(row["sequence_id"]))
-        joints = np.asarray(seq["joints_world"], dtype=np.float32)
-        pos3d.setdefault(subject, {})[action] = _joints_for_layout(seq, joints, layout)
-        vrows = sorted(views_by_seq.get(int(row["sequence_id"]), []), key=lambda v: int(v["view_id"]))
-        for i, v in enumerate(vrows):
-            det = v.get("detections") or "projected"
-            slots = pos2d.setdefault(det, {}).setdefault(subject, {}).setdefault(action, [])
-            slot = cam_ids.index(v["camera_id"]) if v["rig"] == "h36m" and v["camera_id"] in cam_ids else len(slots)
-            if slot < len(slots) and slots[slot] is not None:  # same camera twice (e.g. other rig subjects)
-                slot = len(slots)
-            while len(slots) <= slot:
-                slots.append(None)
-            intr, _ = reader.camera(int(v["view_id"]))
-            uv = np.asarray(reader.read_view(int(v["view_id"]))["keypoints_2d"], dtype=np.float64)
-            slots[slot] = np.asarray(denormalize_pixels(uv, float(intr[9]), float(intr[10])), dtype=np.float64)
-
-    n3, _ = vp3d_filenames(name)
-    paths = {"3d": out / n3}
-    save_vp3d_npz(paths["3d"], positions_3d=pos3d)
-    for det, tree in sorted(pos2d.items()):
-        for actions in tree.values():
-            for cams in actions.values():  # H36M files always list 4 cameras, None where missing
-                cams.extend([None] * (NUM_CAMERAS - len(cams)))
-        p = out / vp3d_filenames(name, det)[1]
-        save_vp3d_npz(p, positions_2d=tree, metadata=dict(VP3D_METADATA))
-        paths[f"2d_{det}"] = p
-    return paths

@@ -33,16 +33,6 @@ class ResamplePlan:
     w: np.ndarray  # (T',) float64 weight of hi (0 -> lo exactly)
     n_out: int
 
-    @property
-    def src_lo(self) -> np.ndarray:
-        """(T',) source-frame index of each output frame's left neighbour."""
-        return self.needed[self.lo]
-
-    @property
-    def src_hi(self) -> np.ndarray:
-        """(T',) source-frame index of each output frame's right neighbour."""
-        return self.needed[self.hi]
-
 
 def _check_rate(name: str, fps: float) -> float:
     fps = float(fps)
@@ -105,9 +95,3 @@ def apply_plan(plan: ResamplePlan, values: np.ndarray) -> np.ndarray:
     out[exact] = a[exact]
     return out.astype(values.dtype, copy=False)
 
-
-def resample_linear(x: np.ndarray, src_fps: float, target_fps: float) -> np.ndarray:
-    """Resample (T, ...) values at ``src_fps`` to (T', ...) at ``target_fps`` by linear interpolation."""
-    x = np.asarray(x)
-    plan = plan_resample(x.shape[0], src_fps, target_fps)
-    return apply_plan(plan, x[plan.needed])

@@ -81,6 +81,17 @@ def tag_version(path: str | os.PathLike, version: str | None, name: str) -> None
         create_tag(repo, path, name, snap)
 
 
+def tag_if_new(path: str | os.PathLike, version: str, name: str) -> None:
+    """Tag ``version`` as ``name`` unless that tag already names it (an up-to-date rebuild with the
+    same tag); a tag naming another version raises CorpusError (tags are immutable)."""
+    try:
+        if resolve_version(path, name) == version:
+            return
+    except CorpusError:
+        pass
+    tag_version(path, version, name)
+
+
 def diff_versions(path: str | os.PathLike, v1: str | None, v2: str | None) -> VersionDiff:
     """Sequence-level difference from ``v1`` to ``v2`` (by key)."""
     a = CorpusReader.open(path, v1).sequences

@@ -46,8 +46,8 @@ def _cli_run(stack, deployment: str, params: dict, timeout_s: int = 240) -> tupl
 def built(served, inputs):
     corpus = inputs / "corpus"
     run_id, _ = _cli_run(served, "build-amass/local",
-                         {"amass_root": inputs / "amass", "body_models": inputs / "body_models",
-                          "corpus": corpus, "tag": "e2e", "n_workers": 1})
+                         {"config": json.dumps({"amass_root": str(inputs / "amass"), "body_models": str(inputs / "body_models"),
+                                                "corpus": str(corpus), "tag": "e2e", "n_workers": 1})})
     return corpus, run_id
 
 
@@ -117,7 +117,8 @@ def test_failed_build_says_why_in_watch_and_inspect(served, tmp_path):
     expected failure (the state message), without a traceback."""
     reason = "/nonexistent: AMASS root is not a directory"
     cmd = [prefect_exe(), "deployment", "run", "build-amass/local", "--watch", "--watch-timeout", "240",
-           "-p", "amass_root=/nonexistent", "-p", f"body_models={tmp_path}", "-p", f"corpus={tmp_path / 'c'}"]
+           "-p", "config=" + json.dumps({"amass_root": "/nonexistent", "body_models": str(tmp_path),
+                                          "corpus": str(tmp_path / "c")})]
     r = subprocess.run(cmd, env=served.env(), capture_output=True, text=True, timeout=300)
     watched = r.stdout + r.stderr
     assert r.returncode == 1, watched[-3000:]

@@ -36,7 +36,7 @@ def server_state(flow_run_id):
 @pytest.fixture
 def scripted_build(monkeypatch):
     """build_amass / validate_corpus replaced: ``plan`` says what the next build does."""
-    import pipelines.build as build
+    import pipelines.build_amass as build
     from tests.flows.test_flows_fake import FakeReport
 
     plan = {"build": None, "problems": [], "calls": 0}
@@ -55,7 +55,10 @@ def scripted_build(monkeypatch):
 
 
 def _args(tmp_path, root=None):
-    return dict(amass_root=root or tmp_path / "amass", body_models=tmp_path / "bm", corpus=tmp_path / "corpus")
+    from pipelines.build_amass import BuildConfig
+
+    return dict(config=BuildConfig(amass_root=root or tmp_path / "amass", body_models=tmp_path / "bm",
+                                   corpus=tmp_path / "corpus"))
 
 
 def _failed_cleanly(state, reason: str) -> None:

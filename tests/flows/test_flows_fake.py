@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.build_result import BuildResult
 from schemas.records import Reject
 from schemas.errors import AmassFormatError, VersionConflictError
 from tests.flows.conftest import artifacts_of
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @dataclass
-class FakeReport:
+class FakeReport(BuildResult):
     corpus: str
     version_id: str = "SNAP123"
     up_to_date: bool = False
@@ -35,7 +36,7 @@ class FakeReport:
 @pytest.fixture
 def fake_build(monkeypatch):
     """Replace build_amass and validate_corpus; ``calls`` records each build, ``plan`` scripts failures."""
-    import pipelines.build as build
+    import pipelines.build_amass as build
 
     state = {"calls": 0, "plan": []}
 
@@ -57,14 +58,17 @@ def fake_build(monkeypatch):
     return state
 
 
-def _args(tmp_path):
-    return dict(amass_root=tmp_path / "amass", body_models=tmp_path / "bm", corpus=tmp_path / "corpus")
+def _args(tmp_path, **kw):
+    from pipelines.build_amass import BuildConfig
+
+    return dict(config=BuildConfig(amass_root=tmp_path / "amass", body_models=tmp_path / "bm",
+                                   corpus=tmp_path / "corpus", **kw))
 
 
 def test_build_artifact_lists_rejects_and_flow_completes(prefect_api, fake_build, tmp_path):
     from flows.build_amass import build_amass_flow
 
-    state = build_amass_flow(**_args(tmp_path), tag="v1", return_state=True)
+    state = build_amass_flow(**_args(tmp_path, tag="v1"), return_state=True)
     assert state.is_completed()
     out = state.result()
     assert out["version_id"] == "SNAP123" and out["n_rejects"] == 1

@@ -26,14 +26,16 @@ def _png(path) -> tuple[int, int]:
 
 
 def test_build_publishes_contact_sheet_and_evaluate_median_worst_and_infer(prefect_api, h36m_files, tmp_path):
-    from flows.build_amass import preview_path
+    from flows.build_report import preview_path
     from flows.build_h36m import build_h36m_flow
+    from pipelines.build_h36m import H36MBuildConfig
     from flows.evaluate import evaluate_flow
     from flows.infer import infer_flow
     from uplift.train import RunConfig, train
 
     corpus = tmp_path / "corpus"
-    state = build_h36m_flow(data_dir=h36m_files / "h36m", corpus=corpus, detections="gt", tag="gt", return_state=True)
+    state = build_h36m_flow(H36MBuildConfig(data_dir=h36m_files / "h36m", corpus=corpus, detections="gt", tag="gt"),
+                            return_state=True)
     assert state.is_completed()
     vid = state.result()["version_id"]
     arts = {a.key: a for a in artifacts_of(state.state_details.flow_run_id)}

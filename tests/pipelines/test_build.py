@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from pipelines.build import BuildConfig, build_amass, sequence_joints
+from pipelines.build_amass import BuildConfig, build_amass
+from pipelines.sequence import sequence_joints
 from schemas.reader import CorpusReader
 from pipelines.versions import diff_versions, list_versions
 from schemas.validate import validate_corpus

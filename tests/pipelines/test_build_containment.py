@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from pipelines.build import BuildConfig, build_amass, process_source
+from pipelines.build_amass import BuildConfig, build_amass
+from pipelines.sequence import process_source
 from schemas.reader import CorpusReader
 from schemas.records import Reject
 from pipelines.versions import list_versions

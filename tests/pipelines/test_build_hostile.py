@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pipelines.build import BuildConfig, build_amass
+from pipelines.build_amass import BuildConfig, build_amass
 
 
 @pytest.mark.timeout(300)  # hashing or reading the FIFO / /dev/zero would block or never end

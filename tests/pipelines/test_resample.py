@@ -7,7 +7,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from pipelines.resample import apply_plan, plan_resample, resample_linear
+from pipelines.resample import apply_plan, plan_resample
+
+
+def resample_linear(x, src_fps, target_fps):
+    """(T, ...) -> (T', ...) through the path the build takes: plan, then blend the needed frames."""
+    plan = plan_resample(len(x), src_fps, target_fps)
+    return apply_plan(plan, np.asarray(x)[plan.needed])
 
 AMASS_120 = 120.00004577636719  # float32 120 Hz as stored by AMASS
 

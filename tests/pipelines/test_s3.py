@@ -137,7 +137,7 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     """Build B commits while build A computes; A's commit conflicts, A rebuilds on top of B and commits."""
     from distributed import LocalCluster
 
-    from pipelines.build import build_amass
+    from pipelines.build_amass import build_amass
     from schemas.reader import CorpusReader
     from pipelines.versions import list_versions
     from tests.reliability.harness import build_config, make_inputs

@@ -15,7 +15,8 @@ from PIL import Image
 
 from pipelines.cli import main
 from schemas.reader import CorpusReader
-from pipelines.h36m import build_h36m, load_positions_2d
+from pipelines.build_h36m import H36MBuildConfig, build_h36m
+from pipelines.h36m import load_positions_2d
 from pipelines.synthetic.h36m import write_h36m_files
 
 
@@ -26,7 +27,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("see")
     files = write_h36m_files(root / "h36m", seed=1, subjects=("S1", "S9"), actions=("Walking", "Sitting 1"),
                              frames=60, subjects_2d_only=(), missing_cameras={("S9", "Sitting 1"): [2]})
-    build_h36m(root / "h36m", root / "corpus", detections="gt", tag="gt")
+    build_h36m(H36MBuildConfig(data_dir=root / "h36m", corpus=root / "corpus", detections="gt", tag="gt"))
     cfg = RunConfig(preset="tiny", train={"batch_size": 4, "epochs": 1}, steps_per_epoch=2, block_frames=64,
                     buffer_blocks=2, eval_every=0, train_split="train")
     steps = []

@@ -154,7 +154,7 @@ def make_inputs(root: Path, n_sequences: int = 8, seed: int = 5, duration_s=(2.0
 
 
 def build_config(root: Path, corpus: Path, **kw):
-    from pipelines.build import BuildConfig
+    from pipelines.build_amass import BuildConfig
 
     return BuildConfig(amass_root=root / "amass", body_models=root / "body_models", corpus=corpus, n_workers=1, **kw)
 
@@ -336,7 +336,7 @@ def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | Non
     """SIGKILL a build (at a named fault point, or ``delay_s`` after its start - or after its first
     sequence reached the writer), check what is visible, rerun it, compare with ``reference`` array by
     array and manifest by manifest."""
-    from pipelines.build import build_amass
+    from pipelines.build_amass import build_amass
     from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
     from pipelines.versions import store_bytes
@@ -467,7 +467,7 @@ def killed_worker_build(root: Path, corpus: Path) -> bool:
     import psutil
     from distributed import LocalCluster
 
-    from pipelines.build import build_amass
+    from pipelines.build_amass import build_amass
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         killed = []
@@ -499,7 +499,7 @@ def concurrent_builds(root: Path, corpus: Path) -> ConcurrentOutcome:
     a reader pinned to "old" keeps re-reading it."""
     import threading
 
-    from pipelines.build import build_amass
+    from pipelines.build_amass import build_amass
     from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
     from pipelines.versions import list_versions

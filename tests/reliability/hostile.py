@@ -400,7 +400,7 @@ def _dmpl_missing(work: Path):
 
 def run_sequence_joints(path: str, models: str, regressor: str):
     from pipelines.amass import read_amass
-    from pipelines.build import sequence_joints
+    from pipelines.sequence import sequence_joints
 
     return sequence_joints(read_amass(path), models, regressor, 30.0).shape
 
@@ -671,7 +671,7 @@ def main(argv=None) -> None:
     # preload what the cases use, so children fork with it (and each case's timing is its own)
     import pipelines.amass  # noqa: F401
     import pipelines.body_model  # noqa: F401
-    import pipelines.build  # noqa: F401
+    import pipelines.build_amass  # noqa: F401
     import pipelines.h36m  # noqa: F401
 
     results = run_all(args.work, set(args.only.split(",")) if args.only else None)

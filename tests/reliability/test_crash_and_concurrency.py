@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.build import build_amass
+from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
 from schemas.reader import CorpusReader
 from tests.reliability.harness import (TRIAL_TAG, build_config, checkpoint_kill_trial,

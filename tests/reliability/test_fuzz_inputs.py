@@ -61,7 +61,7 @@ def test_a_build_full_of_bad_files_commits_every_good_sequence(tmp_path):
     """Malformed files among good ones become rejects; every good sequence is committed."""
     import numpy as np
 
-    from pipelines.build import build_amass
+    from pipelines.build_amass import build_amass
     from benchmarks.harness.malformed import write_malformed_amass
     from tests.reliability.harness import build_config, make_inputs
 

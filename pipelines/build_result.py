@@ -1,0 +1,72 @@
+"""What a build returns: one result type for every build (AMASS, Human3.6M), read from the committed
+version's reader plus the counts only the build itself knows (recomputed, carried over, elapsed).
+
+The CLI prints ``summary_rows()``, the flows publish the same fields; none of them needs to know
+which build ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.reader import CorpusReader
+from schemas.records import Reject
+
+
+@dataclass
+class BuildResult:
+    corpus: str
+    version_id: str  # the committed snapshot (or the parent's, when up to date)
+    up_to_date: bool = False  # nothing recomputed, nothing committed
+    n_sources: int = 0  # source files (AMASS) or source entries (H36M subject/action/camera) seen
+    n_sequences: int = 0
+    n_frames: int = 0
+    n_views: int = 0
+    n_recomputed: int = 0  # sources computed by this build
+    n_carried: int = 0  # sequences carried over from the parent version
+    n_flagged: int = 0  # views that still leave joints out of view in some frame
+    source_frames: int = 0  # source frames of recomputed sequences
+    rejects: list[Reject] = field(default_factory=list)
+    in_view_fraction: float = 1.0  # frames with every joint in view, over all views
+    out_of_view_fraction: float = 0.0  # 2D joints outside the image, over all view frames
+    elapsed_s: float = 0.0
+    tag: str | None = None
+    regressor_order: dict | None = None  # RegressorOrder.as_dict() of the AMASS build that wrote the version
+    notes: list[str] = field(default_factory=list)  # per-source notes, e.g. zero extra betas dropped
+    n_trimmed_views: int = 0  # H36M: views whose 2D was longer than the 3D and was cut to it
+
+    @classmethod
+    def from_reader(cls, reader: CorpusReader, *, corpus: str, n_sources: int, up_to_date: bool,
+                    elapsed_s: float, tag: str | None, n_recomputed: int = 0, n_carried: int = 0,
+                    source_frames: int = 0, n_trimmed_views: int = 0) -> "BuildResult":
+        """The result for the version ``reader`` is pinned to; the regressor order and the notes are
+        those its build recorded (``build_info``)."""
+        return cls(
+            corpus=str(corpus), version_id=reader.version_id, up_to_date=up_to_date, n_sources=n_sources,
+            n_sequences=reader.sequences.num_rows, n_frames=reader.n_frames, n_views=reader.views.num_rows,
+            n_recomputed=n_recomputed, n_carried=n_carried, n_flagged=reader.n_flagged_views(),
+            source_frames=source_frames, rejects=reader.reject_records(),
+            in_view_fraction=reader.in_view_fraction(), out_of_view_fraction=reader.out_of_view_fraction(),
+            elapsed_s=elapsed_s, tag=tag, regressor_order=reader.build_info.get("regressor_order"),
+            notes=list(reader.build_info.get("notes") or []), n_trimmed_views=n_trimmed_views)
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """(field, value) rows for the CLI table and the flows' artifact."""
+        rows = [("corpus", self.corpus), ("version", self.version_id),
+                ("status", "up to date (nothing recomputed, nothing committed)" if self.up_to_date else "committed"),
+                ("sources", str(self.n_sources)), ("sequences", str(self.n_sequences)),
+                ("frames", str(self.n_frames)), ("views", str(self.n_views)),
+                ("recomputed / carried over", f"{self.n_recomputed} / {self.n_carried}"),
+                ("flagged views (not fully in view)", str(self.n_flagged)),
+                ("in-view fraction (frames)", str(round(self.in_view_fraction, 4))),
+                ("out-of-view fraction (2D joints)", str(round(self.out_of_view_fraction, 6))),
+                ("rejects", str(len(self.rejects))), ("elapsed", f"{self.elapsed_s:.1f} s")]
+        if self.n_trimmed_views:
+            rows.insert(-2, ("trimmed views (2D cut to the 3D length)", str(self.n_trimmed_views)))
+        if self.regressor_order:
+            rows.insert(-2, ("regressor rows", self.regressor_order.get("message", "")))
+        if self.notes:
+            rows.insert(-2, ("notes", str(len(self.notes))))
+        if self.tag:
+            rows.insert(2, ("tag", self.tag))
+        return rows

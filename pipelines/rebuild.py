@@ -1,0 +1,118 @@
+"""Incremental-rebuild planning: which source files a build must compute and which it carries over.
+
+A source's identity is its resolved path and its sha256. A sequence of the parent version is carried
+over bit-identically when its source's sha256 and the build's config hash are unchanged; a source the
+parent rejected with the same sha256 under the same config keeps its reject row (it would fail the
+same way again). When nothing is left to compute and the parent holds exactly these sources, the
+build is up to date and commits nothing. Everything about the parent is asked of its reader
+(``source_index``, ``source_paths``, ``reject_records``), never read from its manifests here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.hashing import sha256_file
+from schemas.errors import CorpusError, InputError
+from schemas.reader import CorpusReader
+from schemas.records import Reject
+from schemas.storage import is_url
+
+
+@dataclass
+class Source:
+    """One motion file below the AMASS root; ``sha256`` is "" when the file cannot be read."""
+
+    path: str
+    key: str
+    dataset: str
+    subject: str
+    name: str
+    sha256: str
+
+
+@dataclass
+class RebuildPlan:
+    """What a build does with each source (every source is in exactly one of these, or carried)."""
+
+    carried: dict[str, list[str]]  # source key -> the parent's sequence keys to carry over
+    todo: list[Source]  # to compute, in key order
+    reused_rejects: dict[str, Reject] = field(default_factory=dict)  # path -> the parent's reject row
+    up_to_date: bool = False  # nothing to compute and the parent holds exactly these sources
+
+
+def list_sources(root: Path) -> tuple[list[Source], dict[str, Reject]]:
+    """Every motion file below ``root`` with its sha256; one that cannot be hashed (a directory named
+    ``*.npz``, a FIFO or device, a dangling link or a link loop, no permission) is kept as a source
+    with a Reject (returned by path)."""
+    from pipelines.amass import iter_amass
+    from pipelines.safe_files import check_regular
+
+    sources, unreadable = [], {}
+    for s in iter_amass(root):
+        path = str(s.path)
+        sha, reason = "", ""
+        try:
+            check_regular(path)  # stat only: a FIFO, a device or a directory is never opened
+            sha = sha256_file(path)
+        except InputError as exc:  # names what the path is (directory, FIFO, link loop...)
+            reason = exc.reason
+        except OSError as exc:
+            reason = f"cannot be read: {exc.strerror or type(exc).__name__}"
+        if reason:
+            unreadable[path] = Reject(source_path=path, reason=reason, kind="amass", source_sha256="")
+        sources.append(Source(path, s.key, s.dataset, s.subject, s.name, sha))
+    return sources, unreadable
+
+
+def body_model_hashes(root: Path) -> dict[str, str]:
+    """{relative path: sha256} of every body-model file (.npz, .pkl) below ``root``."""
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".npz", ".pkl"))
+    return {str(p.relative_to(root)): sha256_file(p) for p in files}
+
+
+def parent_reader(corpus) -> CorpusReader | None:
+    """The tip of ``corpus``'s main branch, or None when there is no corpus version yet."""
+    if not is_url(corpus) and not Path(corpus).exists():
+        return None
+    try:
+        return CorpusReader.open(corpus)
+    except CorpusError:
+        return None
+
+
+def _parent_config(parent: CorpusReader | None) -> str | None:
+    """The config hash the parent version was built with (None: no parent or not an AMASS build)."""
+    return (parent.build_info or {}).get("config_hash") if parent is not None else None
+
+
+def plan_rebuild(sources: list[Source], unreadable: dict[str, Reject], parent: CorpusReader | None,
+                 config_hash: str) -> RebuildPlan:
+    """Split ``sources`` into carried over, known-bad (reused reject rows) and to compute."""
+    carried, todo = _partition(sources, parent, config_hash)
+    # An unchanged bad file fails the same way again: keep its reject row instead of re-reading it.
+    old_rejects = ({r.source_path: r for r in parent.reject_records()}
+                   if parent is not None and _parent_config(parent) == config_hash else {})
+    reused = {s.path: old_rejects[s.path] for s in todo
+              if s.path in old_rejects and old_rejects[s.path].source_sha256 == s.sha256}
+    todo = sorted((s for s in todo if s.path not in reused and s.path not in unreadable), key=lambda s: s.key)
+    up_to_date = parent is not None and not todo and parent.source_paths() == {s.path for s in sources}
+    return RebuildPlan(carried=carried, todo=todo, reused_rejects=reused, up_to_date=up_to_date)
+
+
+def _partition(sources: list[Source], parent: CorpusReader | None,
+               config_hash: str) -> tuple[dict[str, list[str]], list[Source]]:
+    """Split sources into those whose sequences can be carried over from ``parent`` and those to compute."""
+    if parent is None:
+        return {}, list(sources)
+    by_path = parent.source_index()
+    carried, todo = {}, []
+    for s in sources:
+        rows = by_path.get(s.path, [])
+        if rows and all(r["source_sha256"] == s.sha256 and r["config_hash"] == config_hash for r in rows):
+            carried[s.key] = [r["key"] for r in rows]
+        else:
+            todo.append(s)
+    return carried, todo
