@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import zarr
-from tests.pipelines.corpus_fixtures import J, make_seq
+from benchmarks.harness.corpus_fixtures import J, make_seq
 
 from schemas.reader import CorpusReader, open_corpus
 from pipelines.writer import CorpusWriter

@@ -61,7 +61,7 @@ def test_killed_worker_on_a_real_cluster_build_equals_local_build(tmp_path, monk
 
     from pipelines.checksums import corpus_checksums
     from schemas.reader import CorpusReader
-    from tests.reliability.harness import make_inputs
+    from benchmarks.harness.builds import make_inputs
 
     inputs = make_inputs(tmp_path / "in", n_sequences=6, duration_s=(2.0, 4.0))
     server, endpoint = start_s3_server()

@@ -116,7 +116,7 @@ def test_racing_commit_is_refused_by_icechunk_on_s3(s3, monkeypatch):
     from schemas.reader import CorpusReader
     from pipelines.writer import CorpusWriter
     from pipelines.versions import list_versions
-    from tests.pipelines.corpus_fixtures import make_seq
+    from benchmarks.harness.corpus_fixtures import make_seq
 
     url = f"s3://{BUCKET}/race"
     rng = np.random.default_rng(0)
@@ -140,7 +140,7 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     from pipelines.build import build_amass
     from schemas.reader import CorpusReader
     from pipelines.versions import list_versions
-    from tests.reliability.harness import build_config, make_inputs
+    from benchmarks.harness.builds import build_config, make_inputs
 
     inputs = make_inputs(tmp_path / "in", n_sequences=3, duration_s=(1.0, 2.0))
     url = f"s3://{BUCKET}/concurrent"
