@@ -30,13 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from pipelines.h36m import load_positions_3d  # noqa: E402
-from pipelines.safe_pickle import prescan_pickle  # noqa: E402
+from benchmarks.harness import REPO
+from pipelines.h36m import load_positions_3d
+from pipelines.safe_pickle import prescan_pickle
 
 ACTIONS = tuple(f"{a} {i}" for a in ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing",
                                      "Purchases", "Sitting", "SittingDown", "Smoking", "Photo", "Waiting",
@@ -71,7 +69,7 @@ def read_flat(path: str) -> dict:
 def via_fresh_worker(src: Path, tmp: Path) -> dict:
     out = tmp / "fresh.npz"
     code = "import sys; from benchmarks.bench_pickle_isolation import worker_main; worker_main(sys.argv[1], sys.argv[2])"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=True, cwd=REPO, env=env)
     return read_flat(str(out))
 
