@@ -8,6 +8,7 @@
 - ``hostile_bytes`` / ``hostile_cases`` / ``hostile_runner``: crafted files, the cases, the forked runner
 - ``corpus_fixtures`` / ``training_corpus``: small synthetic corpora for the writer, reader and trainer
 - ``smplx_reference``: the full-mesh smplx path that the mesh-free regression is checked and timed against
+- ``s3_server``: a local S3-compatible server for the object-storage tests
 """
 
 from pathlib import Path

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipelines.test_s3 import BUCKET, S3_ENV, create_bucket, start_s3_server
+from benchmarks.harness.s3_server import BUCKET, S3_ENV, create_bucket, start_s3_server
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

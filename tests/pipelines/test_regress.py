@@ -32,7 +32,8 @@ def regress_joints(model, regressor, poses, trans, betas, dmpls=None) -> np.ndar
 def rodrigues(r: np.ndarray) -> np.ndarray:
     """(..., 3) -> (..., 3, 3) through the regressor's components-first ``rodrigues_soa``."""
     r = np.asarray(r, dtype=np.float64)
-    return np.moveaxis(rodrigues_soa(np.moveaxis(r, -1, 0)), (0, 1), (-2, -1))
+    flat = rodrigues_soa(r.reshape(-1, 3).T)  # (3, 3, n)
+    return np.moveaxis(flat, (0, 1), (-2, -1)).reshape(r.shape + (3,))
 
 
 def _motion(seed: int, T: int = 24):

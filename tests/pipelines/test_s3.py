@@ -13,32 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.harness.s3_server import BUCKET, S3_ENV, create_bucket, start_s3_server
 from pipelines.cli import app
 from schemas.errors import ConfigError, VersionConflictError
 from schemas.storage import S3_ENDPOINT_ENV, is_url, parse_location, s3_parts
 
-BUCKET = "corpora"
 runner = CliRunner()
-
-
-def start_s3_server():
-    """(server, endpoint URL) of a fresh moto S3 server on a free port of 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    return server, f"http://{host}:{port}"
-
-
-def create_bucket(endpoint: str, bucket: str = BUCKET) -> None:
-    import boto3
-
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
-
-
-S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
