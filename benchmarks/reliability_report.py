@@ -1,6 +1,7 @@
 """Reliability report: malformed inputs, killed builds / workers / training, concurrent writers, garbage.
 
     .venv/bin/python benchmarks/reliability_report.py [--fuzz-cases 1000] [--kill-random 14] [--seed 0]
+                                                      [--sections fuzz,kill,checkpoint,concurrency,hostile]
 
 Runs the same experiments as ``tests/reliability`` (through ``benchmarks.harness``) with
 seeds instead of hypothesis and longer counts, prints a table, and ends with one JSON line that counts
@@ -10,8 +11,9 @@ only what really happened (a kill counts when the child died by SIGKILL where it
     checkpoint_kills, checkpoint_resumes_equal, fuzz_cases, fuzz_distinct, fuzz_escaped,
     payloads_executed, concurrent_commits, garbage_bytes_before_gc, garbage_bytes_after_gc
 
-The report is a list of named sections (``SECTIONS``); each is a function ``(args, work) -> Section``
-whose ``summary`` dict is merged into the final JSON line. Add a section to add figures.
+The report is a list of named sections (``SECTIONS``, ``--sections`` picks some); each is a function
+``(args, work) -> Section`` whose ``summary`` dict is merged into the final JSON line. Add a section to
+add figures.
 """
 
 from __future__ import annotations
@@ -151,7 +153,8 @@ def hostile_section(args, work: Path) -> Section:
     return sec
 
 
-SECTIONS = [fuzz_section, kill_section, checkpoint_section, concurrency_section, hostile_section]
+SECTIONS = {"fuzz": fuzz_section, "kill": kill_section, "checkpoint": checkpoint_section,
+            "concurrency": concurrency_section, "hostile": hostile_section}
 
 
 def main() -> None:
@@ -159,16 +162,21 @@ def main() -> None:
     ap.add_argument("--fuzz-cases", type=int, default=1000, help="malformed files per input kind")
     ap.add_argument("--kill-random", type=int, default=14, help="random-moment kills besides the named points")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help="comma-separated subset of: " + ", ".join(SECTIONS))
     args = ap.parse_args()
+    chosen = [s for s in args.sections.split(",") if s]
+    if unknown := set(chosen) - set(SECTIONS):
+        ap.error(f"unknown sections {sorted(unknown)}")
 
     work = Path(tempfile.mkdtemp(prefix="reliability_"))
     rows, summary = [], {}
-    for section in SECTIONS:
+    for name in chosen:
         t0 = time.perf_counter()
-        sec = section(args, work)
+        sec = SECTIONS[name](args, work)
         rows += sec.rows
         summary.update(sec.summary)
-        print(f"{section.__name__}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     from rich.console import Console
     from rich.table import Table
