@@ -98,11 +98,15 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=950, help="3D frames per sequence (950 -> ~50 MB file)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pickle_isolation_") as tmp:
+        measure(Path(tmp), args.frames, args.repeats)
 
+
+def measure(tmp: Path, frames: int, repeats: int) -> None:
+    """Write a VideoPose3D-style file of ``frames`` frames a sequence under ``tmp``, time the loads, print."""
     from pipelines.synthetic.h36m import write_h36m_files
 
-    tmp = Path(tempfile.mkdtemp(prefix="pickle_isolation_"))
-    files = write_h36m_files(tmp / "vp3d", actions=ACTIONS, frames=args.frames)
+    files = write_h36m_files(tmp / "vp3d", actions=ACTIONS, frames=frames)
     src = files["3d"]
     size_mb = src.stat().st_size / 2**20
     import zipfile
@@ -128,9 +132,9 @@ def main() -> None:
     got_fresh, got_fork = via_fresh_worker(src, tmp), via_forkserver(ctx, src, tmp)
     same = all(np.array_equal(ref[s][a], g[s][a]) for g in (got_fresh, got_fork) for s in ref for a in ref[s])
 
-    inproc = best(lambda: load_positions_3d(src), args.repeats)
-    fresh = best(lambda: via_fresh_worker(src, tmp), args.repeats)
-    fork = best(lambda: via_forkserver(ctx, src, tmp), args.repeats)
+    inproc = best(lambda: load_positions_3d(src), repeats)
+    fresh = best(lambda: via_fresh_worker(src, tmp), repeats)
+    fork = best(lambda: via_forkserver(ctx, src, tmp), repeats)
     n_seq = sum(len(v) for v in ref.values())
     print(f"3D file {size_mb:.1f} MB, {n_seq} sequences, {ops} opcodes (2D CPN file: {ops_2d}); prescan {prescan_s * 1e3:.1f} ms")
     print(f"in-process      {inproc:7.3f} s")
