@@ -64,10 +64,10 @@ def reference_rates(body_models: Path, regressor: Path, amass_files: list[Path],
     Model set-up not timed. Returns (rate_all, rate_needed_only, needed_fraction)."""
     import torch
 
+    from benchmarks.harness.smplx_reference import smplx_forward_joints, smplx_reference_model
     from pipelines.amass import read_amass
     from pipelines.sequence import resolved_regressor
     from pipelines.body_model import load_body_model
-    from pipelines.regress import smplx_forward_joints, smplx_reference_model
     from pipelines.resample import plan_resample
 
     torch.set_num_threads(2)  # the whole machine, like the build's two workers

@@ -30,13 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from pipelines.h36m import load_positions_3d  # noqa: E402
-from pipelines.safe_pickle import prescan_pickle  # noqa: E402
+from benchmarks.harness import REPO
+from pipelines.h36m import load_positions_3d
+from pipelines.safe_pickle import prescan_pickle
 
 ACTIONS = tuple(f"{a} {i}" for a in ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing",
                                      "Purchases", "Sitting", "SittingDown", "Smoking", "Photo", "Waiting",
@@ -71,7 +69,7 @@ def read_flat(path: str) -> dict:
 def via_fresh_worker(src: Path, tmp: Path) -> dict:
     out = tmp / "fresh.npz"
     code = "import sys; from benchmarks.bench_pickle_isolation import worker_main; worker_main(sys.argv[1], sys.argv[2])"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=True, cwd=REPO, env=env)
     return read_flat(str(out))
 
@@ -100,11 +98,15 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=950, help="3D frames per sequence (950 -> ~50 MB file)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pickle_isolation_") as tmp:
+        measure(Path(tmp), args.frames, args.repeats)
 
+
+def measure(tmp: Path, frames: int, repeats: int) -> None:
+    """Write a VideoPose3D-style file of ``frames`` frames a sequence under ``tmp``, time the loads, print."""
     from pipelines.synthetic.h36m import write_h36m_files
 
-    tmp = Path(tempfile.mkdtemp(prefix="pickle_isolation_"))
-    files = write_h36m_files(tmp / "vp3d", actions=ACTIONS, frames=args.frames)
+    files = write_h36m_files(tmp / "vp3d", actions=ACTIONS, frames=frames)
     src = files["3d"]
     size_mb = src.stat().st_size / 2**20
     import zipfile
@@ -130,9 +132,9 @@ def main() -> None:
     got_fresh, got_fork = via_fresh_worker(src, tmp), via_forkserver(ctx, src, tmp)
     same = all(np.array_equal(ref[s][a], g[s][a]) for g in (got_fresh, got_fork) for s in ref for a in ref[s])
 
-    inproc = best(lambda: load_positions_3d(src), args.repeats)
-    fresh = best(lambda: via_fresh_worker(src, tmp), args.repeats)
-    fork = best(lambda: via_forkserver(ctx, src, tmp), args.repeats)
+    inproc = best(lambda: load_positions_3d(src), repeats)
+    fresh = best(lambda: via_fresh_worker(src, tmp), repeats)
+    fork = best(lambda: via_forkserver(ctx, src, tmp), repeats)
     n_seq = sum(len(v) for v in ref.values())
     print(f"3D file {size_mb:.1f} MB, {n_seq} sequences, {ops} opcodes (2D CPN file: {ops_2d}); prescan {prescan_s * 1e3:.1f} ms")
     print(f"in-process      {inproc:7.3f} s")

@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from pipelines.body_model import load_body_models, load_regressor, model_density  # noqa: E402
-from pipelines.regressor_order import resolve_regressor_order  # noqa: E402
-from pipelines.regress import JointRegressor, reference_joints, smplx_forward_joints, smplx_reference_model  # noqa: E402
-from pipelines.synthetic.body_model import write_body_model_tree  # noqa: E402
+from benchmarks.harness.smplx_reference import reference_joints, smplx_forward_joints, smplx_reference_model
+from pipelines.body_model import load_body_models, load_regressor, model_density
+from pipelines.regressor_order import resolve_regressor_order
+from pipelines.regress import JointRegressor
+from pipelines.synthetic.body_model import write_body_model_tree
 
 
 def main(argv=None) -> dict:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 import traceback
@@ -28,8 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from uplift.config import AMASS_351  # noqa: E402
 from uplift.data import draw_keyframes, keyframe_mask  # noqa: E402
@@ -123,8 +120,7 @@ def loader_fed(workers: int, steps: int, device, corpus: str) -> float:
 
 
 def small_corpus(path: Path, frames: int) -> str:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_loader import build_corpus
+    from benchmarks.bench_loader import build_corpus
 
     return build_corpus(path, frames)
 
@@ -188,8 +184,7 @@ def main() -> None:
             res["error_loader_fed"] = f"{type(e).__name__}: {e}"[:300]
             traceback.print_exc()
     try:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_model import throughput_table
+        from benchmarks.bench_model import throughput_table
 
         from uplift.config import H36M_81, H36M_351
 

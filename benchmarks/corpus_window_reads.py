@@ -1,6 +1,6 @@
 """Random 351-frame window reads from a ~1M-frame view array in an Icechunk corpus.
 
-Compares the store layout of ``schemas.store`` (TIME_CHUNK-frame chunks, zstd) with and without
+Compares the store layout of ``schemas.store`` (TIME_CHUNK-frame chunks, Blosc-LZ4) with and without
 sharding, one window per call, and the block-read pattern (read one chunk, cut many windows).
 
     .venv/bin/python benchmarks/corpus_window_reads.py [--frames 1000000] [--windows 2000]
@@ -31,8 +31,10 @@ def make_view_array(path: str | Path, n_frames: int, num_joints: int = 17, *, sh
     session = repo.writable_session("main")
     chunks = KEYPOINTS_2D.chunks(num_joints)
     shard_shape = None if shards is None else (chunks[0] * shards, *chunks[1:])
+    # the store's own codec (Blosc-LZ4): zarr's default (zstd) is not what a corpus holds
     arr = zarr.create_array(session.store, name=KEYPOINTS_2D.path, shape=KEYPOINTS_2D.shape(n_frames, num_joints),
-                            dtype=KEYPOINTS_2D.dtype, chunks=chunks, shards=shard_shape)
+                            dtype=KEYPOINTS_2D.dtype, chunks=chunks, shards=shard_shape,
+                            compressors=KEYPOINTS_2D.compressors())
     t0 = time.perf_counter()
     step = shard_shape[0] if shard_shape else chunks[0] * 16
     for a in range(0, n_frames, step):

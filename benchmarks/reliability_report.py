@@ -1,8 +1,9 @@
 """Reliability report: malformed inputs, killed builds / workers / training, concurrent writers, garbage.
 
     .venv/bin/python benchmarks/reliability_report.py [--fuzz-cases 1000] [--kill-random 14] [--seed 0]
+                                                      [--sections fuzz,kill,checkpoint,concurrency,hostile]
 
-Runs the same experiments as ``tests/reliability`` (through ``tests/reliability/harness.py``) with
+Runs the same experiments as ``tests/reliability`` (through ``benchmarks.harness``) with
 seeds instead of hypothesis and longer counts, prints a table, and ends with one JSON line that counts
 only what really happened (a kill counts when the child died by SIGKILL where it was aimed):
 
@@ -10,8 +11,9 @@ only what really happened (a kill counts when the child died by SIGKILL where it
     checkpoint_kills, checkpoint_resumes_equal, fuzz_cases, fuzz_distinct, fuzz_escaped,
     payloads_executed, concurrent_commits, garbage_bytes_before_gc, garbage_bytes_after_gc
 
-The report is a list of named sections (``SECTIONS``); each is a function ``(args, work) -> Section``
-whose ``summary`` dict is merged into the final JSON line. Add a section to add figures.
+The report is a list of named sections (``SECTIONS``, ``--sections`` picks some); each is a function
+``(args, work) -> Section`` whose ``summary`` dict is merged into the final JSON line. Add a section to
+add figures.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.reliability
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.harness.malformed import WRITERS, mutations  # noqa: E402
-from tests.reliability import harness  # noqa: E402
+from benchmarks.harness import checkpoint_kills, concurrency, hostile_runner, kill_trials
+from benchmarks.harness.builds import build_config, make_inputs
+from benchmarks.harness.fuzz import FuzzStats, fuzz_case
+from benchmarks.harness.training_corpus import projected_corpus
+from pipelines.build_amass import build_amass
+from pipelines.hashing import corpus_checksums
+from benchmarks.harness.malformed import WRITERS, mutations
+from schemas.reader import CorpusReader
 
 
 @dataclass
@@ -42,11 +48,11 @@ def fuzz_section(args, work: Path) -> Section:
     """Every loader against ``--fuzz-cases`` malformed files (body models: full 6890-vertex models)."""
     rng = np.random.default_rng(args.seed)
     marker = work / "payload.executed"
-    sec, totals = Section(), harness.FuzzStats()
+    sec, totals = Section(), FuzzStats()
     for kind, (_, suffixes) in sorted(WRITERS.items()):
-        s = harness.FuzzStats()
+        s = FuzzStats()
         for _ in range(args.fuzz_cases):
-            out = harness.fuzz_case(kind, str(rng.choice(mutations(kind))), str(rng.choice(suffixes)),
+            out = fuzz_case(kind, str(rng.choice(mutations(kind))), str(rng.choice(suffixes)),
                                     int(rng.integers(2**32)), work, marker)
             s.add(out)
             totals.add(out)
@@ -62,14 +68,10 @@ def fuzz_section(args, work: Path) -> Section:
 
 def kill_section(args, work: Path) -> Section:
     """SIGKILLed builds at every named point and at random moments; rerun; gc; a killed Dask worker."""
-    from pipelines.build_amass import build_amass
-    from pipelines.hashing import corpus_checksums
-    from schemas.reader import CorpusReader
-
-    root = harness.make_inputs(work / "inputs")
-    build_amass(harness.build_config(root, work / "reference", tag=harness.TRIAL_TAG))
+    root = make_inputs(work / "inputs")
+    build_amass(build_config(root, work / "reference", tag=kill_trials.TRIAL_TAG))
     reference = corpus_checksums(CorpusReader.open(work / "reference"))
-    out = harness.run_kill_trials(root, work / "kills", reference, n_random=args.kill_random, seed=args.seed)
+    out = kill_trials.run_kill_trials(root, work / "kills", reference, n_random=args.kill_random, seed=args.seed)
     killed = out.verified()
     landed = {}
     for aim, t in zip(out.chosen, out.trials):
@@ -82,7 +84,7 @@ def kill_section(args, work: Path) -> Section:
     sec.rows.append(("garbage after the kills", str(len(out.trials)), "gc: " + ("equal" if out.gc_equal else "DIFFERS"),
                      f"{out.garbage_before_gc():,} bytes before gc, {out.garbage_after_gc():,} after "
                      f"(against one clean build of {out.clean_bytes:,} bytes, {out.clean_bytes_gc:,} after its gc)"))
-    worker_ok = harness.killed_worker_build(root, work / "worker_kill") and corpus_checksums(
+    worker_ok = kill_trials.killed_worker_build(root, work / "worker_kill") and corpus_checksums(
         CorpusReader.open(work / "worker_kill")) == reference
     sec.rows.append(("SIGKILL a Dask worker", "1", str(int(worker_ok)), "build equal to the reference"))
     sec.summary = {
@@ -100,14 +102,12 @@ def kill_section(args, work: Path) -> Section:
 
 def checkpoint_section(args, work: Path) -> Section:
     """SIGKILLed inside save_checkpoint at each named point, resumed to the end."""
-    from tests.uplift.test_train import projected_corpus
-
     corpus = projected_corpus(work / "train_corpus", n_seq=3, n_frames=160)
-    config = harness.write_train_config(work / "tiny.json")
-    harness.run_training(config, corpus, work / "straight")
-    straight = harness.final_weights(work / "straight")
-    trials = [harness.checkpoint_kill_trial(config, corpus, work / f"ckpt{i}", f, straight)
-              for i, f in enumerate(harness.CHECKPOINT_KILLS)]
+    config = checkpoint_kills.write_train_config(work / "tiny.json")
+    checkpoint_kills.run_training(config, corpus, work / "straight")
+    straight = checkpoint_kills.final_weights(work / "straight")
+    trials = [checkpoint_kills.checkpoint_kill_trial(config, corpus, work / f"ckpt{i}", f, straight)
+              for i, f in enumerate(checkpoint_kills.CHECKPOINT_KILLS)]
     good = [t for t in trials if t.killed and t.resumed_from == t.last_complete and t.equal]
     sec = Section()
     sec.rows.append(("SIGKILL in save_checkpoint + resume", str(len(trials)), str(len(good)),
@@ -119,10 +119,10 @@ def checkpoint_section(args, work: Path) -> Section:
 
 def concurrency_section(args, work: Path) -> Section:
     """Two builds started together; 3 writers x 5 rounds; readers pinned to an older version."""
-    root = harness.make_inputs(work / "conc_inputs")
-    two = harness.concurrent_builds(root, work / "concurrent")
+    root = make_inputs(work / "conc_inputs")
+    two = concurrency.concurrent_builds(root, work / "concurrent")
     two_ok = two.exit_codes == [0, 0] and two.in_sequence and two.pinned_reader_unchanged and two.valid
-    rounds = harness.writer_rounds(work / "rounds", writers=3, rounds=5)
+    rounds = concurrency.writer_rounds(work / "rounds", writers=3, rounds=5)
     sec = Section()
     sec.rows.append(("two builds started together", "2", str(two.versions_added),
                      f"exit codes {two.exit_codes}, in sequence: {two.in_sequence}, "
@@ -138,13 +138,11 @@ def concurrency_section(args, work: Path) -> Section:
 
 def hostile_section(args, work: Path) -> Section:
     """Issue 16: every hostile-file case in its own forked child (crash, hang, memory budget)."""
-    from tests.reliability import hostile
-
-    results = hostile.run_suite(work / "hostile")
+    results = hostile_runner.run_suite(work / "hostile")
     for r in results:
         if not r["ok"]:
             print(f"HOSTILE {r['name']}: {r['outcome']}: {r['message']}", file=sys.stderr)
-    counts = hostile.summary(results)
+    counts = hostile_runner.summary(results)
     sec = Section()
     sec.rows.append(("hostile files (crafted pickles, bombs, special files)", str(counts["hostile_cases"]),
                      str(counts["hostile_cases"] - counts["hostile_crashes"] - counts["hostile_hangs"]
@@ -155,7 +153,8 @@ def hostile_section(args, work: Path) -> Section:
     return sec
 
 
-SECTIONS = [fuzz_section, kill_section, checkpoint_section, concurrency_section, hostile_section]
+SECTIONS = {"fuzz": fuzz_section, "kill": kill_section, "checkpoint": checkpoint_section,
+            "concurrency": concurrency_section, "hostile": hostile_section}
 
 
 def main() -> None:
@@ -163,16 +162,21 @@ def main() -> None:
     ap.add_argument("--fuzz-cases", type=int, default=1000, help="malformed files per input kind")
     ap.add_argument("--kill-random", type=int, default=14, help="random-moment kills besides the named points")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help="comma-separated subset of: " + ", ".join(SECTIONS))
     args = ap.parse_args()
+    chosen = [s for s in args.sections.split(",") if s]
+    if unknown := set(chosen) - set(SECTIONS):
+        ap.error(f"unknown sections {sorted(unknown)}")
 
     work = Path(tempfile.mkdtemp(prefix="reliability_"))
     rows, summary = [], {}
-    for section in SECTIONS:
+    for name in chosen:
         t0 = time.perf_counter()
-        sec = section(args, work)
+        sec = SECTIONS[name](args, work)
         rows += sec.rows
         summary.update(sec.summary)
-        print(f"{section.__name__}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     from rich.console import Console
     from rich.table import Table

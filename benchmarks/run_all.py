@@ -2,12 +2,13 @@
 
     python benchmarks/run_all.py [--only regress,build] [--quick] [--no-readme]
 
-Each script runs in its own process with the arguments listed in ``BENCHMARKS`` (sized so that the
-whole run stays under ~15 minutes on 2 cores) and ends with one JSON line; this script turns those
-lines into one table (measure, ours, baseline, ratio, script and arguments, machine) and keeps the raw
-JSON in ``benchmarks/results.json``. A benchmark that fails or runs out of time gets a row saying so.
-``--only`` re-measures some and keeps the other rows from the previous results.json.
-The README's figures section is then rewritten from RESULTS.md by ``benchmarks/readme_figures.py``.
+Each script runs in its own process (as a module of the installed ``benchmarks`` package) with the
+arguments listed in ``BENCHMARKS`` (sized so that the whole run stays under ~15 minutes on 2 cores)
+and ends with one JSON line; this script turns those lines into one table (measure, ours, baseline,
+ratio, script and arguments, machine) and keeps the raw JSON in ``benchmarks/results.json``. A
+benchmark that fails or runs out of time gets a row saying so. ``--only`` re-measures some and keeps
+the other rows from the previous results.json. The README's figures section is then rewritten from
+RESULTS.md by ``benchmarks/readme_figures.py``.
 """
 
 from __future__ import annotations
@@ -58,16 +59,20 @@ def machine() -> str:
     return f"{os.cpu_count()} cores {cpu}, load {load:.1f}"
 
 
+def module_of(script: str) -> str:
+    """``benchmarks/bench_x.py`` -> ``benchmarks.bench_x``."""
+    return script.removesuffix(".py").replace("/", ".")
+
+
 def run_one(name: str, quick: bool) -> dict:
     script, args, quick_args, timeout = BENCHMARKS[name]
     args = quick_args if quick else args
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     entry = {"script": script, "args": args, "machine": machine(), "quick": quick,
              "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     t0 = time.perf_counter()
     print(f"== {script} {' '.join(args)}", flush=True)
     # its own process group, so that a timeout also ends its Dask workers and helpers
-    proc = subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=REPO, env=env, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", module_of(script), *args], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
@@ -92,9 +97,8 @@ def run_demo() -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_demo_") as ws:
         t0 = time.perf_counter()
         code = f"import sys; from pathlib import Path; from flows.demo import main; sys.exit(main(Path({ws!r})))"
-        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         # its own process group: on a timeout the demo gets SIGTERM and stops its server and workers
-        proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             code = proc.wait(timeout=600)
@@ -230,12 +234,11 @@ def main(argv=None) -> int:
     print(write_results_md(results))
     print(f"make bench: {time.perf_counter() - t0:.0f} s", flush=True)
     if not a.no_readme:
-        from readme_figures import update_readme  # same folder
+        from benchmarks.readme_figures import update_readme
 
         update_readme()
     return 0 if all("result" in e for e in fresh.values()) else 1
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.exit(main())

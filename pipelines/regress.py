@@ -1,6 +1,6 @@
 """Exact joint regression from SMPL+H parameters without building the mesh.
 
-The reference path (AMASS conversion) poses all V vertices by linear blend skinning and applies a
+The reference path (AMASS conversion; ``benchmarks/harness/smplx_reference.py``) poses all V vertices by linear blend skinning and applies a
 regressor R (N, V). For fixed bone transforms LBS is linear in the rest vertices, so
 
     y_n = sum_b [ c_nb (t_b - Q_b j_b) + Q_b m_nb(t) ] + trans,
@@ -18,43 +18,17 @@ rest joints frame by frame.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.sparse
 
-from pipelines.body_model import BodyModel, load_body_model
+from pipelines.body_model import BodyModel
 from schemas.errors import InputError
 
 DEFAULT_BATCH = 4096
 
 
-def rodrigues(rotvecs: np.ndarray) -> np.ndarray:
-    """Axis-angle (..., 3) -> rotation matrices (..., 3, 3), float64, exact near zero angle."""
-    r = np.asarray(rotvecs, dtype=np.float64)
-    theta2 = np.einsum("...i,...i->...", r, r)
-    theta = np.sqrt(theta2)
-    small = theta2 < 1e-12
-    safe = np.where(small, 1.0, theta)
-    a = np.where(small, 1.0 - theta2 / 6.0, np.sin(safe) / safe)  # sin(t)/t
-    b = np.where(small, 0.5 - theta2 / 24.0, (1.0 - np.cos(safe)) / (safe * safe))  # (1-cos t)/t^2
-    x, y, z = r[..., 0], r[..., 1], r[..., 2]
-    out = np.empty(r.shape[:-1] + (3, 3))
-    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
-    out[..., 0, 0] = 1.0 - b * (y * y + z * z)
-    out[..., 1, 1] = 1.0 - b * (x * x + z * z)
-    out[..., 2, 2] = 1.0 - b * (x * x + y * y)
-    out[..., 0, 1] = bxy - a * z
-    out[..., 1, 0] = bxy + a * z
-    out[..., 0, 2] = bxz + a * y
-    out[..., 2, 0] = bxz - a * y
-    out[..., 1, 2] = byz - a * x
-    out[..., 2, 1] = byz + a * x
-    return out
-
-
 def rodrigues_soa(r: np.ndarray) -> np.ndarray:
-    """Axis-angle (3, ...) -> rotation matrices (3, 3, ...): :func:`rodrigues` with components first.
+    """Axis-angle (3, ...) -> rotation matrices (3, 3, ...), float64, components first (frames last).
 
     Through the unit quaternion (cos(t/2), sin(t/2)/t * r): no cancellation near zero angle (at t = 0,
     r = 0 makes the vector part 0 whatever the factor), and each entry is written in place once.
@@ -82,7 +56,8 @@ def rodrigues_soa(r: np.ndarray) -> np.ndarray:
     return out
 
 
-def _betas_vector(model: BodyModel, betas) -> np.ndarray:
+def betas_vector(model: BodyModel, betas) -> np.ndarray:
+    """``betas`` (S',), S' <= S, zero-padded to the model's S shape directions -> (S,) float64."""
     b = np.asarray(betas if betas is not None else np.zeros(0), dtype=np.float64).ravel()
     if len(b) > model.num_betas:
         raise ValueError(f"{len(b)} betas given but the model has only {model.num_betas} shape directions")
@@ -130,7 +105,7 @@ class JointRegressor:
         R = scipy.sparse.csr_matrix(regressor, dtype=np.float64)
         if R.shape[1] != model.num_vertices:
             raise InputError(None, f"regressor has {R.shape[1]} columns but the model has {model.num_vertices} vertices")
-        b = _betas_vector(model, betas)
+        b = betas_vector(model, betas)
         verts = np.unique(R.indices)  # only these vertices' skinning / correctives matter
         Rs = R[:, verts].toarray()  # (N, m)
         Ws = model.weights[verts]  # (m, Jb)
@@ -223,83 +198,3 @@ class JointRegressor:
                 contrib[idx, r] = q[r, 0] * uk[:, 0] + q[r, 1] * uk[:, 1] + q[r, 2] * uk[:, 2] + ck * t[k, r]
         y = (self._scatter @ contrib.reshape(len(pb), -1)).reshape(self.num_out, 3, T)
         return y.transpose(2, 0, 1) + trans[:, None, :]
-
-
-def regress_joints(model: BodyModel, regressor, poses, trans, betas, dmpls=None) -> np.ndarray:
-    """Convenience: ``JointRegressor.from_model(model, regressor, betas)(poses, trans, dmpls)`` -> (T, N, 3) float32."""
-    return JointRegressor.from_model(model, regressor, betas)(poses, trans, dmpls)
-
-
-def smplx_reference_model(model: BodyModel, num_coeffs: int, dtype=None):
-    """An ``smplx.SMPLH`` module with the exact float64 arrays of ``model`` and an extended shape basis
-    ``[shapedirs | dmpldirs | zeros]`` of ``max(num_coeffs, 300)`` columns, so smplx keeps them all."""
-    import smplx
-    import torch
-    from smplx.utils import Struct
-
-    dtype = dtype or torch.float64
-    parts = [model.shapedirs] + ([model.dmpldirs] if model.dmpldirs is not None else [])
-    ext = np.concatenate(parts, axis=2)
-    width = max(300, ext.shape[2], num_coeffs)
-    ext = np.concatenate([ext, np.zeros(ext.shape[:2] + (width - ext.shape[2],))], axis=2)
-    kintree = np.stack([model.parents, np.arange(model.num_joints)])
-    struct = Struct(v_template=model.v_template, shapedirs=ext, posedirs=model.posedirs,
-                    J_regressor=model.J_regressor, weights=model.weights, kintree_table=kintree,
-                    f=model.faces, hands_componentsl=np.eye(45), hands_componentsr=np.eye(45),
-                    hands_meanl=np.zeros(45), hands_meanr=np.zeros(45))
-    body = smplx.SMPLH(model_path="", data_struct=struct, use_pca=False, flat_hand_mean=True,
-                       num_betas=width, dtype=dtype, gender=model.gender)
-    # smplx casts every array through float32 on load; put the exact values back. The zero padding
-    # was only there to get past smplx's 10-beta truncation: drop it (same result, less work).
-    width = max(sum(p.shape[2] for p in parts), num_coeffs)
-    with torch.no_grad():
-        body.v_template = torch.tensor(model.v_template, dtype=dtype)
-        body.shapedirs = torch.tensor(ext[:, :, :width], dtype=dtype)
-        body.posedirs = torch.tensor(model.posedirs.reshape(-1, model.posedirs.shape[2]).T, dtype=dtype)
-        body.J_regressor = torch.tensor(model.J_regressor.toarray(), dtype=dtype)
-        body.lbs_weights = torch.tensor(model.weights, dtype=dtype)
-    return body, width
-
-
-def smplx_forward_joints(body, width: int, model: BodyModel, regressor, poses, trans, betas, dmpls,
-                         batch: int = 1024, dtype=None) -> np.ndarray:
-    """Full-mesh forward pass in batches, then the regressor: (T, N, 3) in ``dtype``'s precision."""
-    import torch
-
-    dtype = dtype or torch.float64
-    b = _betas_vector(model, betas)
-    T = len(poses)
-    coeffs = np.zeros((T, width))
-    coeffs[:, : len(b)] = b
-    if dmpls is not None:
-        coeffs[:, len(b): len(b) + dmpls.shape[1]] = dmpls
-    Rt = torch.tensor(scipy.sparse.csr_matrix(regressor).toarray(), dtype=dtype)
-    out = []
-    with torch.no_grad():
-        for s in range(0, T, batch):
-            sl = slice(s, min(T, s + batch))
-            p = torch.tensor(np.asarray(poses[sl]), dtype=dtype)
-            verts = body(betas=torch.tensor(coeffs[sl], dtype=dtype), global_orient=p[:, :3],
-                         body_pose=p[:, 3:66], left_hand_pose=p[:, 66:111], right_hand_pose=p[:, 111:156],
-                         transl=torch.tensor(np.asarray(trans[sl]), dtype=dtype)).vertices
-            out.append(torch.einsum("nv,tvc->tnc", Rt, verts).numpy())
-    return np.concatenate(out).astype(np.float64)
-
-
-def reference_joints(model_file_or_model, regressor, poses, trans, betas, dmpls=None, dmpl_path=None,
-                     batch: int = 1024) -> np.ndarray:
-    """The slow reference: smplx.SMPLH full forward (float64) + regressor -> (T, N, 3) float64.
-
-    All betas and the DMPLs are used through an extended, zero-padded shape basis (smplx keeps only
-    10 betas of a model with fewer than 300 shape directions otherwise). AMASS poses carry the full
-    hand pose, so the hand mean is not added (``flat_hand_mean=True``).
-    """
-    model = model_file_or_model
-    if isinstance(model, (str, os.PathLike)):
-        model = load_body_model(model, dmpl_path)
-    if dmpls is not None and model.dmpldirs is None:
-        raise ValueError("dmpls given but the body model has no DMPL basis")
-    body, width = smplx_reference_model(model, model.num_betas + (0 if dmpls is None else dmpls.shape[1]))
-    return smplx_forward_joints(body, width, model, regressor, np.asarray(poses, dtype=np.float64),
-                                np.asarray(trans, dtype=np.float64), betas,
-                                None if dmpls is None else np.asarray(dmpls, dtype=np.float64), batch)

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("readme_figures", REPO / "benchmarks" / "readme_figures.py")
-readme_figures = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(readme_figures)
+from benchmarks import readme_figures
+from benchmarks.readme_figures import REPO
 
 
 def test_render_replaces_only_the_marked_section():

@@ -165,7 +165,7 @@ def test_default_export_is_what_videopose3d_loads(cpn_corpus, files, tmp_path):
 
 def test_export_without_stored_32_puts_static_joints_at_their_parents(tmp_path):
     from pipelines.writer import CorpusWriter
-    from tests.pipelines.corpus_fixtures import make_seq
+    from benchmarks.harness.corpus_fixtures import make_seq
 
     rng = np.random.default_rng(0)
     with CorpusWriter(tmp_path / "c") as w:

@@ -1,50 +1,29 @@
 """CorpusWriter / CorpusReader over Icechunk: round trip, isolation of versions, aborts, crashes,
-carry-over, concurrent commits, validation of broken stores, window reads."""
+carry-over, concurrent commits, the commit lock. (Broken stores: tests/schemas/test_validate.py.)"""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
-import icechunk
 import numpy as np
 import pyarrow as pa
 import pytest
-import zarr
-from tests.pipelines.corpus_fixtures import J, make_seq
 
-from schemas.reader import CorpusReader, open_corpus
-from pipelines.writer import CorpusWriter
-from schemas.records import Reject
+from benchmarks.harness.corpus_fixtures import LENGTHS, J, make_seq, make_seqs, write_corpus
 from pipelines.versions import list_versions
+from pipelines.writer import CorpusWriter
 from schemas import manifests as M
 from schemas import store as S
 from schemas.errors import CorpusError, VersionConflictError
-from schemas.validate import validate, validate_corpus
+from schemas.reader import CorpusReader, open_corpus
+from schemas.records import Reject
+from schemas.validate import validate_corpus
 
-HERE = Path(__file__).parent
-ROOT = HERE.parents[1]
-LENGTHS = (37, S.TIME_CHUNK + 311, 1, 2 * S.TIME_CHUNK + 5)  # incl. > TIME_CHUNK and > 2 chunks
-
-
-def _seqs(seed=0, lengths=LENGTHS, prefix="CMU/01/"):
-    rng = np.random.default_rng(seed)
-    return [make_seq(rng, f"{prefix}{i:02d}", T, n_views=1 + i % 3) for i, T in enumerate(lengths)]
-
-
-def _write(path, seqs, *, message="build", tag=None, rejects=(), build_info=None) -> str:
-    with CorpusWriter(path) as w:
-        for s in seqs:
-            w.add(s)
-        for r in rejects:
-            w.reject(r)
-        return w.commit(message, tag=tag, build_info=build_info)
+ROOT = Path(__file__).resolve().parents[2]  # child processes run in the checkout
 
 
 def _assert_matches(reader: CorpusReader, seqs) -> None:
@@ -67,9 +46,9 @@ def _assert_matches(reader: CorpusReader, seqs) -> None:
 
 
 def test_round_trip_arrays_manifests_attrs(tmp_path):
-    seqs = _seqs()
+    seqs = make_seqs()
     rej = Reject("/data/bad.npz", "poses has shape (10, 3)", kind="amass", source_sha256="abc")
-    snap = _write(tmp_path / "c", seqs, tag="v1", rejects=[rej], build_info={"config": {"fps": 50}, "regressor_sha256": "r"})
+    snap = write_corpus(tmp_path / "c", seqs, tag="v1", rejects=[rej], build_info={"config": {"fps": 50}, "regressor_sha256": "r"})
     r = CorpusReader.open(tmp_path / "c")
     assert r.version_id == snap and r.fps == 50.0 and r.joint_set == "h36m17" and r.num_joints == J
     assert r.build_info["config"] == {"fps": 50} and r.build_info["regressor_sha256"] == "r"
@@ -109,8 +88,8 @@ def test_round_trip_arrays_manifests_attrs(tmp_path):
 
 
 def test_read_view_window_equals_slicing(tmp_path):
-    seqs = _seqs(lengths=(900, S.TIME_CHUNK + 500))
-    _write(tmp_path / "c", seqs)
+    seqs = make_seqs(lengths=(900, S.TIME_CHUNK + 500))
+    write_corpus(tmp_path / "c", seqs)
     r = CorpusReader.open(tmp_path / "c")
     view = seqs[1].views[0]  # view 1: frames 900.. of the view arrays, so it crosses a chunk boundary
     np.testing.assert_array_equal(r.read_view(1)["keypoints_2d"], view.keypoints_2d)
@@ -126,11 +105,11 @@ def test_read_view_window_equals_slicing(tmp_path):
 
 def test_old_readers_unaffected_by_writes_and_commits(tmp_path):
     p = tmp_path / "c"
-    v1_seqs = _seqs(0, lengths=(50, S.TIME_CHUNK + 10))
-    v1 = _write(p, v1_seqs, tag="v1")
+    v1_seqs = make_seqs(0, lengths=(50, S.TIME_CHUNK + 10))
+    v1 = write_corpus(p, v1_seqs, tag="v1")
     r1 = CorpusReader.open(p)
     w = CorpusWriter(p)
-    new = _seqs(1, lengths=(3 * S.TIME_CHUNK, 20), prefix="KIT/")
+    new = make_seqs(1, lengths=(3 * S.TIME_CHUNK, 20), prefix="KIT/")
     for s in new:
         w.add(s)  # > one chunk: chunks really are written into the uncommitted session
     _assert_matches(r1, v1_seqs)
@@ -147,48 +126,47 @@ def test_old_readers_unaffected_by_writes_and_commits(tmp_path):
 
 def test_abort_and_context_exit_leave_previous_version(tmp_path):
     p = tmp_path / "c"
-    v1 = _write(p, _seqs(0, lengths=(40,)))
+    v1 = write_corpus(p, make_seqs(0, lengths=(40,)))
     w = CorpusWriter(p)
-    w.add(_seqs(1, lengths=(S.TIME_CHUNK + 1,), prefix="X/")[0])
+    w.add(make_seqs(1, lengths=(S.TIME_CHUNK + 1,), prefix="X/")[0])
     w.abort()
     w.abort()  # idempotent
     with pytest.raises(CorpusError):
         w.commit("too late")
     with pytest.raises(RuntimeError):
         with CorpusWriter(p) as w2:
-            w2.add(_seqs(2, lengths=(30,), prefix="Y/")[0])
+            w2.add(make_seqs(2, lengths=(30,), prefix="Y/")[0])
             raise RuntimeError("build failed")
     with CorpusWriter(p) as w3:
-        w3.add(_seqs(3, lengths=(30,), prefix="Z/")[0])  # leaves the block without commit
+        w3.add(make_seqs(3, lengths=(30,), prefix="Z/")[0])  # leaves the block without commit
     assert CorpusReader.open(p).version_id == v1
     assert [v.id for v in list_versions(p)] == [v1]
 
 
 def test_process_dying_before_commit_leaves_previous_version(tmp_path):
     p = tmp_path / "c"
-    v1 = _write(p, _seqs(0, lengths=(40,)))
+    v1 = write_corpus(p, make_seqs(0, lengths=(40,)))
     script = textwrap.dedent(f"""
         import os, numpy as np
-        from corpus_fixtures import make_seq
+        from benchmarks.harness.corpus_fixtures import make_seq
         from pipelines.writer import CorpusWriter
         w = CorpusWriter({str(p)!r})
         w.add(make_seq(np.random.default_rng(5), "crash/a", {2 * S.TIME_CHUNK + 3}))
         os._exit(3)
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
-    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 3, res.stderr
     assert CorpusReader.open(p).version_id == v1
     # The dead process held no lock and left nothing in the way of the next build.
-    v2 = _write(p, _seqs(1, lengths=(10,)))
+    v2 = write_corpus(p, make_seqs(1, lengths=(10,)))
     assert [v.id for v in list_versions(p)] == [v2, v1]
     assert validate_corpus(p) == []
 
 
 def test_add_from_carries_sequences_bit_identically(tmp_path):
     p = tmp_path / "c"
-    old = _seqs(0)
-    _write(p, old)
+    old = make_seqs(0)
+    write_corpus(p, old)
     parent = CorpusReader.open(p)
     fresh = make_seq(np.random.default_rng(9), "AAA/new", 77)
     with CorpusWriter(p) as w:
@@ -241,7 +219,7 @@ def test_writer_rejects_bad_records(tmp_path):
 def test_open_errors(tmp_path):
     with pytest.raises(CorpusError):
         CorpusReader.open(tmp_path / "missing")
-    _write(tmp_path / "c", _seqs(0, lengths=(5,)), tag="v1")
+    write_corpus(tmp_path / "c", make_seqs(0, lengths=(5,)), tag="v1")
     with pytest.raises(CorpusError):
         CorpusReader.open(tmp_path / "c", "v9")
     with pytest.raises(CorpusError):
@@ -249,13 +227,13 @@ def test_open_errors(tmp_path):
     # A tag that already exists is refused before anything is committed.
     before = CorpusReader.open(tmp_path / "c").version_id
     with pytest.raises(CorpusError, match="already exists"):
-        _write(tmp_path / "c", _seqs(1, lengths=(5,)), tag="v1")
+        write_corpus(tmp_path / "c", make_seqs(1, lengths=(5,)), tag="v1")
     assert CorpusReader.open(tmp_path / "c").version_id == before
 
 
 def test_concurrent_writers_threads_one_conflicts(tmp_path):
     p = tmp_path / "c"
-    v1 = _write(p, _seqs(0, lengths=(20,)))
+    v1 = write_corpus(p, make_seqs(0, lengths=(20,)))
     w_a, w_b = CorpusWriter(p), CorpusWriter(p)  # both start from v1
     w_a.add(make_seq(np.random.default_rng(1), "A/x", 300))
     w_b.add(make_seq(np.random.default_rng(2), "B/x", 300))
@@ -287,10 +265,10 @@ def test_concurrent_writers_threads_one_conflicts(tmp_path):
 def test_concurrent_writers_processes_never_corrupt(tmp_path):
     """Two processes each commit 3 versions, retrying on conflict: all 6 land, each one complete."""
     p = tmp_path / "c"
-    _write(p, _seqs(0, lengths=(20,)))
+    write_corpus(p, make_seqs(0, lengths=(20,)))
     script = textwrap.dedent("""
         import sys, numpy as np
-        from corpus_fixtures import make_seq
+        from benchmarks.harness.corpus_fixtures import make_seq
         from pipelines.writer import CorpusWriter
         from schemas.errors import VersionConflictError
         path, who = sys.argv[1], sys.argv[2]
@@ -308,8 +286,7 @@ def test_concurrent_writers_processes_never_corrupt(tmp_path):
                     pass
         print(done)
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(p), who], env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(p), who], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for who in ("P", "Q")]
     outs = [pr.communicate(timeout=240) for pr in procs]
     for pr, (out, err) in zip(procs, outs):
@@ -327,113 +304,12 @@ def test_concurrent_writers_processes_never_corrupt(tmp_path):
             assert r.sequences.column("n_frames").to_pylist() == [50 + 10 * int(i)]
 
 
-def _rewrite(path, fn) -> str:
-    """Corrupt a committed corpus on purpose: ``fn(root_group)`` inside a new Icechunk commit."""
-    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
-    s = repo.writable_session("main")
-    fn(zarr.open_group(s.store, mode="r+"))
-    return s.commit("corrupt")
-
-
-def _replace_manifest(root, name, table):
-    import io
-
-    import pyarrow.parquet as pq
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    data = np.frombuffer(buf.getvalue(), np.uint8)
-    root[S.MANIFESTS_GROUP].create_array(name, shape=data.shape, dtype=np.uint8, chunks=data.shape, overwrite=True)[:] = data
-
-
-def test_validate_passes_good_and_reports_broken_stores(tmp_path):
-    p = tmp_path / "c"
-    good = _write(p, _seqs(0, lengths=(30, S.TIME_CHUNK + 20, 15)))
-    assert validate_corpus(p) == []
-    r = CorpusReader.open(p)
-    root = r._root
-
-    # Direct validate(): the same group with edited manifests.
-    assert validate(root, r.sequences, r.views, r.rejects) == []
-    off = r.sequences.column("offset").to_numpy().copy()
-    off[1] += 1
-    shifted = r.sequences.set_column(r.sequences.schema.get_field_index("offset"), M.SEQUENCES.field("offset"),
-                                     pa.array(off, pa.int64()))
-    problems = validate(root, shifted, r.views)
-    assert any("row 1: offset" in x for x in problems), problems
-    vn = r.views.column("n_frames").to_numpy().copy()
-    vn[1] -= 1  # view 1 belongs to sequence 1 (TIME_CHUNK + 20 frames)
-    wrong_len = r.views.set_column(r.views.schema.get_field_index("n_frames"), M.VIEWS.field("n_frames"),
-                                   pa.array(vn, pa.int64()))
-    problems = validate(root, r.sequences, wrong_len)
-    assert f"views row 1: n_frames {S.TIME_CHUNK + 19} != sequence 1 n_frames {S.TIME_CHUNK + 20}" in problems
-    assert any("offset" in x for x in problems) and any("sum to" in x for x in problems), problems
-    dropped = r.sequences.drop(["config_hash"])
-    assert any("config_hash" in x and "missing" in x for x in validate(root, dropped, r.views))
-    bad_vid = r.views.set_column(0, M.VIEWS.field("view_id"), pa.array(np.arange(r.views.num_rows)[::-1], pa.int64()))
-    assert any("view_id" in x for x in validate(root, r.sequences, bad_vid))
-
-    # A committed off-by-one offset in the stored manifest.
-    _rewrite(p, lambda g: _replace_manifest(g, "sequences", shifted))
-    problems = validate_corpus(p)
-    assert any("offset" in x for x in problems), problems
-    assert validate_corpus(p, good) == []  # the good version is still good
-
-    # A NaN written into a view array of a fresh good version.
-    _write(p, _seqs(0, lengths=(30, S.TIME_CHUNK + 20, 15)))
-
-    def nan(g):
-        g[S.JOINTS_CAM.path][S.TIME_CHUNK + 7, 3, 0] = np.nan
-    _rewrite(p, nan)
-    problems = validate_corpus(p)
-    assert problems == [f"array {S.JOINTS_CAM.path}: 1 rows hold NaN or Inf (first at row {S.TIME_CHUNK + 7})"], problems
-
-    # Keypoints in pixels instead of normalised coordinates.
-    _write(p, _seqs(0, lengths=(30,)))
-
-    def pixels(g):
-        a = g[S.KEYPOINTS_2D.path]
-        a[:] = a[:] * 500 + 500
-        g[S.IN_VIEW.path][:] = True
-    _rewrite(p, pixels)
-    assert any("beyond" in x for x in validate_corpus(p))
-
-    # Wrong chunking / dtype of an array.
-    _write(p, _seqs(0, lengths=(30,)))
-
-    def rechunk(g):
-        data = g[S.JOINTS_WORLD.path][:]
-        g["sequences"].create_array("joints_world", shape=data.shape, dtype=np.float64, chunks=(10, J, 3),
-                                    overwrite=True)[:] = data
-    _rewrite(p, rechunk)
-    problems = validate_corpus(p)
-    assert any("chunks" in x for x in problems) and any("dtype" in x for x in problems), problems
-    assert validate_corpus(tmp_path / "nothing") != []
-
-
-def test_window_read_throughput(tmp_path):
-    """Measure (print, not assert) random 351-frame window reads from a ~1M-frame view array."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from corpus_window_reads import block_windows_per_s, make_view_array, window_reads_per_s
-    finally:
-        sys.path.pop(0)
-    n = 1_000_000
-    t0 = time.perf_counter()
-    make_view_array(tmp_path / "bench", n)
-    write_s = time.perf_counter() - t0
-    one = window_reads_per_s(tmp_path / "bench", 500)
-    block = block_windows_per_s(tmp_path / "bench", 20)
-    print(json.dumps({"frames": n, "write_s": round(write_s, 2), "one_window_per_call_per_s": round(one),
-                      "block_read_windows_per_s": round(block)}))
-    assert one > 0 and block > 0
-
-
 def test_commit_waits_for_the_repository_lock(tmp_path):
     """Commits are serialised by the file lock beside the repository: none lands while it is held."""
     from schemas.repository import commit_lock, lock_path
 
     p = tmp_path / "c"
-    v1 = _write(p, _seqs(0, lengths=(20,)))
+    v1 = write_corpus(p, make_seqs(0, lengths=(20,)))
     assert lock_path(p) == tmp_path / "c.lock"
     w = CorpusWriter(p)
     w.add(make_seq(np.random.default_rng(1), "A/x", 30))

@@ -9,7 +9,8 @@ import torch
 
 from pipelines.body_model import load_body_models, load_regressor
 from pipelines.regressor_order import check_regressor_sides, resolve_regressor_order
-from pipelines.regress import JointRegressor, reference_joints, regress_joints, rodrigues
+from benchmarks.harness.smplx_reference import reference_joints
+from pipelines.regress import JointRegressor, rodrigues_soa
 from pipelines.synthetic.body_model import write_body_model_tree
 from schemas.skeletons import H36M_17
 
@@ -22,6 +23,18 @@ def tree(tmp_path_factory):
     # the file has SPIN's row order; the tests below use it in H36M_17 order
     reg, _ = resolve_regressor_order(load_regressor(files["J_regressor_h36m"]), list(models.values()))
     return root, files, models, reg
+
+
+def regress_joints(model, regressor, poses, trans, betas, dmpls=None) -> np.ndarray:
+    """(T, N, 3) joints, the way a build calls the regressor: contract for ``betas``, then all frames."""
+    return JointRegressor.from_model(model, regressor, betas)(poses, trans, dmpls)
+
+
+def rodrigues(r: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 3, 3) through the regressor's components-first ``rodrigues_soa``."""
+    r = np.asarray(r, dtype=np.float64)
+    flat = rodrigues_soa(r.reshape(-1, 3).T)  # (3, 3, n)
+    return np.moveaxis(flat, (0, 1), (-2, -1)).reshape(r.shape + (3,))
 
 
 def _motion(seed: int, T: int = 24):

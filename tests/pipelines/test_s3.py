@@ -13,32 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.harness.s3_server import BUCKET, S3_ENV, create_bucket, start_s3_server
 from pipelines.cli import app
 from schemas.errors import ConfigError, VersionConflictError
 from schemas.storage import S3_ENDPOINT_ENV, is_url, parse_location, s3_parts
 
-BUCKET = "corpora"
 runner = CliRunner()
-
-
-def start_s3_server():
-    """(server, endpoint URL) of a fresh moto S3 server on a free port of 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    return server, f"http://{host}:{port}"
-
-
-def create_bucket(endpoint: str, bucket: str = BUCKET) -> None:
-    import boto3
-
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
-
-
-S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +96,7 @@ def test_racing_commit_is_refused_by_icechunk_on_s3(s3, monkeypatch):
     from schemas.reader import CorpusReader
     from pipelines.writer import CorpusWriter
     from pipelines.versions import list_versions
-    from tests.pipelines.corpus_fixtures import make_seq
+    from benchmarks.harness.corpus_fixtures import make_seq
 
     url = f"s3://{BUCKET}/race"
     rng = np.random.default_rng(0)
@@ -140,7 +120,7 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     from pipelines.build_amass import build_amass
     from schemas.reader import CorpusReader
     from pipelines.versions import list_versions
-    from tests.reliability.harness import build_config, make_inputs
+    from benchmarks.harness.builds import build_config, make_inputs
 
     inputs = make_inputs(tmp_path / "in", n_sequences=3, duration_s=(1.0, 2.0))
     url = f"s3://{BUCKET}/concurrent"

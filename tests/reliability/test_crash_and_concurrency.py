@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.harness.builds import build_config, make_inputs
+from benchmarks.harness.checkpoint_kills import checkpoint_kill_trial, final_weights, run_training, write_train_config
+from benchmarks.harness.concurrency import concurrent_builds, writer_rounds
+from benchmarks.harness.kill_trials import TRIAL_TAG, killed_worker_build, run_kill_trials
+from benchmarks.harness.training_corpus import projected_corpus
 from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
 from schemas.reader import CorpusReader
-from tests.reliability.harness import (TRIAL_TAG, build_config, checkpoint_kill_trial,
-                                       concurrent_builds, final_weights, killed_worker_build, make_inputs,
-                                       run_kill_trials, run_training, write_train_config, writer_rounds)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +88,6 @@ def test_three_writers_five_rounds_and_a_pinned_reader(tmp_path):
 
 @pytest.fixture(scope="module")
 def straight_training(tmp_path_factory):
-    from tests.uplift.test_train import projected_corpus
-
     tmp = tmp_path_factory.mktemp("training")
     corpus = projected_corpus(tmp / "corpus", n_seq=3, n_frames=160)
     config = write_train_config(tmp / "tiny.json")

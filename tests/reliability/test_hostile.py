@@ -1,26 +1,27 @@
 """Hostile files (issue 16): every crafted file ends as a typed error naming it, never a signal, hang or bomb.
 
-All cases run once, each in its own forked child of a fresh interpreter (``hostile.run_suite``), so a
-segfault in one fails that case's test instead of killing pytest.
+All cases run once, each in its own forked child of a fresh interpreter (``hostile_runner.run_suite``),
+so a segfault in one fails that case's test instead of killing pytest.
 """
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.reliability import hostile
+from benchmarks.harness import REPO
+from benchmarks.harness.hostile_cases import CASES
+from benchmarks.harness.hostile_runner import run_suite, summary
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     work = tmp_path_factory.mktemp("hostile")
-    return {r["name"]: r for r in hostile.run_suite(work)}
+    return {r["name"]: r for r in run_suite(work)}
 
 
-@pytest.mark.parametrize("case", hostile.CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_hostile_case(results, case):
     r = results[case.name]
     want = "typed error naming the file" if case.expect == "typed" else "a normal load"
@@ -30,13 +31,13 @@ def test_hostile_case(results, case):
 
 
 def test_summary_counts_what_failed(results):
-    counts = hostile.summary(list(results.values()))
-    assert counts["hostile_cases"] == len(hostile.CASES)
+    counts = summary(list(results.values()))
+    assert counts["hostile_cases"] == len(CASES)
     assert counts["hostile_crashes"] == counts["hostile_hangs"] == counts["hostile_over_budget"] == 0
     # the counters are not constants: a crash, a hang and a bomb are each counted
     fake = [{**r, "outcome": o, "over_budget": b, "ok": False} for r, (o, b) in
             zip(list(results.values())[:3], [("crash", False), ("hang", False), ("typed", True)])]
-    bad = hostile.summary(fake)
+    bad = summary(fake)
     assert (bad["hostile_crashes"], bad["hostile_hangs"], bad["hostile_over_budget"]) == (1, 1, 1)
 
 
@@ -46,13 +47,13 @@ def test_runner_isolates_a_segfault_and_a_hang(tmp_path):
     Run from a fresh interpreter (as run_suite does), never forked from this multi-threaded pytest.
     """
     code = (
-        "import json, sys; from pathlib import Path; from tests.reliability import hostile as h\n"
-        "crash = h.Case('segfault', 'self_test', lambda w: ('ctypes:string_at', [0], ''))\n"
-        "hang = h.Case('hang', 'self_test', lambda w: ('time:sleep', [30], ''))\n"
+        "import json, sys; from pathlib import Path; from benchmarks.harness import hostile_runner as h\n"
+        "from benchmarks.harness.hostile_cases import Case\n"
+        "crash = Case('segfault', 'self_test', lambda w: ('ctypes:string_at', [0], ''))\n"
+        "hang = Case('hang', 'self_test', lambda w: ('time:sleep', [30], ''))\n"
         "w = Path(sys.argv[1])\n"
         "print(json.dumps([h.run_case(crash, w)['outcome'], h.run_case(hang, w, hang_s=1.0)['outcome']]))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(hostile.REPO)}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
-                         cwd=hostile.REPO, env=env, timeout=120)
+                         cwd=REPO, timeout=120)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == ["crash", "hang"], out.stderr[-2000:]

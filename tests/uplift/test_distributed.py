@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 
-from tests.uplift.test_train import projected_corpus
+from benchmarks.harness.training_corpus import projected_corpus
 from uplift.distributed import DistInfo, launch_train, rank_slice
 from uplift.losses import uplift_loss
 from uplift.train import RunConfig, train

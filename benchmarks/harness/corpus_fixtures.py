@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from pipelines.writer import CorpusWriter
 from schemas.records import SequenceData, ViewData
+from schemas.store import TIME_CHUNK
 
 J = 17
+LENGTHS = (37, TIME_CHUNK + 311, 1, 2 * TIME_CHUNK + 5)  # incl. > TIME_CHUNK and > 2 chunks
 
 
 def make_view(rng: np.random.Generator, T: int, camera_id: str) -> ViewData:
@@ -35,3 +38,19 @@ def make_seq(rng: np.random.Generator, key: str, T: int, n_views: int = 2, *, sh
         betas=rng.normal(0, 1, 16).astype(np.float32), source_fps=120.0, fps=50.0,
         n_source_frames=int(T * 2.4), split=split, config_hash=config_hash,
     )
+
+
+def make_seqs(seed: int = 0, lengths=LENGTHS, prefix: str = "CMU/01/") -> list[SequenceData]:
+    """One sequence of each length, keys ``{prefix}00``, ``{prefix}01``, ...; 1, 2, 3, 1, ... views."""
+    rng = np.random.default_rng(seed)
+    return [make_seq(rng, f"{prefix}{i:02d}", T, n_views=1 + i % 3) for i, T in enumerate(lengths)]
+
+
+def write_corpus(path, seqs, *, message="build", tag=None, rejects=(), build_info=None) -> str:
+    """Commit ``seqs`` (and ``rejects``) as one new version of the corpus at ``path``; returns its id."""
+    with CorpusWriter(path) as w:
+        for s in seqs:
+            w.add(s)
+        for r in rejects:
+            w.reject(r)
+        return w.commit(message, tag=tag, build_info=build_info)

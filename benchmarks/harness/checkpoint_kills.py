@@ -1,0 +1,87 @@
+"""Killed training: SIGKILL a run inside its n-th ``save_checkpoint``, resume it from the CLI, and compare
+the final weights with an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from benchmarks.harness import REPO
+from benchmarks.harness.builds import CLI, kill_group
+from schemas.faults import ENV, TRACE_ENV
+from uplift.train import find_checkpoint
+
+
+def train_cmd(config: Path, corpus: str, out_dir: Path) -> list[str]:
+    return [*CLI, "train", "--config", str(config), "--corpus", corpus, "--out", str(out_dir)]
+
+
+def write_train_config(path: Path) -> Path:
+    """A tiny config that checkpoints every 2 steps inside an epoch."""
+    path.write_text(json.dumps({"preset": "tiny", "train": {"batch_size": 16, "epochs": 3, "lr": 1e-3},
+                                "steps_per_epoch": 8, "checkpoint_every": 2, "block_frames": 64,
+                                "buffer_blocks": 2, "eval_every": 0, "seed": 3}))
+    return path
+
+
+_TRAIN_ENV = {"OMP_NUM_THREADS": "1"}  # same thread count in every run: bit-identical CPU results
+
+
+def run_training(config: Path, corpus: str, out_dir: Path) -> None:
+    """Train (or resume an interrupted run in ``out_dir``) to the end, as a user would from the CLI."""
+    subprocess.run(train_cmd(config, corpus, out_dir), check=True, cwd=REPO, env={**os.environ, **_TRAIN_ENV},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+
+
+def final_weights(run_dir: Path) -> dict:
+    return load_file(str(run_dir / "checkpoints" / "final" / "model.safetensors"))
+
+
+# Kill points inside ``save_checkpoint`` (the n-th save): while the new files are written, after they
+# are written, with the old one aside and the new one not yet in, after it moved in.
+CHECKPOINT_KILLS = ["ckpt_aside:2", "ckpt_files:3", "ckpt_written:4", "ckpt_aside:6", "ckpt_in:5", "ckpt_aside:9"]
+
+
+@dataclass
+class CheckpointKill:
+    fault: str
+    killed: bool  # verified: died by SIGKILL at the named point
+    last_complete: tuple | None  # (epoch, batch) of the last checkpoint that finished moving in
+    resumed_from: tuple | None  # (epoch, batch) of the checkpoint the resume finds
+    equal: bool  # final weights equal to the uninterrupted run
+
+
+def _ckpt_meta(run_dir: Path) -> tuple | None:
+    try:
+        meta = json.loads((find_checkpoint(run_dir / "checkpoints" / "last") / "meta.json").read_text())
+    except Exception:  # noqa: BLE001 - no checkpoint at all
+        return None
+    return int(meta["epoch"]), int(meta["batch"])
+
+
+def checkpoint_kill_trial(config: Path, corpus: str, out_dir: Path, fault: str, straight: dict) -> CheckpointKill:
+    """SIGKILL training inside its n-th ``save_checkpoint``, resume it to the end, compare with ``straight``."""
+    trace = out_dir.with_name(out_dir.name + ".trace")
+    trace.unlink(missing_ok=True)
+    env = {**os.environ, **_TRAIN_ENV, ENV: fault, TRACE_ENV: str(trace)}
+    proc = subprocess.Popen(train_cmd(config, corpus, out_dir), start_new_session=True, cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.wait(timeout=600)
+    kill_group(proc)
+    events = trace.read_text().split() if trace.exists() else []
+    killed = proc.returncode == -signal.SIGKILL and events[-1:] == [f"kill:{fault.partition(':')[0]}"]
+    done = [e.split(":") for e in events if e.startswith("ckpt_complete:last:")]
+    last_complete = (int(done[-1][2]), int(done[-1][3])) if done else None
+    found = _ckpt_meta(out_dir)
+    run_training(config, corpus, out_dir)
+    b = final_weights(out_dir)
+    equal = straight.keys() == b.keys() and all(torch.equal(straight[k], b[k]) for k in straight)
+    return CheckpointKill(fault, killed, last_complete, found, equal)
