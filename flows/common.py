@@ -1,12 +1,10 @@
-"""Small pieces every flow shares: retry policy, markdown tables, links, progress, cache keys.
+"""Small pieces every flow shares: retry policy, tables, artifacts, progress, file identities, failures.
 
 No numerics here: flows only call the pipelines and the trainer and report what they did.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import sys
@@ -62,6 +60,19 @@ def markdown_table(rows: Iterable[Sequence[Any]], header: Sequence[str]) -> str:
              "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def table_rows(table) -> tuple[list[str], list[list]]:
+    """(header, rows) of an evaluation table (``uplift.evaluate.evaluate``'s rows: dicts whose keys may
+    differ between rows, or a pyarrow table of them): floats to 2 decimals, missing cells empty.
+    The ``evaluate`` flow's markdown and ``mocap-corpus evaluate``'s table both show it."""
+    rows = table.to_pylist() if hasattr(table, "to_pylist") else list(table)
+    header = list(dict.fromkeys(k for r in rows for k in r))
+    return header, [[_fmt_cell(r.get(h, "")) for h in header] for r in rows]
+
+
+def _fmt_cell(v):
+    return f"{v:.2f}" if isinstance(v, float) else v
 
 
 def rejects_markdown(rejects: Sequence[Any], limit: int = 200) -> str:
@@ -191,11 +202,6 @@ class Progress:
 
 def _fmt(v: Any) -> str:
     return f"{v:.1f}" if isinstance(v, float) else str(v)
-
-
-def fingerprint(*items: Any) -> str:
-    """A stable hash of JSON-able items (paths become strings)."""
-    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def file_stat_fingerprint(path: str | os.PathLike | None) -> str | None:

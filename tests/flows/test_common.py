@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.common import artifact_key, is_transient, markdown_table, rejects_markdown
-from flows.evaluate import table_rows
+from flows.common import artifact_key, is_transient, markdown_table, rejects_markdown, table_rows
 from flows.training import apply_overrides, find_checkpoint
 from schemas.repository import split_path_at_version as split_spec
 from schemas.records import Reject

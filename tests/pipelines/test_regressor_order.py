@@ -11,7 +11,7 @@ from pipelines.amass import read_amass
 from pipelines.body_model import (check_regressor_sides, lateral_axis, load_body_models, load_regressor,
                                   resolve_regressor_order)
 from pipelines.build import sequence_joints
-from pipelines.cli import app
+from flows.cli import app
 from pipelines.synthetic.body_model import SPIN_ROWS, write_body_model_tree
 from pipelines.synthetic.motions import write_amass_tree
 from schemas.errors import RegressorError

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from flows.cli import app
 from schemas.errors import ConfigError, VersionConflictError
 from schemas.storage import S3_ENDPOINT_ENV, is_url, parse_location, s3_parts
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from flows.cli import app
 
 runner = CliRunner()
 
