@@ -5,10 +5,13 @@ No numerics here: flows only call the pipelines and the trainer and report what 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -66,7 +69,9 @@ def table_rows(table) -> tuple[list[str], list[list]]:
     """(header, rows) of an evaluation table (``uplift.evaluate.evaluate``'s rows: dicts whose keys may
     differ between rows, or a pyarrow table of them): floats to 2 decimals, missing cells empty.
     The ``evaluate`` flow's markdown and ``mocap-corpus evaluate``'s table both show it."""
-    rows = table.to_pylist() if hasattr(table, "to_pylist") else list(table)
+    import pyarrow as pa
+
+    rows = table.to_pylist() if isinstance(table, pa.Table) else list(table)
     header = list(dict.fromkeys(k for r in rows for k in r))
     return header, [[_fmt_cell(r.get(h, "")) for h in header] for r in rows]
 
@@ -234,10 +239,13 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     return (MocapCorpusError, ExpectedFailure, FailedRun)
 
 
-def one_line(exc: BaseException) -> str:
-    """``str(exc)`` on one line (typed errors already read ``path: reason``)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:1000]
+def one_line(exc: BaseException, limit: int | None = 1000) -> str:
+    """``str(exc)`` on one line, at most ``limit`` characters (typed errors already read ``path: reason``;
+    a KeyError's message without the quotes ``str(KeyError)`` adds). The flows' state messages and the
+    CLI's ``error:`` lines both go through here."""
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    text = " ".join(str(msg).split()) or type(exc).__name__
+    return text[:limit]
 
 
 def fail_with_reason(fn):
@@ -245,8 +253,6 @@ def fail_with_reason(fn):
     one-line reason as the state message (shown by ``prefect deployment run --watch``, ``prefect
     flow-run inspect`` and the UI) and one error log line, without a traceback. Unexpected errors
     propagate unchanged, so Prefect logs them with their traceback."""
-    import functools
-
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -261,12 +267,9 @@ def fail_with_reason(fn):
 
     # Prefect builds its parameter model from the signature: give it resolved types (the string
     # annotations of ``from __future__ import annotations`` would be looked up in this module).
-    import inspect
-
     wrapper.__signature__ = inspect.signature(fn, eval_str=True)
-    wrapper.__annotations__ = {k: v for k, v in __import__("typing").get_type_hints(fn).items()}
+    wrapper.__annotations__ = typing.get_type_hints(fn)
     return wrapper
-
 
 
 def _send_logs_now(timeout_s: float = 5.0) -> None:

@@ -47,6 +47,6 @@ def infer_flow(checkpoint: Path, input_path: Path, out: Path, s_in: int | None =
     result = run_infer(str(checkpoint), str(input_path), str(out), options)
     logger.info("infer: %s -> %s (%d frames, s_in %d)", input_path, result["out"], result["frames"], result["s_in"])
     publish_link(result["out"], key=f"{FLOW_NAME}-poses", text=f"3D poses {result['out']}")
-    if result.get("render"):
+    if result["render"]:
         publish_image(result["render"], key=f"{FLOW_NAME}-render", description=f"3D poses of {input_path}")
     return result

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.common import one_line
 from schemas.errors import MocapCorpusError
 from schemas.records import Reject
 
@@ -30,9 +31,9 @@ CORPUS_HELP = "corpus repository: a local folder or s3://bucket/prefix"
 
 
 def error_line(exc: BaseException) -> str:
-    """One line: the message (KeyError's quotes dropped), newlines folded."""
-    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    text = " ".join(str(msg).split()) or type(exc).__name__
+    """One line, never cut: the message (``flows.common.one_line``), plus the error's type unless it is
+    one of the project's typed errors (``path: reason`` says enough)."""
+    text = one_line(exc, limit=None)
     return text if isinstance(exc, MocapCorpusError) else f"{text} ({type(exc).__name__})"
 
 
