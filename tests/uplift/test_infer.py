@@ -111,3 +111,14 @@ def test_test_time_flip_averaging_cancels_asymmetric_bias():
     avg_pp = predict_centers(model, windows, kf, test_flip=True, principal_point=np.array([c_x, 0.0]))
     # flipped branch gives X = -(2 c_x - x + 0.25) after unflipping, so the mean is x - c_x
     np.testing.assert_allclose(avg_pp[..., 0], centre[..., 0] - c_x, atol=1e-6)
+
+
+def test_model_side_imports_no_pipelines():
+    """Arrows one way: reading 2D files, pixels and drawing live in ``flows``; ``uplift`` never needs ``pipelines``."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys, uplift.infer, uplift.showcase; sys.exit(any(m.split('.')[0] == 'pipelines' for m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout, wherever pytest runs
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0
