@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from flows.cli.output import (CORPUS_HELP, console, corpus_arg, json_line, one_line_errors, out, print_rejects,
+from flows.cli.output import (CORPUS_HELP, bar, console, corpus_arg, json_line, one_line_errors, out, print_rejects,
                               table, versions_lines)
 from flows.cli.root import app
 from schemas.errors import MocapCorpusError
@@ -124,24 +124,15 @@ def build_amass_cmd(amass_root: Path,
                     workers: int = typer.Option(2, help="LocalCluster workers when no scheduler is given"),
                     regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP)):
     """Build (or incrementally rebuild) an AMASS corpus version."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
     from pipelines.build import BuildConfig, build_amass
 
     _check_order(regressor_order)
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
                       fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order)
-    with Progress(TextColumn("sequences"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[rate]}"), console=console,
-                  transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("build", total=None, rate="")
-
-        def progress(done, total, info):
-            bar.update(task, completed=done, total=total, rate=f"{info['source_fps']:.0f} src frames/s")
-
-        report = build_amass(cfg, progress=progress)
+    with bar("sequences/s") as tick:
+        report = build_amass(cfg, progress=lambda done, total, info: tick(
+            done, total, "sequences", f"{info['source_fps']:.0f} src frames/s"))
     out.print(table("build-amass", report.summary_rows()))
     if report.regressor_order:
         out.print(f"regressor: {report.regressor_order.get('message', '')}", highlight=False)
