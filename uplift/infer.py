@@ -18,6 +18,15 @@ from torch import nn
 from uplift.augment import H36M_FLIP_PERM, flip_2d, flip_3d
 
 
+def check_s_in(s_in: int, s_out: int, trained: str = "") -> int:
+    """The one rule for an input stride: a positive multiple of the model's output stride (``ConfigError``)."""
+    from schemas.errors import ConfigError
+
+    if s_in < 1 or s_in % s_out:
+        raise ConfigError(f"--s-in {s_in} must be a positive multiple of the model's output stride {s_out}{trained}")
+    return s_in
+
+
 def window_centers(num_frames: int, s_out: int) -> np.ndarray:
     """``(C,)`` centre frames ``0, s_out, ...``; the last is the first multiple of s_out >= T - 1."""
     last = -(-(num_frames - 1) // s_out) * s_out
@@ -93,8 +102,7 @@ def infer_video(model: nn.Module, poses_2d: np.ndarray, s_in: int, *, batch_size
     """3D poses ``(T, J, 3)`` (root-relative as trained, metres) for a video ``poses_2d (T, J, 2)``
     whose 2D is only read at frames ``t % s_in == 0``. ``s_in`` must be a multiple of the model's s_out."""
     cfg = model.cfg
-    if s_in % cfg.out_stride:
-        raise ValueError(f"s_in {s_in} is not a multiple of s_out {cfg.out_stride}")
+    check_s_in(s_in, cfg.out_stride)
     windows, keyframes, _ = video_windows(np.asarray(poses_2d), s_in, cfg.out_stride, cfg.n_out)
     centers = predict_centers(model, windows, keyframes, batch_size=batch_size, test_flip=test_flip,
                               flip_perm=flip_perm, principal_point=principal_point, device=device)
@@ -113,13 +121,8 @@ def default_s_in(cfg) -> int:
 
 def resolve_s_in(cfg, s_in: int | None) -> int:
     """``s_in`` or the checkpoint's default; a ``ConfigError`` unless it is a positive multiple of s_out."""
-    from schemas.errors import ConfigError
-
     s_in = default_s_in(cfg) if s_in is None else int(s_in)
-    if s_in < 1 or s_in % cfg.model.out_stride:
-        raise ConfigError(f"--s-in {s_in} must be a positive multiple of the model's output stride "
-                          f"{cfg.model.out_stride} (trained with {list(cfg.train.in_strides)})")
-    return s_in
+    return check_s_in(s_in, cfg.model.out_stride, f" (trained with {list(cfg.train.in_strides)})")
 
 
 def infer_normalised(ck, uv: np.ndarray, *, s_in: int | None = None, use_ema: bool = True,

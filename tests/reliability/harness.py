@@ -160,7 +160,7 @@ def build_config(root: Path, corpus: Path, **kw):
 
 
 def build_cmd(root: Path, corpus: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipelines.cli", "build-amass", str(root / "amass"),
+    return [sys.executable, "-m", "flows.cli", "build-amass", str(root / "amass"),
             "--body-models", str(root / "body_models"), "--corpus", str(corpus), "--workers", "1", *extra]
 
 
@@ -405,7 +405,7 @@ class KillTrials:
 
 
 def gc_cli(corpus: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "gc", str(corpus), "--grace", "0"], check=True,
+    subprocess.run([sys.executable, "-m", "flows.cli", "gc", str(corpus), "--grace", "0"], check=True,
                    cwd=REPO, stdout=subprocess.DEVNULL, timeout=300)
 
 
@@ -615,7 +615,7 @@ def writer_rounds(corpus: Path, writers: int = 3, rounds: int = 5) -> RoundsOutc
 
 
 def train_cmd(config: Path, corpus: str, out_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "pipelines.cli", "train", "--config", str(config), "--corpus", corpus,
+    return [sys.executable, "-m", "flows.cli", "train", "--config", str(config), "--corpus", corpus,
             "--out", str(out_dir)]
 
 
