@@ -1,16 +1,17 @@
-"""Small pieces every flow shares: retry policy, markdown tables, links, progress, cache keys.
+"""Small pieces every flow shares: retry policy, tables, artifacts, progress, file identities, failures.
 
 No numerics here: flows only call the pipelines and the trainer and report what they did.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
+import inspect
 import logging
 import os
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -62,6 +63,21 @@ def markdown_table(rows: Iterable[Sequence[Any]], header: Sequence[str]) -> str:
              "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def table_rows(table) -> tuple[list[str], list[list]]:
+    """(header, rows) of an evaluation table (``uplift.evaluate.evaluate``'s rows: dicts whose keys may
+    differ between rows, or a pyarrow table of them): floats to 2 decimals, missing cells empty.
+    The ``evaluate`` flow's markdown and ``mocap-corpus evaluate``'s table both show it."""
+    import pyarrow as pa
+
+    rows = table.to_pylist() if isinstance(table, pa.Table) else list(table)
+    header = list(dict.fromkeys(k for r in rows for k in r))
+    return header, [[_fmt_cell(r.get(h, "")) for h in header] for r in rows]
+
+
+def _fmt_cell(v):
+    return f"{v:.2f}" if isinstance(v, float) else v
 
 
 def rejects_markdown(rejects: Sequence[Any], limit: int = 200) -> str:
@@ -193,11 +209,6 @@ def _fmt(v: Any) -> str:
     return f"{v:.1f}" if isinstance(v, float) else str(v)
 
 
-def fingerprint(*items: Any) -> str:
-    """A stable hash of JSON-able items (paths become strings)."""
-    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
 def file_stat_fingerprint(path: str | os.PathLike | None) -> str | None:
     """Cheap identity of a file (resolved path, size, mtime): changes when the file is rewritten."""
     if path is None:
@@ -228,10 +239,13 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     return (MocapCorpusError, ExpectedFailure, FailedRun)
 
 
-def one_line(exc: BaseException) -> str:
-    """``str(exc)`` on one line (typed errors already read ``path: reason``)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:1000]
+def one_line(exc: BaseException, limit: int | None = 1000) -> str:
+    """``str(exc)`` on one line, at most ``limit`` characters (typed errors already read ``path: reason``;
+    a KeyError's message without the quotes ``str(KeyError)`` adds). The flows' state messages and the
+    CLI's ``error:`` lines both go through here."""
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    text = " ".join(str(msg).split()) or type(exc).__name__
+    return text[:limit]
 
 
 def fail_with_reason(fn):
@@ -239,8 +253,6 @@ def fail_with_reason(fn):
     one-line reason as the state message (shown by ``prefect deployment run --watch``, ``prefect
     flow-run inspect`` and the UI) and one error log line, without a traceback. Unexpected errors
     propagate unchanged, so Prefect logs them with their traceback."""
-    import functools
-
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -255,12 +267,9 @@ def fail_with_reason(fn):
 
     # Prefect builds its parameter model from the signature: give it resolved types (the string
     # annotations of ``from __future__ import annotations`` would be looked up in this module).
-    import inspect
-
     wrapper.__signature__ = inspect.signature(fn, eval_str=True)
-    wrapper.__annotations__ = {k: v for k, v in __import__("typing").get_type_hints(fn).items()}
+    wrapper.__annotations__ = typing.get_type_hints(fn)
     return wrapper
-
 
 
 def _send_logs_now(timeout_s: float = 5.0) -> None:

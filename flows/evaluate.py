@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (fail_with_reason, file_stat_fingerprint, fingerprint, markdown_table, publish_image,
-                          publish_markdown,
-                          retry_transient, run_logger)
+from flows.common import (fail_with_reason, file_stat_fingerprint, markdown_table, publish_image, publish_markdown,
+                          retry_transient, run_logger, table_rows)
 from flows.training import find_checkpoint, resolve_specs
+from pipelines.hashing import json_hash
 
 
 def eval_cache_key(context, parameters: dict) -> str:
     """Same checkpoint file (path, size, mtime) on the same pinned corpus version: same table."""
-    return "evaluate-" + fingerprint(file_stat_fingerprint(parameters["checkpoint"]), parameters["corpus"])
-
-
-def table_rows(table) -> tuple[list[str], list[list]]:
-    """(header, rows) from what ``uplift.evaluate.evaluate`` returns: rows of dicts/dataclasses, or a
-    pyarrow / pandas-like table."""
-    if hasattr(table, "to_pylist"):
-        table = table.to_pylist()
-    elif hasattr(table, "to_dict") and not isinstance(table, dict):
-        table = table.to_dict("records")
-    elif hasattr(table, "rows") and not isinstance(table, (list, dict)):
-        table = table.rows
-    if isinstance(table, dict):
-        table = [{"metric": k, "value": v} for k, v in table.items()]
-    rows = [asdict(r) if is_dataclass(r) else dict(r) for r in table]
-    header = list(dict.fromkeys(k for r in rows for k in r))
-    return header, [[_fmt(r.get(h, "")) for h in header] for r in rows]
-
-
-def _fmt(v):
-    return f"{v:.2f}" if isinstance(v, float) else v
+    return "evaluate-" + json_hash([file_stat_fingerprint(parameters["checkpoint"]), parameters["corpus"]], 24)
 
 
 @task(name="evaluate", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
@@ -51,9 +30,9 @@ def run_evaluate(checkpoint: str, corpus: str) -> dict:
 @task(name="render-median-and-worst", retries=0, cache_policy=NO_CACHE)
 def render_examples(checkpoint: str, corpus: str) -> dict:
     """Prediction over ground truth for the median and the worst window (PNG files beside the checkpoint)."""
-    from uplift.showcase import render_median_and_worst
+    from flows.rendering import render_median_and_worst
 
-    out_dir = Path(checkpoint).resolve().parent / "renders" / fingerprint(corpus)[:12]
+    out_dir = Path(checkpoint).resolve().parent / "renders" / json_hash([corpus], 12)
     return render_median_and_worst(checkpoint, corpus, out_dir)
 
 

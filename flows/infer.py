@@ -1,6 +1,6 @@
 """Prefect flow ``infer``: a checkpoint + 2D keypoints of a video -> (T, 17, 3) root-relative 3D poses (.npy).
 
-The same function as ``mocap-corpus infer`` (``uplift.infer.infer_to_file``); the output file (and
+The same function as ``mocap-corpus infer`` (``flows.inference.infer_to_file``); the output file (and
 the optional rendering) are published as link / image artifacts.
 """
 
@@ -18,7 +18,7 @@ FLOW_NAME = "infer"
 
 @task(name="infer-video", retries=0, cache_policy=NO_CACHE)
 def run_infer(checkpoint: str, input_path: str, out: str, options: dict) -> dict:
-    from uplift.infer import infer_to_file
+    from flows.inference import infer_to_file
 
     return infer_to_file(checkpoint, input_path, out, **options)
 
@@ -47,6 +47,6 @@ def infer_flow(checkpoint: Path, input_path: Path, out: Path, s_in: int | None =
     result = run_infer(str(checkpoint), str(input_path), str(out), options)
     logger.info("infer: %s -> %s (%d frames, s_in %d)", input_path, result["out"], result["frames"], result["s_in"])
     publish_link(result["out"], key=f"{FLOW_NAME}-poses", text=f"3D poses {result['out']}")
-    if result.get("render"):
+    if result["render"]:
         publish_image(result["render"], key=f"{FLOW_NAME}-render", description=f"3D poses of {input_path}")
     return result

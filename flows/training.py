@@ -10,15 +10,20 @@ while its run dir still holds the marker this flow writes after a finished run.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields, is_dataclass, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.common import (fail_with_reason, file_stat_fingerprint, markdown_table, publish_link, publish_markdown,
+                          retry_transient, run_logger)
+from pipelines.hashing import json_hash
 from schemas.repository import pin_version
-from flows.common import (fail_with_reason, file_stat_fingerprint, fingerprint, markdown_table, publish_link,
-                          publish_markdown, retry_transient, run_logger)
+
+if TYPE_CHECKING:
+    from uplift.train import RunResult
 
 DONE_MARKER = ".flow-done.json"
 
@@ -38,19 +43,21 @@ def _config_identity(config: str) -> str:
 
 def train_cache_key(context, parameters: dict) -> str:
     """Prefect ``cache_key_fn``: resolved corpus versions, config, overrides, init checkpoint, run dir."""
-    return "train-" + fingerprint(parameters["corpus"], _config_identity(parameters["config"]),
-                                  parameters.get("overrides") or {}, file_stat_fingerprint(parameters.get("init")),
-                                  str(Path(parameters["out_dir"]).resolve()))
+    return "train-" + json_hash([parameters["corpus"], _config_identity(parameters["config"]),
+                                 parameters.get("overrides") or {}, file_stat_fingerprint(parameters.get("init")),
+                                 str(Path(parameters["out_dir"]).resolve())], 24)
 
 
-def _as_dict(obj) -> dict:
-    if is_dataclass(obj):
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(obj).items()}
-    return dict(obj) if isinstance(obj, dict) else {"result": obj}
+def result_to_json(result: "RunResult") -> dict:
+    """``uplift.train.RunResult`` as the JSON the training task persists (paths become strings)."""
+    return json.loads(json.dumps(asdict(result), default=str))
 
 
-def _jsonable(d: dict) -> dict:
-    return json.loads(json.dumps(d, default=str))
+def result_from_json(data: dict) -> "RunResult":
+    """The persisted JSON back as a ``RunResult`` (a field the trainer renamed fails here, loudly)."""
+    from uplift.train import RunResult
+
+    return RunResult(**{**data, "run_dir": Path(data["run_dir"]), "checkpoint": Path(data["checkpoint"])})
 
 
 def apply_overrides(cfg, overrides: dict):
@@ -68,19 +75,17 @@ def apply_overrides(cfg, overrides: dict):
 @task(name="train", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
       cache_key_fn=train_cache_key, persist_result=True, result_serializer="json")
 def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, overrides: dict, nproc: int = 1) -> dict:
-    """Train once (in ``nproc`` data-parallel processes); returns RunResult as a JSON-able dict and marks
-    the run dir as finished. ``nproc`` is not in the cache key: N processes train on the same samples."""
+    """Train once (in ``nproc`` data-parallel processes); returns the RunResult as JSON (``result_to_json``)
+    and marks the run dir as finished. ``nproc`` is not in the cache key: N processes train on the same samples."""
     from uplift.distributed import launch_train
     from uplift.train import load_run_config
 
     cfg = apply_overrides(load_run_config(config), overrides)
-    result = _jsonable(_as_dict(launch_train(nproc, cfg, Path(out_dir), list(corpus),
-                                             init=Path(init) if init else None)))
-    result.setdefault("run_dir", out_dir)
-    ck = result.get("checkpoint") or result.get("checkpoint_path")
+    result = launch_train(nproc, cfg, Path(out_dir), list(corpus), init=Path(init) if init else None)
     (Path(out_dir) / DONE_MARKER).write_text(json.dumps({"corpus": corpus, "config": config, "init": init,
-                                                         "overrides": overrides, "checkpoint": ck}, indent=1))
-    return result
+                                                         "overrides": overrides,
+                                                         "checkpoint": str(result.checkpoint)}, indent=1))
+    return result_to_json(result)
 
 
 @task(name="resolve-corpus-versions", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient,
@@ -99,32 +104,34 @@ def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: 
     out = Path(out_dir)
     done = (out / DONE_MARKER).is_file()
     # A persisted cache entry is reused only while its run dir still holds a finished run.
-    result = run_train.with_options(refresh_cache=not done)(pinned, config, str(out), init_ck, overrides or {},
-                                                           nproc)
-    rows = [(k, v) for k, v in result.items() if not isinstance(v, (dict, list))]
-    metrics = result.get("metrics") or final_metrics(result)
-    md = [f"## {kind}: {out}", markdown_table([("corpus versions", ", ".join(pinned)), ("config", config),
-                                               ("initial checkpoint", init_ck or "none")] + rows, ["", "value"])]
-    if isinstance(metrics, dict) and metrics:
-        md.append("### Metrics\n\n" + markdown_table([(k, _short(v)) for k, v in metrics.items()], ["metric", "value"]))
-    if result.get("history"):
-        md.append(history_markdown(result["history"]))
-    publish_markdown("\n\n".join(md), key=f"{kind}-report", description=f"{kind} run {out}")
+    data = run_train.with_options(refresh_cache=not done)(pinned, config, str(out), init_ck, overrides or {}, nproc)
+    result = result_from_json(data)
+    publish_markdown(report_markdown(kind, result, pinned, config, init_ck), key=f"{kind}-report",
+                     description=f"{kind} run {out}")
     publish_link(out, key=f"{kind}-run-dir", text=f"run dir {out}")
-    for name in ("plot", "plot_path", "plots", "metrics_plot"):
-        v = result.get(name) if name != "metrics_plot" else metrics_plot(result)
-        for p in (v if isinstance(v, list) else [v] if v else []):
-            publish_link(p, key=f"{kind}-plot", text=f"plot {Path(p).name}")
-    ck = result.get("checkpoint") or result.get("checkpoint_path")
-    if ck:
-        publish_link(ck, key=f"{kind}-checkpoint", text=f"checkpoint {Path(ck).name}")
-    logger.info("%s: run dir %s, checkpoint %s", kind, out, ck)
-    return {**result, "corpus": pinned, "config": config, "init": init_ck}
+    plot = result.run_dir / "metrics.png"  # the loss / MPJPE plot the trainer writes
+    if plot.is_file():
+        publish_link(plot, key=f"{kind}-plot", text=f"plot {plot.name}")
+    publish_link(result.checkpoint, key=f"{kind}-checkpoint", text=f"checkpoint {result.checkpoint.name}")
+    logger.info("%s: run dir %s, checkpoint %s", kind, out, result.checkpoint)
+    return {**data, "corpus": pinned, "config": config, "init": init_ck}
 
 
-def final_metrics(result: dict) -> dict:
-    """The last epoch's row of ``uplift.train.RunResult.history`` (loss, MPJPE per input stride, ...)."""
-    history = result.get("history") or []
+def report_markdown(kind: str, result: "RunResult", pinned: list[str], config: str, init_ck: str | None) -> str:
+    """The run's report artifact: inputs and outputs, the last epoch's metrics, every epoch."""
+    rows = [("corpus versions", ", ".join(pinned)), ("config", config), ("initial checkpoint", init_ck or "none"),
+            ("run_dir", result.run_dir), ("checkpoint", result.checkpoint)]
+    md = [f"## {kind}: {result.run_dir}", markdown_table(rows, ["", "value"])]
+    metrics = final_metrics(result.history)
+    if metrics:
+        md.append("### Metrics\n\n" + markdown_table([(k, _short(v)) for k, v in metrics.items()], ["metric", "value"]))
+    if result.history:
+        md.append(history_markdown(result.history))
+    return "\n\n".join(md)
+
+
+def final_metrics(history: list[dict]) -> dict:
+    """The last epoch's row of ``RunResult.history`` without its epoch number (loss, MPJPE per input stride, ...)."""
     return {k: v for k, v in history[-1].items() if k != "epoch"} if history else {}
 
 
@@ -132,13 +139,6 @@ def history_markdown(history: list[dict]) -> str:
     """Every epoch of a run as a table (the metrics.csv the trainer writes)."""
     keys = list(dict.fromkeys(k for h in history for k in h))
     return "### Per epoch\n\n" + markdown_table([[_short(h.get(k, "")) for k in keys] for h in history], keys)
-
-
-def metrics_plot(result: dict) -> str | None:
-    """The loss / MPJPE plot the trainer writes into the run dir (``metrics.png``), if there."""
-    run_dir = result.get("run_dir")
-    p = Path(run_dir) / "metrics.png" if run_dir else None
-    return str(p) if p is not None and p.is_file() and not result.get("plot") else None
 
 
 def _short(v):

@@ -1,7 +1,7 @@
 """Data-parallel training: process group setup, the launcher, and the global-batch bookkeeping.
 
 ``launch_train(nproc, ...)`` starts ``nproc`` processes through torch's elastic launcher (what
-``torchrun`` runs) on this machine; a multi-node job runs ``torchrun ... -m pipelines.cli train`` on
+``torchrun`` runs) on this machine; a multi-node job runs ``torchrun ... -m flows.cli train`` on
 every node instead, and ``train`` joins the process group that torchrun's environment describes
 (``setup``). NCCL on CUDA, gloo on CPU.
 

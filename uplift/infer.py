@@ -18,6 +18,15 @@ from torch import nn
 from uplift.augment import H36M_FLIP_PERM, flip_2d, flip_3d
 
 
+def check_s_in(s_in: int, s_out: int, trained: str = "") -> int:
+    """The one rule for an input stride: a positive multiple of the model's output stride (``ConfigError``)."""
+    from schemas.errors import ConfigError
+
+    if s_in < 1 or s_in % s_out:
+        raise ConfigError(f"--s-in {s_in} must be a positive multiple of the model's output stride {s_out}{trained}")
+    return s_in
+
+
 def window_centers(num_frames: int, s_out: int) -> np.ndarray:
     """``(C,)`` centre frames ``0, s_out, ...``; the last is the first multiple of s_out >= T - 1."""
     last = -(-(num_frames - 1) // s_out) * s_out
@@ -93,8 +102,7 @@ def infer_video(model: nn.Module, poses_2d: np.ndarray, s_in: int, *, batch_size
     """3D poses ``(T, J, 3)`` (root-relative as trained, metres) for a video ``poses_2d (T, J, 2)``
     whose 2D is only read at frames ``t % s_in == 0``. ``s_in`` must be a multiple of the model's s_out."""
     cfg = model.cfg
-    if s_in % cfg.out_stride:
-        raise ValueError(f"s_in {s_in} is not a multiple of s_out {cfg.out_stride}")
+    check_s_in(s_in, cfg.out_stride)
     windows, keyframes, _ = video_windows(np.asarray(poses_2d), s_in, cfg.out_stride, cfg.n_out)
     centers = predict_centers(model, windows, keyframes, batch_size=batch_size, test_flip=test_flip,
                               flip_perm=flip_perm, principal_point=principal_point, device=device)
@@ -102,85 +110,8 @@ def infer_video(model: nn.Module, poses_2d: np.ndarray, s_in: int, *, batch_size
 
 
 # ----------------------------------------------------------------------------------------------------
-# Files in, file out: what ``mocap-corpus infer`` and the ``infer`` flow call
+# A trained checkpoint on one video (``flows.inference`` reads the 2D files and converts pixels)
 # ----------------------------------------------------------------------------------------------------
-
-NUM_JOINTS = 17
-
-
-def _camera_index(path, camera: str | int | None, n_cams: int) -> int:
-    """``camera``: an index 0..3 or an H36M camera id (``"54138969"``) -> index; InputError otherwise."""
-    from schemas.cameras import H36M_CAMERA_IDS
-    from schemas.errors import InputError
-
-    if camera is None:
-        raise InputError(path, f"a VideoPose3D 2D file needs --camera (index 0..{n_cams - 1} or an H36M camera id)")
-    c = str(camera)
-    if c in H36M_CAMERA_IDS:
-        return H36M_CAMERA_IDS.index(c)
-    if c.isdigit() and int(c) < n_cams:
-        return int(c)
-    raise InputError(path, f"no camera {camera!r}: use an index 0..{n_cams - 1} or one of {list(H36M_CAMERA_IDS)}")
-
-
-def read_keypoints(path, *, subject: str | None = None, action: str | None = None, camera=None,
-                   width: float | None = None, height: float | None = None) -> tuple[np.ndarray, float, float]:
-    """2D keypoints in pixels ``(T, 17, 2)`` float64 and the image size ``(width, height)``.
-
-    ``path``: a VideoPose3D-format 2D ``.npz`` (``positions_2d[subject][action][camera]``, read through
-    the restricted unpickler; the image size defaults to that H36M camera's) or a plain ``(T, 17, 2)``
-    (or ``(T, 17, 3)`` with a confidence column) ``.npy`` in pixels, which needs ``width``/``height``.
-    Every problem is an ``InputError`` naming the file and saying what is wrong, in one line.
-    """
-    from pathlib import Path
-
-    from schemas.errors import InputError
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "file not found")
-    if p.suffix == ".npz":
-        from pipelines.h36m import load_positions_2d
-        from schemas.cameras import h36m_camera
-
-        pos2d, _ = load_positions_2d(p)
-        if subject not in pos2d:
-            raise InputError(p, f"no subject {subject!r} (use --subject; the file has {sorted(pos2d)})")
-        if action not in pos2d[subject]:
-            raise InputError(p, f"no action {action!r} for {subject} (use --action; the file has {sorted(pos2d[subject])})")
-        cams = pos2d[subject][action]
-        c = _camera_index(p, camera, len(cams))
-        px = cams[c] if c < len(cams) else None
-        if px is None:
-            raise InputError(p, f"{subject}/{action} has no 2D keypoints for camera {camera}")
-        if width is None or height is None:
-            try:
-                cam = h36m_camera(subject, c)
-                width, height = width or cam.res_w, height or cam.res_h
-            except (KeyError, IndexError) as exc:
-                raise InputError(p, f"no image size for {subject} camera {c} ({exc}); pass --width/--height") from None
-    elif p.suffix == ".npy":
-        try:
-            px = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(p, f"not a readable numeric .npy ({' '.join(str(exc).split())})") from None
-        if width is None or height is None:
-            raise InputError(p, "a plain .npy of pixels needs --width and --height (the image size)")
-    else:
-        raise InputError(p, f"unsupported input {p.suffix or '(no suffix)'}: expected a VideoPose3D 2D .npz or a (T, 17, 2) .npy")
-    px = np.asarray(px)
-    if px.dtype.kind not in "fiu":
-        raise InputError(p, f"keypoints have dtype {px.dtype}, expected numbers (pixels)")
-    if px.ndim != 3 or px.shape[1] != NUM_JOINTS or px.shape[2] not in (2, 3):
-        raise InputError(p, f"keypoints have shape {px.shape}, expected (T, 17, 2) in the H36M 17-joint order")
-    if px.shape[0] == 0:
-        raise InputError(p, "keypoints have no frames")
-    px = px[..., :2].astype(np.float64)
-    if not np.isfinite(px).all():
-        raise InputError(p, "keypoints contain NaN or infinite values")
-    if not (width > 0 and height > 0):
-        raise InputError(p, f"image size {width} x {height} must be positive")
-    return px, float(width), float(height)
 
 
 def default_s_in(cfg) -> int:
@@ -188,68 +119,22 @@ def default_s_in(cfg) -> int:
     return int(max(cfg.train.in_strides))
 
 
-def infer_keypoints(checkpoint, pixels: np.ndarray, width: float, height: float, *, s_in: int | None = None,
-                    use_ema: bool = True, device=None, batch_size: int = 128) -> np.ndarray:
-    """Root-relative 3D poses ``(T, 17, 3)`` float32 in metres (camera axes) from pixels ``(T, 17, 2)``.
+def resolve_s_in(cfg, s_in: int | None) -> int:
+    """``s_in`` or the checkpoint's default; a ``ConfigError`` unless it is a positive multiple of s_out."""
+    s_in = default_s_in(cfg) if s_in is None else int(s_in)
+    return check_s_in(s_in, cfg.model.out_stride, f" (trained with {list(cfg.train.in_strides)})")
 
-    ``checkpoint``: a path (checkpoint or run dir) or a loaded ``uplift.train.Checkpoint``.
 
-    2D is normalised like the corpus (``pipelines.cameras.normalize_pixels``) and read at frames
-    ``t % s_in == 0``; ``s_in`` defaults to ``default_s_in`` and must be a multiple of the model's s_out.
+def infer_normalised(ck, uv: np.ndarray, *, s_in: int | None = None, use_ema: bool = True,
+                     batch_size: int = 128) -> np.ndarray:
+    """Root-relative 3D poses ``(T, J, 3)`` float32 in metres (camera axes) with a loaded checkpoint.
+
+    ``ck``: an ``uplift.train.Checkpoint``; ``uv``: ``(T, J, 2)`` 2D normalised like the corpus
+    (``schemas`` pixel convention), read at frames ``t % s_in == 0`` (``s_in``: see ``resolve_s_in``).
     """
-    from pipelines.cameras import normalize_pixels
-    from schemas.errors import ConfigError
-    from uplift.train import load_checkpoint, pick_device
-
-    ck = checkpoint if hasattr(checkpoint, "config") else load_checkpoint(checkpoint, device=pick_device(device))
     model = ck.ema_model if (use_ema and ck.ema_model is not None) else ck.model
     cfg = ck.config
-    s_in = default_s_in(cfg) if s_in is None else int(s_in)
-    if s_in < 1 or s_in % cfg.model.out_stride:
-        raise ConfigError(f"--s-in {s_in} must be a positive multiple of the model's output stride "
-                          f"{cfg.model.out_stride} (trained with {list(cfg.train.in_strides)})")
-    uv = normalize_pixels(pixels, width, height).astype(np.float32)
-    pred = infer_video(model, uv, s_in, batch_size=batch_size, test_flip=cfg.train.test_flip)
+    pred = infer_video(model, np.asarray(uv, np.float32), resolve_s_in(cfg, s_in), batch_size=batch_size,
+                       test_flip=cfg.train.test_flip)
     root = cfg.train.root_joint
     return (pred - pred[:, root:root + 1]).astype(np.float32)
-
-
-def infer_to_file(checkpoint, input_path, out_path, *, s_in: int | None = None, subject=None, action=None,
-                  camera=None, width=None, height=None, render=None, device=None) -> dict:
-    """Read 2D (``read_keypoints``), uplift (``infer_keypoints``), write ``out_path`` (.npy, (T, 17, 3)
-    float32 root-relative metres, camera axes) and, on request, a picture (``render``: .png/.gif/.mp4).
-
-    Checks everything it can before loading the model (one-line ``InputError`` / ``ConfigError``).
-    Returns ``{"out", "frames", "s_in", "render"}``.
-    """
-    from pathlib import Path
-
-    from schemas.errors import InputError
-    from uplift.train import load_checkpoint
-
-    out_path = Path(out_path)
-    if out_path.suffix != ".npy":
-        raise InputError(out_path, "the output must be a .npy file")
-    if render is not None:
-        from pipelines.render import FORMATS
-
-        if Path(render).suffix.lower() not in FORMATS:
-            raise InputError(render, f"cannot render to {Path(render).suffix or '(no suffix)'}: use one of {', '.join(FORMATS)}")
-    px, w, h = read_keypoints(input_path, subject=subject, action=action, camera=camera, width=width, height=height)
-    from uplift.train import pick_device
-
-    ck = load_checkpoint(checkpoint, device=pick_device(device))
-    s = default_s_in(ck.config) if s_in is None else int(s_in)
-    poses = infer_keypoints(ck, px, w, h, s_in=s)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out_path, poses)
-    if render is not None:
-        from pipelines import render as R
-
-        clip = R.Clip(keypoints_px=px, in_view=None, res=(w, h), joints=R.camera_to_display(poses),
-                      frames=np.arange(len(poses)),
-                      title=" ".join(str(x) for x in (Path(input_path).name, subject, action,
-                                                     None if camera is None else f"camera {camera}") if x)
-                      + f": predicted 3D (s_in {s})")
-        R.write(clip, render)
-    return {"out": str(out_path), "frames": int(len(poses)), "s_in": s, "render": str(render) if render else None}

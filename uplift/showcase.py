@@ -1,23 +1,19 @@
-"""Pictures of a checkpoint at work: the prediction drawn over the ground truth for the median and the
-worst window of an evaluation split (what ``evaluate`` publishes next to its metrics table).
+"""A checkpoint at work: the median and the worst window of an evaluation split (what ``evaluate``
+publishes next to its metrics table, drawn by ``flows.rendering``).
 
 Every selected view is uplifted whole with ``uplift.infer.infer_video`` (the same sliding window as
 ``mocap-corpus infer``) at one input stride; its frames are cut into consecutive windows of
 ``seq_len`` frames, each scored by its mean MPJPE (root-relative, mm). The window with the median
-score and the one with the highest are drawn with ``pipelines.render`` (ground truth solid, prediction
-dashed green), so a reader sees both the typical case and the failure mode.
+score and the one with the highest are returned with their arrays, so a reader sees both the typical
+case and the failure mode.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from pipelines.cameras import denormalize_pixels
-from pipelines.render import Clip, camera_to_display, write
 from uplift.data import select_views
 from uplift.infer import infer_video
 from uplift.metrics import mpjpe
@@ -32,6 +28,23 @@ class Window:
     start: int
     stop: int
     mpjpe_mm: float
+
+
+@dataclass
+class ShownWindow:
+    """A window with what a picture of it needs. W = stop - start frames, J joints.
+
+    pred, gt: (W, J, 3) root-relative camera-frame metres; keypoints_2d: (W, J, 2) normalised (the
+    corpus convention); in_view: (W, J) bool; res: the camera's (width, height) in pixels.
+    """
+
+    window: Window
+    s_in: int
+    pred: np.ndarray
+    gt: np.ndarray
+    keypoints_2d: np.ndarray
+    in_view: np.ndarray
+    res: tuple[float, float]
 
 
 def score_windows(model, reader, *, s_in: int, seq_len: int, root: int = 0, split: str | None = "test",
@@ -67,26 +80,19 @@ def median_and_worst(windows: list[Window]) -> dict[str, Window]:
     return {"median": order[(len(order) - 1) // 2], "worst": order[-1]}
 
 
-def window_clip(reader, w: Window, pred: np.ndarray, gt: np.ndarray, label: str) -> Clip:
-    """A render ``Clip`` of one window: 2D in pixels, ground truth and prediction in display axes."""
+def show_window(reader, w: Window, pred: np.ndarray, gt: np.ndarray, s_in: int) -> ShownWindow:
+    """Cut one window's arrays from a whole view's ``pred``/``gt`` (T, J, 3) and its stored 2D."""
     v = reader.read_view(w.view_id, w.start, w.stop)
     intr, _ = reader.camera(w.view_id)
-    res = (float(intr[9]), float(intr[10]))
-    return Clip(keypoints_px=denormalize_pixels(np.asarray(v["keypoints_2d"]), *res),
-                in_view=np.asarray(v["in_view"], bool), res=res,
-                joints=camera_to_display(gt[w.start:w.stop]), pred=camera_to_display(pred[w.start:w.stop]),
-                frames=np.arange(w.start, w.stop),
-                title=f"{label} window: {w.key} view {w.view_id}, frames {w.start}-{w.stop - 1}, "
-                      f"MPJPE {w.mpjpe_mm:.1f} mm (solid: ground truth, dashed: prediction)",
-                label=f"{label} ")
+    return ShownWindow(window=w, s_in=s_in, pred=pred[w.start:w.stop], gt=gt[w.start:w.stop],
+                       keypoints_2d=np.asarray(v["keypoints_2d"]), in_view=np.asarray(v["in_view"], bool),
+                       res=(float(intr[9]), float(intr[10])))
 
 
-def render_median_and_worst(checkpoint, corpus_spec: str, out_dir: str | os.PathLike, *, s_in: int | None = None,
-                            split: str | None = "test", max_views: int = 32, device=None) -> dict[str, dict]:
-    """Write ``median.png`` and ``worst.png`` under ``out_dir``; returns ``{name: {"path", "window"...}}``.
-
-    ``s_in`` defaults to the checkpoint's largest training stride; an empty split writes nothing.
-    """
+def median_and_worst_windows(checkpoint, corpus_spec: str, *, s_in: int | None = None, split: str | None = "test",
+                             max_views: int = 32, device=None) -> dict[str, ShownWindow]:
+    """``{"median": ShownWindow, "worst": ShownWindow}`` of a checkpoint on a corpus version (empty for
+    an empty split). ``s_in`` defaults to the checkpoint's largest training stride."""
     from schemas.reader import open_corpus
     from uplift.infer import default_s_in
     from uplift.train import load_checkpoint, pick_device
@@ -98,10 +104,4 @@ def render_median_and_worst(checkpoint, corpus_spec: str, out_dir: str | os.Path
     reader = open_corpus(corpus_spec)
     windows, cache = score_windows(model, reader, s_in=s, seq_len=cfg.model.seq_len, root=cfg.train.root_joint,
                                    split=split, max_views=max_views, test_flip=cfg.train.test_flip)
-    out = {}
-    for name, w in median_and_worst(windows).items():
-        pred, gt = cache[w.view_id]
-        path = write(window_clip(reader, w, pred, gt, name), Path(out_dir) / f"{name}.png")
-        out[name] = {"path": str(path), "key": w.key, "view_id": w.view_id, "frames": [w.start, w.stop],
-                     "mpjpe_mm": w.mpjpe_mm, "s_in": s}
-    return out
+    return {name: show_window(reader, w, *cache[w.view_id], s) for name, w in median_and_worst(windows).items()}

@@ -16,7 +16,7 @@ from pipelines.build_amass import BuildConfig
 from pipelines.synthetic.body_model import write_body_model_tree
 from pipelines.synthetic.motions import write_amass_tree
 
-CLI = (sys.executable, "-m", "pipelines.cli")  # the command-line entry point, as a user runs it
+CLI = (sys.executable, "-m", "flows.cli")  # the command-line entry point, as a user runs it
 
 
 def make_inputs(root: Path, n_sequences: int = 8, seed: int = 5, duration_s=(2.0, 6.0), broken: bool = False) -> Path:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.common import artifact_key, is_transient, markdown_table, rejects_markdown
-from flows.evaluate import table_rows
+from flows.common import artifact_key, is_transient, markdown_table, rejects_markdown, table_rows
 from flows.training import apply_overrides, find_checkpoint
 from schemas.repository import split_path_at_version as split_spec
 from schemas.records import Reject
@@ -83,3 +82,35 @@ def test_table_rows_from_dict_rows_and_arrow():
 
     h2, r2 = table_rows(pa.table({"a": [1], "b": ["x"]}))
     assert h2 == ["a", "b"] and r2 == [[1, "x"]]
+
+
+def test_one_line_folds_and_drops_keyerror_quotes_for_flows_and_cli():
+    from flows.cli.output import error_line
+    from flows.common import one_line
+
+    # Before one shared helper, the flows kept str(KeyError)'s quotes ("'no key x'") and the CLI dropped
+    # them; the message without quotes is what a reader wants, in both places.
+    assert one_line(KeyError("no key x")) == "no key x"
+    assert error_line(KeyError("no key x")) == "no key x (KeyError)"
+    assert one_line(ValueError("a\n  b")) == "a b" and one_line(ValueError("")) == "ValueError"
+    assert len(one_line(ValueError("x" * 5000))) == 1000 and len(error_line(ValueError("x" * 5000))) > 5000
+    assert error_line(ConfigError("bad")) == "bad"  # typed errors already say what is wrong
+
+
+def test_training_report_reads_the_real_run_result():
+    """The flows once probed result dicts for keys RunResult does not have (no metrics artifact for real
+    runs): the report reads RunResult's fields, and the persisted JSON turns back into one."""
+    from pathlib import Path
+
+    from flows.training import report_markdown, result_from_json, result_to_json
+    from uplift.train import RunResult
+
+    run = RunResult(run_dir=Path("/runs/a"), checkpoint=Path("/runs/a/checkpoints/final"),
+                    history=[{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "mpjpe_mm_s4": 80.0}],
+                    eval_table=[], corpora={"/c@v1": ["h36m/S1/Walking"]})
+    assert result_from_json(result_to_json(run)) == run
+    md = report_markdown("pretrain", run, ["/c@SNAP"], "tiny", None)
+    assert "### Metrics" in md and "| loss | 0.25 |" in md and "| mpjpe_mm_s4 | 80 |" in md
+    assert "### Per epoch" in md and "/runs/a/checkpoints/final" in md
+    with pytest.raises(TypeError):  # a field the trainer renamed fails loudly, never a silent gap
+        result_from_json({**result_to_json(run), "metrics": {}})

@@ -98,6 +98,8 @@ def test_transient_failure_is_retried_bad_input_is_not(prefect_api, fake_build, 
 
 @pytest.fixture
 def fake_train(monkeypatch):
+    from uplift.train import RunResult
+
     state = {"calls": []}
     train_mod = types.ModuleType("uplift.train")
 
@@ -106,11 +108,12 @@ def fake_train(monkeypatch):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         ck = Path(out_dir) / "checkpoint.safetensors"
         ck.write_bytes(b"weights")
-        plot = Path(out_dir) / "loss.png"
-        plot.write_bytes(b"png")
-        return {"run_dir": str(out_dir), "checkpoint": str(ck), "plot": str(plot), "metrics": {"mpjpe": 12.5}}
+        (Path(out_dir) / "metrics.png").write_bytes(b"png")
+        return RunResult(run_dir=Path(out_dir), checkpoint=ck, history=[{"epoch": 1, "mpjpe": 12.5}], eval_table=[],
+                         corpora={})
 
     train_mod.train = train
+    train_mod.RunResult = RunResult
     train_mod.load_run_config = lambda name: {"preset": name}
     train_mod.find_checkpoint = lambda p: Path(p) if Path(p).is_dir() else Path(p).parent
     monkeypatch.setitem(sys.modules, "uplift.train", train_mod)

@@ -131,7 +131,7 @@ def test_an_unexpected_error_in_one_source_is_a_reject(tree, monkeypatch):
 def test_joints_cli_says_one_line_about_too_many_betas(tree, tmp_path):
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from flows.cli import app
 
     root, good = tree
     args = ["joints", "--body-models", str(root / "body_models"), "--out"]

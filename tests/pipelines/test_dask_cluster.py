@@ -52,7 +52,7 @@ def _wait_for(cond, timeout: float, what: str):
 
 
 def _build_cmd(inputs: Path, corpus: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipelines.cli", "build-amass", str(inputs / "amass"), "--body-models",
+    return [sys.executable, "-m", "flows.cli", "build-amass", str(inputs / "amass"), "--body-models",
             str(inputs / "body_models"), "--corpus", corpus, *extra]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from pipelines.hashing import corpus_checksums
-from pipelines.cli import app
+from flows.cli import app
 from schemas.reader import CorpusReader
 from pipelines.writer import CorpusWriter
 from schemas.repository import open_repository

@@ -11,7 +11,7 @@ from pipelines.amass import read_amass
 from pipelines.body_model import load_body_models, load_regressor
 from pipelines.regressor_order import check_regressor_sides, lateral_axis, resolve_regressor_order
 from pipelines.sequence import sequence_joints
-from pipelines.cli import app
+from flows.cli import app
 from pipelines.synthetic.body_model import write_body_model_tree
 from pipelines.synthetic.h36m_regressor import SPIN_ROWS
 from pipelines.synthetic.motions import write_amass_tree

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.harness.s3_server import BUCKET, S3_ENV, create_bucket, start_s3_server
-from pipelines.cli import app
+from flows.cli import app
 from schemas.errors import ConfigError, VersionConflictError
 from schemas.storage import S3_ENDPOINT_ENV, is_url, parse_location, s3_parts
 

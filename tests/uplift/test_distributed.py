@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from flows.cli import app
 
 from benchmarks.harness.training_corpus import projected_corpus
 from uplift.distributed import DistInfo, launch_train, rank_slice

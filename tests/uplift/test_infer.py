@@ -111,3 +111,29 @@ def test_test_time_flip_averaging_cancels_asymmetric_bias():
     avg_pp = predict_centers(model, windows, kf, test_flip=True, principal_point=np.array([c_x, 0.0]))
     # flipped branch gives X = -(2 c_x - x + 0.25) after unflipping, so the mean is x - c_x
     np.testing.assert_allclose(avg_pp[..., 0], centre[..., 0] - c_x, atol=1e-6)
+
+
+def test_model_side_imports_no_pipelines():
+    """Arrows one way: reading 2D files, pixels and drawing live in ``flows``; ``uplift`` never needs ``pipelines``."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys, uplift.infer, uplift.showcase; sys.exit(any(m.split('.')[0] == 'pipelines' for m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout, wherever pytest runs
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0
+
+
+def test_input_stride_rule_is_checked_in_one_place():
+    """``infer_video`` and the checkpoint path (``resolve_s_in``) refuse the same strides the same way.
+    (They were two copies: a ValueError here that let ``s_in = 0`` through to a modulo by zero, and a
+    ConfigError in the file path.)"""
+    from schemas.errors import ConfigError
+    from uplift.infer import check_s_in
+
+    model = build_model(TINY, seed=0).eval()
+    video = np.zeros((9, 17, 2), np.float32)
+    for bad in (0, -2, TINY.model.out_stride + 1):
+        with pytest.raises(ConfigError, match="positive multiple"):
+            infer_video(model, video, bad)
+    assert check_s_in(2 * TINY.model.out_stride, TINY.model.out_stride) == 2 * TINY.model.out_stride

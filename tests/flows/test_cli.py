@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from flows.cli import app
 
 runner = CliRunner()
 
@@ -110,3 +110,17 @@ def test_train_then_finetune_then_evaluate(data, tmp_path):
     assert ft["init"] and ft["uplift"]["train"]["lr"] == 2e-5  # fine-tuning settings from --init
     table = run("evaluate", tmp_path / "ft", "--corpus", f"{corpus}@cpn").output
     assert "mpjpe_mm" in table and "p_mpjpe_mm" in table
+
+
+def test_cli_imports_no_prefect_and_runs_as_a_module():
+    """``python -m flows.cli`` is the console script; importing the CLI must not pay for Prefect."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout, wherever pytest runs
+    code = "import sys, flows.cli; sys.exit('prefect' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "--help"], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0 and "build-amass" in r.stdout and "infer" in r.stdout

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.cli import main
+from flows.cli import main
 from schemas.reader import CorpusReader
 from pipelines.build_h36m import H36MBuildConfig, build_h36m
 from pipelines.h36m import load_positions_2d
@@ -99,7 +99,7 @@ def test_show_error_for_bad_suffix_and_missing_version(world, capsys, tmp_path):
 # ------------------------------------------------------------------------------------------ infer
 
 def test_infer_npz_and_npy_agree_and_match_the_library(world, capsys, tmp_path):
-    from uplift.infer import infer_keypoints
+    from flows.inference import infer_keypoints
 
     ck = world["checkpoint"]
     code, out, err = cli(capsys, "infer", ck, world["files"]["gt"], "--subject", "S9", "--action", "Walking",
@@ -222,7 +222,7 @@ def test_console_build_is_quiet_even_with_port_8787_taken(tmp_path):
         pass  # already taken by something else: just as good
     env = {**os.environ, "COLUMNS": "100"}
     env.pop("DASK_LOGGING__DISTRIBUTED", None)
-    cmd = [sys.executable, "-c", "import sys; from pipelines.cli import main; sys.exit(main())", "build-amass",
+    cmd = [sys.executable, "-m", "flows.cli", "build-amass",
            str(tmp_path / "amass"), "--body-models", str(tmp_path / "bm"), "--workers", "1"]
     try:
         quiet = subprocess.run(cmd + ["--corpus", str(tmp_path / "c1")], capture_output=True, text=True, env=env,

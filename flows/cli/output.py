@@ -1,0 +1,154 @@
+"""What the command line prints: one-line errors, tables, progress bars, JSON lines, corpus arguments.
+
+Results go to stdout (``out``); errors and progress to stderr (``console``), so a script can pipe the
+results and still see why a command failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.common import one_line
+from schemas.errors import MocapCorpusError
+from schemas.records import Reject
+
+console = Console(stderr=True)
+out = Console(soft_wrap=True)  # paths and ids stay on one line
+
+# Errors a user can cause with a bad path, value or file: one line, exit 1 (a traceback only with -v).
+EXPECTED_ERRORS = (MocapCorpusError, OSError, ValueError, KeyError)
+VERBOSE = {"on": False}  # set by ``flows.cli.configure_logging``
+
+CORPUS_HELP = "corpus repository: a local folder or s3://bucket/prefix"
+
+
+def error_line(exc: BaseException) -> str:
+    """One line, never cut: the message (``flows.common.one_line``), plus the error's type unless it is
+    one of the project's typed errors (``path: reason`` says enough)."""
+    text = one_line(exc, limit=None)
+    return text if isinstance(exc, MocapCorpusError) else f"{text} ({type(exc).__name__})"
+
+
+def one_line_errors(fn):
+    """Turn the project's typed errors (and bad paths / values) into one clear line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EXPECTED_ERRORS as exc:
+            if VERBOSE["on"] and not isinstance(exc, MocapCorpusError):
+                raise
+            console.print(f"[red]error:[/red] {error_line(exc)}", highlight=False, soft_wrap=True, markup=True)
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+def corpus_arg(value) -> "Path | str":
+    """Every corpus argument goes through here: a local folder (Path) or ``s3://bucket/prefix`` (str).
+
+    Typer's ``Path`` would turn ``s3://b/p`` into ``s3:/b/p``, so corpus options are typed ``str``.
+    """
+    from schemas.storage import parse_location
+
+    return parse_location(value)
+
+
+def corpus_spec(spec: str) -> str:
+    """``PATH[@VERSION]`` with PATH checked by ``corpus_arg`` (a bad URL fails here, in one line)."""
+    from schemas.repository import split_path_at_version
+
+    corpus_arg(split_path_at_version(spec)[0])
+    return spec
+
+
+def table(title: str, rows, columns=("field", "value"), keep: tuple[str, ...] = ("id",)) -> Table:
+    """A rich table; the ``keep`` columns (ids, paths) are never cut short, the others wrap."""
+    t = Table(title=title, show_header=True)
+    for c in columns:
+        t.add_column(c, no_wrap=c in keep, overflow="fold")
+    for row in rows:
+        t.add_row(*[str(x) for x in row])
+    return t
+
+
+def json_line(obj: dict) -> None:
+    """One JSON object on one stdout line (for scripts: no colour, no wrapping)."""
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_rejects(rejects: list[Reject], always: bool = False) -> None:
+    """One block per rejected file: its full path, then the kind and reason (paths never cut)."""
+    if not rejects and not always:
+        return
+    out.print(f"rejects ({len(rejects)}):")
+    for r in rejects:
+        out.print(f"  {r.source_path}\n    [{r.kind}] {r.reason}", highlight=False, markup=False)
+
+
+def versions_lines(vs, width: int = 80) -> list[str]:
+    """The version listing as lines that fit ``width`` columns: one line of figures per version (the id
+    is never cut), tags after them or on their own line, then the message wrapped and indented. The
+    store size is listed only when some version records it (Icechunk 1.1 has no cheap per-snapshot size)."""
+    import textwrap
+
+    sized = any(v.store_bytes is not None for v in vs)
+    cols = [("id", [v.id for v in vs], "<"), ("time (UTC)", [v.time.strftime("%Y-%m-%d %H:%M") for v in vs], "<"),
+            ("seqs", [str(v.n_sequences) for v in vs], ">"), ("frames", [str(v.n_frames) for v in vs], ">"),
+            ("views", [str(v.n_views) for v in vs], ">")]
+    if sized:
+        cols.append(("MB", ["" if v.store_bytes is None else f"{v.store_bytes / 1e6:.1f}" for v in vs], ">"))
+    widths = [max([len(h)] + [len(x) for x in vals]) for h, vals, _ in cols]
+
+    def fmt(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, w, (_, _, a) in zip(cells, widths, cols))
+
+    lines = [fmt([h for h, _, _ in cols]) + "  tags"]
+    for i, v in enumerate(vs):
+        head = fmt([vals[i] for _, vals, _ in cols])
+        tags = ", ".join(v.tags)
+        if tags and len(head) + 2 + len(tags) <= width:
+            lines.append(f"{head}  {tags}")
+        else:
+            lines.append(head)
+            if tags:
+                lines += textwrap.wrap(f"tags: {tags}", width, initial_indent="  ", subsequent_indent="    ")
+        if v.message:
+            lines += textwrap.wrap(v.message, width, initial_indent="  ", subsequent_indent="  ")
+    return lines
+
+
+@contextlib.contextmanager
+def bar(unit: str):
+    """A transient rich progress bar on stderr: label, bar, done/total, rate in ``unit``, elapsed, ETA.
+
+    Yields ``tick(done, total, label, extra)``; a new label restarts the bar (a new epoch / stride).
+    """
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[extra]}"))
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        tasks: dict[str, int] = {}
+
+        def tick(done, total, label, extra=""):
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total, rate="", extra="")
+            t = tasks[label]
+            progress.update(t, completed=done, total=total, extra=extra)
+            speed = next((x.speed for x in progress.tasks if x.id == t), None)
+            progress.update(t, rate=f"{speed:.1f} {unit}" if speed else "")
+
+        yield tick
