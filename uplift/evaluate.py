@@ -17,7 +17,10 @@ from torch import nn
 
 from schemas.store import JOINTS_CAM
 from uplift.augment import flip_2d, flip_3d
+from uplift.checkpoint import load_checkpoint
+from uplift.config import PRECISIONS, check_choice
 from uplift.data import StreamConfig, WindowStream
+from uplift.distributed import pick_device
 from uplift.metrics import action_average, mpjpe, p_mpjpe, per_action
 
 ALL_ACTIONS = "*"  # the ``action`` value of the protocol-average rows
@@ -82,8 +85,7 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
     from schemas.h36m import canonical_action
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    check_choice("precision", precision, PRECISIONS)
     amp = device.type == "cuda" and precision == "bf16"
     was_training = model.training
     model.eval()
@@ -150,16 +152,14 @@ def evaluate(checkpoint, corpus_spec, *, s_in: Sequence[int] | None = None, spli
     ``s_in`` defaults to the checkpoint's training strides; ``subjects`` e.g. ``["S9", "S11"]``
     selects by subject instead of split (pass ``split=None``). Returns the table of ``evaluate_model``.
     """
-    from uplift.train import load_checkpoint, pick_device
-
     device = pick_device(device)
     ck = load_checkpoint(checkpoint, device=device)
     model = ck.ema_model if (use_ema and ck.ema_model is not None) else ck.model
     ucfg = ck.config
     filters = {} if subjects is None else {"subjects": list(subjects)}
     return evaluate_model(model, corpus_spec if isinstance(corpus_spec, (list, tuple)) else [corpus_spec],
-                          seq_len=ucfg.model.seq_len, s_out=ucfg.model.out_stride,
-                          s_in=list(s_in or ucfg.train.in_strides), batch_size=batch_size,
+                          seq_len=ucfg.model.seq_len, s_out=ucfg.model.s_out,
+                          s_in=list(s_in or ucfg.train.s_in), batch_size=batch_size,
                           test_flip=ucfg.train.test_flip if test_flip is None else test_flip,
                           root=ucfg.train.root_joint, device=device, split=split, precision=precision,
                           progress=progress, **filters)
