@@ -36,6 +36,7 @@ from uplift import distributed as D
 from uplift.checkpoint import load_checkpoint, recover_checkpoint, restore_rng, rng_state, save_checkpoint
 from uplift.config import (CAMERA_MODES, CAMERA_RIGS, PRECISIONS, ModelConfig, TrainConfig, UpliftConfig,
                            check_choice, check_keys, finetune_overrides, get_preset, tuples)
+from uplift.corpora import open_corpora
 from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
 from uplift.evaluate import evaluate_model, summary
 from uplift.history import EpochStats, append_step, read_history, write_history
@@ -167,8 +168,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     dinfo = D.setup(D.pick_device(rcfg.device).type)  # torchrun / launch_train: join the process group
     device = D.device_for(dinfo, rcfg.device)
     amp = device.type == "cuda" and rcfg.precision == "bf16"
-    train_src = _open_all(corpus)
-    eval_src = _open_all(eval_corpus) or train_src
+    train_src = open_corpora(corpus)
+    eval_src = open_corpora(eval_corpus) or train_src
     if not train_src:
         raise ConfigError("no training corpus given")
     ucfg = rcfg.uplift_config(finetuning=init is not None)
@@ -276,16 +277,6 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
 # ----------------------------------------------------------------------------------------------
 # The helpers ``train`` calls, in the order it calls them
 # ----------------------------------------------------------------------------------------------
-
-def _open_all(specs) -> list:
-    """Corpus specs ("PATH@VERSION") or readers -> readers."""
-    from schemas.reader import open_corpus
-
-    if specs is None:
-        return []
-    specs = specs if isinstance(specs, (list, tuple)) else [specs]
-    return [open_corpus(s) if isinstance(s, (str, os.PathLike)) else s for s in specs]
-
 
 def _load_weights(model, last: Path | None, init, device) -> dict | None:
     """Weights from ``last`` (a resume: returns its training state) or else from ``init`` (its EMA copy
