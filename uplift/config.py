@@ -26,8 +26,9 @@ CAMERA_MODES = ("precomputed", "per-window")  # AMASS views: build-time cameras 
 CAMERA_RIGS = ("h36m", "3dhp")  # per-window camera pools
 PRECISIONS = ("bf16", "fp32")
 
-# Keys renamed to the paper's vocabulary, and keys that no longer exist (they never changed anything:
-# flips are always drawn by the window stream, windows past the ends always copy the border frame).
+# Keys renamed to the paper's vocabulary, and keys that no longer exist because nothing read them
+# (the window stream flips half of every batch, or adds a flipped copy of every window, and always
+# copy-pads windows past the sequence ends).
 RENAMED_KEYS = {"out_stride": "s_out", "in_strides": "s_in"}
 REMOVED_KEYS = ("flip_prob", "edge_padding")
 
@@ -56,7 +57,7 @@ def check_keys(kind, given, where: str = "") -> None:
     """Override keys of dataclass ``kind``: a renamed key names its new name, an unknown one is refused."""
     known = {f.name for f in fields(kind)}
     for k in given:
-        if k in RENAMED_KEYS:
+        if RENAMED_KEYS.get(k) in known:
             raise ConfigError(f"{where}{kind.__name__} key {k!r} is now {RENAMED_KEYS[k]!r}")
         if k not in known:
             raise ConfigError(f"{where}unknown {kind.__name__} key {k!r}")

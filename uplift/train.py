@@ -173,7 +173,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     if not train_src:
         raise ConfigError("no training corpus given")
     ucfg = rcfg.uplift_config(finetuning=init is not None)
-    tcfg, mcfg = ucfg.train, ucfg.model
+    tcfg = ucfg.train
     corpora = {"train": [r.spec for r in train_src], "eval": [r.spec for r in eval_src]}
     D.check_same_corpora(corpora, dinfo)
 
@@ -218,14 +218,17 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
             ema = bundle.ema.module if bundle.ema is not None else None
             save_checkpoint(path, model, ema, ucfg, {**meta, "epoch": epoch, "batch": batch}, st)
 
+    def pause(epoch: int, batch: int) -> RunResult:  # the step budget is spent: save the position, return
+        checkpoint(last, epoch, batch)
+        close_loader(loader)
+        return RunResult(run_dir, last, history, eval_table, corpora)
+
     # -- the loop
     model.train()
     for epoch in range(epoch0, tcfg.epochs):
         batch = batch0 if epoch == epoch0 else 0
-        if budget <= 0:  # the step budget ran out at an epoch boundary
-            checkpoint(last, epoch, batch)
-            close_loader(loader)
-            return RunResult(run_dir, last, history, eval_table, corpora)
+        if budget <= 0:  # spent at an epoch boundary
+            return pause(epoch, batch)
         stream.set_epoch(epoch, batch)
         n_batches = stream.batches_per_epoch(rcfg.num_workers)
         limit = min(n_batches, spe) if spe else n_batches
@@ -246,10 +249,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
             if rcfg.checkpoint_every and batch % rcfg.checkpoint_every == 0 and batch < limit:
                 checkpoint(last, epoch, batch)
         budget -= batch - first
-        if stop < limit and batch == stop:  # the step budget ran out inside the epoch
-            checkpoint(last, epoch, batch)
-            close_loader(loader)
-            return RunResult(run_dir, last, history, eval_table, corpora)
+        if stop < limit and batch == stop:  # spent inside the epoch
+            return pause(epoch, batch)
 
         # -- epoch end: statistics, decay, evaluation, metrics files, checkpoint
         row = {"epoch": epoch + 1, **stats.means(), "lr": bundle.optimizer.param_groups[0]["lr"],
