@@ -65,7 +65,7 @@ def save_checkpoint(path: Path, model, ema, ucfg: UpliftConfig, meta: dict, stat
     (tmp / "meta.json").write_text(json.dumps({**meta, "config": asdict(ucfg)}, indent=1))
     _fsync_tree(tmp)
     fault_point("ckpt_written")
-    if _complete(path):  # keep an existing aside copy while it is the only complete one
+    if is_checkpoint(path):  # keep an existing aside copy while it is the only complete one
         shutil.rmtree(aside, ignore_errors=True)
         os.replace(path, aside)
     else:
@@ -87,9 +87,9 @@ def _tmp_dir(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def _complete(path: Path) -> bool:
-    # a directory only ever gets its final (or aside) name when it is whole
-    return (path / "model.safetensors").is_file()
+def is_checkpoint(path: Path) -> bool:
+    """``path`` holds a whole checkpoint (a directory only gets its final or aside name when whole)."""
+    return (Path(path) / "model.safetensors").is_file()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -111,7 +111,7 @@ def recover_checkpoint(path: str | os.PathLike) -> bool:
     """If a kill left only the aside copy of checkpoint dir ``path``, move it back; True if it did."""
     path = Path(path)
     aside = aside_dir(path)
-    if not _complete(path) and _complete(aside):
+    if not is_checkpoint(path) and is_checkpoint(aside):
         shutil.rmtree(path, ignore_errors=True)
         os.replace(aside, path)
         _fsync_dir(path.parent)
@@ -128,7 +128,7 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
         p = p.parent
     for cand in (p, p / "checkpoints" / "final", p / "checkpoints" / "last"):
         for d in (cand, aside_dir(cand)):
-            if _complete(d):
+            if is_checkpoint(d):
                 return d
     raise ConfigError(f"{p}: no checkpoint (model.safetensors) here or under checkpoints/final|last")
 

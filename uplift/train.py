@@ -29,11 +29,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-
 from schemas.errors import ConfigError
 from uplift import distributed as D
-from uplift.checkpoint import load_checkpoint, recover_checkpoint, restore_rng, rng_state, save_checkpoint
+from uplift.checkpoint import (Checkpoint, is_checkpoint, load_checkpoint, recover_checkpoint, restore_rng, rng_state,
+                               save_checkpoint)
 from uplift.config import (CAMERA_MODES, CAMERA_RIGS, PRECISIONS, ModelConfig, TrainConfig, UpliftConfig,
                            check_choice, check_keys, finetune_overrides, get_preset, tuples)
 from uplift.corpora import open_corpora
@@ -47,7 +46,7 @@ from uplift.optim import OptimBundle, make_optimizer
 # Not used here: still importable from uplift.train for callers not yet switched to their home
 # (uplift.infer, uplift.showcase, flows.training, the reliability harness). Drop once they import
 # uplift.checkpoint / uplift.distributed.
-from uplift.checkpoint import Checkpoint, find_checkpoint  # noqa: F401
+from uplift.checkpoint import find_checkpoint  # noqa: F401
 from uplift.distributed import pick_device  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -182,10 +181,11 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     model = build_model(ucfg, seed=rcfg.seed).to(device)
     last = run_dir / "checkpoints" / "last"
     recover_checkpoint(last)  # a kill during a save may have left only the previous one, aside
-    state = _load_weights(model, last if resume else None, init, device)
+    resumed = _load_weights(model, last if resume else None, init, device)
+    state = resumed.state if resumed is not None else None
     bundle = make_optimizer(model, ucfg)
-    if state is not None:
-        _restore_training_state(bundle, state, last, device)
+    if resumed is not None:
+        _restore_training_state(bundle, resumed)
         D.restore_rank_rng(state, rcfg.seed, dinfo)
     else:
         D.seed_rank(rcfg.seed, dinfo)
@@ -279,14 +279,14 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
 # The helpers ``train`` calls, in the order it calls them
 # ----------------------------------------------------------------------------------------------
 
-def _load_weights(model, last: Path | None, init, device) -> dict | None:
-    """Weights from ``last`` (a resume: returns its training state) or else from ``init`` (its EMA copy
-    when it has one); None when the run starts fresh."""
-    if last is not None and (last / "model.safetensors").exists():
+def _load_weights(model, last: Path | None, init, device) -> Checkpoint | None:
+    """Weights from ``last`` (a resume: returns that checkpoint, state included) or else from ``init``
+    (its EMA copy when it has one); None when the run does not resume."""
+    if last is not None and is_checkpoint(last):
         ck = load_checkpoint(last, device=device, with_state=True)
         model.load_state_dict(ck.model.state_dict())
         log.info("resuming %s at epoch %d batch %d", last.parent.parent, ck.state["epoch"], ck.state["batch"])
-        return ck.state
+        return ck
     if init is not None:
         ck = load_checkpoint(init, device=device)
         model.load_state_dict((ck.ema_model if ck.ema_model is not None else ck.model).state_dict())
@@ -294,12 +294,13 @@ def _load_weights(model, last: Path | None, init, device) -> dict | None:
     return None
 
 
-def _restore_training_state(bundle: OptimBundle, state: dict, last: Path, device) -> None:
+def _restore_training_state(bundle: OptimBundle, ck: Checkpoint) -> None:
     """Optimizer, scheduler, EMA copy and this process's RNG streams as ``_training_state`` saved them."""
+    state = ck.state
     bundle.optimizer.load_state_dict(state["optimizer"])
     bundle.scheduler.load_state_dict(state["scheduler"])
-    if bundle.ema is not None and (last / "ema.safetensors").exists():
-        bundle.ema.module.load_state_dict(load_file(str(last / "ema.safetensors"), device=str(device)))
+    if bundle.ema is not None and ck.ema_model is not None:
+        bundle.ema.module.load_state_dict(ck.ema_model.state_dict())
         bundle.ema.n_averaged.fill_(int(state["ema_n_averaged"]))
     restore_rng(state)
 
