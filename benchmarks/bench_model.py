@@ -34,7 +34,7 @@ def _inputs(cfg: UpliftConfig, batch: int, s_in: int, device="cpu"):
     m = cfg.model
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, m.n_out, m.num_joints, 2, generator=g).to(device)
-    kf = torch.as_tensor(keyframe_mask(m.n_out, m.out_stride, s_in)).expand(batch, -1).contiguous().to(device)
+    kf = torch.as_tensor(keyframe_mask(m.n_out, m.s_out, s_in)).expand(batch, -1).contiguous().to(device)
     return x, kf
 
 
@@ -73,11 +73,11 @@ def measure(cases: dict, rounds: int, sync=lambda: None, autocast_dtype=None) ->
 def describe(cfg: UpliftConfig, model) -> dict:
     params = count_parameters(model)
     paper = PAPER[cfg.name]
-    print(f"\n== {cfg.name}: N={cfg.model.seq_len} s_out={cfg.model.out_stride} n_out={cfg.model.n_out}")
+    print(f"\n== {cfg.name}: N={cfg.model.seq_len} s_out={cfg.model.s_out} n_out={cfg.model.n_out}")
     print(f"params {params:,} ({params / 1e6:.3f} M; paper {paper['params'] / 1e6:.2f} M, "
           f"{100 * (params - paper['params']) / paper['params']:+.2f} %)")
     flops = {}
-    for s_in in cfg.train.in_strides:
+    for s_in in cfg.train.s_in:
         x1, kf1 = _inputs(cfg, 1, s_in)
         model.spatial_on_all_frames = True
         f_all = forward_flops(model, x1, kf1)
@@ -93,17 +93,17 @@ def throughput_table(configs, models, batch: int, rounds: int, device: str, sync
                      autocast_dtype=None, label="CPU") -> dict:
     cases = {}
     for cfg in configs:
-        for s_in in cfg.train.in_strides:
+        for s_in in cfg.train.s_in:
             x, kf = _inputs(cfg, batch, s_in, device)
             for all_frames in (False, True):
                 cases[(cfg.name, s_in, all_frames)] = (models[cfg.name], x, kf, all_frames)
     pps = measure(cases, rounds, sync, autocast_dtype)
     for cfg in configs:
         print(f"\n{label} {cfg.name}, batch {batch}, best of {rounds} interleaved rounds:")
-        for s_in in cfg.train.in_strides:
+        for s_in in cfg.train.s_in:
             key, full = pps[(cfg.name, s_in, False)], pps[(cfg.name, s_in, True)]
             print(f"  s_in={s_in:2d}: {key:9.1f} poses/s key-frame spatial, {full:9.1f} poses/s all-frame "
-                  f"spatial (x{key / full:.2f}); {key * cfg.model.out_stride:9.1f} video frames/s after upsampling")
+                  f"spatial (x{key / full:.2f}); {key * cfg.model.s_out:9.1f} video frames/s after upsampling")
     return pps
 
 
@@ -118,7 +118,7 @@ def main() -> None:
     models = {c.name: build_model(c, seed=0).eval() for c in configs}
     info = {c.name: describe(c, models[c.name]) for c in configs}
     pps = throughput_table(configs, models, args.batch, args.rounds, "cpu")
-    s351, s81 = max(H36M_351.train.in_strides), max(H36M_81.train.in_strides)
+    s351, s81 = max(H36M_351.train.s_in), max(H36M_81.train.s_in)
     summary = {
         "params_351": info["h36m_351"]["params"], "params_81": info["h36m_81"]["params"],
         "flops_351": info["h36m_351"]["flops"][s351], "flops_81": info["h36m_81"]["flops"][s81],

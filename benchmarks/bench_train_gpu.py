@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uplift.config import AMASS_351  # noqa: E402
-from uplift.data import draw_keyframes, keyframe_mask  # noqa: E402
-from uplift.losses import uplift_loss  # noqa: E402
-from uplift.model import build_model, max_keyframes  # noqa: E402
-from uplift.optim import make_optimizer  # noqa: E402
+from uplift.config import AMASS_351
+from uplift.data import draw_keyframes, keyframe_mask
+from uplift.losses import uplift_loss
+from uplift.model import build_model, max_keyframes
+from uplift.optim import make_optimizer
 
 CFG = AMASS_351
 BATCH = CFG.train.batch_size
@@ -51,8 +51,8 @@ def random_batches(n: int, device, seed: int = 0) -> list[tuple[torch.Tensor, ..
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):
-        s_in, shift = draw_keyframes(rng, BATCH, CFG.train.in_strides, m.out_stride)
-        kf = torch.as_tensor(keyframe_mask(m.n_out, m.out_stride, s_in, shift))
+        s_in, shift = draw_keyframes(rng, BATCH, CFG.train.s_in, m.s_out)
+        kf = torch.as_tensor(keyframe_mask(m.n_out, m.s_out, s_in, shift))
         x = torch.randn(BATCH, m.n_out, m.num_joints, 2, generator=g)
         y = 0.3 * torch.randn(BATCH, m.n_out, m.num_joints, 3, generator=g)
         out.append(tuple(t.to(device) for t in (x, kf, y, torch.ones(BATCH, m.n_out, dtype=torch.bool))))
@@ -63,7 +63,7 @@ def make_step(bf16: bool, compile_mode: str | None, static: bool, device):
     """A fresh model + optimizer and its train-step function ``step(x, kf, y, valid) -> loss tensor``."""
     model = build_model(CFG, seed=0).to(device)
     if static:
-        model.static_keyframes = max_keyframes(CFG.model.n_out, CFG.model.out_stride, min(CFG.train.in_strides))
+        model.static_keyframes = max_keyframes(CFG.model.n_out, CFG.model.s_out, min(CFG.train.s_in))
     bundle = make_optimizer(model, CFG)
     fwd = torch.compile(model, mode=compile_mode) if compile_mode else model
 
@@ -98,7 +98,7 @@ def loader_fed(workers: int, steps: int, device, corpus: str) -> float:
     from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
 
     m = CFG.model
-    ds = WindowStream(corpus, StreamConfig(seq_len=m.seq_len, s_out=m.out_stride, s_in=CFG.train.in_strides,
+    ds = WindowStream(corpus, StreamConfig(seq_len=m.seq_len, s_out=m.s_out, s_in=CFG.train.s_in,
                                            batch_size=BATCH))
     loader = make_loader(ds, workers, pin_memory=DEVICE == "cuda", persistent=True, prefetch_factor=4)
     step = make_step(True, None, False, device)
@@ -185,7 +185,6 @@ def main() -> None:
             traceback.print_exc()
     try:
         from benchmarks.bench_model import throughput_table
-
         from uplift.config import H36M_81, H36M_351
 
         configs = (H36M_351, H36M_81)

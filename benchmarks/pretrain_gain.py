@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas.skeletons import H36M_17  # noqa: E402
+from schemas.skeletons import H36M_17
 
 J = 17
 S_IN = (5, 10, 20)
-MODEL = {"seq_len": 81, "out_stride": 5, "strides": [3, 3], "paddings": [[0, 0], [0, 0]], "d_joint": 16,
+MODEL = {"seq_len": 81, "s_out": 5, "strides": [3, 3], "paddings": [[0, 0], [0, 0]], "d_joint": 16,
          "d_temp": 64, "depth_joint": 2, "depth_temp": 2, "num_heads": 4}
 
 # Rest pose (metres, z up, subject facing -y): offsets of each joint from its parent.
@@ -143,7 +143,7 @@ def main() -> None:
         return RunConfig(preset="tiny", model=MODEL, finetune=False, seed=a.seed, eval_every=eval_every,
                          eval_s_in=list(S_IN), steps_per_epoch=max(steps // epochs, 1), block_frames=1024,
                          buffer_blocks=4,
-                         train={"in_strides": list(S_IN), "batch_size": a.batch, "epochs": epochs, "lr": a.lr,
+                         train={"s_in": list(S_IN), "batch_size": a.batch, "epochs": epochs, "lr": a.lr,
                                 "weight_decay": a.lr * 0.01, "decay_rate": 0.9, "ema_decay": None})
 
     def test_mpjpe(res):

@@ -99,12 +99,13 @@ def infer_keypoints(checkpoint, pixels: np.ndarray, width: float, height: float,
                     use_ema: bool = True, device=None, batch_size: int = 128) -> np.ndarray:
     """Root-relative 3D poses ``(T, 17, 3)`` float32 in metres (camera axes) from pixels ``(T, 17, 2)``.
 
-    ``checkpoint``: a path (checkpoint or run dir) or a loaded ``uplift.train.Checkpoint``. 2D is
+    ``checkpoint``: a path (checkpoint or run dir) or a loaded ``uplift.checkpoint.Checkpoint``. 2D is
     normalised like the corpus (``pipelines.cameras.normalize_pixels``), then ``uplift.infer.infer_normalised``.
     """
     from pipelines.cameras import normalize_pixels
     from uplift.infer import infer_normalised
-    from uplift.train import Checkpoint, load_checkpoint, pick_device
+    from uplift.checkpoint import Checkpoint, load_checkpoint
+    from uplift.distributed import pick_device
 
     ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, device=pick_device(device))
     uv = normalize_pixels(pixels, width, height).astype(np.float32)
@@ -122,7 +123,8 @@ def infer_to_file(checkpoint, input_path, out_path, *, s_in: int | None = None, 
     """
     from pipelines import render as R
     from uplift.infer import resolve_s_in
-    from uplift.train import load_checkpoint, pick_device
+    from uplift.checkpoint import load_checkpoint
+    from uplift.distributed import pick_device
 
     out_path = Path(out_path)
     if out_path.suffix != ".npy":

@@ -30,7 +30,7 @@ DONE_MARKER = ".flow-done.json"
 
 def find_checkpoint(path: str | Path) -> Path:
     """The checkpoint dir of a pretrain/finetune run (or a checkpoint dir, or a file inside one)."""
-    from uplift.train import find_checkpoint as _find
+    from uplift.checkpoint import find_checkpoint as _find
 
     return _find(path)
 

@@ -6,6 +6,10 @@ Same names and the same model (tested equal to the numpy one):
 * intrinsics ``(B, 11)``: fx fy cx cy k1 k2 k3 p1 p2 res_w res_h (pixels);
 * points carry the camera batch as their leading axis: ``(B, ..., 3)``. A single camera
   (intrinsics ``(11,)``, extrinsics ``(3, 4)``) applies to points of any shape ``(..., 3)``.
+
+Public API on purpose: the general, differentiable form for torch code (reprojection losses, views
+of predictions). The loader uses ``camera_tensors`` and the fused, faster form of the same model,
+``uplift.views.project_windows``.
 """
 
 from __future__ import annotations

@@ -5,18 +5,62 @@ The published settings are named presets, values from the paper and the authors'
 ``h36m_351``, ``h36m_81``; ``tiny`` is for tests. Fine-tuning from a pre-trained checkpoint applies
 ``finetune_overrides(preset)`` (official ``h36m_351_pt.json``: 3 epochs, lr 2e-5, weight decay 2e-6).
 
-Vocabulary:
+Vocabulary (the paper's names, used everywhere in the code):
 - ``seq_len`` (N): frames a window spans at the full frame rate (351 or 81).
-- ``out_stride`` (s_out): the model sees/predicts every s_out-th of those frames, so a window has
+- ``s_out``: the model sees/predicts every s_out-th of those frames, so a window has
   ``n_out = (N - 1) / s_out + 1`` tokens (71 or 41).
-- ``in_strides`` (s_in): 2D input is available every s_in-th frame (key frames); a multiple of s_out.
+- ``s_in``: 2D input is available every s_in-th frame (key frames); a multiple of s_out.
+  ``TrainConfig.s_in`` is the tuple of strides drawn per window in training.
+
+Each rule about these settings is checked in one function here (``check_window``, ``check_s_in``,
+``check_choice``) that every config type calls.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from schemas.errors import ConfigError
+
+CAMERA_MODES = ("precomputed", "per-window")  # AMASS views: build-time cameras or one drawn per window
+CAMERA_RIGS = ("h36m", "3dhp")  # per-window camera pools
+PRECISIONS = ("bf16", "fp32")
+
+# Keys renamed to the paper's vocabulary, and keys that no longer exist because nothing read them
+# (the window stream flips half of every batch, or adds a flipped copy of every window, and always
+# copy-pads windows past the sequence ends).
+RENAMED_KEYS = {"out_stride": "s_out", "in_strides": "s_in"}
+REMOVED_KEYS = ("flip_prob", "edge_padding")
+
+
+def check_window(seq_len: int, s_out: int) -> None:
+    """A window of ``seq_len`` frames at stride ``s_out`` has an odd token count (a centre frame)."""
+    if seq_len < 1 or s_out < 1 or (seq_len - 1) % s_out:
+        raise ConfigError(f"seq_len - 1 = {seq_len - 1} must be a multiple of s_out {s_out}")
+    if ((seq_len - 1) // s_out + 1) % 2 == 0:
+        raise ConfigError(f"n_out = {(seq_len - 1) // s_out + 1} must be odd so that the window has a centre frame")
+
+
+def check_s_in(s_in, s_out: int) -> None:
+    """Every input stride (an int or a tuple of them) is a positive multiple of ``s_out``."""
+    for s in (s_in,) if isinstance(s_in, int) else s_in:
+        if s < s_out or s % s_out:
+            raise ConfigError(f"s_in {s} is not a multiple of s_out {s_out}")
+
+
+def check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be {' or '.join(repr(a) for a in allowed)}, got {value!r}")
+
+
+def check_keys(kind, given, where: str = "") -> None:
+    """Override keys of dataclass ``kind``: a renamed key names its new name, an unknown one is refused."""
+    known = {f.name for f in fields(kind)}
+    for k in given:
+        if RENAMED_KEYS.get(k) in known:
+            raise ConfigError(f"{where}{kind.__name__} key {k!r} is now {RENAMED_KEYS[k]!r}")
+        if k not in known:
+            raise ConfigError(f"{where}unknown {kind.__name__} key {k!r}")
 
 
 def strided_lengths(n: int, strides: tuple[int, ...], paddings: tuple[tuple[int, int], ...],
@@ -38,7 +82,7 @@ class ModelConfig:
 
     num_joints: int = 17
     seq_len: int = 351  # N, frames at full rate
-    out_stride: int = 5  # s_out
+    s_out: int = 5  # the model's output stride
     d_joint: int = 32  # joint token width of the spatial Transformer
     d_temp: int = 384  # pose token width (the paper's text says 348, its released configs 384)
     depth_joint: int = 4  # K_joint
@@ -56,10 +100,7 @@ class ModelConfig:
     masked_temporal_blocks: int = 1  # first blocks whose keys/values come only from pose (key-frame) tokens
 
     def __post_init__(self):
-        if self.seq_len < 1 or self.out_stride < 1 or (self.seq_len - 1) % self.out_stride:
-            raise ConfigError(f"seq_len - 1 = {self.seq_len - 1} must be a multiple of out_stride {self.out_stride}")
-        if self.n_out % 2 == 0:
-            raise ConfigError(f"n_out = {self.n_out} must be odd so that the window has a centre frame")
+        check_window(self.seq_len, self.s_out)
         for d in (self.d_joint, self.d_temp):
             if d % self.num_heads:
                 raise ConfigError(f"width {d} is not divisible by num_heads {self.num_heads}")
@@ -75,7 +116,7 @@ class ModelConfig:
     @property
     def n_out(self) -> int:
         """Tokens per window: ``(N - 1) / s_out + 1``."""
-        return (self.seq_len - 1) // self.out_stride + 1
+        return (self.seq_len - 1) // self.s_out + 1
 
     @property
     def strided_lengths(self) -> tuple[int, ...]:
@@ -87,12 +128,11 @@ class ModelConfig:
 class TrainConfig:
     """Objective, augmentation, optimiser and schedule (official values)."""
 
-    in_strides: tuple[int, ...] = (5, 10, 20)  # s_in drawn per window during training
+    s_in: tuple[int, ...] = (5, 10, 20)  # input strides, one drawn per window during training
     keyframe_random_shift: bool = True  # shift the key-frame grid randomly in training (official)
     loss_weight_seq: float = 0.5
     loss_weight_center: float = 0.5
     root_joint: int = 0  # pelvis in H36M_17
-    flip_prob: float = 0.5
     test_flip: bool = True  # average the prediction with that of the mirrored input at test time
     lr: float = 4e-5
     weight_decay: float = 4e-6  # absolute decoupled decay per step, decays with the lr
@@ -101,15 +141,14 @@ class TrainConfig:
     batch_size: int = 512
     epochs: int = 120
     steps_per_epoch: int = 6000
-    edge_padding: bool = True  # windows past the sequence ends repeat the border frame ("copy")
     # Official IN_BATCH_AUGMENT: True = the second half of a batch is the flipped first half; False =
     # flipped copies are separate samples shuffled with the rest (a batch holds batch_size distinct
     # windows and an epoch twice as many samples).
     in_batch_flip: bool = True
 
     def __post_init__(self):
-        if not self.in_strides:
-            raise ConfigError("in_strides is empty")
+        if not self.s_in:
+            raise ConfigError("s_in is empty")
         if not (0.0 < self.decay_rate <= 1.0):
             raise ConfigError(f"decay_rate {self.decay_rate} not in (0, 1]")
         if self.lr <= 0 or self.weight_decay < 0:
@@ -127,19 +166,17 @@ class UpliftConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        for s in self.train.in_strides:
-            if s < self.model.out_stride or s % self.model.out_stride:
-                raise ConfigError(f"s_in {s} is not a multiple of s_out {self.model.out_stride}")
+        check_s_in(self.train.s_in, self.model.s_out)
 
 
 # N = 351, s_out = 5 -> 71 tokens; strides 3, 10, 3 without padding: 71 -> 23 -> 3 -> 1.
-_MODEL_351 = ModelConfig(seq_len=351, out_stride=5, strides=(3, 10, 3), paddings=((0, 0), (0, 0), (0, 0)))
+_MODEL_351 = ModelConfig(seq_len=351, s_out=5, strides=(3, 10, 3), paddings=((0, 0), (0, 0), (0, 0)))
 
 H36M_351 = UpliftConfig(
     name="h36m_351",
     model=_MODEL_351,
     # The released 351 config trains without EMA, batch 512, in-batch flip, 120 epochs x 6000 steps.
-    train=TrainConfig(in_strides=(5, 10, 20), ema_decay=None, batch_size=512, epochs=120, steps_per_epoch=6000),
+    train=TrainConfig(s_in=(5, 10, 20), ema_decay=None, batch_size=512, epochs=120, steps_per_epoch=6000),
 )
 
 # Pre-training on AMASS (config/amass_351.json): as h36m_351 but 100 epochs; the AMASS corpus is
@@ -147,24 +184,24 @@ H36M_351 = UpliftConfig(
 AMASS_351 = UpliftConfig(
     name="amass_351",
     model=_MODEL_351,
-    train=TrainConfig(in_strides=(5, 10, 20), ema_decay=None, batch_size=512, epochs=100, steps_per_epoch=6000,
+    train=TrainConfig(s_in=(5, 10, 20), ema_decay=None, batch_size=512, epochs=100, steps_per_epoch=6000,
                       lr=4e-5, weight_decay=4e-6, decay_rate=0.99),
 )
 
 # N = 81, s_out = 2 -> 41 tokens; strides 4, 4, 3, first conv padded: 41 -> 11 -> 3 -> 1.
 H36M_81 = UpliftConfig(
     name="h36m_81",
-    model=ModelConfig(seq_len=81, out_stride=2, strides=(4, 4, 3), paddings=((1, 1), (0, 0), (0, 0))),
+    model=ModelConfig(seq_len=81, s_out=2, strides=(4, 4, 3), paddings=((1, 1), (0, 0), (0, 0))),
     # IN_BATCH_AUGMENT false: 256 distinct windows a batch, flipped copies shuffled separately.
-    train=TrainConfig(in_strides=(4, 10, 20), ema_decay=0.999, batch_size=256, in_batch_flip=False),
+    train=TrainConfig(s_in=(4, 10, 20), ema_decay=0.999, batch_size=256, in_batch_flip=False),
 )
 
 # Small enough for unit tests: N = 17, s_out = 2 -> 9 tokens; 9 -> 3 -> 1.
 TINY = UpliftConfig(
     name="tiny",
-    model=ModelConfig(seq_len=17, out_stride=2, d_joint=8, d_temp=16, depth_joint=1, depth_temp=2,
+    model=ModelConfig(seq_len=17, s_out=2, d_joint=8, d_temp=16, depth_joint=1, depth_temp=2,
                       num_heads=2, strides=(3, 3), paddings=((0, 0), (0, 0))),
-    train=TrainConfig(in_strides=(2, 4), ema_decay=0.9, batch_size=4, steps_per_epoch=2, epochs=2),
+    train=TrainConfig(s_in=(2, 4), ema_decay=0.9, batch_size=4, steps_per_epoch=2, epochs=2),
 )
 
 PRESETS: dict[str, UpliftConfig] = {c.name: c for c in (AMASS_351, H36M_351, H36M_81, TINY)}
@@ -193,3 +230,20 @@ def get_preset(name: str, **train_overrides) -> UpliftConfig:
     if train_overrides:
         cfg = replace(cfg, train=replace(cfg.train, **train_overrides))
     return cfg
+
+
+def tuples(d: dict) -> dict:
+    """JSON lists back to the tuples the frozen configs use (nested: paddings)."""
+    return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+            for k, v in d.items()}
+
+
+def _migrate(d: dict) -> dict:
+    """Keys as written before the stride rename (checkpoints keep loading): renamed, removed ones dropped."""
+    return {RENAMED_KEYS.get(k, k): v for k, v in d.items() if k not in REMOVED_KEYS}
+
+
+def config_from_dict(d: dict) -> UpliftConfig:
+    """Inverse of ``dataclasses.asdict(UpliftConfig)`` (a checkpoint's ``meta.json``), old keys included."""
+    return UpliftConfig(name=d["name"], model=ModelConfig(**tuples(_migrate(d["model"]))),
+                        train=TrainConfig(**tuples(_migrate(d["train"]))))

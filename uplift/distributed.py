@@ -80,9 +80,16 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as asked; None: cuda when available, else cpu."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def device_for(info: DistInfo, device: str | None) -> torch.device:
     """The rank's device: ``cuda:LOCAL_RANK`` when CUDA is used, else what was asked (or cpu)."""
-    want = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    want = pick_device(device)
     if want.type == "cuda" and info.enabled:
         want = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(want)
@@ -168,16 +175,6 @@ def seed_rank(seed: int, info: DistInfo) -> None:
         torch.manual_seed(int(seed) * 1_000_003 + info.rank)
 
 
-def log_step(run_dir, epoch: int, batch: int, terms: list[float]) -> None:
-    """Append the global batch's loss terms to ``RUN/steps.jsonl`` (rank 0): per-step curves, checks."""
-    import json
-    from pathlib import Path
-
-    with open(Path(run_dir) / "steps.jsonl", "a") as f:
-        f.write(json.dumps({"epoch": epoch, "batch": batch, "loss": terms[0], "loss_seq": terms[1],
-                            "loss_center": terms[2]}) + "\n")
-
-
 # ----------------------------------------------------------------------------------------------
 # Launching N local processes (torchrun's elastic agent, in-process)
 # ----------------------------------------------------------------------------------------------
@@ -210,7 +207,7 @@ def launch_train(nproc: int, cfg, out_dir, corpus, **kwargs):
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError(f"--nproc {nproc} under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}): "
                           f"let torchrun start the processes, drop --nproc")
-    from uplift.train import load_run_config, pick_device
+    from uplift.train import load_run_config
 
     cfg = load_run_config(cfg)
     if pick_device(cfg.device).type == "cuda" and nproc > torch.cuda.device_count():

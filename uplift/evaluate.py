@@ -15,9 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from schemas.h36m import canonical_action
 from schemas.store import JOINTS_CAM
 from uplift.augment import flip_2d, flip_3d
+from uplift.checkpoint import load_checkpoint
+from uplift.config import PRECISIONS, check_choice
+from uplift.corpora import open_corpora
 from uplift.data import StreamConfig, WindowStream
+from uplift.distributed import pick_device
 from uplift.metrics import action_average, mpjpe, p_mpjpe, per_action
 
 ALL_ACTIONS = "*"  # the ``action`` value of the protocol-average rows
@@ -70,7 +75,7 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
                    batch_size: int = 256, test_flip: bool = True, root: int = 0, device=None,
                    split: str | Sequence[str] | None = "test", precision: str = "fp32", progress=None,
                    **filters) -> list[dict]:
-    """Metrics table (list of dicts) of ``model`` on the selected views of ``sources``.
+    """Metrics table (list of dicts) of ``model`` on the selected views of ``sources`` (specs or readers).
 
     One row per (s_in, frames in {"all", "key"}, action) plus an ``action == "*"`` row holding the
     protocol average (mean over actions of per-action means). Errors in millimetres; the action label
@@ -79,19 +84,17 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
     (autocast on CUDA, faster, heads still fp32).
     ``progress``: optional ``callback(done_windows, total_windows, {"s_in"})`` as batches finish.
     """
-    from schemas.h36m import canonical_action
-
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    check_choice("precision", precision, PRECISIONS)
     amp = device.type == "cuda" and precision == "bf16"
     was_training = model.training
     model.eval()
+    readers = open_corpora(sources)
     table: list[dict] = []
     try:
         for s in s_in:
             cfg = StreamConfig(seq_len=seq_len, s_out=s_out, s_in=(s,), batch_size=batch_size, frame_step=s_out)
-            stream = WindowStream(sources, cfg, train=False, eval_s_in=s, split=split, **filters)
+            stream = WindowStream(readers, cfg, train=False, eval_s_in=s, split=split, **filters)
             if stream.num_windows == 0:
                 continue
             done = [0]
@@ -112,7 +115,7 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
                 if a == b:
                     continue
                 n, off = int(vt["n_frames"][v].as_py()), int(vt["offset"][v].as_py())
-                reader = stream._parts[int(vt["corpus"][v].as_py())].source
+                reader = readers[int(vt["corpus"][v].as_py())]  # the stream's parts follow the sources
                 gt = np.asarray(reader.array(JOINTS_CAM)[off:off + n], np.float32)
                 gt = gt - gt[:, root:root + 1]
                 full = interpolate_lattice(pred[a:b], frame[a:b], n)
@@ -150,16 +153,14 @@ def evaluate(checkpoint, corpus_spec, *, s_in: Sequence[int] | None = None, spli
     ``s_in`` defaults to the checkpoint's training strides; ``subjects`` e.g. ``["S9", "S11"]``
     selects by subject instead of split (pass ``split=None``). Returns the table of ``evaluate_model``.
     """
-    from uplift.train import load_checkpoint, pick_device
-
     device = pick_device(device)
     ck = load_checkpoint(checkpoint, device=device)
     model = ck.ema_model if (use_ema and ck.ema_model is not None) else ck.model
     ucfg = ck.config
     filters = {} if subjects is None else {"subjects": list(subjects)}
-    return evaluate_model(model, corpus_spec if isinstance(corpus_spec, (list, tuple)) else [corpus_spec],
-                          seq_len=ucfg.model.seq_len, s_out=ucfg.model.out_stride,
-                          s_in=list(s_in or ucfg.train.in_strides), batch_size=batch_size,
+    return evaluate_model(model, corpus_spec,
+                          seq_len=ucfg.model.seq_len, s_out=ucfg.model.s_out,
+                          s_in=list(s_in or ucfg.train.s_in), batch_size=batch_size,
                           test_flip=ucfg.train.test_flip if test_flip is None else test_flip,
                           root=ucfg.train.root_joint, device=device, split=split, precision=precision,
                           progress=progress, **filters)

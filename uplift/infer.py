@@ -102,11 +102,11 @@ def infer_video(model: nn.Module, poses_2d: np.ndarray, s_in: int, *, batch_size
     """3D poses ``(T, J, 3)`` (root-relative as trained, metres) for a video ``poses_2d (T, J, 2)``
     whose 2D is only read at frames ``t % s_in == 0``. ``s_in`` must be a multiple of the model's s_out."""
     cfg = model.cfg
-    check_s_in(s_in, cfg.out_stride)
-    windows, keyframes, _ = video_windows(np.asarray(poses_2d), s_in, cfg.out_stride, cfg.n_out)
+    check_s_in(s_in, cfg.s_out)
+    windows, keyframes, _ = video_windows(np.asarray(poses_2d), s_in, cfg.s_out, cfg.n_out)
     centers = predict_centers(model, windows, keyframes, batch_size=batch_size, test_flip=test_flip,
                               flip_perm=flip_perm, principal_point=principal_point, device=device)
-    return upsample_centers(centers, cfg.out_stride, poses_2d.shape[0])
+    return upsample_centers(centers, cfg.s_out, poses_2d.shape[0])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -116,20 +116,20 @@ def infer_video(model: nn.Module, poses_2d: np.ndarray, s_in: int, *, batch_size
 
 def default_s_in(cfg) -> int:
     """The checkpoint's largest training input stride (the sparsest 2D it learned to uplift)."""
-    return int(max(cfg.train.in_strides))
+    return int(max(cfg.train.s_in))
 
 
 def resolve_s_in(cfg, s_in: int | None) -> int:
     """``s_in`` or the checkpoint's default; a ``ConfigError`` unless it is a positive multiple of s_out."""
     s_in = default_s_in(cfg) if s_in is None else int(s_in)
-    return check_s_in(s_in, cfg.model.out_stride, f" (trained with {list(cfg.train.in_strides)})")
+    return check_s_in(s_in, cfg.model.s_out, f" (trained with {list(cfg.train.s_in)})")
 
 
 def infer_normalised(ck, uv: np.ndarray, *, s_in: int | None = None, use_ema: bool = True,
                      batch_size: int = 128) -> np.ndarray:
     """Root-relative 3D poses ``(T, J, 3)`` float32 in metres (camera axes) with a loaded checkpoint.
 
-    ``ck``: an ``uplift.train.Checkpoint``; ``uv``: ``(T, J, 2)`` 2D normalised like the corpus
+    ``ck``: an ``uplift.checkpoint.Checkpoint``; ``uv``: ``(T, J, 2)`` 2D normalised like the corpus
     (``schemas`` pixel convention), read at frames ``t % s_in == 0`` (``s_in``: see ``resolve_s_in``).
     """
     model = ck.ema_model if (use_ema and ck.ema_model is not None) else ck.model

@@ -10,14 +10,19 @@ Per-pose errors of ``(..., J, 3)`` arrays return ``(...)``:
 Aggregation: ``per_action`` / ``action_average`` average the frames of each action, then the actions
 (Human3.6M protocol: every action weighs the same however many frames it has); ``keyframe_split``
 separates frames with 2D input (t mod s_in == 0) from upsampled ones.
+
+Public API on purpose: ``uplift.evaluate`` builds its tables from ``mpjpe``, ``p_mpjpe`` and
+``per_action``; ``n_mpjpe``, ``pck`` / ``auc`` (MPI-INF-3DHP), ``keyframe_split`` and ``evaluate``
+are for comparing predictions from elsewhere with the same definitions.
 """
 
 from __future__ import annotations
 
-from schemas.h36m import canonical_action
 from collections.abc import Sequence
 
 import numpy as np
+
+from schemas.h36m import canonical_action
 
 PCK_THRESHOLD = 0.150  # metres
 AUC_THRESHOLDS = np.linspace(0.005, 0.150, 30)  # 5 mm .. 150 mm in 5 mm steps

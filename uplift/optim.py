@@ -32,12 +32,6 @@ class OptimBundle:
     ema: AveragedModel | None
 
 
-def effective_weight_decay(optimizer: torch.optim.Optimizer) -> float:
-    """The absolute decoupled decay per step of the first param group (``lr * weight_decay``)."""
-    g = optimizer.param_groups[0]
-    return float(g["lr"] * g["weight_decay"])
-
-
 def ema_decay_at(decay: float, t: int) -> float:
     """EMA decay of update ``t`` (0-based) with warm-up: ``min(decay, (1 + t) / (10 + t))`` (official)."""
     return min(decay, (1.0 + t) / (10.0 + t))

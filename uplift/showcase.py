@@ -95,7 +95,8 @@ def median_and_worst_windows(checkpoint, corpus_spec: str, *, s_in: int | None =
     an empty split). ``s_in`` defaults to the checkpoint's largest training stride."""
     from schemas.reader import open_corpus
     from uplift.infer import default_s_in
-    from uplift.train import load_checkpoint, pick_device
+    from uplift.checkpoint import load_checkpoint
+    from uplift.distributed import pick_device
 
     ck = load_checkpoint(checkpoint, device=pick_device(device))
     model = ck.ema_model if ck.ema_model is not None else ck.model

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from benchmarks.harness import REPO
 from benchmarks.harness.builds import CLI, kill_group
 from schemas.faults import ENV, TRACE_ENV
-from uplift.train import find_checkpoint
+from uplift.checkpoint import find_checkpoint
 
 
 def train_cmd(config: Path, corpus: str, out_dir: Path) -> list[str]:

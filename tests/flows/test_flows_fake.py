@@ -115,8 +115,10 @@ def fake_train(monkeypatch):
     train_mod.train = train
     train_mod.RunResult = RunResult
     train_mod.load_run_config = lambda name: {"preset": name}
-    train_mod.find_checkpoint = lambda p: Path(p) if Path(p).is_dir() else Path(p).parent
     monkeypatch.setitem(sys.modules, "uplift.train", train_mod)
+    import uplift.checkpoint
+
+    monkeypatch.setattr(uplift.checkpoint, "find_checkpoint", lambda p: Path(p) if Path(p).is_dir() else Path(p).parent)
     import flows.training as training
 
     monkeypatch.setattr(training, "pin_version", lambda s: s.split("@")[0] + "@SNAP-" + (s.split("@") + ["main"])[1])

@@ -63,7 +63,7 @@ def test_upsample_centers_is_exact_for_linear_motion():
 
 def test_infer_video_matches_per_window_model_calls_and_ignores_missing_2d():
     model = build_model(TINY, seed=0).eval()
-    s_in, s_out, n_out, t = 4, TINY.model.out_stride, TINY.model.n_out, 19
+    s_in, s_out, n_out, t = 4, TINY.model.s_out, TINY.model.n_out, 19
     rng = np.random.default_rng(0)
     video = rng.normal(size=(t, 17, 2)).astype(np.float32)
     video[np.arange(t) % s_in != 0] = np.nan  # no 2D between key frames
@@ -133,7 +133,7 @@ def test_input_stride_rule_is_checked_in_one_place():
 
     model = build_model(TINY, seed=0).eval()
     video = np.zeros((9, 17, 2), np.float32)
-    for bad in (0, -2, TINY.model.out_stride + 1):
+    for bad in (0, -2, TINY.model.s_out + 1):
         with pytest.raises(ConfigError, match="positive multiple"):
             infer_video(model, video, bad)
-    assert check_s_in(2 * TINY.model.out_stride, TINY.model.out_stride) == 2 * TINY.model.out_stride
+    assert check_s_in(2 * TINY.model.s_out, TINY.model.s_out) == 2 * TINY.model.s_out

@@ -8,7 +8,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from schemas.skeletons import H36M_17
-from uplift.augment import H36M_FLIP_PERM, draw_flips, flip_2d, flip_3d, flip_batch, flip_principal_point
+from uplift.augment import H36M_FLIP_PERM, flip_2d, flip_3d
 from uplift.losses import uplift_loss
 from schemas.h36m import canonical_action
 from uplift.metrics import (auc, action_average, evaluate, keyframe_split, mpjpe, n_mpjpe,
@@ -151,26 +151,24 @@ def test_flip_is_consistent_with_projection_for_off_centre_principal_point():
     mirrored_3d = flip_3d(x3d)
     # camera kept: the mirrored scene projects to x -> 2 c_x - x
     np.testing.assert_allclose(flip_2d(x2d, principal_point=c), _project(mirrored_3d, f, c), atol=1e-12)
-    # image flipped: x -> -x with the flipped principal point
-    np.testing.assert_allclose(flip_2d(x2d), _project(mirrored_3d, f, flip_principal_point(c)), atol=1e-12)
+    # image flipped: x -> -x with the flipped principal point (c_x -> -c_x)
+    np.testing.assert_allclose(flip_2d(x2d), _project(mirrored_3d, f, c * [-1.0, 1.0]), atol=1e-12)
     # naive x -> -x with the original camera is wrong when c_x != 0
     assert not np.allclose(flip_2d(x2d), _project(mirrored_3d, f, c))
     np.testing.assert_allclose(flip_3d(mirrored_3d), x3d)  # self-inverse
 
 
-def test_flip_batch_torch_per_sample_principal_points():
+def test_flip_torch_batch_per_sample_principal_points():
+    """The test-time flip (uplift.evaluate, uplift.infer) on a torch batch, one principal point per
+    window broadcast over its frames; the inputs stay untouched."""
     g = torch.Generator().manual_seed(0)
     p2, p3 = torch.randn(4, 3, 17, 2, generator=g), torch.randn(4, 3, 17, 3, generator=g)
+    before2, before3 = p2.clone(), p3.clone()
     pp = torch.tensor([[0.1, 0.0], [0.2, 0.0], [0.0, 0.0], [-0.1, 0.0]])
-    flips = draw_flips(np.random.default_rng(1), 4, p=0.5)
-    flips[:2] = [True, False]
-    f2, f3 = flip_batch(p2, p3, flips, principal_point=pp)
+    f2, f3 = flip_2d(p2, principal_point=pp[:, None]), flip_3d(p3)  # (B, 1, 2): one per window
+    perm = list(H36M_FLIP_PERM)
     for b in range(4):
-        if flips[b]:
-            perm = list(H36M_FLIP_PERM)
-            torch.testing.assert_close(f2[b, :, :, 0], 2 * pp[b, 0] - p2[b][:, perm, 0])
-            torch.testing.assert_close(f2[b, :, :, 1], p2[b][:, perm, 1])
-            torch.testing.assert_close(f3[b], p3[b][:, perm] * torch.tensor([-1.0, 1.0, 1.0]))
-        else:
-            torch.testing.assert_close(f2[b], p2[b])
-            torch.testing.assert_close(f3[b], p3[b])
+        torch.testing.assert_close(f2[b, :, :, 0], 2 * pp[b, 0] - p2[b][:, perm, 0])
+        torch.testing.assert_close(f2[b, :, :, 1], p2[b][:, perm, 1])
+        torch.testing.assert_close(f3[b], p3[b][:, perm] * torch.tensor([-1.0, 1.0, 1.0]))
+    assert torch.equal(p2, before2) and torch.equal(p3, before3)

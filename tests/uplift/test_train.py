@@ -10,8 +10,10 @@ import torch
 from safetensors.torch import load_file
 
 from benchmarks.harness.training_corpus import projected_corpus
+from schemas.errors import ConfigError
+from uplift.config import finetune_overrides, get_preset
 from uplift.evaluate import ALL_ACTIONS, evaluate, interpolate_lattice
-from uplift.train import FINETUNE_OVERRIDES, RunConfig, load_run_config, train
+from uplift.train import RunConfig, load_run_config, train
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +179,8 @@ def test_finetune_loads_pretrained_weights(tmp_path, corpus):
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k  # no step taken: identical to the pre-trained weights
     ucfg = json.loads((tmp_path / "ft" / "config.json").read_text())["uplift"]["train"]
-    assert ucfg["lr"] == FINETUNE_OVERRIDES["lr"] and ucfg["weight_decay"] == FINETUNE_OVERRIDES["weight_decay"]
+    assert ucfg["lr"] == finetune_overrides("tiny")["lr"] == 2e-5
+    assert ucfg["weight_decay"] == finetune_overrides("tiny")["weight_decay"] == 2e-6
 
 
 def test_config_files(tmp_path):
@@ -191,7 +194,32 @@ def test_config_files(tmp_path):
     assert load_run_config("h36m_351").uplift_config(finetuning=True).train.lr == 2e-5
 
 
+def test_config_files_with_the_old_stride_keys_name_the_new_ones(tmp_path):
+    (tmp_path / "old.json").write_text(json.dumps({"preset": "tiny", "train": {"in_strides": [2, 4]}}))
+    with pytest.raises(ConfigError, match=r"old\.json.*'in_strides' is now 's_in'"):
+        load_run_config(tmp_path / "old.json")
+    (tmp_path / "old.toml").write_text('preset = "tiny"\n[model]\nout_stride = 2\n')
+    with pytest.raises(ConfigError, match="'out_stride' is now 's_out'"):
+        load_run_config(tmp_path / "old.toml")
+    with pytest.raises(ConfigError, match="unknown TrainConfig key 'flip_prob'"):  # removed: it changed nothing
+        RunConfig(train={"flip_prob": 0.5})
+    cfg = RunConfig(preset="tiny", train={"s_in": [4]}, model={"s_out": 2}).uplift_config()
+    assert (cfg.train.s_in, cfg.model.s_out) == ((4,), 2)
+
+
 def test_interpolate_lattice_by_hand():
     pred = np.array([[[0.0, 0, 0]], [[10.0, 0, 0]], [[20.0, 0, 0]]], np.float32)
     out = interpolate_lattice(pred, np.array([0, 5, 10]), 12)
     assert out[:, 0, 0].tolist() == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 20]
+
+
+def test_precision_is_checked_once_for_runs_and_evaluation():
+    """One check (uplift.config.check_choice): evaluate_model used to raise ValueError with its own
+    copy of the rule while RunConfig raised ConfigError; both now raise ConfigError."""
+    from uplift.evaluate import evaluate_model
+    from uplift.model import build_model
+
+    with pytest.raises(ConfigError, match="eval_precision must be 'bf16' or 'fp32'"):
+        RunConfig(eval_precision="fp16")
+    with pytest.raises(ConfigError, match="precision must be 'bf16' or 'fp32'"):
+        evaluate_model(build_model(get_preset("tiny")), [], seq_len=17, s_out=2, s_in=[2], precision="fp16")

@@ -1,0 +1,175 @@
+"""Checkpoints of a training run: save (atomic directory replace), find, recover, load; RNG state.
+
+A checkpoint is a directory::
+
+    model.safetensors   the trained weights
+    ema.safetensors     the EMA copy (when the config keeps one)
+    state.pt            optimizer / scheduler / RNG state, data position (epoch, batch), epoch statistics
+    meta.json           the resolved UpliftConfig, corpora, init, epoch, batch
+
+``state.pt`` is read with ``torch.load(weights_only=True)`` only. ``save_checkpoint`` replaces a
+directory so that a complete checkpoint exists at every moment (a kill leaves ``path`` or its aside
+copy ``path.old`` whole); ``recover_checkpoint`` / ``find_checkpoint`` fall back to the aside copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from schemas.errors import ConfigError
+from schemas.faults import fault_point, trace
+from uplift.config import UpliftConfig, config_from_dict
+from uplift.distributed import pick_device
+from uplift.model import build_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Checkpoint:
+    model: torch.nn.Module
+    ema_model: torch.nn.Module | None
+    config: UpliftConfig
+    meta: dict
+    state: dict | None
+
+
+def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def save_checkpoint(path: Path, model, ema, ucfg: UpliftConfig, meta: dict, state: dict) -> None:
+    """Replace the checkpoint directory ``path`` so that a complete checkpoint exists at every moment.
+
+    ``ema``: the EMA copy's module or None. Write the new checkpoint beside the old one (``.tmp``) and
+    fsync it, move the old one aside (``.old``), move the new one in, fsync the parent, then delete
+    the old one. A kill at any point leaves either ``path`` or ``path.old`` complete.
+    """
+    path = Path(path)
+    tmp, aside = _tmp_dir(path), aside_dir(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(_weights(model), str(tmp / "model.safetensors"))
+    fault_point("ckpt_files")  # a kill while the new checkpoint's files are being written
+    if ema is not None:
+        save_file(_weights(ema), str(tmp / "ema.safetensors"))
+    torch.save(state, tmp / "state.pt")
+    (tmp / "meta.json").write_text(json.dumps({**meta, "config": asdict(ucfg)}, indent=1))
+    _fsync_tree(tmp)
+    fault_point("ckpt_written")
+    if is_checkpoint(path):  # keep an existing aside copy while it is the only complete one
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(path, aside)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+    fault_point("ckpt_aside")  # the old one aside, the new one not yet in: only the aside copy is whole
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    trace(f"ckpt_complete:{path.name}:{meta.get('epoch')}:{meta.get('batch')}")
+    fault_point("ckpt_in")
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def aside_dir(path: Path) -> Path:
+    """Where ``save_checkpoint`` keeps the previous checkpoint while the new one moves in."""
+    return path.with_name(path.name + ".old")
+
+
+def _tmp_dir(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def is_checkpoint(path: Path) -> bool:
+    """``path`` holds a whole checkpoint (a directory only gets its final or aside name when whole)."""
+    return (Path(path) / "model.safetensors").is_file()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for f in path.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(path)
+
+
+def recover_checkpoint(path: str | os.PathLike) -> bool:
+    """If a kill left only the aside copy of checkpoint dir ``path``, move it back; True if it did."""
+    path = Path(path)
+    aside = aside_dir(path)
+    if not is_checkpoint(path) and is_checkpoint(aside):
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(aside, path)
+        _fsync_dir(path.parent)
+        log.warning("%s: restored the previous checkpoint from %s (a save was interrupted)", path, aside)
+        return True
+    return False
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint directory for ``path``: a checkpoint dir, a file inside one, or a run dir (its
+    ``.old`` aside copy when an interrupted save left only that)."""
+    p = Path(path)
+    if p.is_file():
+        p = p.parent
+    for cand in (p, p / "checkpoints" / "final", p / "checkpoints" / "last"):
+        for d in (cand, aside_dir(cand)):
+            if is_checkpoint(d):
+                return d
+    raise ConfigError(f"{p}: no checkpoint (model.safetensors) here or under checkpoints/final|last")
+
+
+def load_checkpoint(path: str | os.PathLike, device=None, with_state: bool = False) -> Checkpoint:
+    """Model (and EMA copy) from a checkpoint dir or a run dir; state only with ``with_state``."""
+    p = find_checkpoint(path)
+    meta = json.loads((p / "meta.json").read_text())
+    ucfg = config_from_dict(meta["config"])
+    device = pick_device(device)
+    model = _load_model(ucfg, p / "model.safetensors", device)
+    ema = _load_model(ucfg, p / "ema.safetensors", device) if (p / "ema.safetensors").exists() else None
+    state = torch.load(p / "state.pt", weights_only=True, map_location=device) if with_state else None
+    return Checkpoint(model, ema, ucfg, meta, state)
+
+
+def _load_model(ucfg: UpliftConfig, weights: Path, device: torch.device) -> torch.nn.Module:
+    model = build_model(ucfg).to(device)
+    model.load_state_dict(load_file(str(weights), device=str(device)))
+    return model
+
+
+def rng_state() -> dict:
+    """RNG states for ``state.pt``: the CPU generator (a CPU ByteTensor) and, when CUDA is available,
+    every CUDA device's generator (dropout and drop-path draw from them on a GPU)."""
+    out = {"torch_rng": torch.get_rng_state().cpu()}
+    if torch.cuda.is_available():
+        out["cuda_rng"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
+    return out
+
+
+def _cpu_bytes(t) -> torch.Tensor:
+    """An RNG state as ``torch.set_rng_state`` wants it: a CPU uint8 tensor (``state.pt`` loaded with
+    ``map_location=cuda`` puts it on the GPU, where ``set_rng_state`` refuses it)."""
+    return torch.as_tensor(t).to(device="cpu", dtype=torch.uint8)
+
+
+def restore_rng(state: dict) -> None:
+    """Inverse of ``rng_state`` for a state loaded with any ``map_location``."""
+    torch.set_rng_state(_cpu_bytes(state["torch_rng"]))
+    cuda = state.get("cuda_rng")
+    if cuda is not None and torch.cuda.is_available():
+        n = min(len(cuda), torch.cuda.device_count())
+        torch.cuda.set_rng_state_all([_cpu_bytes(s) for s in cuda[:n]])
