@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from uplift.config import AMASS_351  # noqa: E402
-from uplift.data import draw_keyframes, keyframe_mask  # noqa: E402
+from uplift.keyframes import draw_keyframes, keyframe_mask  # noqa: E402
 from uplift.losses import uplift_loss  # noqa: E402
 from uplift.model import build_model, max_keyframes  # noqa: E402
 from uplift.optim import make_optimizer  # noqa: E402
@@ -98,7 +98,8 @@ def timed(step, batches, steps: int, warmup: int = 5) -> tuple[float, list[float
 
 def loader_fed(workers: int, steps: int, device, corpus: str) -> float:
     """bf16 eager train steps fed by the streaming loader (host->device copies included)."""
-    from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
+    from uplift.loader import close_loader, make_loader
+    from uplift.stream import StreamConfig, WindowStream
 
     m = CFG.model
     ds = WindowStream(corpus, StreamConfig(seq_len=m.seq_len, s_out=m.out_stride, s_in=CFG.train.in_strides,

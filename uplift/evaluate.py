@@ -17,7 +17,7 @@ from torch import nn
 
 from schemas.store import JOINTS_CAM
 from uplift.augment import flip_2d, flip_3d
-from uplift.data import StreamConfig, WindowStream
+from uplift.stream import StreamConfig, WindowStream
 from uplift.metrics import action_average, mpjpe, p_mpjpe, per_action
 
 ALL_ACTIONS = "*"  # the ``action`` value of the protocol-average rows

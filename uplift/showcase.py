@@ -18,7 +18,7 @@ import numpy as np
 
 from pipelines.cameras import denormalize_pixels
 from pipelines.render import Clip, camera_to_display, write
-from uplift.data import select_views
+from uplift.windows import select_views
 from uplift.infer import infer_video
 from uplift.metrics import mpjpe
 

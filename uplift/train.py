@@ -34,7 +34,8 @@ from schemas.faults import fault_point, trace
 from schemas.errors import ConfigError
 from uplift.config import FINETUNE_351, ModelConfig, TrainConfig, UpliftConfig, finetune_overrides, get_preset
 from uplift import distributed as D
-from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
+from uplift.loader import close_loader, make_loader
+from uplift.stream import StreamConfig, WindowStream
 from uplift.evaluate import evaluate_model, summary
 from uplift.losses import uplift_loss
 from uplift.model import build_model

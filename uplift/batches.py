@@ -1,0 +1,99 @@
+"""Cutting one batch out of resident groups: gathers of whole rows, no per-window Python.
+
+A batch's samples are consecutive in the shard's shuffled order, so they are one or two slices of
+resident groups (``uplift.blocks.Group``). Every window's rows are ``row0 + window_indices(...)``;
+the flipped copies gather the same rows of the group's flipped arrays, and per-window-camera samples
+gather world joints and project them (``uplift.views.project_windows``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from uplift.blocks import Group
+from uplift.keyframes import keyframe_mask
+from uplift.views import project_windows
+from uplift.windows import StreamConfig, window_indices
+
+
+def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig, skeleton) -> dict[str, torch.Tensor]:
+    """One batch from ``n`` samples: ``pieces`` = ``(group, a, b)``, samples ``a:b`` of a resident group
+    in order. Returns the dict of tensors ``WindowStream`` yields (``B = 2n`` with in-batch flips)."""
+    J, N = skeleton.num_joints, cfg.n_out
+    B = 2 * n if cfg.in_batch else n
+    kp = torch.empty((B, N, J, 2), dtype=torch.float32)
+    j3 = torch.empty((B, N, J, 3), dtype=torch.float32)
+    iv = torch.empty((B, N, J), dtype=torch.bool)
+    flat = [kp.view(B * N, -1), j3.view(B * N, -1), iv.view(B * N, -1)]
+    valid = np.empty((B, N), bool)
+    key = np.empty((B, N), bool)
+    s_in = np.empty(B, np.int64)
+    view = np.empty(B, np.int64)
+    frame = np.empty(B, np.int64)
+    flipped = np.zeros(B, bool)
+    camera = np.full(B, -1, np.int64)
+    perm = skeleton.flip_permutation
+    root = skeleton.root
+    o = 0
+    for g, a, b in pieces:
+        k = b - a
+        idx, ok = window_indices(g.t[a:b], g.n_frames[a:b], N, cfg.s_out)
+        rows2 = g.row0[a:b, None] + idx  # (k, N) rows in the group arrays
+        r = torch.from_numpy(rows2.reshape(-1))
+        fl = g.flipped[a:b]
+        if g.kp2d is not None:
+            for src, dst in zip((g.kp2d, g.j3d, g.in_view), flat):
+                torch.index_select(src, 0, r, out=dst[o * N:(o + k) * N])
+            if cfg.in_batch:  # the flipped copies: rows of the group's flipped arrays
+                for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), flat):
+                    torch.index_select(src, 0, r, out=dst[(n + o) * N:(n + o + k) * N])
+            if fl.any():  # separate flipped copies of stored views: rows of the flipped arrays
+                fi = np.flatnonzero(fl)
+                rf = torch.from_numpy(rows2[fi].reshape(-1))
+                sel = torch.from_numpy(fi + o)
+                for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), (kp, j3, iv)):
+                    dst[sel] = torch.index_select(src, 0, rf).view((len(fi),) + dst.shape[1:])
+        if g.camera is not None:
+            pw = g.camera[a:b] >= 0
+            if pw.any():
+                pi_ = np.flatnonzero(pw)
+                rr = torch.from_numpy(rows2[pi_].reshape(-1))
+                world = torch.index_select(g.world, 0, rr).view(len(pi_), N, J, 3)
+                intr, extr, centre = g.pool
+                cam = torch.from_numpy(g.camera[a + pi_])
+                mirror = torch.from_numpy(fl[pi_])
+                if len(pi_) == k:  # all per-window: project straight into the batch
+                    project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root,
+                                    out=(kp[o:o + k], j3[o:o + k], iv[o:o + k]))
+                else:
+                    sel = torch.from_numpy(pi_ + o)
+                    kp[sel], j3[sel], iv[sel] = project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root)
+                if cfg.in_batch:  # the flipped copy: mirrored in world space, same camera
+                    h = slice(n + o, n + o + k)
+                    kpf, j3f, ivf = project_windows(world, intr[cam], extr[cam], torch.ones(len(pi_), dtype=torch.bool),
+                                                    centre, perm, root,
+                                                    out=(kp[h], j3[h], iv[h]) if len(pi_) == k else None)
+        valid[o:o + k], s_in[o:o + k] = ok, g.s_in[a:b]
+        if g.shift is None:  # evaluation: key frames aligned to global frame indices
+            key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], 0, centre=g.t[a:b])
+        else:
+            key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], g.shift[a:b])
+        view[o:o + k], frame[o:o + k], flipped[o:o + k] = g.view[a:b], g.t[a:b], fl
+        if g.camera is not None:
+            camera[o:o + k] = g.camera[a:b]
+        if cfg.in_batch:
+            if g.camera is not None and pw.any() and len(pi_) < k:
+                sel = torch.from_numpy(pi_ + n + o)
+                kp[sel], j3[sel], iv[sel] = kpf, j3f, ivf
+        o += k
+    if cfg.in_batch:
+        for arr in (valid, key, s_in, view, frame, camera):
+            arr[n:] = arr[:n]
+        flipped[n:] = True
+    out = dict(valid=valid, keyframe=key, s_in=s_in, view=view, frame=frame, flipped=flipped, camera=camera)
+    out = {k: torch.from_numpy(v) for k, v in out.items()}
+    return dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, **out)
+
