@@ -1,8 +1,9 @@
 """Cutting one batch out of resident groups: gathers of whole rows, no per-window Python.
 
 A batch's samples are consecutive in the shard's shuffled order, so they are one or two slices of
-resident groups (``uplift.blocks.Group``). Every window's rows are ``row0 + window_indices(...)``;
-the flipped copies gather the same rows of the group's flipped arrays, and per-window-camera samples
+resident groups (``uplift.blocks.Group``). A window's frames are consecutive positions of the group
+arrays (lattice planes), so most windows are one contiguous copy; the flipped copies gather the same
+positions of the group's flipped arrays, and per-window-camera samples
 gather world joints and project them (``uplift.views.project_windows``).
 """
 
@@ -27,7 +28,7 @@ def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig
     kp = torch.empty((B, N, J, 2), dtype=torch.float32)
     j3 = torch.empty((B, N, J, 3), dtype=torch.float32)
     iv = torch.empty((B, N, J), dtype=torch.bool)
-    flat = [kp.view(B * N, -1), j3.view(B * N, -1), iv.view(B * N, -1)]
+    outs = [kp.view(B, N, -1), j3.view(B, N, -1), iv.view(B, N, -1)]
     valid = np.empty((B, N), bool)
     key = np.empty((B, N), bool)
     s_in = np.empty(B, np.int64)
@@ -40,19 +41,20 @@ def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig
     o = 0
     for g, a, b in pieces:
         k = b - a
-        idx, ok = window_indices(g.t[a:b], g.n_frames[a:b], N, cfg.s_out)
-        rows2 = g.row0[a:b, None] + idx  # (k, N) rows in the group arrays
-        r = torch.from_numpy(rows2.reshape(-1))
+        t = g.t[a:b]
+        idx, ok = window_indices(t, g.n_frames[a:b], N, cfg.s_out)
+        pos = g.centre[a:b, None] + (idx - t[:, None]) // cfg.s_out  # (k, N) positions in the group arrays
+        plan = _plan(pos, ok)
         fl = g.flipped[a:b]
         if g.kp2d is not None:
-            for src, dst in zip((g.kp2d, g.j3d, g.in_view), flat):
-                torch.index_select(src, 0, r, out=dst[o * N:(o + k) * N])
-            if cfg.in_batch:  # the flipped copies: rows of the group's flipped arrays
-                for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), flat):
-                    torch.index_select(src, 0, r, out=dst[(n + o) * N:(n + o + k) * N])
+            for src, dst in zip((g.kp2d, g.j3d, g.in_view), outs):
+                _gather(src, plan, dst[o:o + k])
+            if cfg.in_batch:  # the flipped copies: the same windows of the group's flipped arrays
+                for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), outs):
+                    _gather(src, plan, dst[n + o:n + o + k])
             if fl.any():  # separate flipped copies of stored views: rows of the flipped arrays
                 fi = np.flatnonzero(fl)
-                rf = torch.from_numpy(rows2[fi].reshape(-1))
+                rf = torch.from_numpy(pos[fi].reshape(-1))
                 sel = torch.from_numpy(fi + o)
                 for src, dst in zip((g.kp2d_f, g.j3d_f, g.in_view_f), (kp, j3, iv)):
                     dst[sel] = torch.index_select(src, 0, rf).view((len(fi),) + dst.shape[1:])
@@ -60,7 +62,7 @@ def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig
             pw = g.camera[a:b] >= 0
             if pw.any():
                 pi_ = np.flatnonzero(pw)
-                rr = torch.from_numpy(rows2[pi_].reshape(-1))
+                rr = torch.from_numpy(pos[pi_].reshape(-1))
                 world = torch.index_select(g.world, 0, rr).view(len(pi_), N, J, 3)
                 intr, extr, centre = g.pool
                 cam = torch.from_numpy(g.camera[a + pi_])
@@ -81,7 +83,7 @@ def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig
             key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], 0, centre=g.t[a:b])
         else:
             key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], g.shift[a:b])
-        view[o:o + k], frame[o:o + k], flipped[o:o + k] = g.view[a:b], g.t[a:b], fl
+        view[o:o + k], frame[o:o + k], flipped[o:o + k] = g.view[a:b], t, fl
         if g.camera is not None:
             camera[o:o + k] = g.camera[a:b]
         if cfg.in_batch:
@@ -97,3 +99,27 @@ def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig
     out = {k: torch.from_numpy(v) for k, v in out.items()}
     return dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, **out)
 
+
+
+def _plan(pos: np.ndarray, ok: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """How ``_gather`` copies windows with positions ``pos (k, N)``: ``(start (k,), edge (e,),
+    edge_pos (e*N,), pos)``. A window inside its sequence (``ok`` all true) is the N consecutive
+    positions from ``start``; a window padded at a sequence edge repeats an edge frame, so it is
+    gathered position by position (``edge``: those windows, ``edge_pos``: their positions)."""
+    edge = np.flatnonzero(~ok.all(1))
+    return (torch.from_numpy(np.ascontiguousarray(pos[:, 0])), torch.from_numpy(edge), torch.from_numpy(pos[edge].reshape(-1)), pos)
+
+
+def _gather(src: torch.Tensor, plan, out: torch.Tensor) -> None:
+    """``out[i] = src[pos[i]]`` for ``src (R, W)``, ``out (k, N, W)``: whole windows first (a window is
+    the ``N * W`` contiguous values from its start: one row of an overlapping ``(R - N + 1, N * W)``
+    view, so one row copy instead of N), then the edge windows row by row."""
+    start, edge, edge_pos, pos = plan
+    (R, W), (k, N) = src.shape, out.shape[:2]
+    if R < N:  # a group smaller than one window (tiny corpora): row by row
+        torch.index_select(src, 0, torch.from_numpy(pos.reshape(-1)), out=out.view(-1, W))
+        return
+    windows = src.as_strided((R - N + 1, N * W), (W, 1))
+    torch.index_select(windows, 0, start.clamp(0, R - N), out=out.view(k, N * W))  # edge windows: overwritten
+    if len(edge):
+        out.index_copy_(0, edge, torch.index_select(src, 0, edge_pos).view(len(edge), N, W))

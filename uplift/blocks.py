@@ -19,7 +19,7 @@ import torch
 from schemas.store import IN_VIEW, JOINTS_CAM, JOINTS_WORLD, KEYPOINTS_2D
 from uplift.keyframes import draw_keyframes
 from uplift.views import draw_cameras, rig_pool
-from uplift.windows import StreamConfig, block_centres, window_indices
+from uplift.windows import StreamConfig, block_centres
 
 
 @dataclass
@@ -39,16 +39,20 @@ class Part:
 
 @dataclass
 class Group:
-    """Resident data of one group of blocks: concatenated rows plus the group's sample order."""
+    """Resident data of one group of blocks: the blocks' frames plus the group's sample order.
 
-    kp2d: torch.Tensor | None  # (R, J*2) normalised 2D, rows = frames (None: all samples per-window)
+    Frames are laid out in lattice planes (see ``load_group``): the frames of a window at stride
+    ``s_out`` are consecutive positions, ``centre + (idx - t) // s_out`` for ``window_indices`` idx.
+    """
+
+    kp2d: torch.Tensor | None  # (R, J*2) normalised 2D, one position a frame (None: all samples per-window)
     j3d: torch.Tensor | None  # (R, J*3) root-relative camera-frame metres
     in_view: torch.Tensor | None  # (R, J)
-    world: torch.Tensor | None  # (R, J*3) world metres (per-window cameras), rows aligned with the above
+    world: torch.Tensor | None  # (R, J*3) world metres (per-window cameras), positions as above
     kp2d_f: torch.Tensor | None  # the stored arrays left/right flipped (None: no flip or per-window only)
     j3d_f: torch.Tensor | None
     in_view_f: torch.Tensor | None
-    row0: np.ndarray  # (K,) row of frame 0 of each sample's view in the group arrays (may be < 0)
+    centre: np.ndarray  # (K,) position of each sample's centre frame in the group arrays
     n_frames: np.ndarray  # (K,) frames of each sample's view
     view: np.ndarray  # (K,) global view index
     t: np.ndarray  # (K,) centre frame in its view
@@ -67,59 +71,74 @@ def load_group(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray,
     # Every view per-window: the stored 2D/3D/in-view are never used, so never read.
     need_stored = not pw_mode or not all(
         parts[pi].per_window.all() for pi in np.unique(block_ref[blocks, 0]))
-    rows, valid, view, ts, pwv, spans = [], [], [], [], [], []
+    S = cfg.s_out
+    pos, valid, view, ts, pwv, spans = [], [], [], [], [], []
     base = 0
     for bi in blocks:
         pi, b = block_ref[bi]
         part = parts[pi]
         v, t = block_centres(part.offset, part.n_frames, int(b), cfg.block_frames, cfg.frame_step)
-        idx, ok = window_indices(t, part.n_frames[v], cfg.n_out, cfg.s_out)
         if len(t) == 0:
             continue
         # rows the block's windows reach: edge frames at most (copy padding), one read
-        r0 = int((part.offset[v] + idx[:, 0]).min())
-        r1 = int((part.offset[v] + idx[:, -1]).max()) + 1
+        first, last = window_edges(t, part.n_frames[v], cfg.n_out, S)
+        r0 = int((part.offset[v] + first).min())
+        r1 = int((part.offset[v] + last).max()) + 1
+        plane = -(-(r1 - r0) // S)  # rows of each of the span's S lattice planes
         spans.append((int(pi), r0, r1, np.unique(v)))
         if pw_mode:
             pwv.append(part.per_window[v])
-        rows.append(part.offset[v] - r0 + base)  # windows' rows = row0 + window_indices, per batch
+        local = part.offset[v] + t - r0  # centre row inside the span
+        pos.append(base + (local % S) * plane + local // S)  # its position in the group arrays
         valid.append(part.n_frames[v])
         view.append(v + part.view_base)
         ts.append(t)
-        base += r1 - r0
-    # Group arrays allocated once and filled in place (no per-block copies, no concatenation).
+        base += plane * S
+    # Group arrays: each span's rows in S lattice planes (rows r0 + rho, r0 + rho + S, ... then the
+    # next rho), so the N rows of a window are consecutive and a batch gathers contiguous runs.
+    # Read row-ordered into one scratch buffer, then laid out by one gather per array.
     R = base
-    dst = np.cumsum([0] + [sp[2] - sp[1] for sp in spans])[:-1]
-    g_kp = np.empty((R, J, 2), np.float32) if need_stored else None
-    g_j3 = np.empty((R, J, 3), np.float32) if need_stored else None
-    g_iv = np.empty((R, J), bool) if need_stored else None
-    g_wo = np.zeros((R, J, 3), np.float32) if pw_mode else None
-    for pi in sorted({sp[0] for sp in spans}):  # reads coalesced per corpus (see read_coalesced)
-        mine = [i for i, sp in enumerate(spans) if sp[0] == pi]
-        src = parts[pi].source
-        rng_ = [(spans[i][1], spans[i][2]) for i in mine]
-        if need_stored:
-            for out, spec in ((g_kp, KEYPOINTS_2D), (g_j3, JOINTS_CAM), (g_iv, IN_VIEW)):
-                read_coalesced(src.array(spec), rng_, out, dst[mine])
-        if pw_mode:
-            world_rows(parts[pi], [spans[i] for i in mine], g_wo, dst[mine])
-    if need_stored:
-        root = skeleton.root
-        g_j3 -= g_j3[:, root:root + 1].copy()  # root-relative
+    lens = np.array([sp[2] - sp[1] for sp in spans], np.int64)
+    padded = -(-lens // S) * S
+    dst = np.cumsum(np.r_[0, padded])[:-1]
+    relayout = torch.from_numpy(plane_order(dst, padded, S))
+    scratch = np.empty(R * J * 3 * 4, np.uint8)  # the largest array's bytes, reused by each array
+    pad_rows = np.concatenate([np.arange(d + n, d + p) for d, n, p in zip(dst, lens, padded)] + [np.zeros(0, np.int64)])
+    layouts = ((KEYPOINTS_2D, np.float32, 2), (JOINTS_CAM, np.float32, 3), (IN_VIEW, np.bool_, 0))
+    stored, rows = {}, None
+    for spec, dtype, c in layouts if need_stored else ():
+        rows = scratch[:R * J * max(c, 1) * np.dtype(dtype).itemsize].view(dtype).reshape((R, J, c) if c else (R, J))
+        for pi in sorted({sp[0] for sp in spans}):  # reads coalesced per corpus (see read_coalesced)
+            mine = [i for i, sp in enumerate(spans) if sp[0] == pi]
+            read_coalesced(parts[pi].source.array(spec), [spans[i][1:3] for i in mine], rows, dst[mine])
+        rows[pad_rows] = 0  # never gathered; zeros keep the arithmetic below clean
+        if spec == JOINTS_CAM:
+            root = skeleton.root
+            rows -= rows[:, root:root + 1].copy()  # root-relative
+        stored[spec] = torch.index_select(torch.from_numpy(rows.reshape(R, -1)), 0, relayout)
+    g_wo = None
+    if pw_mode:
+        rows = scratch[:R * J * 3 * 4].view(np.float32).reshape(R, J, 3)
+        rows[:] = 0  # rows of stored views stay zero
+        for pi in sorted({sp[0] for sp in spans}):
+            mine = [i for i, sp in enumerate(spans) if sp[0] == pi]
+            world_rows(parts[pi], [spans[i] for i in mine], rows, dst[mine])
+        g_wo = torch.index_select(torch.from_numpy(rows.reshape(R, -1)), 0, relayout)
+    del scratch, rows  # before the flipped copies: peak memory
     cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
-    rows_a = cat(rows, (0,)).astype(np.int64)
+    pos_a = cat(pos, (0,)).astype(np.int64)
     valid_a = cat(valid, (0,)).astype(np.int64)  # n_frames of each sample's view
     view_a, t_a = cat(view, (0,)).astype(np.int64), cat(ts, (0,)).astype(np.int64)
     pw_a = cat(pwv, (0,)).astype(bool) if pw_mode else np.zeros(len(t_a), bool)
     flipped = np.zeros(len(t_a), bool)
     if cfg.copies == 2:  # separate flipped copies: every window twice, shuffled together
-        rows_a, valid_a, view_a, t_a, pw_a = (np.concatenate([x, x]) for x in (rows_a, valid_a, view_a, t_a, pw_a))
+        pos_a, valid_a, view_a, t_a, pw_a = (np.concatenate([x, x]) for x in (pos_a, valid_a, view_a, t_a, pw_a))
         flipped = np.r_[flipped, ~flipped]
     n = len(t_a)
     rng = np.random.default_rng([cfg.seed, epoch, shard, gi])
     if train:
         order = rng.permutation(n)
-        rows_a, valid_a, view_a, t_a = rows_a[order], valid_a[order], view_a[order], t_a[order]
+        pos_a, valid_a, view_a, t_a = pos_a[order], valid_a[order], view_a[order], t_a[order]
         pw_a, flipped = pw_a[order], flipped[order]
     if train and (len(cfg.s_in) > 1 or cfg.random_shift):
         s_in, shift = draw_keyframes(rng, n, cfg.s_in, cfg.s_out)
@@ -132,15 +151,32 @@ def load_group(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray,
     if pw_mode:  # drawn after the key frames: the precomputed path's draws are unchanged
         pool = pool_of(parts, view_a[pw_a][:1], cfg.camera_rig)
         camera = np.where(pw_a, draw_cameras(rng, n, len(pool[0])), -1)
-    # Row-flattened torch tensors: index_select copies whole rows (2x faster than np.take here).
-    flat = (lambda x: torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1))))
     flipped_arrays = (None,) * 3
     if need_stored and cfg.flip:  # flipped once per group: a batch then only gathers rows
-        runs = _perm_runs(skeleton.flip_permutation)
-        flipped_arrays = tuple(flat(_permute_joints(x, runs, sign)) for x, sign in
-                               ((g_kp, (-1.0, 1.0)), (g_j3, (-1.0, 1.0, 1.0)), (g_iv, None)))
-    return Group(*(flat(x) if x is not None else None for x in (g_kp, g_j3, g_iv, g_wo)), *flipped_arrays,
-                  rows_a, valid_a, view_a, t_a, s_in, shift, flipped, camera, pool)
+        flipped_arrays = tuple(torch.from_numpy(flip_rows(stored[spec].numpy(), skeleton.flip_permutation, c, neg_x))
+                               for spec, c, neg_x in ((KEYPOINTS_2D, 2, True), (JOINTS_CAM, 3, True), (IN_VIEW, 1, False)))
+    return Group(*(stored.get(spec) for spec in (KEYPOINTS_2D, JOINTS_CAM, IN_VIEW)), g_wo, *flipped_arrays,
+                 pos_a, valid_a, view_a, t_a, s_in, shift, flipped, camera, pool)
+
+
+def window_edges(t: np.ndarray, n_frames: np.ndarray, n_out: int, s_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last frame ``(K,)`` that windows centred on ``t`` read: ``window_indices``' first and
+    last column, without the ``(K, n_out)`` arrays."""
+    left = t - (n_out // 2) * s_out
+    right = t + (n_out - 1 - n_out // 2) * s_out
+    first = np.where(left < 0, t % s_out, left)
+    last = np.where(right >= n_frames, t + ((n_frames - 1 - t) // s_out) * s_out, right)
+    return first, last
+
+
+def plane_order(dst: np.ndarray, padded: np.ndarray, s: int) -> np.ndarray:
+    """``(R,)`` row-ordered index of each position of the plane layout: span i (rows ``dst[i]`` ..
+    ``dst[i] + padded[i]``, ``padded`` a multiple of ``s``) holds its rows ``rho, rho + s, ...`` for
+    ``rho = 0 .. s-1`` in turn."""
+    span = np.repeat(np.arange(len(dst)), padded)
+    local = np.arange(int(padded.sum()), dtype=np.int64) - np.repeat(dst, padded)
+    plane = (padded // s)[span]
+    return np.repeat(dst, padded) + (local % plane) * s + local // plane
 
 
 def world_rows(part: Part, spans, out: np.ndarray, dst) -> None:
@@ -202,26 +238,11 @@ def read_coalesced(arr, ranges: Sequence[tuple[int, int]], out: np.ndarray, dst:
             out[dst[i]:dst[i] + b - a] = run[a - s0:b - s0]
 
 
-def _perm_runs(perm) -> list[tuple[int, int, int]]:
-    """A joint permutation as runs of consecutive joints: ``(dst_start, dst_stop, src_start)``."""
-    perm = [int(p) for p in perm]
-    runs, i = [], 0
-    while i < len(perm):
-        j = i
-        while j + 1 < len(perm) and perm[j + 1] == perm[j] + 1:
-            j += 1
-        runs.append((i, j + 1, perm[i]))
-        i = j + 1
-    return runs
-
-
-def _permute_joints(x: np.ndarray, runs, sign=None) -> np.ndarray:
-    """``x[:, perm] * sign`` for ``x (R, J, ...)`` with slice copies (H36M's flip is 6 runs): no
-    fancy-index temporaries, ~2x faster."""
-    out = np.empty_like(x)
-    for a, b, c in runs:
-        out[:, a:b] = x[:, c:c + b - a]
-    if sign is not None:
-        out *= np.asarray(sign, x.dtype)
+def flip_rows(x: np.ndarray, perm, channels: int, neg_x: bool) -> np.ndarray:
+    """Left/right flip of rows ``x (R, J*channels)``: joints permuted by ``perm``, x negated if
+    ``neg_x``. One column gather (``np.take`` copies ~4x faster than per-joint slice copies)."""
+    cols = (np.asarray(perm, np.int64)[:, None] * channels + np.arange(channels)).reshape(-1)
+    out = np.take(x, cols, axis=1)
+    if neg_x:
+        np.negative(out[:, 0::channels], out=out[:, 0::channels])
     return out
-

@@ -1,5 +1,10 @@
 """Streaming training/evaluation windows from one or more corpus versions, with bounded memory.
 
+Modules: ``uplift.windows`` (window geometry, settings, sampling plans from metadata),
+``uplift.blocks`` (reading a group of blocks), ``uplift.batches`` (cutting batches from resident
+groups), this module (the ``IterableDataset``: shards, epochs, resume, prefetch) and
+``uplift.loader`` (the DataLoader and its workers).
+
 Design (measured: one Zarr read per window is ~700 windows/s; cutting many windows out of whole
 chunks is 10-30x faster):
 
@@ -19,7 +24,9 @@ chunks is 10-30x faster):
 * The whole sample order is a pure function of the manifests and ``(seed, epoch, shard)``: resuming
   at batch k recomputes it from metadata, skips whole groups without reading them, and continues
   with exactly the batches an uninterrupted run would have produced.
-* The stream yields whole batches (numpy gathers, no per-sample Python); use it with
+* A resident group keeps each block's frames in ``s_out`` lattice planes, so a window's N frames are
+  contiguous and a batch copies whole windows (``uplift.blocks``, ``uplift.batches``).
+* The stream yields whole batches (torch gathers, no per-sample Python); use it with
   ``DataLoader(stream, batch_size=None)``. With ``flip`` and ``in_batch_flip`` the second half of a
   batch is the left/right-flipped first half; with ``in_batch_flip=False`` (official
   ``IN_BATCH_AUGMENT: false``) every window also appears flipped as a separate sample, shuffled with
@@ -51,6 +58,7 @@ from uplift.batches import assemble
 from uplift.blocks import Group, Part, load_group
 from uplift.windows import (StreamConfig, block_count, blocks_of, per_window_views, round_robin_skip,
                             select_views, shard_blocks)
+
 
 def _open(source):
     return open_corpus(source) if isinstance(source, str) else source

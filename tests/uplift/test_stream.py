@@ -155,6 +155,27 @@ def test_two_corpora_and_filters(tmp_path, corpus):
     assert ds.views["corpus"].to_pylist() == [1, 1]
 
 
+def test_separate_flips_and_groups_smaller_than_a_window(tmp_path):
+    """Every window and its separate flipped copy exactly once, by value, also where a group holds
+    fewer frames than a window (one-block groups over 1- and 3-frame sequences)."""
+    corpus = _corpus(tmp_path / "t", [1, 3, 12], views=1)
+    cfg = StreamConfig(seq_len=9, s_out=2, s_in=(2,), batch_size=4, block_frames=1, buffer_blocks=1,
+                       in_batch_flip=False, drop_last=False)
+    ds = WindowStream(corpus, cfg)
+    nf = ds.views["n_frames"].to_numpy()
+    seen = Counter()
+    for b in ds:
+        for i in range(len(b["view"])):
+            v, t, fl = int(b["view"][i]), int(b["frame"][i]), bool(b["flipped"][i])
+            idx, ok = window_indices(t, nf[v], 5, 2)
+            # kp2d x = frame index on every joint; a flipped copy negates it
+            assert (b["keypoints_2d"][i, :, :, 0].numpy() == (-1 if fl else 1) * idx[:, None]).all()
+            assert b["valid"][i].tolist() == ok.tolist()
+            seen[(v, t, fl)] += 1
+    assert set(seen) == {(v, t, f) for v, n in enumerate(nf) for t in range(n) for f in (False, True)}
+    assert max(seen.values()) == 1
+
+
 @pytest.mark.timeout(180)
 def test_persistent_workers_follow_set_epoch_and_shut_down(corpus):
     """One persistent 2-worker loader over epochs 0, 1 (and a resume inside epoch 1) yields exactly
