@@ -44,7 +44,7 @@ def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig
         t = g.t[a:b]
         idx, ok = window_indices(t, g.n_frames[a:b], N, cfg.s_out)
         pos = g.centre[a:b, None] + (idx - t[:, None]) // cfg.s_out  # (k, N) positions in the group arrays
-        plan = _plan(pos, ok)
+        plan = _plan(pos, ok, N, len(g.kp2d)) if g.kp2d is not None else None
         fl = g.flipped[a:b]
         if g.kp2d is not None:
             for src, dst in zip((g.kp2d, g.j3d, g.in_view), outs):
@@ -101,25 +101,28 @@ def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig
 
 
 
-def _plan(pos: np.ndarray, ok: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
-    """How ``_gather`` copies windows with positions ``pos (k, N)``: ``(start (k,), edge (e,),
-    edge_pos (e*N,), pos)``. A window inside its sequence (``ok`` all true) is the N consecutive
-    positions from ``start``; a window padded at a sequence edge repeats an edge frame, so it is
-    gathered position by position (``edge``: those windows, ``edge_pos``: their positions)."""
-    edge = np.flatnonzero(~ok.all(1))
-    return (torch.from_numpy(np.ascontiguousarray(pos[:, 0])), torch.from_numpy(edge), torch.from_numpy(pos[edge].reshape(-1)), pos)
+def _plan(pos: np.ndarray, ok: np.ndarray, n_out: int, n_rows: int):
+    """How ``_gather`` copies windows with positions ``pos (k, N)`` from ``n_rows`` group rows.
+
+    A window's in-sequence frames are the consecutive positions ``start + i`` (``start = pos[:, mid]
+    - mid``); its padded frames repeat an edge frame. Returns ``(start (k,), fix (f,), fix_pos (f,))``:
+    copy ``N`` rows from every start, then put ``pos`` back at the flat ``(k * N)`` entries ``fix``
+    (padded frames, and whole windows whose start falls outside the group arrays)."""
+    mid = n_out // 2
+    start = pos[:, mid] - mid
+    outside = (start < 0) | (start > n_rows - n_out)
+    fix = np.flatnonzero(~ok | outside[:, None])
+    return (torch.from_numpy(np.clip(start, 0, max(n_rows - n_out, 0))), torch.from_numpy(fix),
+            torch.from_numpy(pos.reshape(-1)[fix]))
 
 
 def _gather(src: torch.Tensor, plan, out: torch.Tensor) -> None:
-    """``out[i] = src[pos[i]]`` for ``src (R, W)``, ``out (k, N, W)``: whole windows first (a window is
-    the ``N * W`` contiguous values from its start: one row of an overlapping ``(R - N + 1, N * W)``
-    view, so one row copy instead of N), then the edge windows row by row."""
-    start, edge, edge_pos, pos = plan
+    """``out[i] = src[pos[i]]`` for ``src (R, W)``, ``out (k, N, W)``: a window is the ``N * W``
+    contiguous values from its start, one row of an overlapping ``(R - N + 1, N * W)`` view (one row
+    copy instead of N), then the padded frames row by row."""
+    start, fix, fix_pos = plan
     (R, W), (k, N) = src.shape, out.shape[:2]
-    if R < N:  # a group smaller than one window (tiny corpora): row by row
-        torch.index_select(src, 0, torch.from_numpy(pos.reshape(-1)), out=out.view(-1, W))
-        return
-    windows = src.as_strided((R - N + 1, N * W), (W, 1))
-    torch.index_select(windows, 0, start.clamp(0, R - N), out=out.view(k, N * W))  # edge windows: overwritten
-    if len(edge):
-        out.index_copy_(0, edge, torch.index_select(src, 0, edge_pos).view(len(edge), N, W))
+    if R >= N:  # else every window is fixed row by row (a group smaller than a window)
+        torch.index_select(src.as_strided((R - N + 1, N * W), (W, 1)), 0, start, out=out.view(k, N * W))
+    if len(fix):
+        out.view(k * N, W).index_copy_(0, fix, torch.index_select(src, 0, fix_pos))
