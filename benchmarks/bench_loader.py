@@ -44,8 +44,6 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 SEQ_LEN, S_OUT, S_IN, J, BATCH = 351, 5, (5, 10, 20), 17, 512
 SEQ_FRAMES = 2000  # frames per synthetic sequence (one view each): 1 M frames = 500 sequences
 
