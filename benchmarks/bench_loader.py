@@ -166,7 +166,7 @@ def measure_ours(spec: str, n_batches: int, cameras: str = "precomputed") -> tup
     """Windows/s and, per timed batch, the view (source) of each distinct window."""
     import torch
 
-    from uplift.data import StreamConfig, WindowStream
+    from uplift.stream import StreamConfig, WindowStream
 
     torch.set_num_threads(1)
     ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH, cameras=cameras))
@@ -182,7 +182,8 @@ def measure_ours(spec: str, n_batches: int, cameras: str = "precomputed") -> tup
 
 def measure_ours_workers(spec: str, n_batches: int, workers: int = 2) -> float:
     """Windows/s through ``make_loader`` with ``workers`` persistent worker processes (2 cores)."""
-    from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
+    from uplift.loader import close_loader, make_loader
+    from uplift.stream import StreamConfig, WindowStream
 
     ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH))
     loader = make_loader(ds, num_workers=workers, persistent=True, prefetch_factor=4)
@@ -220,7 +221,7 @@ def rss_child(spec: str, n_batches: int) -> None:
     """Child process: stream ``n_batches`` and print peak RSS in MB."""
     import torch
 
-    from uplift.data import StreamConfig, WindowStream
+    from uplift.stream import StreamConfig, WindowStream
 
     torch.set_num_threads(1)
     ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH))

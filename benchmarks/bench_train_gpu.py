@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from uplift.config import AMASS_351
-from uplift.data import draw_keyframes, keyframe_mask
+from uplift.keyframes import draw_keyframes, keyframe_mask
 from uplift.losses import uplift_loss
 from uplift.model import build_model, max_keyframes
 from uplift.optim import make_optimizer
@@ -95,7 +95,8 @@ def timed(step, batches, steps: int, warmup: int = 5) -> tuple[float, list[float
 
 def loader_fed(workers: int, steps: int, device, corpus: str) -> float:
     """bf16 eager train steps fed by the streaming loader (host->device copies included)."""
-    from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
+    from uplift.loader import close_loader, make_loader
+    from uplift.stream import StreamConfig, WindowStream
 
     m = CFG.model
     ds = WindowStream(corpus, StreamConfig(seq_len=m.seq_len, s_out=m.s_out, s_in=CFG.train.s_in,

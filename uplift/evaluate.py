@@ -21,7 +21,7 @@ from uplift.augment import flip_2d, flip_3d
 from uplift.checkpoint import load_checkpoint
 from uplift.config import PRECISIONS, check_choice
 from uplift.corpora import open_corpora
-from uplift.data import StreamConfig, WindowStream
+from uplift.stream import StreamConfig, WindowStream
 from uplift.distributed import pick_device
 from uplift.metrics import action_average, mpjpe, p_mpjpe, per_action
 

@@ -1,46 +1,55 @@
-"""Key-frame masks: which tokens of a window carry 2D input (frames with ``t mod s_in == 0``).
+"""Key-frame masks: which tokens of a window carry a 2D input.
 
-A window has ``n_out`` tokens spaced ``s_out`` frames apart around its centre; ``s_in`` is a multiple
-of ``s_out``, so every ``r = s_in / s_out``-th token is a key frame.
+A window has ``n_out`` tokens spaced ``s_out`` frames apart around its centre; ``s_in`` (a multiple of
+``s_out``) is the spacing of the frames that have 2D input, so every ``m = s_in / s_out``-th token is a
+key frame. Training moves that lattice by a random phase (``draw_keyframes``, the official
+augmentation); evaluation and inference align it to the video: frame ``f`` is a key frame iff
+``f % s_in == 0`` (``keyframe_mask(..., centre=f)``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from schemas.errors import ConfigError
 
 
-def _ratio(s_in: int, s_out: int) -> int:
-    if s_in < s_out or s_in % s_out:
-        raise ConfigError(f"s_in {s_in} is not a multiple of s_out {s_out}")
-    return s_in // s_out
+def keyframe_mask(n_out: int, s_out: int, s_in: np.ndarray | int, shift: np.ndarray | int = 0,
+                  centre: np.ndarray | int | None = None) -> np.ndarray:
+    """Key-frame mask ``(..., n_out)`` bool, vectorised over ``s_in``, ``shift`` and ``centre`` ``(...)``.
 
-
-def keyframe_mask(n_out: int, s_out: int, s_in: int, shift: int = 0) -> np.ndarray:
-    """``(n_out,)`` bool for a window whose centre is a key frame when ``shift == 0``.
-
-    ``shift`` (in tokens) moves the key-frame grid: token ``i`` is a key frame when
-    ``(i - n_out // 2 + shift) * s_out`` is a multiple of ``s_in``.
+    Token ``i`` is a key frame when ``(i - n_out // 2 + shift) * s_out (+ centre)`` is a multiple of
+    ``s_in``. ``shift`` (in tokens) moves the key-frame lattice (training); ``centre`` aligns it to the
+    global frame index of the window centre (evaluation). An ``s_in`` that is not a multiple of
+    ``s_out`` raises ``ConfigError``.
     """
-    r = _ratio(s_in, s_out)
-    offsets = np.arange(n_out) - n_out // 2 + shift
-    return offsets % r == 0
+    s_in = np.asarray(s_in, dtype=np.int64)
+    # The two former copies differed here: the per-window one accepted any s_in and then marked
+    # tokens on a lattice no 2D input lies on; s_in must be a multiple of s_out (StreamConfig and
+    # ModelConfig check it too), so every copy now refuses it (tests/uplift/test_keyframes.py).
+    bad = (s_in < s_out) | (s_in % s_out != 0)
+    if bad.any():
+        raise ConfigError(f"s_in {sorted(set(s_in[bad].tolist()))} is not a multiple of s_out {s_out}")
+    off = (np.arange(n_out, dtype=np.int64) - n_out // 2) * s_out
+    off = off + np.asarray(shift, dtype=np.int64)[..., None] * s_out
+    if centre is not None:
+        off = off + np.asarray(centre, dtype=np.int64)[..., None]
+    return off % s_in[..., None] == 0
 
 
-def random_keyframe_mask(n_out: int, s_out: int, s_in: int, rng: np.random.Generator,
-                         random_shift: bool = True) -> np.ndarray:
-    """Training mask: the key-frame grid shifted by a random number of tokens (official augmentation).
+def draw_keyframes(rng: np.random.Generator, n: int, s_in_choices: Sequence[int], s_out: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window ``s_in (n,)`` drawn from the choices and a phase ``shift (n,)`` in tokens.
 
-    The shift is drawn uniformly from the r integers ``-ceil((r-1)/2) .. floor((r-1)/2)`` (``r = s_in /
-    s_out``), i.e. every phase of the grid once, so the centre is a key frame in 1 of r windows.
-    With ``random_shift=False`` the centre is always a key frame.
+    The shift is uniform over the ``m = s_in / s_out`` phases ``-ceil((m-1)/2) .. floor(m/2)`` (one
+    less on the right for even m), as the official recipe draws it: the centre is a key frame in 1 of
+    m windows.
     """
-    r = _ratio(s_in, s_out)
-    shift = int(rng.integers(-(r // 2), (r - 1) // 2, endpoint=True)) if random_shift and r > 1 else 0
-    return keyframe_mask(n_out, s_out, s_in, shift)
-
-
-def global_keyframe_mask(frame_indices, s_in: int) -> np.ndarray:
-    """Inference mask aligned to the video: True where the global frame index is a multiple of ``s_in``."""
-    return np.asarray(frame_indices) % s_in == 0
+    choices = np.asarray(s_in_choices, dtype=np.int64)
+    s_in = choices[rng.integers(0, len(choices), size=n)]
+    m = s_in // s_out
+    low = -np.ceil((m - 1) / 2).astype(np.int64)
+    shift = low + (rng.random(n) * m).astype(np.int64)  # uniform over the m phases
+    return s_in, shift

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uplift.data import select_views
+from uplift.windows import select_views
 from uplift.infer import infer_video
 from uplift.metrics import mpjpe
 

@@ -36,7 +36,8 @@ from uplift.checkpoint import (Checkpoint, is_checkpoint, load_checkpoint, recov
 from uplift.config import (CAMERA_MODES, CAMERA_RIGS, PRECISIONS, ModelConfig, TrainConfig, UpliftConfig,
                            check_choice, check_keys, finetune_overrides, get_preset, tuples)
 from uplift.corpora import open_corpora
-from uplift.data import StreamConfig, WindowStream, close_loader, make_loader
+from uplift.loader import close_loader, make_loader
+from uplift.stream import StreamConfig, WindowStream
 from uplift.evaluate import evaluate_model, summary
 from uplift.history import EpochStats, append_step, read_history, write_history
 from uplift.losses import uplift_loss

@@ -12,7 +12,7 @@ import torch
 from schemas.errors import ConfigError
 from uplift.config import H36M_81, H36M_351, TINY, ModelConfig, get_preset
 from uplift.flops import forward_flops
-from uplift.keyframes import global_keyframe_mask, keyframe_mask, random_keyframe_mask
+from uplift.keyframes import keyframe_mask
 from uplift.model import StridedBlock, build_model, count_parameters
 from uplift.optim import make_optimizer
 
@@ -145,20 +145,6 @@ def test_drop_path_only_in_training():
     assert any(not torch.allclose(outs[0], o) for o in outs[1:])
 
 
-def test_keyframe_masks():
-    # n_out 9, s_out 2, s_in 4: every second token, centre (4) included
-    assert keyframe_mask(9, 2, 4).tolist() == [True, False] * 4 + [True]
-    assert keyframe_mask(9, 2, 4, shift=1).tolist() == [False, True] * 4 + [False]
-    assert global_keyframe_mask([-4, -3, 0, 5, 10], 5).tolist() == [False, False, True, True, True]
-    rng = np.random.default_rng(0)
-    # r = 4: shifts -2..1, each phase once -> the centre is a key frame ~1/4 of the time
-    centre_key = [random_keyframe_mask(9, 1, 4, rng)[4] for _ in range(2000)]
-    assert 0.2 < np.mean(centre_key) < 0.3
-    assert all(random_keyframe_mask(9, 1, 4, rng, random_shift=False)[4] for _ in range(20))
-    with pytest.raises(ConfigError):
-        keyframe_mask(9, 2, 5)
-
-
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_optimizer_schedule_decays_lr_and_weight_decay():
     cfg = H36M_81.train
@@ -258,7 +244,7 @@ def test_spatial_attention_chunks_stay_under_the_grid_limit(monkeypatch):
 
 
 def test_static_keyframe_gather_equals_dynamic():
-    from uplift.data import draw_keyframes, keyframe_mask as kf_mask
+    from uplift.keyframes import draw_keyframes, keyframe_mask as kf_mask
     from uplift.model import max_keyframes
 
     cfg = TINY.model

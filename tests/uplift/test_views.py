@@ -14,7 +14,8 @@ from schemas.reader import open_corpus
 from schemas.records import SequenceData, ViewData
 from schemas.cameras import H36M_SUBJECTS, h36m_rig
 from schemas.skeletons import H36M_17
-from uplift.data import StreamConfig, WindowStream, window_indices
+from uplift.stream import StreamConfig, WindowStream
+from uplift.windows import window_indices
 from uplift.views import project_windows, rig_pool
 
 PERM = H36M_17.flip_permutation

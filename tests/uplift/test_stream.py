@@ -1,8 +1,7 @@
-"""Window extraction, masks, sharding and resume of the streaming dataset (hand-built references)."""
+"""The streaming dataset: batch content, epochs, sharding, resume and persistent workers (hand-built references)."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 import numpy as np
@@ -14,72 +13,9 @@ from schemas.reader import open_corpus
 from schemas.records import SequenceData, ViewData
 from schemas.skeletons import H36M_17
 from schemas.store import JOINTS_CAM
-from uplift.data import (StreamConfig, WindowStream, keyframe_mask, make_loader, phase_shift_range,
-                         round_robin_skip, window_indices)
-
-
-def official_window(video: np.ndarray, i: int, seq_len: int, stride: int):
-    """The official generator's slicing + np.pad("edge") for one centre, written out independently."""
-    left = (seq_len - 1) * stride // 2
-    right = (seq_len - 1) * stride - left
-    begin, end = i - left, i + right + 1
-    pad_left = pad_right = 0
-    if begin < 0:
-        pad_left = math.ceil(-begin / stride)
-        begin = begin + pad_left * stride
-    if end > len(video):
-        pad_right = math.ceil((end - len(video)) / stride)
-        end = end - pad_right * stride
-    seq = video[begin:end:stride]
-    mask = np.pad(np.ones(len(seq)), (pad_left, pad_right))
-    return np.pad(seq, (pad_left, pad_right), mode="edge"), mask.astype(bool)
-
-
-def test_window_indices_by_hand():
-    idx, ok = window_indices(0, 10, 5, 2)
-    assert idx.tolist() == [0, 0, 0, 2, 4] and ok.tolist() == [False, False, True, True, True]
-    idx, ok = window_indices(1, 10, 5, 2)
-    assert idx.tolist() == [1, 1, 1, 3, 5]
-    idx, ok = window_indices(8, 10, 5, 2)  # last lattice frame is 8, not 9
-    assert idx.tolist() == [4, 6, 8, 8, 8] and ok.tolist() == [True, True, True, False, False]
-    idx, ok = window_indices(9, 10, 5, 2)
-    assert idx.tolist() == [5, 7, 9, 9, 9]
-    idx, ok = window_indices(0, 1, 3, 5)  # one-frame sequence
-    assert idx.tolist() == [0, 0, 0] and ok.tolist() == [False, True, False]
-
-
-@pytest.mark.parametrize("n,n_out,s", [(10, 5, 2), (37, 9, 3), (3, 7, 5), (100, 11, 5)])
-def test_window_indices_match_official_padding(n, n_out, s):
-    video = np.arange(n)
-    t = np.arange(n)
-    idx, ok = window_indices(t, n, n_out, s)
-    for i in range(n):
-        ref, mask = official_window(video, i, n_out, s)
-        assert idx[i].tolist() == ref.tolist(), i
-        assert ok[i].tolist() == mask.tolist(), i
-
-
-def test_keyframe_mask_phases():
-    # offsets (k - 2) * 2 = [-4, -2, 0, 2, 4]
-    assert keyframe_mask(5, 2, 4).tolist() == [True, False, True, False, True]
-    assert keyframe_mask(5, 2, 4, shift=1).tolist() == [False, True, False, True, False]
-    assert keyframe_mask(5, 2, 2).all()
-    # evaluation: aligned to the global frame index of the centre (frames 6, 8, 10, 12, 14)
-    assert keyframe_mask(5, 2, 4, centre=10).tolist() == [False, True, False, True, False]
-    # m = s_in / s_out phases, as in the official recipe
-    assert phase_shift_range(1) == (0, 0)
-    assert phase_shift_range(2) == (-1, 0)
-    assert phase_shift_range(3) == (-1, 1)
-    assert phase_shift_range(4) == (-2, 1)
-
-
-def test_round_robin_skip():
-    assert round_robin_skip(0, [3, 1]) == ([0, 0], 0)
-    assert round_robin_skip(1, [3, 1]) == ([1, 0], 1)
-    assert round_robin_skip(3, [3, 1]) == ([2, 1], 0)
-    assert round_robin_skip(4, [3, 1]) == ([3, 1], 0)
-    assert round_robin_skip(5, [2, 4, 1]) == ([2, 2, 1], 1)
-    assert round_robin_skip(4, [2, 4, 1]) == ([2, 1, 1], 1)
+from uplift.loader import close_loader, make_loader
+from uplift.stream import StreamConfig, WindowStream
+from uplift.windows import window_indices
 
 
 def _corpus(path, lens, split="train", subject="S1", action="Walk", views=2, seed=0):
@@ -219,12 +155,31 @@ def test_two_corpora_and_filters(tmp_path, corpus):
     assert ds.views["corpus"].to_pylist() == [1, 1]
 
 
+def test_separate_flips_and_groups_smaller_than_a_window(tmp_path):
+    """Every window and its separate flipped copy exactly once, by value, also where a group holds
+    fewer frames than a window (one-block groups over 1- and 3-frame sequences)."""
+    corpus = _corpus(tmp_path / "t", [1, 3, 12], views=1)
+    cfg = StreamConfig(seq_len=9, s_out=2, s_in=(2,), batch_size=4, block_frames=1, buffer_blocks=1,
+                       in_batch_flip=False, drop_last=False)
+    ds = WindowStream(corpus, cfg)
+    nf = ds.views["n_frames"].to_numpy()
+    seen = Counter()
+    for b in ds:
+        for i in range(len(b["view"])):
+            v, t, fl = int(b["view"][i]), int(b["frame"][i]), bool(b["flipped"][i])
+            idx, ok = window_indices(t, nf[v], 5, 2)
+            # kp2d x = frame index on every joint; a flipped copy negates it
+            assert (b["keypoints_2d"][i, :, :, 0].numpy() == (-1 if fl else 1) * idx[:, None]).all()
+            assert b["valid"][i].tolist() == ok.tolist()
+            seen[(v, t, fl)] += 1
+    assert set(seen) == {(v, t, f) for v, n in enumerate(nf) for t in range(n) for f in (False, True)}
+    assert max(seen.values()) == 1
+
+
 @pytest.mark.timeout(180)
 def test_persistent_workers_follow_set_epoch_and_shut_down(corpus):
     """One persistent 2-worker loader over epochs 0, 1 (and a resume inside epoch 1) yields exactly
     what a fresh 2-worker loader per epoch yields; close_loader stops the workers."""
-    from uplift.data import close_loader
-
     ref = WindowStream(corpus, CFG, split="train")
     ds = WindowStream(corpus, CFG, split="train")
     loader = make_loader(ds, num_workers=2, persistent=True, prefetch_factor=2)
