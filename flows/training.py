@@ -77,7 +77,7 @@ def apply_overrides(cfg, overrides: dict):
 def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, overrides: dict, nproc: int = 1) -> dict:
     """Train once (in ``nproc`` data-parallel processes); returns the RunResult as JSON (``result_to_json``)
     and marks the run dir as finished. ``nproc`` is not in the cache key: N processes train on the same samples."""
-    from uplift.distributed import launch_train
+    from uplift.launch import launch_train
     from uplift.train import load_run_config
 
     cfg = apply_overrides(load_run_config(config), overrides)

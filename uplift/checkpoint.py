@@ -41,6 +41,10 @@ class Checkpoint:
     meta: dict
     state: dict | None
 
+    def weights_for_eval(self, use_ema: bool = True) -> torch.nn.Module:
+        """The module evaluation and inference run: the EMA copy when there is one (and asked for)."""
+        return self.ema_model if (use_ema and self.ema_model is not None) else self.model
+
 
 def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+import numpy as np
+
 from schemas.errors import ConfigError
 
 CAMERA_MODES = ("precomputed", "per-window")  # AMASS views: build-time cameras or one drawn per window
@@ -41,11 +43,14 @@ def check_window(seq_len: int, s_out: int) -> None:
         raise ConfigError(f"n_out = {(seq_len - 1) // s_out + 1} must be odd so that the window has a centre frame")
 
 
-def check_s_in(s_in, s_out: int) -> None:
-    """Every input stride (an int or a tuple of them) is a positive multiple of ``s_out``."""
-    for s in (s_in,) if isinstance(s_in, int) else s_in:
-        if s < s_out or s % s_out:
-            raise ConfigError(f"s_in {s} is not a multiple of s_out {s_out}")
+def check_s_in(s_in, s_out: int, context: str = ""):
+    """The one rule for input strides: each of ``s_in`` (an int, a tuple or an array of them) is a
+    positive multiple of ``s_out``. Returns ``s_in``; ConfigError naming the offenders otherwise."""
+    arr = np.asarray(s_in, dtype=np.int64).reshape(-1)
+    bad = arr[(arr < max(int(s_out), 1)) | (arr % max(int(s_out), 1) != 0)]
+    if len(bad):
+        raise ConfigError(f"s_in {sorted(set(bad.tolist()))} must be a positive multiple of s_out {s_out}{context}")
+    return s_in
 
 
 def check_choice(name: str, value, allowed) -> None:

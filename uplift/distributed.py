@@ -1,9 +1,8 @@
-"""Data-parallel training: process group setup, the launcher, and the global-batch bookkeeping.
+"""Data-parallel training: process group setup and the global-batch bookkeeping.
 
-``launch_train(nproc, ...)`` starts ``nproc`` processes through torch's elastic launcher (what
-``torchrun`` runs) on this machine; a multi-node job runs ``torchrun ... -m flows.cli train`` on
-every node instead, and ``train`` joins the process group that torchrun's environment describes
-(``setup``). NCCL on CUDA, gloo on CPU.
+``uplift.launch.launch_train(nproc, ...)`` starts the processes; a multi-node job runs
+``torchrun ... -m flows.cli train`` on every node instead, and ``train`` joins the process group that
+torchrun's environment describes (``setup``). NCCL on CUDA, gloo on CPU.
 
 Same global batch, same samples
     Every rank streams the *same* global batch order (the 1-process order: the window stream is built
@@ -24,14 +23,12 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.distributed.elastic.multiprocessing.errors import record
 
-from schemas.errors import ConfigError, MocapCorpusError
+from schemas.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -179,69 +176,6 @@ def seed_rank(seed: int, info: DistInfo) -> None:
 # Launching N local processes (torchrun's elastic agent, in-process)
 # ----------------------------------------------------------------------------------------------
 
-@record
-def _train_entry(cfg, out_dir, corpus, kwargs):
-    """Runs in each launched process; rank 0 returns the RunResult."""
-    from uplift.train import train
-
-    try:
-        result = train(cfg, out_dir, corpus, **kwargs)
-    finally:
-        teardown()
-    return result if int(os.environ.get("RANK", "0")) == 0 else None
-
-
-def launch_train(nproc: int, cfg, out_dir, corpus, **kwargs):
-    """``uplift.train.train`` in ``nproc`` processes (1: in this process); returns rank 0's RunResult.
-
-    Uses torch's elastic launcher with a local c10d rendezvous (as ``torchrun --standalone``);
-    processes are spawned and import the project again (PYTHONPATH is inherited).
-    """
-    from uplift.train import train
-
-    nproc = int(nproc)
-    if nproc < 1:
-        raise ConfigError(f"--nproc must be at least 1, got {nproc}")
-    if nproc == 1:
-        return train(cfg, out_dir, corpus, **kwargs)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError(f"--nproc {nproc} under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}): "
-                          f"let torchrun start the processes, drop --nproc")
-    from uplift.train import load_run_config
-
-    cfg = load_run_config(cfg)
-    if pick_device(cfg.device).type == "cuda" and nproc > torch.cuda.device_count():
-        raise ConfigError(f"--nproc {nproc}: only {torch.cuda.device_count()} CUDA devices here (one process a GPU)")
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    lc = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"mocap-{uuid.uuid4().hex[:8]}",
-                      rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, start_method="spawn",
-                      monitor_interval=0.2)
-    # Spawned children re-open the corpora: pass PATH@SNAPSHOT, pinned here (a bad spec fails here, in
-    # one line, and every rank reads the same snapshot even if the branch moves meanwhile).
-    corpus = pin_specs(corpus)
-    if kwargs.get("eval_corpus") is not None:
-        kwargs["eval_corpus"] = pin_specs(kwargs["eval_corpus"])
-    try:
-        results = elastic_launch(lc, _train_entry)(cfg, out_dir, corpus, kwargs)
-    except ChildFailedError as e:
-        raise TrainingFailed(_first_failure(e)) from None
-    return results[0]
-
-
-class TrainingFailed(MocapCorpusError):
-    """A launched training process failed; the message is its error, one line."""
-
-
-def pin_specs(specs) -> list[str]:
-    """Corpus specs or readers -> ``PATH@SNAPSHOT`` strings (opens each corpus once)."""
-    from schemas.repository import pin_version
-
-    return [pin_version(c) if isinstance(c, (str, os.PathLike)) else c.spec
-            for c in (specs if isinstance(specs, (list, tuple)) else [specs])]
-
-
 def check_same_corpora(corpora: dict, info: DistInfo) -> None:
     """Every rank resolved the same snapshots (under torchrun each rank opens ``PATH@main`` itself)."""
     if not info.enabled:
@@ -251,12 +185,3 @@ def check_same_corpora(corpora: dict, info: DistInfo) -> None:
     if any(s != seen[0] for s in seen):
         raise ConfigError(f"ranks opened different corpus versions ({seen[0]} vs others): a commit landed while "
                           f"they started; pin PATH@SNAPSHOT or a tag")
-
-
-def _first_failure(e) -> str:
-    rank, failure = min(e.failures.items())
-    msg = failure.message
-    if isinstance(msg, dict):  # error file written by @record: {"message": {"message": "Type: text", ...}}
-        msg = (msg.get("message") or {}).get("message", msg) if isinstance(msg.get("message"), dict) else msg.get("message", msg)
-    text = " ".join(str(msg).split())
-    return f"training process rank {rank} failed: {text[:400]}"

@@ -155,7 +155,7 @@ def evaluate(checkpoint, corpus_spec, *, s_in: Sequence[int] | None = None, spli
     """
     device = pick_device(device)
     ck = load_checkpoint(checkpoint, device=device)
-    model = ck.ema_model if (use_ema and ck.ema_model is not None) else ck.model
+    model = ck.weights_for_eval(use_ema)
     ucfg = ck.config
     filters = {} if subjects is None else {"subjects": list(subjects)}
     return evaluate_model(model, corpus_spec,

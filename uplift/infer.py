@@ -16,15 +16,7 @@ import torch
 from torch import nn
 
 from uplift.augment import H36M_FLIP_PERM, flip_2d, flip_3d
-
-
-def check_s_in(s_in: int, s_out: int, trained: str = "") -> int:
-    """The one rule for an input stride: a positive multiple of the model's output stride (``ConfigError``)."""
-    from schemas.errors import ConfigError
-
-    if s_in < 1 or s_in % s_out:
-        raise ConfigError(f"--s-in {s_in} must be a positive multiple of the model's output stride {s_out}{trained}")
-    return s_in
+from uplift.config import check_s_in
 
 
 def window_centers(num_frames: int, s_out: int) -> np.ndarray:
@@ -122,7 +114,7 @@ def default_s_in(cfg) -> int:
 def resolve_s_in(cfg, s_in: int | None) -> int:
     """``s_in`` or the checkpoint's default; a ``ConfigError`` unless it is a positive multiple of s_out."""
     s_in = default_s_in(cfg) if s_in is None else int(s_in)
-    return check_s_in(s_in, cfg.model.s_out, f" (trained with {list(cfg.train.s_in)})")
+    return check_s_in(s_in, cfg.model.s_out, f" (the model was trained with {list(cfg.train.s_in)})")
 
 
 def infer_normalised(ck, uv: np.ndarray, *, s_in: int | None = None, use_ema: bool = True,
@@ -132,7 +124,7 @@ def infer_normalised(ck, uv: np.ndarray, *, s_in: int | None = None, use_ema: bo
     ``ck``: an ``uplift.checkpoint.Checkpoint``; ``uv``: ``(T, J, 2)`` 2D normalised like the corpus
     (``schemas`` pixel convention), read at frames ``t % s_in == 0`` (``s_in``: see ``resolve_s_in``).
     """
-    model = ck.ema_model if (use_ema and ck.ema_model is not None) else ck.model
+    model = ck.weights_for_eval(use_ema)
     cfg = ck.config
     pred = infer_video(model, np.asarray(uv, np.float32), resolve_s_in(cfg, s_in), batch_size=batch_size,
                        test_flip=cfg.train.test_flip)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from schemas.errors import ConfigError
+from uplift.config import check_s_in
 
 
 def keyframe_mask(n_out: int, s_out: int, s_in: np.ndarray | int, shift: np.ndarray | int = 0,
@@ -25,13 +25,9 @@ def keyframe_mask(n_out: int, s_out: int, s_in: np.ndarray | int, shift: np.ndar
     global frame index of the window centre (evaluation). An ``s_in`` that is not a multiple of
     ``s_out`` raises ``ConfigError``.
     """
-    s_in = np.asarray(s_in, dtype=np.int64)
     # The two former copies differed here: the per-window one accepted any s_in and then marked
-    # tokens on a lattice no 2D input lies on; s_in must be a multiple of s_out (StreamConfig and
-    # ModelConfig check it too), so every copy now refuses it (tests/uplift/test_keyframes.py).
-    bad = (s_in < s_out) | (s_in % s_out != 0)
-    if bad.any():
-        raise ConfigError(f"s_in {sorted(set(s_in[bad].tolist()))} is not a multiple of s_out {s_out}")
+    # tokens on a lattice no 2D input lies on; now it is refused (tests/uplift/test_keyframes.py).
+    s_in = np.asarray(check_s_in(s_in, s_out), dtype=np.int64)
     off = (np.arange(n_out, dtype=np.int64) - n_out // 2) * s_out
     off = off + np.asarray(shift, dtype=np.int64)[..., None] * s_out
     if centre is not None:

@@ -99,7 +99,7 @@ def median_and_worst_windows(checkpoint, corpus_spec: str, *, s_in: int | None =
     from uplift.distributed import pick_device
 
     ck = load_checkpoint(checkpoint, device=pick_device(device))
-    model = ck.ema_model if ck.ema_model is not None else ck.model
+    model = ck.weights_for_eval()
     cfg = ck.config
     s = default_s_in(cfg) if s_in is None else int(s_in)
     reader = open_corpus(corpus_spec)

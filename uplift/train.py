@@ -284,7 +284,7 @@ def _load_weights(model, last: Path | None, init, device) -> Checkpoint | None:
         return ck
     if init is not None:
         ck = load_checkpoint(init, device=device)
-        model.load_state_dict((ck.ema_model if ck.ema_model is not None else ck.model).state_dict())
+        model.load_state_dict(ck.weights_for_eval().state_dict())
         log.info("fine-tuning from %s", init)
     return None
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.errors import ConfigError
+from uplift.config import CAMERA_MODES, check_choice, check_s_in, check_window
 
 
 def window_indices(t: np.ndarray | int, n_frames: np.ndarray | int, n_out: int, s_out: int
@@ -66,13 +67,9 @@ class StreamConfig:
     camera_rig: str | None = None  # per-window pool: "h36m" | "3dhp"; None: each view's own rig
 
     def __post_init__(self):
-        if self.s_out < 1 or self.seq_len < 1 or (self.seq_len - 1) % self.s_out or self.n_out % 2 == 0:
-            raise ConfigError(f"seq_len - 1 = {self.seq_len - 1} must be a multiple of s_out = {self.s_out} "
-                              f"giving an odd token count, got n_out = {(self.seq_len - 1) / self.s_out + 1}")
-        if self.s_out < 1 or any(s < self.s_out or s % self.s_out for s in self.s_in):
-            raise ConfigError(f"every s_in must be a multiple of s_out={self.s_out}, got {self.s_in}")
-        if self.cameras not in ("precomputed", "per-window"):
-            raise ConfigError(f"cameras must be 'precomputed' or 'per-window', got {self.cameras!r}")
+        check_window(self.seq_len, self.s_out)
+        check_s_in(self.s_in, self.s_out)
+        check_choice("cameras", self.cameras, CAMERA_MODES)
         if self.in_batch and self.batch_size % 2:
             raise ConfigError(f"batch_size must be even with flip, got {self.batch_size}")
         if self.batch_size < 1 or self.block_frames < 1 or self.buffer_blocks < 1 or self.frame_step < 1:

@@ -50,7 +50,8 @@ def train(config: str = typer.Option(..., "--config", help="preset name or confi
     Corpora may live on S3 (``s3://bucket/prefix@VERSION``). With ``--nproc N`` the global batch is
     split over N processes (same samples as one process); under ``torchrun`` this joins its process group.
     """
-    from uplift.distributed import launch_train, teardown
+    from uplift.distributed import teardown
+    from uplift.launch import launch_train
     from uplift.train import load_run_config
 
     corpus = [corpus_spec(c) for c in corpus]

@@ -117,7 +117,9 @@ def fake_train(monkeypatch):
     train_mod.load_run_config = lambda name: {"preset": name}
     monkeypatch.setitem(sys.modules, "uplift.train", train_mod)
     import uplift.checkpoint
+    import uplift.launch
 
+    monkeypatch.setattr(uplift.launch, "train", train)  # bound at import by the launcher
     monkeypatch.setattr(uplift.checkpoint, "find_checkpoint", lambda p: Path(p) if Path(p).is_dir() else Path(p).parent)
     import flows.training as training
 

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from flows.cli import app
 
 from benchmarks.harness.training_corpus import projected_corpus
-from uplift.distributed import DistInfo, launch_train, rank_slice
+from uplift.distributed import DistInfo, rank_slice
+from uplift.launch import launch_train
 from uplift.losses import uplift_loss
 from uplift.train import RunConfig, train
 

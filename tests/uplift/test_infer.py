@@ -129,7 +129,7 @@ def test_input_stride_rule_is_checked_in_one_place():
     (They were two copies: a ValueError here that let ``s_in = 0`` through to a modulo by zero, and a
     ConfigError in the file path.)"""
     from schemas.errors import ConfigError
-    from uplift.infer import check_s_in
+    from uplift.config import check_s_in
 
     model = build_model(TINY, seed=0).eval()
     video = np.zeros((9, 17, 2), np.float32)
