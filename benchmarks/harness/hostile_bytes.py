@@ -130,7 +130,7 @@ def object_member(pickled: bytes, shape=()) -> bytes:
 
 def npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=True)
+    np.save(buf, arr, allow_pickle=True)  # writes a hostile file for the tests; nothing here loads one
     return buf.getvalue()
 
 
