@@ -12,7 +12,7 @@ from pipelines.h36m_export import export_vp3d
 from schemas.cameras import H36M_CAMERA_IDS
 from schemas.reader import CorpusReader
 from schemas.validate import validate_corpus
-from tests.pipelines.test_h36m import ACTIONS, SUBJECTS, _same_tree, files  # noqa: F401 - files is a fixture
+from tests.pipelines.conftest import ACTIONS, SUBJECTS, same_tree
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,8 @@ def test_round_trip_import_export_import_is_identical(cpn_corpus, tmp_path):
             assert np.array_equal(x, y)
     # and the files themselves are a fixed point: export(import(export)) == export
     out2 = export_vp3d(tmp_path / "again", tmp_path / "exp2")
-    assert _same_tree(load_positions_3d(out["3d"]), load_positions_3d(out2["3d"]))
-    assert _same_tree(load_positions_2d(out["2d_cpn"])[0], load_positions_2d(out2["2d_cpn"])[0])
+    assert same_tree(load_positions_3d(out["3d"]), load_positions_3d(out2["3d"]))
+    assert same_tree(load_positions_2d(out["2d_cpn"])[0], load_positions_2d(out2["2d_cpn"])[0])
 
 
 def test_export_subset_and_32_joint_layout(cpn_corpus, files, tmp_path):

@@ -22,10 +22,7 @@ from pipelines.safe_pickle import safe_load_npz
 from pipelines.synthetic.h36m import skeleton_motion, write_h36m_files
 from schemas.cameras import H36M_CAMERA_IDS, h36m_camera
 from schemas.errors import H36MFormatError, InputError, UnsafePickleError
-
-SUBJECTS = ("S1", "S9", "S11")
-ACTIONS = ("Directions 1", "Walking")
-FRAMES = 40
+from tests.pipelines.conftest import ACTIONS, FRAMES, SUBJECTS, same_tree
 
 # VideoPose3D's 32-joint H36M names (h36m skeleton of the original data), written out by hand.
 H36M_32_NAMES = (
@@ -55,13 +52,6 @@ def _box(v):
     b = np.empty((), dtype=object)
     b[()] = v
     return b
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("h36m")
-    return d, write_h36m_files(d, seed=3, subjects=SUBJECTS, actions=ACTIONS, frames=FRAMES,
-                               extra_2d_frames=(0, 3))
 
 
 
@@ -273,7 +263,7 @@ def test_synthetic_files_are_deterministic_and_cpn_like(files, tmp_path):
     for k in paths:
         a, b = safe_load_npz(paths[k]), safe_load_npz(again[k])
         assert a.keys() == b.keys()
-    assert _same_tree(load_positions_3d(paths["3d"]), load_positions_3d(again["3d"]))
+    assert same_tree(load_positions_3d(paths["3d"]), load_positions_3d(again["3d"]))
     gt, _ = load_positions_2d(paths["gt"])
     cpn, meta = load_positions_2d(paths["cpn"])
     assert meta["keypoints_symmetry"] == [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]
@@ -290,11 +280,3 @@ def test_synthetic_files_are_deterministic_and_cpn_like(files, tmp_path):
     assert not np.array_equal(load_positions_3d(other["3d"])["S1"]["Walking"][:10], pos3d["S1"]["Walking"][:10])
 
 
-def _same_tree(a, b) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_tree(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b))
-    if a is None or b is None:
-        return a is None and b is None
-    return a.dtype == b.dtype and np.array_equal(a, b)
