@@ -1,10 +1,13 @@
 """Loader throughput and memory: our block-streaming WindowStream vs an official-style in-memory generator.
 
 Setting: N = 351 frames, s_out = 5 (71 tokens), J = 17, 2D + 3D + masks, batch 512 (256 windows + their
-flipped copies), one core (torch and BLAS threads = 1), same machine, same run.
+flipped copies), same machine, same run.
 
 * ``ours_wps``: windows/s of ``WindowStream`` reading a local corpus (Icechunk/Zarr) of ``--frames``
-  frames (first size).
+  frames (first size), in its default setting on this machine: torch's intra-op threads on every
+  core of the process (``--threads``, default all) and the group prefetch thread as
+  ``uplift.stream.use_prefetch`` decides (off on 2 cores). ``ours_1thread_prefetch_wps``: one torch
+  thread plus the prefetch thread, the setting before (both figures in one run, side by side).
 * ``baseline_wps``: windows/s of a generator written the way the official code does it: every
   sequence in RAM, one window at a time in Python (slice at stride, ``np.pad(mode="edge")``, key-frame
   mask with a random phase, flipped copy), stacked into batches.
@@ -15,12 +18,15 @@ flipped copies), one core (torch and BLAS threads = 1), same machine, same run.
   number of sources two consecutive batches share; ``distinct_sources_ratio`` / ``overlap_ratio`` =
   ours over a global shuffle of every window of the corpus (what the official generator does),
   averaged over the timed batches (which cross several shuffle groups).
+* The baseline is one Python thread, as the official generator is (its per-window numpy work holds
+  the GIL); BLAS threads are 1 for it.
 * ``ours_pw_wps`` / ``baseline_pw_wps``: the same with per-window cameras (one of the 28 H36M
   cameras drawn per window, projected on the fly with distortion, flipped copy mirrored in world
   space), ours vs the official-style generator projecting each window in numpy.
 
 Usage: ``python benchmarks/bench_loader.py [--sizes 1000000,10000000] [--workdir DIR] [--keep]``.
-Last line: JSON with ``ours_wps``, ``baseline_wps``, ``ratio``, ``rss_mb_1m``, ``rss_mb_10m``,
+Last line: JSON with ``ours_wps``, ``baseline_wps``, ``ratio``, ``ours_1thread_prefetch_wps``,
+``ratio_1thread_prefetch``, ``rss_mb_1m``, ``rss_mb_10m``,
 ``ours_2workers_wps``, ``ratio_2cores`` (ours through 2 DataLoader workers vs the single-threaded
 baseline), ``distinct_sources_ratio``, ``overlap_ratio``, ``ours_pw_wps``, ``baseline_pw_wps``, ``ratio_pw``.
 """
@@ -162,22 +168,35 @@ def measure_baseline(spec: str, n_batches: int, per_window: bool = False) -> flo
     return n_batches * BATCH / (time.perf_counter() - t)
 
 
-def measure_ours(spec: str, n_batches: int, cameras: str = "precomputed") -> tuple[float, list[np.ndarray]]:
-    """Windows/s and, per timed batch, the view (source) of each distinct window."""
+def measure_ours(spec: str, n_batches: int, cameras: str = "precomputed", threads: int | None = None,
+                 prefetch: bool | None = None) -> tuple[float, list[np.ndarray]]:
+    """Windows/s and, per timed batch, the view (source) of each distinct window. ``threads``: torch
+    intra-op threads (None: one per core of the process); ``prefetch``: ``StreamConfig.prefetch_group``."""
     import torch
 
     from uplift.stream import StreamConfig, WindowStream
 
-    torch.set_num_threads(1)
-    ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH, cameras=cameras))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or process_cores())
+    ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH, cameras=cameras,
+                                         prefetch_group=prefetch))
     it = iter(ds)
-    next(it)
-    sources = []
-    t = time.perf_counter()
-    for _ in range(n_batches):
-        b = next(it)
-        sources.append(b["view"][~b["flipped"]].numpy())
-    return n_batches * BATCH / (time.perf_counter() - t), sources
+    try:
+        next(it)
+        sources = []
+        t = time.perf_counter()
+        for _ in range(n_batches):
+            b = next(it)
+            sources.append(b["view"][~b["flipped"]].numpy())
+        return n_batches * BATCH / (time.perf_counter() - t), sources
+    finally:
+        it.close()  # stops a prefetch thread before the next measure
+        torch.set_num_threads(before)
+
+
+def process_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def measure_ours_workers(spec: str, n_batches: int, workers: int = 2) -> float:
@@ -249,6 +268,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=600,
                     help="timed batches of our loader (600 x 256 windows crosses ~5 shuffle groups, so group reads count)")
     ap.add_argument("--baseline-batches", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for our loader (default: all cores)")
     ap.add_argument("--rss-batches", type=int, default=600)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true")
@@ -271,9 +291,12 @@ def main() -> None:
                 specs[n] = build_corpus(path, n)
                 print(f"built {n} frames in {time.perf_counter() - t:.1f} s", flush=True)
         first = specs[sizes[0]]
-        ours, srcs = measure_ours(first, a.batches)
+        ours, srcs = measure_ours(first, a.batches, threads=a.threads)
         base = measure_baseline(first, a.baseline_batches)
-        print(f"ours {ours:.0f} windows/s, official-style in-memory {base:.0f} windows/s, x{ours / base:.1f}")
+        ours_1t, _ = measure_ours(first, a.batches, threads=1, prefetch=True)
+        print(f"ours {ours:.0f} windows/s ({a.threads or process_cores()} torch threads), official-style in-memory "
+              f"{base:.0f} windows/s, x{ours / base:.1f}; one torch thread + prefetch thread {ours_1t:.0f} windows/s, "
+              f"x{ours_1t / base:.1f}", flush=True)
         ours_2w = measure_ours_workers(first, a.batches)
         print(f"ours with 2 loader workers (2 cores) {ours_2w:.0f} windows/s, x{ours_2w / base:.1f}", flush=True)
         d_ours, o_ours = mixing(srcs)
@@ -281,7 +304,7 @@ def main() -> None:
         print(f"mixing per {len(srcs[0])}-window batch: distinct sources {d_ours:.1f} (global shuffle {d_glob:.1f}, "
               f"x{d_ours / d_glob:.2f}); shared with the next batch {o_ours:.1f} (global {o_glob:.1f}, "
               f"x{o_ours / o_glob:.2f})", flush=True)
-        ours_pw, _ = measure_ours(first, max(a.batches // 4, 1), cameras="per-window")
+        ours_pw, _ = measure_ours(first, max(a.batches // 4, 1), cameras="per-window", threads=a.threads)
         base_pw = measure_baseline(first, max(a.baseline_batches // 4, 1), per_window=True)
         print(f"per-window cameras: ours {ours_pw:.0f} windows/s, official-style {base_pw:.0f} windows/s, "
               f"x{ours_pw / base_pw:.1f}", flush=True)
@@ -294,6 +317,7 @@ def main() -> None:
         res = {"ours_wps": round(ours, 1), "baseline_wps": round(base, 1), "ratio": round(ours / base, 2),
                "rss_mb_1m": round(rss.get(1_000_000, rss[sizes[0]]), 1),
                "rss_mb_10m": round(rss.get(10_000_000, rss[sizes[-1]]), 1),
+               "ours_1thread_prefetch_wps": round(ours_1t, 1), "ratio_1thread_prefetch": round(ours_1t / base, 2),
                "ours_2workers_wps": round(ours_2w, 1), "ratio_2cores": round(ours_2w / base, 2),
                "distinct_sources_ratio": round(d_ours / d_glob, 3), "overlap_ratio": round(o_ours / o_glob, 3),
                "ours_pw_wps": round(ours_pw, 1), "baseline_pw_wps": round(base_pw, 1),

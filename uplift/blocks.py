@@ -153,7 +153,7 @@ def load_group(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray,
         camera = np.where(pw_a, draw_cameras(rng, n, len(pool[0])), -1)
     flipped_arrays = (None,) * 3
     if need_stored and cfg.flip:  # flipped once per group: a batch then only gathers rows
-        flipped_arrays = tuple(torch.from_numpy(flip_rows(stored[spec].numpy(), skeleton.flip_permutation, c, neg_x))
+        flipped_arrays = tuple(flip_rows(stored[spec], skeleton.flip_permutation, c, neg_x)
                                for spec, c, neg_x in ((KEYPOINTS_2D, 2, True), (JOINTS_CAM, 3, True), (IN_VIEW, 1, False)))
     return Group(*(stored.get(spec) for spec in (KEYPOINTS_2D, JOINTS_CAM, IN_VIEW)), g_wo, *flipped_arrays,
                  pos_a, valid_a, view_a, t_a, s_in, shift, flipped, camera, pool)
@@ -238,11 +238,12 @@ def read_coalesced(arr, ranges: Sequence[tuple[int, int]], out: np.ndarray, dst:
             out[dst[i]:dst[i] + b - a] = run[a - s0:b - s0]
 
 
-def flip_rows(x: np.ndarray, perm, channels: int, neg_x: bool) -> np.ndarray:
+def flip_rows(x: torch.Tensor, perm, channels: int, neg_x: bool) -> torch.Tensor:
     """Left/right flip of rows ``x (R, J*channels)``: joints permuted by ``perm``, x negated if
-    ``neg_x``. One column gather (``np.take`` copies ~4x faster than per-joint slice copies)."""
-    cols = (np.asarray(perm, np.int64)[:, None] * channels + np.arange(channels)).reshape(-1)
-    out = np.take(x, cols, axis=1)
+    ``neg_x``. One column gather (torch's runs on the intra-op threads and copies ~3x faster than
+    ``np.take``, which was ~4x faster than per-joint slice copies)."""
+    cols = torch.as_tensor((np.asarray(perm, np.int64)[:, None] * channels + np.arange(channels)).reshape(-1))
+    out = torch.index_select(x, 1, cols)
     if neg_x:
-        np.negative(out[:, 0::channels], out=out[:, 0::channels])
+        out[:, 0::channels].neg_()
     return out

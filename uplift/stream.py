@@ -43,6 +43,7 @@ at random in training and aligned to global frame indices in evaluation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -58,6 +59,21 @@ from uplift.batches import assemble
 from uplift.blocks import Group, Part, load_group
 from uplift.windows import (StreamConfig, block_count, blocks_of, per_window_views, round_robin_skip,
                             select_views, shard_blocks)
+
+
+def use_prefetch(cfg: StreamConfig) -> bool:
+    """Whether the next group loads in a background thread: ``cfg.prefetch_group``, or when that is
+    None, only where this process may run on more than two cores.
+
+    Measured on 2 cores (``benchmarks/bench_loader.py``, ``ours_wps`` vs ``ours_1thread_prefetch_wps``
+    in ``benchmarks/RESULTS.md``): a load overlapping the batch gathers slows both (they compete for
+    the memory bandwidth), so loading in line and gathering on both cores (torch's intra-op threads)
+    is faster than one gather thread beside a load thread. With more cores the thread hides the
+    loads from a trainer in the same process, which would otherwise wait for each one.
+    """
+    if cfg.prefetch_group is not None:
+        return cfg.prefetch_group
+    return len(os.sched_getaffinity(0)) > 2 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) > 2
 
 
 def _open(source):
@@ -225,13 +241,13 @@ class WindowStream(IterableDataset):
         end = n_batches * bsz if cfg.drop_last else sum(sizes)
         starts = np.cumsum([0] + sizes)
         resident: dict[int, Group] = {}
-        # The next group loads in a thread while this one is cut into batches (Zarr decoding and
-        # numpy copies release the GIL): on 2 cores reading overlaps assembling. Loads are pure
-        # functions of (blocks, seed, epoch, shard, group), so the order stays exact.
-        # Not inside DataLoader workers: they already overlap reads with the trainer, and a prefetch
-        # thread still loading when a worker is shut down aborts the worker ("terminate called...").
+        # The next group may load in a thread while this one is cut into batches (Zarr decoding and
+        # torch copies release the GIL). Loads are pure functions of (blocks, seed, epoch, shard,
+        # group), so the order stays exact either way. Not inside DataLoader workers: they already
+        # overlap reads with the trainer, and a prefetch thread still loading when a worker is shut
+        # down aborts the worker ("terminate called...").
         in_worker = torch.utils.data.get_worker_info() is not None
-        ahead = ThreadPoolExecutor(1, thread_name_prefix="group-prefetch") if cfg.prefetch_group and not in_worker else None
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="group-prefetch") if use_prefetch(cfg) and not in_worker else None
         futures: dict[int, Future] = {}
         try:
             yield from self._batches(groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures)

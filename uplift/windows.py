@@ -63,7 +63,7 @@ class StreamConfig:
     drop_last: bool = True
     seed: int = 0
     cameras: str = "precomputed"  # or "per-window" (AMASS views, see uplift.views)
-    prefetch_group: bool = True  # load the next group in a background thread
+    prefetch_group: bool | None = None  # load the next group in a background thread; None: where > 2 cores
     camera_rig: str | None = None  # per-window pool: "h36m" | "3dhp"; None: each view's own rig
 
     def __post_init__(self):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -133,6 +134,46 @@ def test_resume_mid_epoch_reproduces_remaining_order(corpus, workers):
     for a, b in zip(full[k:], rest):
         for key in a:
             assert torch.equal(a[key], b[key]), key
+
+
+def test_prefetch_thread_changes_nothing(corpus, monkeypatch):
+    """Loading the next group in a thread (the default beyond 2 cores) yields the batches of in-line
+    loads, and the thread really loads them."""
+    import threading
+
+    import uplift.stream as stream
+
+    loaded_by = []
+    real = stream.load_group
+
+    def spy(*a, **k):
+        loaded_by.append(threading.current_thread().name)
+        return real(*a, **k)
+
+    monkeypatch.setattr(stream, "load_group", spy)
+    cfg = replace(CFG, block_frames=64, buffer_blocks=2)  # many groups
+    got = {}
+    for pf in (False, True):
+        loaded_by.clear()
+        ds = WindowStream(corpus, replace(cfg, prefetch_group=pf), split="train")
+        ds.set_epoch(1)
+        got[pf] = list(ds)
+        threaded = sum(name.startswith("group-prefetch") for name in loaded_by)
+        assert (threaded >= len(loaded_by) - 1) if pf else threaded == 0, loaded_by
+    assert len(got[True]) == len(got[False]) > 3
+    for a, b in zip(got[False], got[True]):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_prefetch_default_follows_the_cores(monkeypatch):
+    from uplift.stream import use_prefetch
+
+    for cores, expect in ((1, False), (2, False), (3, True), (16, True)):
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        assert use_prefetch(CFG) is expect
+        assert use_prefetch(replace(CFG, prefetch_group=True)) is True
+        assert use_prefetch(replace(CFG, prefetch_group=False)) is False
 
 
 def test_eval_stream_deterministic_and_aligned(corpus):
