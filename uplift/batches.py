@@ -9,8 +9,7 @@ gather world joints and project them (``uplift.views.project_windows``).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,27 +18,38 @@ from uplift.blocks import Group
 from uplift.keyframes import keyframe_mask
 from uplift.views import project_windows
 from uplift.windows import StreamConfig, window_indices
+from uplift.worker_buffers import empty_shared
 
 
-def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig, skeleton) -> dict[str, torch.Tensor]:
+def batch_layout(B: int, N: int, J: int) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Name -> (shape, dtype) of every tensor of a batch, in the order ``WindowStream`` yields them."""
+    return {"keypoints_2d": ((B, N, J, 2), torch.float32), "joints_3d": ((B, N, J, 3), torch.float32),
+            "in_view": ((B, N, J), torch.bool), "valid": ((B, N), torch.bool), "keyframe": ((B, N), torch.bool),
+            "s_in": ((B,), torch.int64), "view": ((B,), torch.int64), "frame": ((B,), torch.int64),
+            "flipped": ((B,), torch.bool), "camera": ((B,), torch.int64)}
+
+
+def new_batch(layout: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> dict[str, torch.Tensor]:
+    """Uninitialised tensors of ``layout``; in a DataLoader worker, in shared memory (sending the batch
+    to the main process then passes a handle instead of copying it into a new segment)."""
+    in_worker = torch.utils.data.get_worker_info() is not None
+    return {k: empty_shared(s, d) if in_worker else torch.empty(s, dtype=d) for k, (s, d) in layout.items()}
+
+
+def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig, skeleton,
+             alloc: Callable[[dict], dict[str, torch.Tensor]] = new_batch) -> dict[str, torch.Tensor]:
     """One batch from ``n`` samples: ``pieces`` = ``(group, a, b)``, samples ``a:b`` of a resident group
-    in order. Returns the dict of tensors ``WindowStream`` yields (``B = 2n`` with in-batch flips)."""
+    in order. Returns the dict of tensors ``WindowStream`` yields (``B = 2n`` with in-batch flips),
+    written into ``alloc(batch_layout(...))`` (every element is written: a reused buffer is fine)."""
     J, N = skeleton.num_joints, cfg.n_out
     B = 2 * n if cfg.in_batch else n
-    # In a DataLoader worker the big tensors are born in shared memory: sending a batch to the main
-    # process then passes a handle instead of copying 12 MB into a new segment (as default_collate does).
-    empty = _empty_shared if torch.utils.data.get_worker_info() is not None else torch.empty
-    kp = empty((B, N, J, 2), dtype=torch.float32)
-    j3 = empty((B, N, J, 3), dtype=torch.float32)
-    iv = empty((B, N, J), dtype=torch.bool)
+    out = alloc(batch_layout(B, N, J))
+    kp, j3, iv = out["keypoints_2d"], out["joints_3d"], out["in_view"]
     outs = [kp.view(B, N, -1), j3.view(B, N, -1), iv.view(B, N, -1)]
-    valid = np.empty((B, N), bool)
-    key = np.empty((B, N), bool)
-    s_in = np.empty(B, np.int64)
-    view = np.empty(B, np.int64)
-    frame = np.empty(B, np.int64)
-    flipped = np.zeros(B, bool)
-    camera = np.full(B, -1, np.int64)
+    valid, key, s_in, view, frame, flipped, camera = (
+        out[k].numpy() for k in ("valid", "keyframe", "s_in", "view", "frame", "flipped", "camera"))
+    flipped[:] = False
+    camera[:] = -1
     perm = skeleton.flip_permutation
     root = skeleton.root
     o = 0
@@ -99,17 +109,7 @@ def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig
         for arr in (valid, key, s_in, view, frame, camera):
             arr[n:] = arr[:n]
         flipped[n:] = True
-    out = dict(valid=valid, keyframe=key, s_in=s_in, view=view, frame=frame, flipped=flipped, camera=camera)
-    out = {k: torch.from_numpy(v) for k, v in out.items()}
-    return dict(keypoints_2d=kp, joints_3d=j3, in_view=iv, **out)
-
-
-
-def _empty_shared(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised CPU tensor in shared memory (no copy into it, unlike ``share_memory_()``)."""
-    numel = math.prod(shape)
-    storage = torch.UntypedStorage._new_shared(numel * torch.empty((), dtype=dtype).element_size())
-    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
+    return out
 
 
 def _plan(pos: np.ndarray, ok: np.ndarray, n_out: int, n_rows: int):

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+
 import torch
 
+from uplift import worker_buffers
 from uplift.stream import WindowStream
 
 
-def _worker_init(_worker_id: int) -> None:
+def _worker_init(flags, ring: int, worker_id: int) -> None:
     # One intra-op thread per worker: the workers gather and project with numpy/torch, and k workers
     # with a thread per core each would fight the training process for the cores.
     torch.set_num_threads(1)
+    worker_buffers.install(worker_buffers.WorkerBuffers(flags, worker_id, ring))
+
+
+class WindowLoader(torch.utils.data.DataLoader):
+    """A DataLoader whose workers write batches into reused shared-memory buffers
+    (``uplift.worker_buffers``). Each batch is copied out of its buffer (pinned, with ``pin_memory``)
+    before the caller sees it, and the buffer is then released to its worker."""
+
+    buffer_flags = None  # the shared flag array of the workers' buffer rings (None without workers)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return _released(super().__iter__(), self.buffer_flags)
+
+
+def _released(batches, flags) -> Iterator[dict[str, torch.Tensor]]:
+    for batch in batches:
+        slot = int(batch.pop(worker_buffers.SLOT_KEY, -1))
+        if slot >= 0:
+            # Pinned tensors are copies already (pin_memory on a machine with an accelerator).
+            batch = {k: v if v.is_pinned() else v.clone() for k, v in batch.items()}
+            flags[slot] = 1  # after the copy: the worker may now write the next batch there
+        yield batch
 
 
 def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = False, persistent: bool = False,
-                prefetch_factor: int | None = None) -> torch.utils.data.DataLoader:
+                prefetch_factor: int | None = None) -> WindowLoader:
     """A DataLoader over whole batches (the stream batches itself), in deterministic worker order.
 
     Workers are spawned, not forked: a forked child inherits Icechunk's async runtime without its
@@ -22,20 +48,27 @@ def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = F
     ``persistent``: workers live across epochs (no re-spawn per epoch); ``set_epoch`` reaches them
     through shared memory, read at the start of each epoch's iteration. Call ``close_loader`` when
     done so that the workers exit cleanly instead of being killed at interpreter exit.
+    Each worker reuses a ring of ``prefetch_factor + 2`` batch buffers (``uplift.worker_buffers``).
     """
     kw: dict = {}
+    flags = None
     if num_workers:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        kw = dict(multiprocessing_context=ctx, worker_init_fn=_worker_init, persistent_workers=persistent,
-                  prefetch_factor=prefetch_factor or 2)
+        prefetch = prefetch_factor or 2
+        ring = prefetch + 2  # batches a worker has queued, plus the one being copied out, plus one
+        flags = ctx.RawArray("b", num_workers * ring)
+        kw = dict(multiprocessing_context=ctx, worker_init_fn=functools.partial(_worker_init, flags, ring),
+                  persistent_workers=persistent, prefetch_factor=prefetch)
         if persistent:
             stream.share_position(ctx)
     # Own generator: a loader iterator otherwise draws its base seed from the global torch RNG,
     # which would shift dropout / drop-path draws and break exact resume.
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
-                                       generator=torch.Generator().manual_seed(stream.config.seed), **kw)
+    loader = WindowLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
+                          generator=torch.Generator().manual_seed(stream.config.seed), **kw)
+    loader.buffer_flags = flags
+    return loader
 
 
 def close_loader(loader: torch.utils.data.DataLoader) -> None:

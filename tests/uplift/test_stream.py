@@ -136,6 +136,29 @@ def test_resume_mid_epoch_reproduces_remaining_order(corpus, workers):
             assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.timeout(120)
+def test_workers_reuse_buffers_but_never_overwrite_a_batch_held(corpus):
+    """Workers write batches into a ring of reused shared-memory buffers; every batch the caller holds
+    (here: all of them) keeps its content, equal to what workers without the ring yield."""
+    from uplift.worker_buffers import SLOT_KEY
+
+    import multiprocessing as mp
+
+    ds = WindowStream(corpus, CFG, split="train")
+    ds.set_epoch(1)
+    # the reference: a plain DataLoader, whose workers put every batch in fresh shared memory
+    want = list(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2,
+                                            multiprocessing_context=mp.get_context("spawn")))
+    loader = make_loader(ds, num_workers=2, prefetch_factor=2)
+    got = list(loader)
+    assert len(got) == len(want) > 4 * 2 * (2 + 2)  # many times the two rings of prefetch + 2 slots
+    for a, b in zip(want, got):
+        assert list(b) == list(a) and SLOT_KEY not in b
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+    assert all(loader.buffer_flags)  # every slot released after its batch was copied out
+
+
 def test_prefetch_thread_changes_nothing(corpus, monkeypatch):
     """Loading the next group in a thread (the default beyond 2 cores) yields the batches of in-line
     loads, and the thread really loads them."""
