@@ -23,10 +23,22 @@ class WindowLoader(torch.utils.data.DataLoader):
     (``uplift.worker_buffers``). Each batch is copied out of its buffer (pinned, with ``pin_memory``)
     before the caller sees it, and the buffer is then released to its worker."""
 
-    buffer_flags = None  # the shared flag array of the workers' buffer rings (None without workers)
+    buffer_ring = 0  # batch buffers per worker (0: no workers)
+    buffer_flags = None  # the flag array of the newest workers' rings
+
+    def _get_iterator(self):
+        # Called whenever a new set of workers starts: each set gets its own flags, so two live
+        # iterators of one loader never release each other's slots.
+        if self.num_workers and self.buffer_ring:
+            self.buffer_flags = self.multiprocessing_context.RawArray("b", self.num_workers * self.buffer_ring)
+            self.worker_init_fn = functools.partial(_worker_init, self.buffer_flags, self.buffer_ring)
+        it = super()._get_iterator()
+        it.buffer_flags = self.buffer_flags
+        return it
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        return _released(super().__iter__(), self.buffer_flags)
+        it = super().__iter__()
+        return _released(it, getattr(it, "buffer_flags", None))
 
 
 def _released(batches, flags) -> Iterator[dict[str, torch.Tensor]]:
@@ -51,23 +63,20 @@ def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = F
     Each worker reuses a ring of ``prefetch_factor + 2`` batch buffers (``uplift.worker_buffers``).
     """
     kw: dict = {}
-    flags = None
     if num_workers:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
         prefetch = prefetch_factor or 2
-        ring = prefetch + 2  # batches a worker has queued, plus the one being copied out, plus one
-        flags = ctx.RawArray("b", num_workers * ring)
-        kw = dict(multiprocessing_context=ctx, worker_init_fn=functools.partial(_worker_init, flags, ring),
-                  persistent_workers=persistent, prefetch_factor=prefetch)
+        kw = dict(multiprocessing_context=ctx, persistent_workers=persistent, prefetch_factor=prefetch)
         if persistent:
             stream.share_position(ctx)
     # Own generator: a loader iterator otherwise draws its base seed from the global torch RNG,
     # which would shift dropout / drop-path draws and break exact resume.
     loader = WindowLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
                           generator=torch.Generator().manual_seed(stream.config.seed), **kw)
-    loader.buffer_flags = flags
+    # ring: the batches a worker has queued (prefetch_factor), the one being copied out, and one spare
+    loader.buffer_ring = kw["prefetch_factor"] + 2 if num_workers else 0
     return loader
 
 

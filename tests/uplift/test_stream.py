@@ -137,12 +137,15 @@ def test_resume_mid_epoch_reproduces_remaining_order(corpus, workers):
 
 
 @pytest.mark.timeout(120)
-def test_workers_reuse_buffers_but_never_overwrite_a_batch_held(corpus):
+@pytest.mark.parametrize("ring", [None, 1])
+def test_workers_reuse_buffers_but_never_overwrite_a_batch_held(corpus, ring):
     """Workers write batches into a ring of reused shared-memory buffers; every batch the caller holds
-    (here: all of them) keeps its content, equal to what workers without the ring yield."""
-    from uplift.worker_buffers import SLOT_KEY
-
+    (here: all of them) keeps its content, equal to what workers without the ring yield. With a ring
+    of one slot and two batches in flight per worker, only the release flags keep a worker from
+    writing into a batch still on its way."""
     import multiprocessing as mp
+
+    from uplift.worker_buffers import SLOT_KEY
 
     ds = WindowStream(corpus, CFG, split="train")
     ds.set_epoch(1)
@@ -150,6 +153,8 @@ def test_workers_reuse_buffers_but_never_overwrite_a_batch_held(corpus):
     want = list(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2,
                                             multiprocessing_context=mp.get_context("spawn")))
     loader = make_loader(ds, num_workers=2, prefetch_factor=2)
+    if ring is not None:
+        loader.buffer_ring = ring
     got = list(loader)
     assert len(got) == len(want) > 4 * 2 * (2 + 2)  # many times the two rings of prefetch + 2 slots
     for a, b in zip(want, got):
