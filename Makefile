@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test venv clean bench device-wheels
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -33,5 +33,18 @@ test: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+# The packages the H200 device image lacks, as Python 3.12 wheels of the versions installed here, in
+# .whl/ (ignored) for benchmarks/device_check.sh: the device call carries .whl.
+DEVICE_WHEELS := zarr icechunk numcodecs donfig google-crc32c pydantic pydantic-core typing-inspection annotated-types
+WHEEL_PLATFORMS := $(foreach n,17 24 27 28 31 34,--platform manylinux_2_$(n)_x86_64) --platform manylinux2014_x86_64
+device-wheels: $(STAMP)
+	rm -rf .whl && mkdir -p .whl
+	for p in $(DEVICE_WHEELS); do \
+	  v=$$($(BIN)/python -c "import importlib.metadata as m; print(m.version('$$p'))") && \
+	  $(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	    $(WHEEL_PLATFORMS) -d .whl "$$p==$$v" || exit 1; \
+	done
+	ls .whl
+
 clean:
-	rm -rf $(VENV) .demo
+	rm -rf $(VENV) .demo .whl
