@@ -43,7 +43,10 @@ at random in training and aligned to global frame indices in evaluation.
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -60,6 +63,24 @@ from uplift.batches import assemble, new_batch
 from uplift.blocks import Group, Part, load_group
 from uplift.windows import (StreamConfig, block_count, blocks_of, per_window_views, round_robin_skip,
                             select_views, shard_blocks)
+
+
+# Prefetch executors of streams being iterated. At interpreter exit, concurrent.futures first refuses
+# new work, then joins its threads; a group load still in flight then fails inside Zarr (which decodes
+# through asyncio.to_thread) and leaves Icechunk's runtime calling into a finalizing interpreter
+# (a "Fatal Python error" abort, ~1 exit in 5 when a script leaves a stream mid-group). So a hook that
+# runs before that refusal lets the loads in flight finish and cancels queued ones.
+_live_prefetchers: weakref.WeakSet[ThreadPoolExecutor] = weakref.WeakSet()
+
+
+def _finish_prefetch_loads() -> None:
+    for executor in list(_live_prefetchers):
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+# threading's exit hooks run in reverse order of registration, so this one runs before the hook that
+# concurrent.futures registered when it was imported (above); atexit would run after it.
+getattr(threading, "_register_atexit", atexit.register)(_finish_prefetch_loads)
 
 
 def use_prefetch(cfg: StreamConfig) -> bool:
@@ -249,6 +270,8 @@ class WindowStream(IterableDataset):
         # down aborts the worker ("terminate called...").
         in_worker = torch.utils.data.get_worker_info() is not None
         ahead = ThreadPoolExecutor(1, thread_name_prefix="group-prefetch") if use_prefetch(cfg) and not in_worker else None
+        if ahead is not None:
+            _live_prefetchers.add(ahead)
         futures: dict[int, Future] = {}
         try:
             yield from self._batches(groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures)

@@ -194,6 +194,42 @@ def test_prefetch_thread_changes_nothing(corpus, monkeypatch):
             assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.timeout(120)
+def test_exit_with_a_group_load_in_flight_is_clean(corpus, tmp_path):
+    """A script that ends while the prefetch thread is loading a group exits cleanly: the load finishes
+    before concurrent.futures refuses new work at interpreter exit (else Zarr's decoding fails in the
+    load and Icechunk's runtime can abort the interpreter)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    marker = tmp_path / "load"
+    child = textwrap.dedent(f"""
+        import time
+        import uplift.stream as stream
+        from uplift.stream import StreamConfig, WindowStream
+        real = stream.load_group
+        def slow(*a, **k):
+            time.sleep(1.0)  # still loading when the script ends
+            try:
+                out = real(*a, **k)
+            except BaseException as e:
+                open({str(marker)!r}, "w").write("failed: " + repr(e))
+                raise
+            open({str(marker)!r}, "w").write("ok")
+            return out
+        stream.load_group = slow
+        cfg = StreamConfig(seq_len=9, s_out=2, s_in=(2, 4), batch_size=32, block_frames=64, buffer_blocks=2,
+                           prefetch_group=True)
+        it = iter(WindowStream({f"{corpus.path}@{corpus.version_id}"!r}, cfg, split="train"))
+        next(it)
+    """)
+    r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=100)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert marker.read_text() == "ok"
+    assert "Task was destroyed" not in r.stderr and "Fatal" not in r.stderr, r.stderr[-2000:]
+
+
 def test_prefetch_default_follows_the_cores(monkeypatch):
     from uplift.stream import use_prefetch
 
