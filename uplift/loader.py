@@ -15,7 +15,8 @@ def _worker_init(flags, ring: int, worker_id: int) -> None:
     # One intra-op thread per worker: the workers gather and project with numpy/torch, and k workers
     # with a thread per core each would fight the training process for the cores.
     torch.set_num_threads(1)
-    worker_buffers.install(worker_buffers.WorkerBuffers(flags, worker_id, ring))
+    if flags is not None:
+        worker_buffers.install(worker_buffers.WorkerBuffers(flags, worker_id, ring))
 
 
 class WindowLoader(torch.utils.data.DataLoader):
@@ -68,7 +69,8 @@ def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = F
 
         ctx = mp.get_context("spawn")
         prefetch = prefetch_factor or 2
-        kw = dict(multiprocessing_context=ctx, persistent_workers=persistent, prefetch_factor=prefetch)
+        kw = dict(multiprocessing_context=ctx, persistent_workers=persistent, prefetch_factor=prefetch,
+                  worker_init_fn=functools.partial(_worker_init, None, 0))  # the rings come with each iterator
         if persistent:
             stream.share_position(ctx)
     # Own generator: a loader iterator otherwise draws its base seed from the global torch RNG,
