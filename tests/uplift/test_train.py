@@ -105,6 +105,18 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, corpus):
     assert [h["loss"] for h in full.history] == pytest.approx([h["loss"] for h in resumed.history], rel=1e-5)
 
 
+@pytest.mark.timeout(300)
+def test_resume_with_loader_workers(tmp_path, corpus):
+    """The same through 2 persistent DataLoader workers (shared epoch position, reused batch buffers)."""
+    cfg = RunConfig(**{**tiny(epochs=2, ema_decay=0.9).__dict__, "num_workers": 2})
+    full = train(cfg, tmp_path / "a", corpus)
+    train(cfg, tmp_path / "b", corpus, max_steps=8)
+    with _StepCounter() as c_rest:
+        resumed = train(cfg, tmp_path / "b", corpus)
+    assert c_rest.n == 4
+    assert [h["loss"] for h in full.history] == pytest.approx([h["loss"] for h in resumed.history], rel=1e-5)
+
+
 def test_restart_from_zero_is_told_apart(tmp_path, corpus):
     """The step count of the resume test catches a trainer that ignores the checkpoint."""
     cfg = tiny(epochs=2, ema_decay=0.9)
