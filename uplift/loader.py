@@ -42,14 +42,18 @@ class WindowLoader(torch.utils.data.DataLoader):
         return _released(it, getattr(it, "buffer_flags", None))
 
 
-def _released(batches, flags) -> Iterator[dict[str, torch.Tensor]]:
-    for batch in batches:
-        slot = int(batch.pop(worker_buffers.SLOT_KEY, -1))
+def _released(messages, flags) -> Iterator[dict[str, torch.Tensor]]:
+    for msg in messages:
+        if worker_buffers.PACKED_KEY not in msg:
+            yield msg
+            continue
+        flat = msg[worker_buffers.PACKED_KEY]
+        if not flat.is_pinned():  # a pinned buffer (pin_memory with an accelerator) is a copy already
+            flat = flat.clone()
+        slot = msg[worker_buffers.SLOT_KEY]
         if slot >= 0:
-            # Pinned tensors are copies already (pin_memory on a machine with an accelerator).
-            batch = {k: v if v.is_pinned() else v.clone() for k, v in batch.items()}
             flags[slot] = 1  # after the copy: the worker may now write the next batch there
-        yield batch
+        yield worker_buffers.unpack(flat, msg[worker_buffers.LAYOUT_KEY])
 
 
 def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = False, persistent: bool = False,

@@ -59,7 +59,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from schemas.reader import open_corpus
 from schemas.skeletons import H36M_17
 from uplift import worker_buffers
-from uplift.batches import assemble, new_batch
+from uplift.batches import assemble
 from uplift.blocks import Group, Part, load_group
 from uplift.windows import (StreamConfig, block_count, blocks_of, per_window_views, round_robin_skip,
                             select_views, shard_blocks)
@@ -281,7 +281,6 @@ class WindowStream(IterableDataset):
 
     def _batches(self, groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures):
         buffers = worker_buffers.installed()  # a worker of make_loader: reuse its ring of batch buffers
-        alloc = buffers.take if buffers is not None else new_batch
         while pos < end:
             stop = min(pos + bsz, end)
             pieces = []
@@ -301,6 +300,9 @@ class WindowStream(IterableDataset):
                 q = min(stop, int(starts[gi + 1]))
                 pieces.append((resident[gi], p - int(starts[gi]), q - int(starts[gi])))
                 p = q
-            yield assemble(pieces, stop - pos, self.config, self.skeleton, alloc)
+            if buffers is None:
+                yield assemble(pieces, stop - pos, self.config, self.skeleton)
+            else:
+                yield buffers.seal(assemble(pieces, stop - pos, self.config, self.skeleton, buffers.take))
             pos = stop
 
