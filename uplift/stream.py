@@ -68,7 +68,7 @@ from uplift.windows import (StreamConfig, block_count, blocks_of, per_window_vie
 # Prefetch executors of streams being iterated. At interpreter exit, concurrent.futures first refuses
 # new work, then joins its threads; a group load still in flight then fails inside Zarr (which decodes
 # through asyncio.to_thread) and leaves Icechunk's runtime calling into a finalizing interpreter
-# (a "Fatal Python error" abort, ~1 exit in 5 when a script leaves a stream mid-group). So a hook that
+# (a "Fatal Python error" abort in 2 of 10 exits of a script that left a stream mid-group). So a hook that
 # runs before that refusal lets the loads in flight finish and cancels queued ones.
 _live_prefetchers: weakref.WeakSet[ThreadPoolExecutor] = weakref.WeakSet()
 
@@ -88,9 +88,10 @@ def use_prefetch(cfg: StreamConfig) -> bool:
     None, only where this process may run on more than two cores.
 
     Measured on 2 cores (``benchmarks/bench_loader.py``, ``ours_wps`` vs ``ours_1thread_prefetch_wps``
-    in ``benchmarks/RESULTS.md``): a load overlapping the batch gathers slows both (they compete for
-    the memory bandwidth), so loading in line and gathering on both cores (torch's intra-op threads)
-    is faster than one gather thread beside a load thread. With more cores the thread hides the
+    in ``benchmarks/RESULTS.md``): a load overlapping the batch gathers slows them by ~1.4x (both are
+    memory-heavy; the load's Zarr decoding also runs several threads), so loading in line and
+    gathering on both cores (torch's intra-op threads) is faster than one gather thread beside a
+    load thread. With more cores the thread hides the
     loads from a trainer in the same process, which would otherwise wait for each one.
     """
     if cfg.prefetch_group is not None:
