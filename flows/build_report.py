@@ -29,7 +29,8 @@ def report_fields(result: BuildResult) -> dict:
             "n_views": result.n_views, "n_rejects": len(result.rejects),
             "in_view_fraction": result.in_view_fraction, "elapsed_s": result.elapsed_s,
             "rejects": [{"source_path": r.source_path, "kind": r.kind, "reason": r.reason} for r in result.rejects],
-            "regressor_order": result.regressor_order, "notes": list(result.notes)}
+            "regressor_order": result.regressor_order, "smplx_regressor_order": result.smplx_regressor_order,
+            "body_models_used": dict(result.body_models_used), "notes": list(result.notes)}
 
 
 def report_markdown(result: BuildResult, problems: list[str] | None, title: str) -> str:
@@ -40,6 +41,15 @@ def report_markdown(result: BuildResult, problems: list[str] | None, title: str)
         swapped = ", ".join(order.get("swapped_pairs") or []) or "none"
         parts.append(f"### Regressor\n\n{order.get('message', '')} (order `{order.get('order')}`, swapped pairs: "
                      f"{swapped}, sha256 `{order.get('sha256', '')[:16]}`)")
+    smplx = result.smplx_regressor_order
+    if smplx:
+        parts.append(f"### Regressor for SMPL-X sequences\n\n{smplx.get('message', '')} (order `{smplx.get('order')}`, "
+                     f"regressor sha256 `{smplx.get('sha256', '')[:16]}`, deformation transfer sha256 "
+                     f"`{smplx.get('deftrafo_sha256', '')[:16] or 'none (a ready 17 x 10475 regressor)'}`)")
+    if result.body_models_used:
+        parts.append("### Body models\n\n" + markdown_table(
+            [tuple(k.split("/", 1)) + (str(v),) for k, v in result.body_models_used.items()],
+            ["family", "gender", "sequences"]))
     if result.notes:
         parts.append("### Notes\n\n" + "\n".join(f"- {n}" for n in result.notes))
     parts.append(rejects_markdown(result.rejects))

@@ -28,14 +28,14 @@ from pipelines.hashing import sha256_bytes
 from pipelines.safe_files import DEFAULT_LIMITS, open_zip, read_regular
 from pipelines.safe_pickle.npz import read_npy_data, read_npy_header
 from schemas.errors import AmassFormatError, InputError
-from schemas.skeletons import GENDERS, NUM_DMPLS, SMPLH_POSE_DIM
+from schemas.skeletons import GENDERS, NUM_DMPLS, SMPLH_POSE_DIM, SMPLX_NUM_EXPRESSION, SMPLX_POSE_DIM
 
 # Largest single array we agree to materialise, counted as held in memory (float64), and largest
 # total per file: the budgets of every untrusted file (the longest AMASS sequences, a few minutes at
 # 120-250 fps, take well under 100 MB). A declared shape beyond them is an error, not an OOM.
 MAX_ARRAY_BYTES = DEFAULT_LIMITS.max_array_bytes
 MAX_FILE_BYTES = DEFAULT_LIMITS.max_file_bytes
-SMPLX_PACKED_DIM = 165  # root 3 | body 63 | jaw 3 | eyes 6 | hands 90
+SMPLX_PACKED_DIM = SMPLX_POSE_DIM  # 165: root 3 | body 63 | jaw 3 | eyes 6 | hands 90
 
 # Layout of SMPL-X packed ``poses`` (T, 165), from the AMASS SMPL-X stageii release.
 _X_ROOT, _X_BODY, _X_JAW, _X_EYES, _X_HANDS = (
@@ -78,6 +78,17 @@ class MotionSequence:
     extra_poses: dict[str, np.ndarray] = field(default_factory=dict)  # "jaw" (T,3), "eyes" (T,6)
     keys: tuple[str, ...] = ()  # every key found in the archive
     source_format: str = "smplh"  # "smplh" | "smplx_keys" | "smplx_stageii"
+    expression: np.ndarray | None = None  # (T, E) SMPL-X expression coefficients, where the file has them
+
+    def model_poses(self) -> np.ndarray:
+        """The pose vector the body model takes: (T, 156) for SMPL+H; (T, 165) for SMPL-X in smplx's order
+        root | body | jaw | eyes | hands (a file without jaw or eye poses: zeros, the model's rest)."""
+        if self.model_type != "smplx":
+            return self.poses
+        T = self.n_frames
+        jaw = self.extra_poses.get("jaw", np.zeros((T, 3)))
+        eyes = self.extra_poses.get("eyes", np.zeros((T, 6)))
+        return np.concatenate([self.poses[:, :66], jaw, eyes, self.poses[:, 66:]], axis=1)
 
     @property
     def n_frames(self) -> int:
@@ -303,6 +314,13 @@ def _parse(arc: _Archive) -> dict:
     out["betas"] = betas
     if "dmpls" in arc:
         out["dmpls"] = _frames(arc, "dmpls", NUM_DMPLS, n_frames)
+    out["expression"] = None
+    if out["model_type"] == "smplx" and "expression" in arc:
+        expr = _float_array(arc, "expression", 2)
+        if expr.shape[0] != n_frames or not 1 <= expr.shape[1] <= SMPLX_NUM_EXPRESSION:
+            raise AmassFormatError(arc.path, f"'expression' has shape {expr.shape}, expected ({n_frames}, E) with "
+                                             f"1 <= E <= {SMPLX_NUM_EXPRESSION}")
+        out["expression"] = expr
     out["gender"] = _gender(arc)
     out["fps"] = _fps(arc)
     return out
@@ -343,6 +361,7 @@ def read_amass(path: str | os.PathLike | SourceFile, root: str | os.PathLike | N
         model_type=parsed["model_type"], gender=parsed["gender"], fps=parsed["fps"],
         poses=parsed["poses"], trans=parsed["trans"], betas=parsed["betas"], dmpls=parsed["dmpls"],
         extra_poses=parsed["extra_poses"], keys=arc.keys, source_format=parsed["source_format"],
+        expression=parsed["expression"],
     )
 
 
@@ -361,5 +380,6 @@ def inspect_amass(path: str | os.PathLike) -> dict:
         "n_betas": int(m.betas.shape[0]),
         "has_dmpls": m.dmpls is not None,
         "extra_poses": sorted(m.extra_poses),
+        "n_expression": 0 if m.expression is None else int(m.expression.shape[1]),
         "sha256": m.sha256,
     }

@@ -1,12 +1,15 @@
 """Loading SMPL-family body models (SMPL+H / SMPL-X / SMPL, + DMPL) and joint-regressor files.
 
 Accepted files:
-- AMASS-style ``model.npz`` (read with ``allow_pickle=False``; object members, if any, go through the
-  restricted unpickler): ``v_template`` (V, 3), ``shapedirs`` (V, 3, S), ``posedirs`` (V, 3, 9(Jb-1)),
-  ``J_regressor`` (Jb, V), ``weights`` (V, Jb), ``kintree_table`` (2, Jb), ``f`` (F, 3).
+- AMASS-style ``model.npz`` (only the members below are read, numbers only): ``v_template`` (V, 3),
+  ``shapedirs`` (V, 3, S), ``posedirs`` (V, 3, 9(Jb-1)), ``J_regressor`` (Jb, V), ``weights`` (V, Jb),
+  ``kintree_table`` (2, Jb), ``f`` (F, 3). SMPL+H: V = 6890, Jb = 52. SMPL-X: V = 10475, Jb = 55 and
+  ``shapedirs`` holds 300 shape then 100 expression directions (400 columns; the first release: 10 + 10),
+  split as smplx and human_body_prior split it; hand poses are used as given (no hand mean added: AMASS
+  stores the full 45 values a hand, as human_body_prior's BodyModel poses them).
 - smplx-style ``.pkl`` holding chumpy / scipy.sparse objects: loaded ONLY through
   :func:`pipelines.safe_pickle.safe_load_pickle`.
-- DMPL ``model.npz`` with ``eigvec`` (V, 3, 8).
+- DMPL ``model.npz`` with ``eigvec`` (V, 3, 8), for SMPL+H only.
 - Regressors: dense ``.npy`` (e.g. SPIN's ``J_regressor_h36m.npy``) or a ``scipy.sparse.save_npz`` file.
 
 Every problem raises :class:`BodyModelError` / :class:`RegressorError` naming the file and the reason.
@@ -26,10 +29,11 @@ from pipelines.hashing import sha256_file
 from pipelines.safe_files import check_regular
 from pipelines.safe_pickle import safe_load_npy, safe_load_npz, safe_load_pickle, sparse_from_parts
 from schemas.errors import BodyModelError, InputError, RegressorError
-from schemas.skeletons import GENDERS, SMPLH_52
+from schemas.skeletons import GENDERS, SMPLH_52, SMPLX_55, SMPLX_NUM_EXPRESSION, SMPLX_NUM_SHAPE
 
 # (vertices, joints) -> model type; the joint count decides, the vertex count must agree.
 _MODEL_TYPES = {52: ("smplh", 6890), 55: ("smplx", 10475), 24: ("smpl", 6890)}
+FAMILY_VERTICES = {mt: v for mt, v in _MODEL_TYPES.values()}  # "smplh" -> 6890, "smplx" -> 10475, "smpl" -> 6890
 _REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 # Bounds for regressor files, from the largest body model (SMPL-X: 10475 vertices): checked from the
 # declared shape before anything is allocated.
@@ -53,6 +57,11 @@ class BodyModel:
     faces: np.ndarray  # (F, 3) int64
     dmpldirs: np.ndarray | None  # (V, 3, 8) or None
     sha256: str  # of the model file bytes (+ the DMPL file bytes)
+    exprdirs: np.ndarray | None = None  # (V, 3, E) SMPL-X expression directions, or None
+
+    @property
+    def num_expression(self) -> int:
+        return 0 if self.exprdirs is None else self.exprdirs.shape[2]
 
     @property
     def num_vertices(self) -> int:
@@ -169,6 +178,9 @@ def load_body_model(path, dmpl_path=None, gender: str | None = None) -> BodyMode
     for key, arr in (("v_template", v_template), ("shapedirs", shapedirs), ("posedirs", posedirs),
                      ("weights", weights), ("J_regressor", jreg), ("f", faces)):
         _check_finite(arr, path, key)
+    exprdirs = None
+    if model_type == "smplx":
+        shapedirs, exprdirs = _split_smplx_shapedirs(shapedirs, path)
     if faces.min() < 0 or faces.max() >= V or np.any(faces != np.round(faces)):
         raise BodyModelError(path, f"faces index outside [0, {V})")
     faces = faces.astype(np.int64)
@@ -186,10 +198,14 @@ def load_body_model(path, dmpl_path=None, gender: str | None = None) -> BodyMode
         raise BodyModelError(path, "kintree_table is not a tree rooted at joint 0 with parents before children")
     if model_type == "smplh" and [int(p) for p in parents] != list(SMPLH_52.parents):
         raise BodyModelError(path, "kintree_table differs from the SMPL-H 52-joint tree")
+    if model_type == "smplx" and [int(p) for p in parents] != list(SMPLX_55.parents):
+        raise BodyModelError(path, "kintree_table differs from the SMPL-X 55-joint tree")
 
     dmpldirs, files = None, [path]
     if dmpl_path is not None:
         dmpl_path = os.fspath(dmpl_path)
+        if model_type == "smplx":
+            raise BodyModelError(dmpl_path, "DMPLs extend SMPL+H (6890 vertices), not an SMPL-X model")
         draw = _read_arrays(dmpl_path, BodyModelError, keys=("eigvec",))
         if "eigvec" not in draw:
             raise BodyModelError(dmpl_path, "DMPL file has no 'eigvec'")
@@ -211,23 +227,48 @@ def load_body_model(path, dmpl_path=None, gender: str | None = None) -> BodyMode
     return BodyModel(
         model_type=model_type, gender=gender, v_template=v_template, shapedirs=shapedirs, posedirs=posedirs,
         J_regressor=jreg, weights=weights, parents=parents, faces=faces, dmpldirs=dmpldirs,
-        sha256=sha256_file(*files, error=BodyModelError),
+        sha256=sha256_file(*files, error=BodyModelError), exprdirs=exprdirs,
     )
 
 
+def _split_smplx_shapedirs(shapedirs: np.ndarray, path) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3, 400) -> shape (V, 3, 300) and expression (V, 3, 100) directions; the first SMPL-X
+    release's (V, 3, 20) -> 10 + 10. Any other width is refused: where the expressions start would be a guess."""
+    total = shapedirs.shape[2]
+    if total == SMPLX_NUM_SHAPE + SMPLX_NUM_EXPRESSION:
+        n_shape = SMPLX_NUM_SHAPE
+    elif total == 20:
+        n_shape = 10
+    else:
+        raise BodyModelError(path, f"SMPL-X shapedirs has {total} columns: expected {SMPLX_NUM_SHAPE} shape + "
+                                   f"{SMPLX_NUM_EXPRESSION} expression directions (400) or 10 + 10 (20)")
+    return np.ascontiguousarray(shapedirs[:, :, :n_shape]), np.ascontiguousarray(shapedirs[:, :, n_shape:])
+
+
+def model_file(root, model_type: str, gender: str) -> Path:
+    """Where the ``model_type`` model of ``gender`` lives below a body-model folder (the AMASS layout)."""
+    return Path(root) / model_type / gender / "model.npz"
+
+
+def load_gendered_model(root, model_type: str, gender: str) -> BodyModel:
+    """``root/{model_type}/{gender}/model.npz``, with ``root/dmpls/{gender}/model.npz`` for SMPL+H when
+    present. A missing file raises BodyModelError naming it."""
+    path = model_file(root, model_type, gender)
+    if not path.exists():
+        raise BodyModelError(path, f"no {model_type} body model for gender {gender!r} (file not found)")
+    dmpl = Path(root) / "dmpls" / gender / "model.npz"
+    use_dmpl = model_type != "smplx" and dmpl.exists()  # DMPLs extend the 6890-vertex SMPL topology only
+    return load_body_model(path, dmpl if use_dmpl else None, gender=gender)
+
+
 def load_body_models(root, model_type: str = "smplh") -> dict[str, BodyModel]:
-    """Load ``root/{model_type}/{gender}/model.npz`` (+ ``root/dmpls/{gender}/model.npz`` if present).
+    """Load ``root/{model_type}/{gender}/model.npz`` (+ ``root/dmpls/{gender}/model.npz`` for SMPL+H).
 
     Returns gender -> BodyModel for every gender found; raises BodyModelError when there is none.
     """
     root = Path(root)
-    models = {}
-    for gender in GENDERS:
-        path = root / model_type / gender / "model.npz"
-        if not path.exists():
-            continue
-        dmpl = root / "dmpls" / gender / "model.npz"
-        models[gender] = load_body_model(path, dmpl if dmpl.exists() else None, gender=gender)
+    models = {g: load_gendered_model(root, model_type, g) for g in GENDERS
+              if model_file(root, model_type, g).exists()}
     if not models:
         raise BodyModelError(root, f"no {model_type}/{{male,female,neutral}}/model.npz below this folder")
     return models

@@ -21,8 +21,9 @@ from pipelines.build_result import BuildResult
 from pipelines.fanout import fan_out
 from pipelines.hashing import json_hash, sha256_file
 from pipelines.rebuild import RebuildPlan, Source, body_model_hashes, list_sources, parent_reader, plan_rebuild
-from pipelines.sequence import PIPELINE_VERSION, REGRESSOR_FILE, camera_pool, process_source, resolved_regressor
-from schemas.errors import ConfigError, VersionConflictError
+from pipelines.sequence import (PIPELINE_VERSION, REGRESSOR_FILE, camera_pool, default_deftrafo, model_families,
+                                process_source, resolved_regressor, resolved_smplx_regressor, smplx_regressor_missing)
+from schemas.errors import ConfigError, RegressorError, VersionConflictError
 from schemas.faults import fault_point
 from schemas.reader import CorpusReader
 from schemas.records import Reject, SequenceData
@@ -42,8 +43,14 @@ class BuildConfig(BaseModel):
     """Everything that decides what a build writes. Rendered as a form by the Prefect UI."""
 
     amass_root: Path = Field(description="AMASS root folder (<root>/<Dataset>/<Subject>/*.npz)")
-    body_models: Path = Field(description="folder with smplh/{gender}/model.npz and dmpls/{gender}/model.npz")
+    body_models: Path = Field(description="folder with smplh/{gender}/model.npz, dmpls/{gender}/model.npz and/or "
+                                          "smplx/{gender}/model.npz")
     regressor: Path | None = Field(None, description="(N, 6890) joint regressor; default BODY_MODELS/J_regressor_h36m.npy")
+    deftrafo: Path | None = Field(None, description="SMPL-X -> SMPL deformation transfer (smplx2smpl_deftrafo_setup.pkl) "
+                                                    "for SMPL-X sequences; default BODY_MODELS/transfer/"
+                                                    "smplx2smpl_deftrafo_setup.pkl when present")
+    smplx_regressor: Path | None = Field(None, description="ready (17, 10475) H36M regressor for SMPL-X meshes "
+                                                           "(instead of the regressor composed with the transfer)")
     corpus: CorpusLocation = Field(description="corpus repository: a local folder or s3://bucket/prefix")
     tag: str | None = Field(None, description="tag for the committed version, e.g. amass-h36m-v1")
     rig: Literal["h36m", "3dhp"] = "h36m"
@@ -63,6 +70,13 @@ class BuildConfig(BaseModel):
     def regressor_path(self) -> Path:
         return Path(self.regressor) if self.regressor else Path(self.body_models) / REGRESSOR_FILE
 
+    def deftrafo_path(self) -> Path | None:
+        """The deformation transfer: the one given, else the body-model folder's when it has one, else None."""
+        if self.deftrafo:
+            return Path(self.deftrafo)
+        found = default_deftrafo(self.body_models)
+        return Path(found) if found else None
+
     def data_settings(self) -> dict:
         """The settings that shape per-sequence data (not where things live)."""
         return {"rig": self.rig, "calibration": str(self.calibration) if self.calibration else None,
@@ -76,10 +90,12 @@ class _Inputs:
     """The checked inputs of one build: what every source shares, fingerprinted."""
 
     regressor: Path
-    reg_order: object  # pipelines.body_model.RegressorOrder
+    reg_order: object  # pipelines.regressor_order.RegressorOrder of SMPL+H sequences, None without SMPL+H models
     model_shas: dict[str, str]
     settings: dict  # data_settings() (+ calibration_sha256) + regressor_order: what the workers get
     config_hash: str  # of everything that shapes the data
+    smplx_order: object = None  # RegressorOrder of SMPL-X sequences (through the deformation transfer), or None
+    smplx_missing: str | None = None  # why SMPL-X sequences cannot be regressed (they become reject rows)
 
 
 def build_amass(cfg: BuildConfig, progress: Progress | None = None) -> BuildResult:
@@ -100,17 +116,47 @@ def build_amass(cfg: BuildConfig, progress: Progress | None = None) -> BuildResu
 
 def _check_inputs(cfg: BuildConfig) -> _Inputs:
     """Problems shared by every source fail here, before anything is computed or committed: the
-    folders, the body models, the regressor and its left/right order (workers reuse the resolution)."""
+    folders, the body models, the regressors and their left/right order (workers reuse the resolution).
+
+    Per family found below the body-model folder: SMPL+H sequences use the (17, 6890) regressor checked
+    on the SMPL+H templates; SMPL-X sequences the same regressor composed with the deformation transfer
+    (checked: shape, finite, row sums; then its sides on the SMPL-X templates), or a ready (17, 10475)
+    ``smplx_regressor``. A family whose inputs are missing leaves its sequences as reject rows that
+    say what is missing; a bad file refuses the whole build.
+    """
     regressor = cfg.regressor_path()
     if not Path(cfg.amass_root).is_dir():
         raise ConfigError(f"{cfg.amass_root}: AMASS root is not a directory")
-    if not regressor.is_file():
-        raise ConfigError(f"{regressor}: joint regressor not found (pass --regressor)")
     if not Path(cfg.body_models).is_dir():
         raise ConfigError(f"{cfg.body_models}: body-model folder not found")
-    _, reg_order = resolved_regressor(str(regressor), str(cfg.body_models), cfg.regressor_order)
-    if reg_order.swapped_pairs:
-        log.warning("build: %s: %s", regressor, reg_order.message)
+    for name, given in (("--deftrafo", cfg.deftrafo), ("--smplx-regressor", cfg.smplx_regressor)):
+        if given is not None and not Path(given).is_file():
+            raise ConfigError(f"{given}: {name} file not found")
+    families = model_families(cfg.body_models)
+    if not families:
+        raise ConfigError(f"{cfg.body_models}: no body models (smplh/{{male,female,neutral}}/model.npz or "
+                          "smplx/{male,female,neutral}/model.npz) below this folder")
+    deftrafo = cfg.deftrafo_path()
+    uses_file = "smplh" in families or "smpl" in families or ("smplx" in families and cfg.smplx_regressor is None
+                                                             and deftrafo is not None)
+    if uses_file and not regressor.is_file():
+        raise ConfigError(f"{regressor}: joint regressor not found (pass --regressor)")
+    reg_order = smplx_order = smplx_missing = None
+    if "smplh" in families or "smpl" in families:
+        _, reg_order = resolved_regressor(str(regressor), str(cfg.body_models), cfg.regressor_order)
+        if reg_order.swapped_pairs:
+            log.warning("build: %s: %s", regressor, reg_order.message)
+    if "smplx" in families:
+        if cfg.smplx_regressor is None and deftrafo is None:
+            smplx_missing = smplx_regressor_missing(cfg.body_models)
+            log.warning("build: %s", smplx_missing)
+        else:
+            _, smplx_order = resolved_smplx_regressor(cfg.body_models, regressor, cfg.regressor_order, deftrafo,
+                                                      cfg.smplx_regressor)
+            if (reg_order is not None and cfg.smplx_regressor is None and cfg.regressor_order == "auto"
+                    and smplx_order.perm != reg_order.perm):
+                raise RegressorError(regressor, "the SMPL+H and SMPL-X templates disagree on which rows are left "
+                                                f"and right ({reg_order.message}; SMPL-X: {smplx_order.message})")
     model_shas = body_model_hashes(cfg.body_models)
     settings = cfg.data_settings()
     if cfg.calibration is not None:
@@ -118,19 +164,28 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
             raise ConfigError("--calibration is a 3dhp camera.calibration file: use it with --rig 3dhp")
         camera_pool(str(cfg.calibration))  # a malformed file fails the build here, with its reason
         settings["calibration_sha256"] = sha256_file(cfg.calibration)
-    config_hash = json_hash({**settings, "regressor": reg_order.sha256, "regressor_perm": list(reg_order.perm),
-                             "body_models": model_shas})
-    # what the workers need besides; the applied permutation (in the hash) is what shapes the data
-    settings = {**settings, "regressor_order": cfg.regressor_order}
-    return _Inputs(regressor, reg_order, model_shas, settings, config_hash)
+    smplx = None if smplx_order is None else {"regressor": smplx_order.sha256, "perm": list(smplx_order.perm),
+                                              "deftrafo": smplx_order.deftrafo_sha256}
+    config_hash = json_hash({**settings, "regressor": reg_order.sha256 if reg_order else None,
+                             "regressor_perm": list(reg_order.perm) if reg_order else None,
+                             "smplx_regressor": smplx, "body_models": model_shas})
+    # what the workers need besides; the applied permutations and file hashes (in the hash) shape the data
+    settings = {**settings, "regressor_order": cfg.regressor_order,
+                "deftrafo": None if smplx_order is None or cfg.smplx_regressor is not None else str(deftrafo),
+                "smplx_regressor": None if cfg.smplx_regressor is None else str(cfg.smplx_regressor)}
+    return _Inputs(regressor, reg_order, model_shas, settings, config_hash, smplx_order, smplx_missing)
 
 
-def build_info(cfg: BuildConfig, inputs: _Inputs, notes: list[str]) -> dict:
+def build_info(cfg: BuildConfig, inputs: _Inputs, notes: list[str], body_models_used: dict | None = None) -> dict:
     """The version's ``build_info``: how it was built (the writer adds the store format, joint set,
-    fps and package version). Read back by rebuilds (``config_hash``) and results (order, notes)."""
+    fps and package version). Read back by rebuilds (``config_hash``) and results (order, notes).
+    ``body_models_used``: sequences per "family/gender" (e.g. ``{"smplx/neutral": 3}``)."""
+    reg, smplx = inputs.reg_order, inputs.smplx_order
     return {"config": json.loads(cfg.model_dump_json()), "settings": inputs.settings,
             "config_hash": inputs.config_hash, "body_model_sha256": inputs.model_shas,
-            "regressor_sha256": inputs.reg_order.sha256, "regressor_order": inputs.reg_order.as_dict(),
+            "regressor_sha256": reg.sha256 if reg else None, "regressor_order": reg.as_dict() if reg else None,
+            "smplx_regressor_order": smplx.as_dict() if smplx else None, "smplx_unavailable": inputs.smplx_missing,
+            "body_models_used": dict(sorted((body_models_used or {}).items())),
             "pipeline_version": PIPELINE_VERSION, "notes": list(notes)}
 
 
@@ -159,7 +214,7 @@ def _build_once(cfg: BuildConfig, progress: Progress | None) -> BuildResult:
         _write_in_key_order(writer, sources, unreadable, plan, parent, results, stats)
         fault_point("commit")
         version = writer.commit(f"build-amass: {len(sources)} sources, {stats.recomputed} recomputed",
-                                tag=cfg.tag, build_info=build_info(cfg, inputs, stats.notes))
+                                tag=cfg.tag, build_info=build_info(cfg, inputs, stats.notes, stats.body_models))
     except BaseException:
         writer.abort()
         raise
@@ -197,6 +252,7 @@ def _write_in_key_order(writer, sources: list[Source], unreadable: dict[str, Rej
             for seg_key in plan.carried[src.key]:
                 writer.add_from(parent, seg_key)
                 stats.carried += 1
+                stats.count_model(*stats.parent_models(parent).get(seg_key, ("", "")))
 
 
 def _compute(cfg: BuildConfig, inputs: _Inputs, todo: list[Source], progress: Progress | None,
@@ -230,9 +286,25 @@ class _Stats:
     source_frames: int = 0
     rejects: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    body_models: dict = field(default_factory=dict)  # "family/gender" -> sequences written
     _seen_sources: set = field(default_factory=set)
+    _parent_models: dict | None = None
+
+    def count_model(self, family: str | None, gender: str | None) -> None:
+        if family:
+            name = f"{family}/{gender}"
+            self.body_models[name] = self.body_models.get(name, 0) + 1
+
+    def parent_models(self, parent: CorpusReader) -> dict:
+        """key -> (body_model, gender) of the parent's sequences, read once (older versions: family unknown)."""
+        if self._parent_models is None:
+            table = parent.sequences
+            cols = ["key", "gender"] + (["body_model"] if "body_model" in table.column_names else [])
+            self._parent_models = {r["key"]: (r.get("body_model"), r["gender"]) for r in table.select(cols).to_pylist()}
+        return self._parent_models
 
     def add(self, seq: SequenceData):
+        self.count_model(seq.body_model, seq.gender)
         if seq.source_path not in self._seen_sources:
             self._seen_sources.add(seq.source_path)
             self.recomputed += 1

@@ -32,6 +32,8 @@ class BuildResult:
     elapsed_s: float = 0.0
     tag: str | None = None
     regressor_order: dict | None = None  # RegressorOrder.as_dict() of the AMASS build that wrote the version
+    smplx_regressor_order: dict | None = None  # the same for its SMPL-X sequences (through the deformation transfer)
+    body_models_used: dict = field(default_factory=dict)  # "family/gender" -> sequences, e.g. {"smplx/neutral": 2}
     notes: list[str] = field(default_factory=list)  # per-source notes, e.g. zero extra betas dropped
     n_trimmed_views: int = 0  # H36M: views whose 2D was longer than the 3D and was cut to it
 
@@ -48,6 +50,8 @@ class BuildResult:
             source_frames=source_frames, rejects=reader.reject_records(),
             in_view_fraction=reader.in_view_fraction(), out_of_view_fraction=reader.out_of_view_fraction(),
             elapsed_s=elapsed_s, tag=tag, regressor_order=reader.build_info.get("regressor_order"),
+            smplx_regressor_order=reader.build_info.get("smplx_regressor_order"),
+            body_models_used=dict(reader.build_info.get("body_models_used") or {}),
             notes=list(reader.build_info.get("notes") or []), n_trimmed_views=n_trimmed_views)
 
     def summary_rows(self) -> list[tuple[str, str]]:
@@ -65,6 +69,10 @@ class BuildResult:
             rows.insert(-2, ("trimmed views (2D cut to the 3D length)", str(self.n_trimmed_views)))
         if self.regressor_order:
             rows.insert(-2, ("regressor rows", self.regressor_order.get("message", "")))
+        if self.smplx_regressor_order:
+            rows.insert(-2, ("regressor rows (SMPL-X)", self.smplx_regressor_order.get("message", "")))
+        if self.body_models_used:
+            rows.insert(-2, ("body models (sequences)", ", ".join(f"{k} {v}" for k, v in self.body_models_used.items())))
         if self.notes:
             rows.insert(-2, ("notes", str(len(self.notes))))
         if self.tag:

@@ -13,7 +13,11 @@ kept only for (joint, bone) pairs with c_nb != 0. Per frame we compute rotations
 chain of the bones involved, and a (T, P') @ (P', 3K) product: the mesh is never built.
 
 DMPLs follow AMASS / human_body_prior: their eigvecs extend the shape basis, so they also move the
-rest joints frame by frame.
+rest joints frame by frame. SMPL-X expression coefficients do exactly the same (smplx and
+human_body_prior append the expression directions to the shape basis), so they take the same path:
+one per-frame shape basis, DMPLs for SMPL+H, expressions for SMPL-X. An SMPL-X model takes the
+(T, 165) pose in smplx's order (root, body, jaw, eyes, hands) and any regressor on its 10475 vertices,
+e.g. an SMPL-topology regressor composed with the deformation transfer (:mod:`pipelines.deftrafo`).
 """
 
 from __future__ import annotations
@@ -100,8 +104,20 @@ class JointRegressor:
         self._mpd = mp if md is None else np.concatenate([mp, md.reshape(len(pair_joint) * 3, num_dmpls).T])
 
     @classmethod
-    def from_model(cls, model: BodyModel, regressor, betas=None, batch: int = DEFAULT_BATCH) -> "JointRegressor":
-        """Contract ``regressor`` (N, V) with the model for ``betas`` (S',), S' <= S (zero-padded)."""
+    def from_model(cls, model: BodyModel, regressor, betas=None, batch: int = DEFAULT_BATCH,
+                   num_expression: int = 0) -> "JointRegressor":
+        """Contract ``regressor`` (N, V) with the model for ``betas`` (S',), S' <= S (zero-padded).
+
+        ``num_expression``: how many of an SMPL-X model's expression directions the frames will carry
+        (``__call__(..., expression=(T, E))``); 0 leaves them at zero without costing anything.
+        """
+        if num_expression:
+            if model.exprdirs is None or not 0 < num_expression <= model.num_expression:
+                raise ValueError(f"{num_expression} expression coefficients, but the {model.model_type} model has "
+                                 f"{model.num_expression} expression directions")
+            frame_dirs = model.exprdirs[:, :, :num_expression]
+        else:
+            frame_dirs = model.dmpldirs
         R = scipy.sparse.csr_matrix(regressor, dtype=np.float64)
         if R.shape[1] != model.num_vertices:
             raise InputError(None, f"regressor has {R.shape[1]} columns but the model has {model.num_vertices} vertices")
@@ -130,17 +146,23 @@ class JointRegressor:
         j_all = model.rest_joints(b)  # (Jb, 3)
         md = jd = None
         D = 0
-        if model.dmpldirs is not None:
-            D = model.dmpldirs.shape[2]
-            md = (coef @ model.dmpldirs[verts].reshape(m, -1)).reshape(K, 3, D)
+        if frame_dirs is not None:  # the per-frame shape basis: DMPLs (SMPL+H) or expressions (SMPL-X)
+            D = frame_dirs.shape[2]
+            md = (coef @ frame_dirs[verts].reshape(m, -1)).reshape(K, 3, D)
             # sparse @ dense: the model's joint regressor touches few vertices per joint
-            jd = np.asarray(model.J_regressor[chain] @ model.dmpldirs.reshape(model.num_vertices, -1))
+            jd = np.asarray(model.J_regressor[chain] @ frame_dirs.reshape(model.num_vertices, -1))
             jd = jd.reshape(len(chain), 3, D)
-        return cls(model.parents, chain, pj, np.searchsorted(chain, pb), c_full[pj, pb], m0, md, mp,
-                   pose_cols, j_all[chain], jd, R.shape[0], D, batch)
+        out = cls(model.parents, chain, pj, np.searchsorted(chain, pb), c_full[pj, pb], m0, md, mp,
+                  pose_cols, j_all[chain], jd, R.shape[0], D, batch)
+        out.frame_basis = "expression" if num_expression else ("dmpls" if D else None)
+        return out
 
-    def __call__(self, poses: np.ndarray, trans: np.ndarray, dmpls: np.ndarray | None = None) -> np.ndarray:
-        """poses (T, 156) axis-angle, trans (T, 3), dmpls (T, D) or None -> joints (T, N, 3) float32, metres."""
+    frame_basis: str | None = None  # what the per-frame shape coefficients are: "dmpls" | "expression" | None
+
+    def __call__(self, poses: np.ndarray, trans: np.ndarray, dmpls: np.ndarray | None = None,
+                 expression: np.ndarray | None = None) -> np.ndarray:
+        """poses (T, 3 Jb) axis-angle (156 SMPL+H, 165 SMPL-X), trans (T, 3), dmpls (T, D) or expression
+        (T, E) as contracted for, or None -> joints (T, N, 3) float32, metres."""
         poses = np.asarray(poses, dtype=np.float64)
         trans = np.asarray(trans, dtype=np.float64)
         T = len(poses)
@@ -148,12 +170,19 @@ class JointRegressor:
             raise ValueError(f"poses must be (T, {3 * len(self.parents)}), got {poses.shape}")
         if trans.shape != (T, 3):
             raise ValueError(f"trans must be ({T}, 3), got {trans.shape}")
+        if expression is not None:
+            if dmpls is not None or self.frame_basis != "expression":
+                raise ValueError("expression given but the regressor was not contracted for expressions "
+                                 "(from_model(..., num_expression=E))")
+            dmpls = expression  # the same per-frame shape path
+        elif self.frame_basis == "expression":
+            dmpls = None  # contracted for expressions, none given: all zero
         if dmpls is not None:
             dmpls = np.asarray(dmpls, dtype=np.float64)
             if self.num_dmpls == 0:
                 raise ValueError("dmpls given but the body model has no DMPL basis")
             if dmpls.shape != (T, self.num_dmpls):
-                raise ValueError(f"dmpls must be ({T}, {self.num_dmpls}), got {dmpls.shape}")
+                raise ValueError(f"{self.frame_basis or 'dmpls'} must be ({T}, {self.num_dmpls}), got {dmpls.shape}")
         out = np.empty((T, self.num_out, 3), dtype=np.float32)
         for s in range(0, T, self.batch):
             e = min(T, s + self.batch)

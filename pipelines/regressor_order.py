@@ -117,18 +117,26 @@ class RegressorOrder:
     perm: tuple[int, ...]  # (N,) applied row permutation; identity when nothing was swapped
     swapped_pairs: tuple[str, ...]  # e.g. ("l_hip/r_hip", ...): pairs whose rows were exchanged
     sha256: str  # of the regressor file's bytes
+    deftrafo_sha256: str = ""  # for SMPL-X: of the deformation transfer the file's rows were composed with
 
     @property
     def message(self) -> str:
         if self.order == "as-is":
-            return "regressor rows taken as-is (sides not checked)"
-        if self.swapped_pairs:
-            return f"regressor rows swapped to fix sides: {', '.join(self.swapped_pairs)}"
-        return "regressor rows already on the correct sides"
+            text = "regressor rows taken as-is (sides not checked)"
+        elif self.swapped_pairs:
+            text = f"regressor rows swapped to fix sides: {', '.join(self.swapped_pairs)}"
+        else:
+            text = "regressor rows already on the correct sides"
+        if self.deftrafo_sha256:
+            text += " (composed with the SMPL-X -> SMPL deformation transfer, checked on the SMPL-X templates)"
+        return text
 
     def as_dict(self) -> dict:
-        return {"order": self.order, "perm": list(self.perm), "swapped_pairs": list(self.swapped_pairs),
-                "sha256": self.sha256, "message": self.message}
+        out = {"order": self.order, "perm": list(self.perm), "swapped_pairs": list(self.swapped_pairs),
+               "sha256": self.sha256, "message": self.message}
+        if self.deftrafo_sha256:
+            out["deftrafo_sha256"] = self.deftrafo_sha256
+        return out
 
 
 def resolve_regressor_order(regressor, models, order: str = "auto", path=None, sha256: str = "",

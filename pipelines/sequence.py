@@ -1,9 +1,12 @@
 """One AMASS source file through the per-sequence pipeline: read -> regress -> resample -> place/project.
 
 This is the part of the AMASS build that runs on Dask workers (:func:`process_source`), and the
-joint regression the CLI's ``joints`` command uses on its own (:func:`sequence_joints`). Body models,
-the regressor and camera pools are loaded once per worker process (``lru_cache``); the regressor's
-rows are put in H36M_17 order by geometry before any joint is computed (:func:`resolved_regressor`).
+joint regression the CLI's ``joints`` command uses on its own (:func:`sequence_joints`). Each file
+gets the body model of its own family (SMPL+H or SMPL-X, from its layout) and gender. Body models,
+the regressors and camera pools are loaded once per worker process (``lru_cache``); a regressor's
+rows are put in H36M_17 order by geometry before any joint is computed (:func:`resolved_regressor`;
+for SMPL-X, on the SMPL-X templates through the regressor composed with the deformation transfer,
+:func:`resolved_smplx_regressor`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.hashing import sha256_file
-from schemas.errors import AmassFormatError, BodyModelError, InputError
+from schemas.errors import AmassFormatError, BodyModelError, DeformationTransferError, InputError
 from schemas.records import Reject, SequenceData
+from schemas.skeletons import GENDERS
 
 log = logging.getLogger(__name__)
 
 # Bump when the per-sequence math changes: it invalidates every cached sequence.
-PIPELINE_VERSION = "amass-1"
+PIPELINE_VERSION = "amass-2"  # 2: SMPL-X sequences; the body_model manifest column
 REGRESSOR_FILE = "J_regressor_h36m.npy"  # looked for in the body-model folder when no regressor is given
 
 
@@ -46,14 +50,26 @@ def _split_for(key: str, val_fraction: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Body models, regressor and cameras (cached per process)
+# Body models, regressors and cameras (cached per process)
 
 
-@functools.lru_cache(maxsize=8)
-def _body_models(root: str, model_type: str):
-    from pipelines.body_model import load_body_models
+@functools.lru_cache(maxsize=12)
+def _gendered_model(root: str, model_type: str, gender: str):
+    """One model file (a worker loads only the genders and families its sequences use)."""
+    from pipelines.body_model import load_gendered_model
 
-    return load_body_models(root, model_type=model_type)
+    return load_gendered_model(root, model_type, gender)
+
+
+def _body_models(root: str, model_type: str) -> dict:
+    """gender -> BodyModel for every ``root/{model_type}/{gender}/model.npz`` there is."""
+    from pipelines.body_model import model_file
+
+    found = {g: _gendered_model(str(root), model_type, g) for g in GENDERS
+             if model_file(root, model_type, g).exists()}
+    if not found:
+        raise BodyModelError(root, f"no {model_type}/{{male,female,neutral}}/model.npz below this folder")
+    return found
 
 
 @functools.lru_cache(maxsize=4)
@@ -64,45 +80,129 @@ def camera_pool(calibration: str | None):
     return parse_3dhp_calibration(calibration) if calibration else None
 
 
+def model_families(root: str | os.PathLike) -> list[str]:
+    """The body-model families below ``root`` with at least one gendered model file (smplh, smplx, smpl)."""
+    from pipelines.body_model import model_file
+
+    return [mt for mt in ("smplh", "smplx", "smpl") if any(model_file(root, mt, g).exists() for g in GENDERS)]
+
+
 def all_body_models(root: str | os.PathLike) -> list:
     """Every body model below ``root`` (smplh / smplx / smpl folders that exist); a broken file raises."""
-    found = [mt for mt in ("smplh", "smplx", "smpl") if (Path(root) / mt).is_dir()]
+    found = model_families(root)
     if not found:
         raise BodyModelError(root, "no smplh/, smplx/ or smpl/ body-model folder below this folder")
     return [m for mt in found for m in _body_models(str(root), mt).values()]
 
 
 def body_model_for(root: str | os.PathLike, model_type: str, gender: str):
-    """The ``model_type`` body model of ``gender`` below ``root``; BodyModelError names what is missing."""
+    """The ``model_type`` body model of ``gender`` below ``root``; BodyModelError names the missing file."""
+    from pipelines.body_model import model_file
+
+    path = model_file(root, model_type, gender)
+    if not path.exists():
+        raise BodyModelError(path, f"no {model_type} body model for gender {gender!r} (file not found)")
+    return _gendered_model(str(root), model_type, gender)
+
+
+def _stamp(path: str | None):
+    """(mtime, size) of a file, so that a rewritten file is read again; None when it cannot be stat'ed."""
+    if path is None:
+        return None
     try:
-        models = _body_models(str(root), model_type)
-    except BodyModelError:
-        raise
-    except FileNotFoundError as exc:
-        raise BodyModelError(root, f"no {model_type} body models: {exc}") from None
-    if gender not in models:
-        raise BodyModelError(root, f"no {model_type} body model for gender {gender!r} (have {sorted(models)})")
-    return models[gender]
+        st = os.stat(path)
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return None  # the loader says what is wrong
 
 
 def resolved_regressor(path: str, body_models: str, order: str = "auto"):
     """(csr (17, V) in H36M_17 row order, RegressorOrder): the file's rows checked by geometry on
-    every body model below ``body_models`` (``order="auto"``) or trusted (``"as-is"``)."""
-    try:
-        st = os.stat(path)
-        stamp = (st.st_mtime_ns, st.st_size)  # a rewritten file is read again
-    except OSError:
-        stamp = None  # load_regressor says what is wrong
-    return _resolved_regressor(str(path), str(body_models), order, stamp)
+    every body model below ``body_models`` with the regressor's vertex count (``order="auto"``; for
+    SPIN's 6890 columns: the SMPL+H / SMPL models) or trusted (``"as-is"``)."""
+    return _resolved_regressor(str(path), str(body_models), order, _stamp(path))
 
 
 @functools.lru_cache(maxsize=4)
 def _resolved_regressor(path: str, body_models: str, order: str, stamp):
-    from pipelines.body_model import load_regressor
+    from pipelines.body_model import FAMILY_VERTICES, load_regressor
     from pipelines.regressor_order import resolve_regressor_order
 
-    return resolve_regressor_order(load_regressor(path), all_body_models(body_models), order=order, path=path,
-                                   sha256=sha256_file(path))
+    reg = load_regressor(path)
+    # only the families whose vertex count fits are loaded (SMPL-X models are of no use to 6890 columns)
+    fitting = [mt for mt in model_families(body_models) if FAMILY_VERTICES[mt] == reg.shape[1]]
+    models = [m for mt in fitting for m in _body_models(body_models, mt).values()] or all_body_models(body_models)
+    return resolve_regressor_order(reg, models, order=order, path=path, sha256=sha256_file(path))
+
+
+def default_deftrafo(body_models: str | os.PathLike) -> str | None:
+    """``BODY_MODELS/transfer/smplx2smpl_deftrafo_setup.pkl`` when it is there (data/README.md's layout)."""
+    from pipelines.deftrafo import DEFTRAFO_FILE
+
+    path = Path(body_models) / DEFTRAFO_FILE
+    return str(path) if path.exists() else None
+
+
+def smplx_regressor_missing(body_models: str | os.PathLike) -> str:
+    """The one-line reason an SMPL-X sequence cannot be regressed without a transfer or a ready regressor."""
+    from pipelines.deftrafo import DEFTRAFO_FILE
+
+    return (f"SMPL-X sequences need the SMPL-X -> SMPL deformation transfer ({Path(body_models) / DEFTRAFO_FILE}, "
+            "from SMPL-X's model-transfer data; see data/README.md) or a ready (17 x 10475) regressor "
+            "(--smplx-regressor): neither was found")
+
+
+def resolved_smplx_regressor(body_models: str | os.PathLike, regressor: str | os.PathLike | None,
+                             order: str = "auto", deftrafo: str | os.PathLike | None = None,
+                             smplx_regressor: str | os.PathLike | None = None):
+    """(csr (17, 10475) in H36M_17 row order, RegressorOrder) for SMPL-X sequences.
+
+    ``smplx_regressor``: a ready (17, 10475) regressor file. Otherwise the (17, 6890) H36M
+    ``regressor`` is composed with the deformation transfer (``deftrafo``, default
+    :func:`default_deftrafo`) once per process, and its rows are put in order by the side check on the
+    SMPL-X templates through the composed regressor. Raises DeformationTransferError when neither
+    is there, and the loaders' errors for bad files (before any frame is computed).
+    """
+    from pipelines.deftrafo import DEFTRAFO_FILE
+
+    body_models = str(body_models)
+    if smplx_regressor is None:
+        deftrafo = str(deftrafo) if deftrafo is not None else default_deftrafo(body_models)
+        if deftrafo is None:
+            raise DeformationTransferError(Path(body_models) / DEFTRAFO_FILE, smplx_regressor_missing(body_models))
+    else:
+        deftrafo = None
+    smplx_regressor = None if smplx_regressor is None else str(smplx_regressor)
+    regressor = None if regressor is None or smplx_regressor is not None else str(regressor)
+    return _resolved_smplx(body_models, regressor, order, deftrafo, smplx_regressor,
+                           (_stamp(regressor), _stamp(deftrafo), _stamp(smplx_regressor)))
+
+
+@functools.lru_cache(maxsize=4)
+def _resolved_smplx(body_models: str, regressor: str | None, order: str, deftrafo: str | None,
+                    smplx_regressor: str | None, stamps):
+    import dataclasses
+
+    from pipelines.body_model import load_regressor
+    from pipelines.deftrafo import compose_regressor, load_deformation_transfer
+    from pipelines.regressor_order import resolve_regressor_order
+
+    models = list(_body_models(body_models, "smplx").values())
+    if smplx_regressor is not None:
+        return resolve_regressor_order(load_regressor(smplx_regressor), models, order=order, path=smplx_regressor,
+                                       sha256=sha256_file(smplx_regressor))
+    transfer = load_deformation_transfer(deftrafo)  # checked: shape, finite, row sums
+    composed = compose_regressor(load_regressor(regressor), transfer)
+    reg, how = resolve_regressor_order(composed, models, order=order, path=regressor, sha256=sha256_file(regressor))
+    return reg, dataclasses.replace(how, deftrafo_sha256=transfer.sha256)
+
+
+def family_regressor(model_type: str, body_models, regressor, order: str = "auto", deftrafo=None,
+                     smplx_regressor=None):
+    """The regressor (csr (17, V), RegressorOrder) for sequences of a body-model family."""
+    if model_type == "smplx":
+        return resolved_smplx_regressor(body_models, regressor, order, deftrafo, smplx_regressor)
+    return resolved_regressor(str(regressor), str(body_models), order)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,18 +226,60 @@ def fit_betas(betas, model, path) -> tuple[np.ndarray, str | None]:
                                  f"betas {S}..{len(b) - 1} are not zero (max |beta| {np.abs(extra).max():.3g})")
 
 
+def fit_expression(expression, model, path) -> tuple[np.ndarray, str | None]:
+    """Expression coefficients (T, E) cut to the SMPL-X model's expression directions when the extra
+    ones are all zero; (expression, note or None). AmassFormatError when a non-zero one would be dropped."""
+    E = model.num_expression
+    if expression.shape[1] <= E:
+        return expression, None
+    extra = expression[:, E:]
+    if not np.any(extra):
+        return expression[:, :E], (f"{path}: {expression.shape[1]} expression coefficients, the ones beyond the "
+                                    f"model's {E} expression directions are all zero: used the first {E}")
+    raise AmassFormatError(path, f"{expression.shape[1]} expression coefficients but the {model.model_type} "
+                                 f"{model.gender} model has {E} expression directions and the others are not zero")
+
+
+def _missing_inputs(seq, body_models, deftrafo, smplx_regressor) -> None:
+    """Raise one error naming everything this sequence's family needs and the folder lacks."""
+    from pipelines.body_model import model_file
+
+    missing, error = [], BodyModelError
+    path = model_file(body_models, seq.model_type, seq.gender)
+    if not path.exists():
+        missing.append(f"the {seq.model_type} {seq.gender} body model ({path}: not found)")
+    if seq.model_type == "smplx" and smplx_regressor is None and deftrafo is None:
+        from pipelines.deftrafo import DEFTRAFO_FILE
+
+        missing.append(f"the SMPL-X -> SMPL deformation transfer ({Path(body_models) / DEFTRAFO_FILE}: not found) "
+                       "or a ready (17 x 10475) regressor (--smplx-regressor)")
+        error = error if len(missing) > 1 else DeformationTransferError
+    if missing:
+        family = {"smplx": "an SMPL-X", "smplh": "an SMPL+H"}.get(seq.model_type, f"a {seq.model_type}")
+        raise error(body_models, f"{family} ({seq.gender}) sequence needs {' and '.join(missing)}")
+
+
 def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.PathLike, fps: float,
-                    regressor_order: str = "auto", notes: list | None = None) -> np.ndarray:
+                    regressor_order: str = "auto", notes: list | None = None, *,
+                    deftrafo: str | os.PathLike | None = None,
+                    smplx_regressor: str | os.PathLike | None = None) -> np.ndarray:
     """Regressed joints of one AMASS sequence at ``fps``: (T', N, 3) float32 metres, world frame.
 
-    The regressor's rows are put in H36M_17 order first (:func:`resolved_regressor`). Only the source
+    The body model is the file's family (``seq.model_type``: SMPL+H or SMPL-X) and gender; SMPL-X
+    sequences go through the H36M ``regressor`` composed with the deformation transfer (``deftrafo``,
+    default ``BODY_MODELS/transfer/smplx2smpl_deftrafo_setup.pkl``) or a ready ``smplx_regressor``
+    (:func:`family_regressor`; rows put in H36M_17 order first). Every pose part (jaw, eyes, hands),
+    all betas and the expression coefficients are used as the model defines them. Only the source
     frames that the linear resampling touches are regressed. Notes (dropped zero betas) go to ``notes``.
     """
     from pipelines.regress import JointRegressor
     from pipelines.resample import apply_plan, plan_resample
 
-    reg, _ = resolved_regressor(str(regressor), str(body_models), regressor_order)
+    if deftrafo is None and seq.model_type == "smplx":
+        deftrafo = default_deftrafo(body_models)
+    _missing_inputs(seq, body_models, deftrafo, smplx_regressor)
     model = body_model_for(body_models, seq.model_type, seq.gender)
+    reg, _ = family_regressor(seq.model_type, body_models, regressor, regressor_order, deftrafo, smplx_regressor)
     if reg.shape[1] != model.v_template.shape[0]:
         raise InputError(regressor, f"regressor has {reg.shape[1]} columns but the {seq.model_type} model "
                                     f"has {model.v_template.shape[0]} vertices")
@@ -147,10 +289,16 @@ def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.Pat
     betas, note = fit_betas(seq.betas, model, seq.path)
     if note and notes is not None:
         notes.append(note)
+    expression = getattr(seq, "expression", None)
+    if expression is not None:
+        expression, note = fit_expression(expression, model, seq.path)
+        if note and notes is not None:
+            notes.append(note)
     plan = plan_resample(seq.n_frames, seq.fps, fps)
-    joints = JointRegressor.from_model(model, reg, betas)(
-        seq.poses[plan.needed], seq.trans[plan.needed],
-        None if seq.dmpls is None else seq.dmpls[plan.needed])
+    jr = JointRegressor.from_model(model, reg, betas, num_expression=0 if expression is None else expression.shape[1])
+    joints = jr(seq.model_poses()[plan.needed], seq.trans[plan.needed],
+                None if seq.dmpls is None else seq.dmpls[plan.needed],
+                expression=None if expression is None else expression[plan.needed])
     return apply_plan(plan, joints).astype(np.float32, copy=False)
 
 
@@ -187,7 +335,8 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
     try:
         seq = read_amass(path)
         joints = sequence_joints(seq, body_models, regressor, settings["fps"],
-                                 settings.get("regressor_order", "auto"), notes)
+                                 settings.get("regressor_order", "auto"), notes,
+                                 deftrafo=settings.get("deftrafo"), smplx_regressor=settings.get("smplx_regressor"))
         segments = place_and_project(joints, rig=settings["rig"],
                                      cameras_per_sequence=settings["cameras_per_sequence"],
                                      rng=_sequence_rng(settings["seed"], key),
@@ -206,7 +355,8 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
         out.append(SequenceData(
             key=seg_key, source="amass", joints_world=seg.joints_world, views=seg.views,
             dataset=dataset, subject=subject, name=name, action="", source_path=path,
-            source_sha256=sha256, gender=seq.gender, betas=np.asarray(seq.betas, np.float32),
+            source_sha256=sha256, gender=seq.gender, body_model=seq.model_type,
+            betas=np.asarray(seq.betas, np.float32),
             source_fps=float(seq.fps), fps=float(settings["fps"]), n_source_frames=seq.n_frames,
             split=_split_for(key, settings["val_fraction"]), config_hash=config_hash))
     return out

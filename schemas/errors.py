@@ -42,6 +42,12 @@ class RegressorError(InputError):
     kind = "regressor"
 
 
+class DeformationTransferError(InputError):
+    """An SMPL-X -> SMPL deformation-transfer file (``smplx2smpl_deftrafo_setup.pkl``) is missing or malformed."""
+
+    kind = "deformation_transfer"
+
+
 class UnsafePickleError(InputError):
     """A pickle referenced a global outside the allow-list; nothing was executed."""
 

@@ -15,6 +15,7 @@ SEQUENCES = pa.schema([
     pa.field("source_path", pa.string()),
     pa.field("source_sha256", pa.string()),
     pa.field("gender", pa.string()),
+    pa.field("body_model", pa.string()),  # family of the body model the joints came from: "smplh" | "smplx"; "" (H36M)
     pa.field("betas", pa.list_(pa.float32())),
     pa.field("source_fps", pa.float64()),
     pa.field("fps", pa.float64()),
@@ -44,6 +45,10 @@ REJECTS = pa.schema([
     pa.field("kind", pa.string()),  # the error's ``kind``
     pa.field("reason", pa.string(), nullable=False),
 ])
+
+# Columns added after store format "mocap-corpus/1" was fixed: versions written before lack them
+# (readers see nulls); validation does not count their absence as a problem.
+LATER_COLUMNS = {"sequences": ("body_model",)}
 
 MANIFESTS = {"sequences": SEQUENCES, "views": VIEWS, "rejects": REJECTS}
 

@@ -43,6 +43,7 @@ class SequenceData:
     source_path: str = ""
     source_sha256: str = ""
     gender: str = ""
+    body_model: str = ""  # "smplh" | "smplx": the body-model family the joints were regressed with
     betas: np.ndarray | None = None  # (B,) float32
     source_fps: float = 0.0
     fps: float = 50.0

@@ -67,9 +67,10 @@ _SMPLH_HANDS = tuple(f"{side}_{finger}{k}" for side in ("left", "right") for fin
 _SMPLH_BODY_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
 
 
-def _hand_parents() -> tuple[int, ...]:
+def _hand_parents(first: int = 22) -> tuple[int, ...]:
+    """Parents of the 30 finger joints when the left hand's first joint has index ``first``."""
     parents = []
-    for wrist, base in ((20, 22), (21, 37)):
+    for wrist, base in ((20, first), (21, first + 15)):
         for f in range(5):
             first = base + 3 * f
             parents += [wrist, first, first + 1]
@@ -95,6 +96,24 @@ SMPLH_52 = Skeleton(
 )
 
 SMPLH_POSE_DIM = 3 * 52  # 156: root 3, body 63, hands 90
+
+# SMPL-X 55 joints (smplx's order): the 22 body joints, jaw and eyes (children of the head), then the
+# same 15 joints a hand as SMPL-H. Its full pose is (165,) = root 3 | body 63 | jaw 3 | eyes 6 | hands 90,
+# which is also how AMASS SMPL-X ``*_stageii.npz`` files pack ``poses``.
+_SMPLX_FACE = ("jaw", "left_eye_smplhf", "right_eye_smplhf")
+_SMPLX_NAMES = _SMPLH_BODY + _SMPLX_FACE + _SMPLH_HANDS
+SMPLX_55 = Skeleton(
+    name="smplx55",
+    joints=_SMPLX_NAMES,
+    parents=_SMPLH_BODY_PARENTS + (15, 15, 15) + _hand_parents(first=25),
+    left=_mirror_pairs(_SMPLX_NAMES)[0],
+    right=_mirror_pairs(_SMPLX_NAMES)[1],
+)
+SMPLX_POSE_DIM = 3 * 55  # 165
+SMPLX_NUM_SHAPE = 300  # shape directions of an SMPL-X model file whose shapedirs has 400 columns ...
+SMPLX_NUM_EXPRESSION = 100  # ... followed by these expression directions (smplx, human_body_prior)
+# Body-model families a sequence can be regressed with (the ``body_model`` manifest column).
+BODY_MODEL_FAMILIES = ("smplh", "smplx")
 # Genders of the SMPL-family models (AMASS files, body-model folders); the order also seeds the stand-in body.
 GENDERS = ("male", "female", "neutral")
 NUM_DMPLS = 8

@@ -30,6 +30,11 @@ def _schema_problems(name: str, table: pa.Table) -> list[str]:
     got = table.schema
     if got.equals(want, check_metadata=False):
         return []
+    # a version written before a later column existed is still valid without it
+    later = [n for n in M.LATER_COLUMNS.get(name, ()) if n not in got.names]
+    want = pa.schema([f for f in want if f.name not in later])
+    if got.equals(want, check_metadata=False):
+        return []
     out = []
     for f in want:
         if f.name not in got.names:

@@ -33,6 +33,10 @@ def sparse_from_parts(fmt: str, parts: dict, shape, max_side: int = MAX_SPARSE_S
         return arr
 
     data = vec("data", "fiu").astype(np.float64)
+    if fmt == "coo" and "row" not in parts and isinstance(parts.get("coords"), (tuple, list)):
+        if len(parts["coords"]) != 2:  # scipy >= 1.13 pickles COO indices as coords=(row, col)
+            raise ValueError("coo coords must be (row, col)")
+        parts = {**parts, "row": parts["coords"][0], "col": parts["coords"][1]}
     if fmt == "coo":
         row, col = vec("row", "iu").astype(np.int64), vec("col", "iu").astype(np.int64)
         if not (len(row) == len(col) == len(data)):

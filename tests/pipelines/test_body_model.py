@@ -152,16 +152,33 @@ def test_pkl_and_npz_load_identically(male, male_file, tmp_path, monkeypatch):
 
 
 def test_smplx_npz_loads(tmp_path):
+    """The first SMPL-X release's layout: 20 shapedirs columns = 10 shape + 10 expression directions."""
+    from schemas.skeletons import SMPLX_55
+
     V, Jb = 10475, 55
     weights = np.zeros((V, Jb))
     weights[:, 0] = 1.0
-    parents = np.arange(-1, Jb - 1)
+    parents = np.array(SMPLX_55.parents)
+    shapedirs = np.arange(V * 3 * 20, dtype=np.float64).reshape(V, 3, 20)
     path = tmp_path / "SMPLX_NEUTRAL.npz"
-    np.savez(path, v_template=np.zeros((V, 3)), shapedirs=np.zeros((V, 3, 20)), posedirs=np.zeros((V, 3, 486)),
+    np.savez(path, v_template=np.zeros((V, 3)), shapedirs=shapedirs, posedirs=np.zeros((V, 3, 486)),
              J_regressor=np.full((Jb, V), 1.0 / V), weights=weights, kintree_table=np.stack([parents, np.arange(Jb)]),
              f=np.array([[0, 1, 2]]))
     m = load_body_model(path)
     assert m.model_type == "smplx" and m.num_joints == 55 and m.posedirs.shape == (V, 3, 486)
+    assert m.num_betas == 10 and m.num_expression == 10
+    np.testing.assert_array_equal(m.exprdirs, shapedirs[:, :, 10:])
+    # a chain instead of SMPL-X's tree, or a shape basis whose expression part cannot be located: refused
+    np.savez(path, v_template=np.zeros((V, 3)), shapedirs=shapedirs, posedirs=np.zeros((V, 3, 486)),
+             J_regressor=np.full((Jb, V), 1.0 / V), weights=weights,
+             kintree_table=np.stack([np.arange(-1, Jb - 1), np.arange(Jb)]), f=np.array([[0, 1, 2]]))
+    with pytest.raises(BodyModelError, match="SMPL-X 55-joint tree"):
+        load_body_model(path)
+    np.savez(path, v_template=np.zeros((V, 3)), shapedirs=shapedirs[:, :, :16], posedirs=np.zeros((V, 3, 486)),
+             J_regressor=np.full((Jb, V), 1.0 / V), weights=weights, kintree_table=np.stack([parents, np.arange(Jb)]),
+             f=np.array([[0, 1, 2]]))
+    with pytest.raises(BodyModelError, match="16 columns"):
+        load_body_model(path)
 
 
 def _corrupt(male, **changes):
