@@ -34,8 +34,9 @@ def build_amass_flow(config: BuildConfig, validate_version: bool = True) -> dict
     """Build (or incrementally rebuild) an AMASS corpus version and validate it.
 
     Args:
-        config: What to build and where (``pipelines.build_amass.BuildConfig``: AMASS root, body models,
-            corpus, tag, rig, cameras, fps, seed, Dask scheduler or workers, regressor row order).
+        config: What to build and where (``pipelines.build_amass.BuildConfig``: AMASS root, body models
+            (SMPL+H and/or SMPL-X, with the SMPL-X -> SMPL deformation transfer), corpus, tag, rig, cameras,
+            fps, seed, Dask scheduler or workers, regressor row order).
         validate_version: Check the committed version with schemas.validate afterwards.
     """
     logger = run_logger()
@@ -45,6 +46,10 @@ def build_amass_flow(config: BuildConfig, validate_version: bool = True) -> dict
                 report.n_frames, report.n_views, len(report.rejects), report.elapsed_s)
     if report.regressor_order:
         logger.info("build-amass: regressor: %s", report.regressor_order.get("message"))
+    if report.smplx_regressor_order:
+        logger.info("build-amass: regressor for SMPL-X: %s", report.smplx_regressor_order.get("message"))
+    if report.body_models_used:
+        logger.info("build-amass: body models: %s", ", ".join(f"{k} {v}" for k, v in report.body_models_used.items()))
     for r in report.rejects:
         logger.warning("rejected %s (%s): %s", r.source_path, r.kind, r.reason)
     return validate_and_publish(FLOW_NAME, "AMASS", config.corpus, report, validate_version)

@@ -1,8 +1,9 @@
 """``make demo``: the whole pipeline through a real local Prefect server, on synthetic data.
 
 Workspace ``.demo/`` in the repository: synthetic inputs, corpora, run dirs, PREFECT_HOME (SQLite
-database, persisted results, logs). Steps: generate the synthetic AMASS-like tree, body model, regressor
-and H36M/CPN files; start ``prefect server start`` on a free loopback port; serve every deployment;
+database, persisted results, logs). Steps: generate the synthetic AMASS-like tree (SMPL+H G mixed with
+SMPL-X G and N sequences), body models (SMPL+H, SMPL-X, the deformation transfer), regressor and
+H36M/CPN files; start ``prefect server start`` on a free loopback port; serve every deployment;
 ``prefect deployment run`` build-amass, build-h36m, pretrain, finetune and evaluate; print where things
 are; stop every process (also on failure or Ctrl-C). A second run reuses the workspace: the build
 commits nothing new and the cached training steps are skipped.
@@ -37,7 +38,8 @@ def generate_inputs(ws: Path, seed: int = 0) -> dict[str, Path]:
     paths = {"amass": data / "amass", "body_models": data / "body_models", "h36m": data / "h36m"}
     marker = data / ".generated"
     if not marker.is_file():
-        write_body_model_tree(paths["body_models"], seed=seed)
+        # SMPL+H and SMPL-X models and the deformation transfer: the AMASS tree mixes SMPL+H G, SMPL-X G and N
+        write_body_model_tree(paths["body_models"], seed=seed, smplx=True)
         files = write_amass_tree(paths["amass"], n_sequences=DEMO_AMASS_SEQUENCES, seed=seed,
                                  duration_s=(2.0, 6.0))
         # One broken source shows how a build reports rejects without failing.

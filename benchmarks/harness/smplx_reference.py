@@ -1,5 +1,6 @@
 """The reference path the mesh-free regression (``pipelines.regress``) is checked and timed against:
-smplx's full SMPL+H forward pass over every vertex, then the joint regressor.
+smplx's full SMPL+H forward pass over every vertex, then the joint regressor; for SMPL-X, smplx's SMPLX
+forward pass, the SMPL-X -> SMPL deformation transfer applied to the whole mesh, then the regressor.
 
 Used by ``tests/pipelines/test_regress.py`` (float64, exact agreement) and ``benchmarks/bench_regress.py``
 / ``benchmarks/bench_build.py`` (float32, as the AMASS conversion runs it, timed).
@@ -89,3 +90,73 @@ def reference_joints(model_file_or_model, regressor, poses, trans, betas, dmpls=
     return smplx_forward_joints(body, width, model, regressor, np.asarray(poses, dtype=np.float64),
                                 np.asarray(trans, dtype=np.float64), betas,
                                 None if dmpls is None else np.asarray(dmpls, dtype=np.float64), batch)
+
+
+# ---------------------------------------------------------------------------------------------
+# SMPL-X: smplx's own SMPLX forward pass, the deformation transfer on every vertex, then the regressor
+
+
+def smplx_x_reference_model(model: BodyModel, model_file, num_expression: int = 0, dtype=None):
+    """An ``smplx.SMPLX`` module loaded from ``model_file`` by smplx itself (so the file must be in the
+    released format), every shape direction and ``num_expression`` expression directions kept, hand
+    poses taken as given (``use_pca=False, flat_hand_mean=True``: AMASS stores the full 45 values a hand,
+    no mean added); its arrays then set to ``model``'s exact float64 values (smplx loads via float32)."""
+    import smplx
+    import torch
+
+    dtype = dtype or torch.float64
+    E = max(1, num_expression)
+    body = smplx.SMPLX(model_path=str(model_file), ext="npz", use_pca=False, flat_hand_mean=True,
+                       num_betas=model.num_betas, num_expression_coeffs=E, dtype=dtype, gender=model.gender)
+    assert body.num_betas == model.num_betas and body.num_expression_coeffs == E
+    with torch.no_grad():
+        body.v_template = torch.tensor(model.v_template, dtype=dtype)
+        body.shapedirs = torch.tensor(model.shapedirs, dtype=dtype)
+        body.expr_dirs = torch.tensor(model.exprdirs[:, :, :E], dtype=dtype)
+        body.posedirs = torch.tensor(model.posedirs.reshape(-1, model.posedirs.shape[2]).T, dtype=dtype)
+        body.J_regressor = torch.tensor(model.J_regressor.toarray(), dtype=dtype)
+        body.lbs_weights = torch.tensor(model.weights, dtype=dtype)
+    return body
+
+
+def smplx_x_forward_joints(body, model: BodyModel, regressor, transfer, poses, trans, betas, expression=None,
+                           batch: int = 64, dtype=None) -> np.ndarray:
+    """Full SMPL-X mesh (T, 10475, 3) in batches, mapped to the SMPL topology by the deformation transfer
+    (6890, 10475) on every vertex, then the (N, 6890) regressor: (T, N, 3) in ``dtype``'s precision."""
+    import torch
+
+    dtype = dtype or torch.float64
+    b = betas_vector(model, betas)
+    T = len(poses)
+    E = body.num_expression_coeffs
+    expr = np.zeros((T, E))
+    if expression is not None:
+        expr[:, :expression.shape[1]] = expression
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    D = scipy.sparse.csr_matrix(transfer).astype(np_dtype)  # sparse: the same product as the dense matrix
+    Rt = torch.tensor(scipy.sparse.csr_matrix(regressor).toarray(), dtype=dtype)
+    betas_t = torch.tensor(np.broadcast_to(b, (min(batch, T), len(b))).copy(), dtype=dtype)
+    out = []
+    with torch.no_grad():
+        for s in range(0, T, batch):
+            sl = slice(s, min(T, s + batch))
+            n = sl.stop - sl.start
+            p = torch.tensor(np.asarray(poses[sl]), dtype=dtype)
+            verts = body(betas=betas_t[:n], expression=torch.tensor(expr[sl], dtype=dtype), global_orient=p[:, :3],
+                         body_pose=p[:, 3:66], jaw_pose=p[:, 66:69], leye_pose=p[:, 69:72], reye_pose=p[:, 72:75],
+                         left_hand_pose=p[:, 75:120], right_hand_pose=p[:, 120:165],
+                         transl=torch.tensor(np.asarray(trans[sl]), dtype=dtype)).vertices  # (n, 10475, 3)
+            smpl = D @ verts.permute(1, 0, 2).reshape(D.shape[1], -1).numpy()  # (6890, 3n): every SMPL vertex
+            out.append(torch.einsum("nv,vtc->tnc", Rt, torch.from_numpy(smpl.reshape(D.shape[0], n, 3))).numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def reference_joints_smplx(model: BodyModel, model_file, regressor, transfer, poses, trans, betas, expression=None,
+                           batch: int = 64) -> np.ndarray:
+    """The slow SMPL-X reference in float64: smplx.SMPLX on every frame (all betas, jaw, eyes, hands,
+    expressions) -> deformation transfer -> regressor (N, 6890): (T, N, 3)."""
+    E = 0 if expression is None else expression.shape[1]
+    body = smplx_x_reference_model(model, model_file, E)
+    return smplx_x_forward_joints(body, model, regressor, transfer, np.asarray(poses, np.float64),
+                                  np.asarray(trans, np.float64), betas,
+                                  None if expression is None else np.asarray(expression, np.float64), batch)

@@ -33,13 +33,17 @@ def _check_order(order: str) -> None:
 
 @synth.command("body-model")
 @one_line_errors
-def synth_body_model(out_dir: Path, seed: int = typer.Option(0, help="random seed")):
-    """Write the procedural SMPL+H-format body model, DMPLs and H36M regressor in the AMASS layout.
+def synth_body_model(out_dir: Path, seed: int = typer.Option(0, help="random seed"),
+                     smplx: bool = typer.Option(True, "--smplx/--no-smplx",
+                                                help="also the SMPL-X models and the SMPL-X -> SMPL deformation "
+                                                     "transfer (about 360 MB)")):
+    """Write the procedural SMPL+H-format body model, DMPLs and H36M regressor in the AMASS layout, and
+    beside them the SMPL-X models (smplx/) and the deformation transfer (transfer/smplx2smpl_deftrafo_setup.pkl).
 
     The regressor's rows follow SPIN's J_regressor_h36m.npy (left leg in rows 1-3), like the real file."""
     from pipelines.synthetic.body_model import write_body_model_tree
 
-    paths = write_body_model_tree(out_dir, seed=seed)
+    paths = write_body_model_tree(out_dir, seed=seed, smplx=smplx)
     for name, p in paths.items():
         out.print(f"{name}: {p}")
 
@@ -47,11 +51,13 @@ def synth_body_model(out_dir: Path, seed: int = typer.Option(0, help="random see
 @synth.command("amass")
 @one_line_errors
 def synth_amass(out_dir: Path, sequences: int = typer.Option(24, help="number of sequences"),
-                seed: int = typer.Option(0, help="random seed")):
-    """Write an AMASS-like tree of SMPL+H / SMPL-X motion files."""
+                seed: int = typer.Option(0, help="random seed"),
+                smplx_fraction: float = typer.Option(0.15, "--smplx-fraction", min=0.0, max=1.0,
+                                                     help="share of SMPL-X sequences (G and N; 0: SMPL+H only)")):
+    """Write an AMASS-like tree of motion files: SMPL+H G, mixed with SMPL-X G and SMPL-X N (*_stageii.npz)."""
     from pipelines.synthetic.motions import write_amass_tree
 
-    paths = write_amass_tree(out_dir, n_sequences=sequences, seed=seed)
+    paths = write_amass_tree(out_dir, n_sequences=sequences, seed=seed, smplx_fraction=smplx_fraction)
     out.print(f"wrote {len(paths)} files under {out_dir}")
 
 
@@ -77,26 +83,47 @@ def inspect(file: Path):
     out.print_json(json.dumps(inspect_amass(file), default=str))
 
 
+_DEFTRAFO_HELP = ("SMPL-X -> SMPL deformation transfer (smplx2smpl_deftrafo_setup.pkl) for SMPL-X files; "
+                  "default DIR/transfer/smplx2smpl_deftrafo_setup.pkl")
+_SMPLX_REG_HELP = "ready (17, 10475) regressor for SMPL-X files, instead of the regressor composed with the transfer"
+
+
+def _check_files(**given) -> None:
+    from schemas.errors import ConfigError
+
+    for name, path in given.items():
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{path}: --{name.replace('_', '-')} file not found")
+
+
 @app.command()
 @one_line_errors
 def joints(file: Path, body_models: Path = typer.Option(..., "--body-models", help="body-model folder"),
            regressor: Optional[Path] = typer.Option(None, help="(N, 6890) regressor; default DIR/J_regressor_h36m.npy"),
            fps: float = typer.Option(50.0, help="target frame rate"),
            out_file: Path = typer.Option(..., "--out", help="output .npy, (T', N, 3) float32 metres"),
-           regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP)):
-    """Regress the joints of one AMASS file (mesh-free, exact) and write them as .npy."""
+           regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP),
+           deftrafo: Optional[Path] = typer.Option(None, "--deftrafo", help=_DEFTRAFO_HELP),
+           smplx_regressor: Optional[Path] = typer.Option(None, "--smplx-regressor", help=_SMPLX_REG_HELP)):
+    """Regress the joints of one AMASS file (SMPL+H or SMPL-X; mesh-free, exact) and write them as .npy."""
     import numpy as np
 
     from pipelines.amass import read_amass
-    from pipelines.sequence import REGRESSOR_FILE, resolved_regressor, sequence_joints
+    from pipelines.sequence import REGRESSOR_FILE, default_deftrafo, family_regressor, sequence_joints
 
     _check_order(regressor_order)
+    _check_files(deftrafo=deftrafo, smplx_regressor=smplx_regressor)
     reg_path = regressor or body_models / REGRESSOR_FILE
-    _, order = resolved_regressor(str(reg_path), str(body_models), regressor_order)
-    out.print(f"{reg_path}: {order.message}", highlight=False)
     seq = read_amass(file)
+    if seq.model_type == "smplx" and deftrafo is None:
+        deftrafo = default_deftrafo(body_models)
     notes: list[str] = []
-    result = sequence_joints(seq, body_models, reg_path, fps, regressor_order, notes)
+    result = sequence_joints(seq, body_models, reg_path, fps, regressor_order, notes, deftrafo=deftrafo,
+                             smplx_regressor=smplx_regressor)
+    _, order = family_regressor(seq.model_type, body_models, reg_path, regressor_order, deftrafo, smplx_regressor)
+    used = smplx_regressor if seq.model_type == "smplx" and smplx_regressor else reg_path
+    out.print(f"{used}: {order.message}", highlight=False)
+    out.print(f"body model: {seq.model_type} {seq.gender}", highlight=False)
     for note in notes:
         out.print(f"note: {note}", highlight=False)
     np.save(out_file, result)
@@ -122,20 +149,25 @@ def build_amass_cmd(amass_root: Path,
                     seed: int = typer.Option(0),
                     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address"),
                     workers: int = typer.Option(2, help="LocalCluster workers when no scheduler is given"),
-                    regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP)):
-    """Build (or incrementally rebuild) an AMASS corpus version."""
+                    regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP),
+                    deftrafo: Optional[Path] = typer.Option(None, "--deftrafo", help=_DEFTRAFO_HELP),
+                    smplx_regressor: Optional[Path] = typer.Option(None, "--smplx-regressor", help=_SMPLX_REG_HELP)):
+    """Build (or incrementally rebuild) an AMASS corpus version (SMPL+H and SMPL-X files, mixed or not)."""
     from pipelines.build_amass import BuildConfig, build_amass
 
     _check_order(regressor_order)
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
-                      fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order)
+                      fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order,
+                      deftrafo=deftrafo, smplx_regressor=smplx_regressor)
     with bar("sequences/s") as tick:
         report = build_amass(cfg, progress=lambda done, total, info: tick(
             done, total, "sequences", f"{info['source_fps']:.0f} src frames/s"))
     out.print(table("build-amass", report.summary_rows()))
     if report.regressor_order:
         out.print(f"regressor: {report.regressor_order.get('message', '')}", highlight=False)
+    if report.smplx_regressor_order:
+        out.print(f"regressor (SMPL-X): {report.smplx_regressor_order.get('message', '')}", highlight=False)
     for note in report.notes:
         out.print(f"note: {note}", highlight=False, markup=False)
     print_rejects(report.rejects)

@@ -106,7 +106,7 @@ def _pose_dirs(mesh: Mesh, J: np.ndarray, rng: np.random.Generator) -> np.ndarra
     displacements of up to ~1 cm near each joint, decaying to ~1e-5 m far from it, never exactly 0."""
     d = np.linalg.norm(mesh.verts[:, None, :] - J[None, 1:, :], axis=2)  # (V, 51)
     amp = 1.5e-3 * np.exp(-((d / 0.15) ** 2)) + 2e-5
-    P = rng.standard_normal((NUM_VERTICES, 3, 9 * 51)) * np.repeat(amp, 9, axis=1)[:, None, :]
+    P = rng.standard_normal((len(mesh.verts), 3, 9 * 51)) * np.repeat(amp, 9, axis=1)[:, None, :]
     mats = rng.normal(0.0, 0.006, (52, 3, 9))  # a small free displacement per joint
     bulge = rng.normal(0.0, 0.08, (52, 9))  # radial bulge, relative to the local radius
     for ti, t in enumerate(mesh.tubes):
@@ -166,11 +166,15 @@ def make_body_model(gender: str, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def write_body_model_tree(directory, seed: int = 0) -> dict[str, Path]:
+def write_body_model_tree(directory, seed: int = 0, smplx: bool = False) -> dict[str, Path]:
     """Write ``smplh/{g}/model.npz``, ``dmpls/{g}/model.npz`` for g in male/female/neutral and
     ``J_regressor_h36m.npy`` (dense (17, 6890), rows in SPIN's order: left leg in rows 1-3, like the
     real file, so everything that reads it goes through the side resolution). Returns name -> path
-    (``smplh_male``, ``dmpl_male``, ..., ``J_regressor_h36m``)."""
+    (``smplh_male``, ``dmpl_male``, ..., ``J_regressor_h36m``).
+
+    ``smplx``: also the SMPL-X stand-ins ``smplx/{g}/model.npz`` and the deformation transfer
+    ``transfer/smplx2smpl_deftrafo_setup.pkl`` (:mod:`pipelines.synthetic.smplx_model`; names
+    ``smplx_male``, ..., ``deftrafo``): about 110 MB a gender, like the real files."""
     root = Path(directory)
     out: dict[str, Path] = {}
     for gender in GENDERS:
@@ -185,4 +189,9 @@ def write_body_model_tree(directory, seed: int = 0) -> dict[str, Path]:
             reg = h36m_regressor(arrays)
     out["J_regressor_h36m"] = root / "J_regressor_h36m.npy"
     np.save(out["J_regressor_h36m"], reg[list(SPIN_ROWS)])
+    if smplx:
+        from pipelines.synthetic.smplx_model import write_deformation_transfer, write_smplx_models
+
+        out.update(write_smplx_models(root, seed))
+        out["deftrafo"] = write_deformation_transfer(root, seed)
     return out

@@ -99,7 +99,13 @@ _DATASETS = {
     "SynthBML": ("smplh", False),
     "SynthGRAB": ("smplx_keys", False),
     "SynthSOMA": ("smplx_stageii", False),
+    "SynthMOYO": ("smplx_stageii", False),
 }
+# SMPL-X datasets in the order they are handed out, with their AMASS body data: "G" (gendered: male or
+# female subjects) or "N" (every subject on the neutral model). SynthMOYO stands for the newer
+# sub-datasets AMASS ships in SMPL-X only.
+_SMPLX_DATASETS = (("SynthSOMA", "G"), ("SynthMOYO", "N"), ("SynthGRAB", "G"))
+NUM_EXPRESSION_GRAB = 10  # expression coefficients in the separate-keys files (as GRAB's own SMPL-X fits)
 FLOAT32_120HZ = 120.00004577636719  # how some AMASS releases store 120 Hz
 
 
@@ -135,7 +141,7 @@ def _plan(rng, n_sequences, fps_choices, duration_s, smplx_fraction, total_frame
     n_x = 0
     for s in plan:
         if s["smplx"]:
-            s["dataset"] = "SynthGRAB" if n_x % 2 == 0 else "SynthSOMA"
+            s["dataset"] = _SMPLX_DATASETS[n_x % len(_SMPLX_DATASETS)][0]
             n_x += 1
         else:
             s["dataset"] = str(rng.choice(["SynthCMU", "SynthKIT", "SynthBML"], p=[0.5, 0.3, 0.2]))
@@ -148,9 +154,10 @@ def write_amass_tree(root, n_sequences: int = 24, seed: int = 0, fps_choices=(60
     """Write an AMASS-like tree of motion files under ``root``; returns the motion files, sorted.
 
     Layout: ``<root>/<Dataset>/<Subject>/<name>_poses.npz`` (``SynthKIT`` has one more folder level),
-    ``shape.npz`` beside SMPL+H sequences, SMPL-X files with separate keys (``SynthGRAB``) or packed
-    ``*_stageii.npz`` with a ``{gender}_stagei.npz`` beside them (``SynthSOMA``). Subjects share
-    gender and betas across their sequences. Genders are stored as unicode or bytes 0-d arrays
+    ``shape.npz`` beside SMPL+H sequences, SMPL-X files with separate keys and 10 expression
+    coefficients (``SynthGRAB``) or AMASS SMPL-X ``*_stageii.npz`` (packed ``poses`` (T, 165) and its
+    parts, 16 betas) with a ``{gender}_stagei.npz`` beside them: SMPL-X G (``SynthSOMA``, male/female)
+    and SMPL-X N (``SynthMOYO``, neutral). Subjects share gender and betas across their sequences. Genders are stored as unicode or bytes 0-d arrays
     (alternating), some 120 Hz SMPL+H files store 120.00004577636719.
     ``total_frames``, when given, replaces ``n_sequences``: sequences are drawn until their source
     frames sum to exactly that number (the last one is cut short).
@@ -173,7 +180,7 @@ def write_amass_tree(root, n_sequences: int = 24, seed: int = 0, fps_choices=(60
             folder = folder / f"session{k // 2 % 2 + 1}"
         info = subjects.get((ds, subj))
         if info is None:
-            genders = ["male", "female"] + (["neutral"] if fmt != "smplh" else [])
+            genders = ["neutral"] if dict(_SMPLX_DATASETS).get(ds) == "N" else ["male", "female"]
             info = {"gender": str(rng.choice(genders)), "betas": rng.normal(size=NUM_BETAS)}
             subjects[(ds, subj)] = info
         m = generate_motion(s["kind"], s["fps"], 0.0, rng, n_frames=s["n"])
@@ -199,15 +206,21 @@ def write_amass_tree(root, n_sequences: int = 24, seed: int = 0, fps_choices=(60
             eyes = 0.05 * smooth_noise(rng, n, s["fps"], 6, 1.0)
             common = {"trans": m["trans"], "gender": np.array(gender), "betas": info["betas"],
                       "mocap_frame_rate": np.array(s["fps"]), "surface_model_type": np.array("smplx")}
+            parts = {"root_orient": p[:, :3], "pose_body": p[:, 3:66], "pose_hand": p[:, 66:156],
+                     "pose_jaw": jaw, "pose_eye": eyes}
             if fmt == "smplx_keys":
                 path = folder / f"{name}_poses.npz"
-                _save(path, {**common, "root_orient": p[:, :3], "pose_body": p[:, 3:66], "pose_hand": p[:, 66:156],
-                             "pose_jaw": jaw, "pose_eye": eyes})
+                expression = 0.5 * smooth_noise(rng, n, s["fps"], NUM_EXPRESSION_GRAB, 1.0)
+                _save(path, {**common, **parts, "expression": expression})
             else:
+                # AMASS SMPL-X stageii: the packed pose and its parts; hands as 45 axis-angle values each,
+                # no PCA and no mean hand pose added (human_body_prior's BodyModel poses them as stored)
                 path = folder / f"{name}_stageii.npz"
                 packed = np.concatenate([p[:, :3], p[:, 3:66], jaw, eyes, p[:, 66:156]], axis=1)
-                _save(path, {**common, "poses": packed, "mocap_time_length": np.array(n / s["fps"]),
-                             "num_betas": np.array(NUM_BETAS)})
+                latent = m["trans"].mean(axis=0) + rng.normal(scale=0.1, size=(6, 3))
+                _save(path, {**common, "poses": packed, **parts, "mocap_time_length": np.array(n / s["fps"]),
+                             "num_betas": np.array(NUM_BETAS), "markers_latent": latent,
+                             "latent_labels": np.array(["C7", "CLAV", "LFHD", "RFHD", "LBHD", "RBHD"])})
                 stagei = folder / f"{gender}_stagei.npz"
                 if not stagei.exists():
                     _save(stagei, {"betas": info["betas"], "gender": np.array(gender),
