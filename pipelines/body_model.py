@@ -242,7 +242,7 @@ def _split_smplx_shapedirs(shapedirs: np.ndarray, path) -> tuple[np.ndarray, np.
     else:
         raise BodyModelError(path, f"SMPL-X shapedirs has {total} columns: expected {SMPLX_NUM_SHAPE} shape + "
                                    f"{SMPLX_NUM_EXPRESSION} expression directions (400) or 10 + 10 (20)")
-    return np.ascontiguousarray(shapedirs[:, :, :n_shape]), np.ascontiguousarray(shapedirs[:, :, n_shape:])
+    return shapedirs[:, :, :n_shape], shapedirs[:, :, n_shape:]  # views of one buffer: no copy
 
 
 def model_file(root, model_type: str, gender: str) -> Path:

@@ -170,7 +170,8 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
                              "regressor_perm": list(reg_order.perm) if reg_order else None,
                              "smplx_regressor": smplx, "body_models": model_shas})
     # what the workers need besides; the applied permutations and file hashes (in the hash) shape the data
-    settings = {**settings, "regressor_order": cfg.regressor_order,
+    perms = {fam: list(o.perm) for fam, o in (("smplh", reg_order), ("smplx", smplx_order)) if o is not None}
+    settings = {**settings, "regressor_order": cfg.regressor_order, "perms": perms,
                 "deftrafo": None if smplx_order is None or cfg.smplx_regressor is not None else str(deftrafo),
                 "smplx_regressor": None if cfg.smplx_regressor is None else str(cfg.smplx_regressor)}
     return _Inputs(regressor, reg_order, model_shas, settings, config_hash, smplx_order, smplx_missing)

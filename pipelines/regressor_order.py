@@ -170,3 +170,13 @@ def resolve_regressor_order(regressor, models, order: str = "auto", path=None, s
     perm = perms.pop()
     fixed = reg[list(perm)] if reports[0]["swapped"] else reg
     return scipy.sparse.csr_matrix(fixed), RegressorOrder("auto", perm, tuple(reports[0]["swapped_pairs"]), sha256)
+
+
+def order_from_perm(perm, order: str = "auto", sha256: str = "", deftrafo_sha256: str = "",
+                    skeleton: Skeleton = H36M_17) -> RegressorOrder:
+    """The RegressorOrder of a permutation decided before (a build's driver checked the sides; its
+    workers apply the same ``perm`` without loading every template again)."""
+    perm = tuple(int(i) for i in perm)
+    swapped = tuple(f"{skeleton.joints[li]}/{skeleton.joints[ri]}" for li, ri in zip(skeleton.left, skeleton.right)
+                    if perm[li] == ri and perm[ri] == li)
+    return RegressorOrder(order, perm, swapped, sha256, deftrafo_sha256)

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 
 from pipelines.hashing import sha256_file
 from schemas.errors import AmassFormatError, BodyModelError, DeformationTransferError, InputError
@@ -116,11 +117,33 @@ def _stamp(path: str | None):
         return None  # the loader says what is wrong
 
 
-def resolved_regressor(path: str, body_models: str, order: str = "auto"):
+def resolved_regressor(path: str, body_models: str, order: str = "auto", perm=None):
     """(csr (17, V) in H36M_17 row order, RegressorOrder): the file's rows checked by geometry on
     every body model below ``body_models`` with the regressor's vertex count (``order="auto"``; for
-    SPIN's 6890 columns: the SMPL+H / SMPL models) or trusted (``"as-is"``)."""
+    SPIN's 6890 columns: the SMPL+H / SMPL models) or trusted (``"as-is"``). ``perm``: the row order
+    a build's driver already decided (its workers apply it without loading every template again)."""
+    if perm is not None:
+        return _permuted(str(path), None, tuple(perm), order, (_stamp(path), None))
     return _resolved_regressor(str(path), str(body_models), order, _stamp(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _permuted(path: str, deftrafo: str | None, perm: tuple, order: str, stamps):
+    """The regressor file's rows (composed with the deformation transfer when given) in ``perm`` order."""
+    from pipelines.body_model import load_regressor
+    from pipelines.deftrafo import compose_regressor, load_deformation_transfer
+    from pipelines.regressor_order import order_from_perm
+    from schemas.errors import RegressorError
+
+    reg = load_regressor(path)
+    dsha = ""
+    if deftrafo is not None:
+        transfer = load_deformation_transfer(deftrafo)
+        reg, dsha = compose_regressor(reg, transfer), transfer.sha256
+    if reg.shape[0] != len(perm):
+        raise RegressorError(path, f"regressor has {reg.shape[0]} rows, the build decided an order for {len(perm)}")
+    return (scipy.sparse.csr_matrix(reg[list(perm)]),
+            order_from_perm(perm, order, sha256_file(path, error=RegressorError), dsha))
 
 
 @functools.lru_cache(maxsize=4)
@@ -154,14 +177,15 @@ def smplx_regressor_missing(body_models: str | os.PathLike) -> str:
 
 def resolved_smplx_regressor(body_models: str | os.PathLike, regressor: str | os.PathLike | None,
                              order: str = "auto", deftrafo: str | os.PathLike | None = None,
-                             smplx_regressor: str | os.PathLike | None = None):
+                             smplx_regressor: str | os.PathLike | None = None, perm=None):
     """(csr (17, 10475) in H36M_17 row order, RegressorOrder) for SMPL-X sequences.
 
     ``smplx_regressor``: a ready (17, 10475) regressor file. Otherwise the (17, 6890) H36M
     ``regressor`` is composed with the deformation transfer (``deftrafo``, default
     :func:`default_deftrafo`) once per process, and its rows are put in order by the side check on the
     SMPL-X templates through the composed regressor. Raises DeformationTransferError when neither
-    is there, and the loaders' errors for bad files (before any frame is computed).
+    is there, and the loaders' errors for bad files (before any frame is computed). ``perm``: the row
+    order a build's driver already decided (no template is loaded).
     """
     from pipelines.deftrafo import DEFTRAFO_FILE
 
@@ -174,6 +198,9 @@ def resolved_smplx_regressor(body_models: str | os.PathLike, regressor: str | os
         deftrafo = None
     smplx_regressor = None if smplx_regressor is None else str(smplx_regressor)
     regressor = None if regressor is None or smplx_regressor is not None else str(regressor)
+    if perm is not None:
+        path = smplx_regressor or regressor
+        return _permuted(path, deftrafo, tuple(perm), order, (_stamp(path), _stamp(deftrafo)))
     return _resolved_smplx(body_models, regressor, order, deftrafo, smplx_regressor,
                            (_stamp(regressor), _stamp(deftrafo), _stamp(smplx_regressor)))
 
@@ -198,11 +225,12 @@ def _resolved_smplx(body_models: str, regressor: str | None, order: str, deftraf
 
 
 def family_regressor(model_type: str, body_models, regressor, order: str = "auto", deftrafo=None,
-                     smplx_regressor=None):
-    """The regressor (csr (17, V), RegressorOrder) for sequences of a body-model family."""
+                     smplx_regressor=None, perm=None):
+    """The regressor (csr (17, V), RegressorOrder) for sequences of a body-model family (``perm``: as
+    decided by the build's driver)."""
     if model_type == "smplx":
-        return resolved_smplx_regressor(body_models, regressor, order, deftrafo, smplx_regressor)
-    return resolved_regressor(str(regressor), str(body_models), order)
+        return resolved_smplx_regressor(body_models, regressor, order, deftrafo, smplx_regressor, perm)
+    return resolved_regressor(str(regressor), str(body_models), order, perm)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +290,7 @@ def _missing_inputs(seq, body_models, deftrafo, smplx_regressor) -> None:
 def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.PathLike, fps: float,
                     regressor_order: str = "auto", notes: list | None = None, *,
                     deftrafo: str | os.PathLike | None = None,
-                    smplx_regressor: str | os.PathLike | None = None) -> np.ndarray:
+                    smplx_regressor: str | os.PathLike | None = None, perms: dict | None = None) -> np.ndarray:
     """Regressed joints of one AMASS sequence at ``fps``: (T', N, 3) float32 metres, world frame.
 
     The body model is the file's family (``seq.model_type``: SMPL+H or SMPL-X) and gender; SMPL-X
@@ -271,6 +299,7 @@ def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.Pat
     (:func:`family_regressor`; rows put in H36M_17 order first). Every pose part (jaw, eyes, hands),
     all betas and the expression coefficients are used as the model defines them. Only the source
     frames that the linear resampling touches are regressed. Notes (dropped zero betas) go to ``notes``.
+    ``perms``: family -> row order already decided by a build's driver (workers skip the side check).
     """
     from pipelines.regress import JointRegressor
     from pipelines.resample import apply_plan, plan_resample
@@ -279,7 +308,8 @@ def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.Pat
         deftrafo = default_deftrafo(body_models)
     _missing_inputs(seq, body_models, deftrafo, smplx_regressor)
     model = body_model_for(body_models, seq.model_type, seq.gender)
-    reg, _ = family_regressor(seq.model_type, body_models, regressor, regressor_order, deftrafo, smplx_regressor)
+    reg, _ = family_regressor(seq.model_type, body_models, regressor, regressor_order, deftrafo, smplx_regressor,
+                              (perms or {}).get(seq.model_type))
     if reg.shape[1] != model.v_template.shape[0]:
         raise InputError(regressor, f"regressor has {reg.shape[1]} columns but the {seq.model_type} model "
                                     f"has {model.v_template.shape[0]} vertices")
@@ -336,7 +366,8 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
         seq = read_amass(path)
         joints = sequence_joints(seq, body_models, regressor, settings["fps"],
                                  settings.get("regressor_order", "auto"), notes,
-                                 deftrafo=settings.get("deftrafo"), smplx_regressor=settings.get("smplx_regressor"))
+                                 deftrafo=settings.get("deftrafo"), smplx_regressor=settings.get("smplx_regressor"),
+                                 perms=settings.get("perms"))
         segments = place_and_project(joints, rig=settings["rig"],
                                      cameras_per_sequence=settings["cameras_per_sequence"],
                                      rng=_sequence_rng(settings["seed"], key),
