@@ -99,6 +99,34 @@ def test_smplx_stageii_packed_poses_are_unpacked(tmp_path, rng):
     np.testing.assert_array_equal(m.extra_poses["eyes"][0], np.arange(69, 75))
 
 
+def test_smplx_pose_for_the_body_model_is_in_smplx_order_and_expressions_are_read(tmp_path, rng):
+    """The (T, 165) pose an SMPL-X model takes is the packed stageii order (root, body, jaw, eyes, hands);
+    a file without jaw/eye poses leaves them at rest; expression coefficients are read when present."""
+    packed = np.tile(np.arange(165, dtype=np.float64), (T, 1))
+    expression = rng.normal(size=(T, 10))
+    path = save(tmp_path / "SOMA" / "s1" / "walk_stageii.npz", poses=packed, trans=rng.normal(size=(T, 3)),
+                betas=rng.normal(size=16), gender=np.array("male"), mocap_frame_rate=np.array(120.0),
+                surface_model_type=np.array("smplx"), expression=expression)
+    m = read_amass(path)
+    np.testing.assert_array_equal(m.model_poses(), packed)
+    np.testing.assert_array_equal(m.expression, expression)
+    assert inspect_amass(path)["n_expression"] == 10
+    keys = save(tmp_path / "GRAB" / "s1" / "cup_poses.npz", root_orient=packed[:, :3], pose_body=packed[:, 3:66],
+                pose_hand=packed[:, 75:], trans=rng.normal(size=(T, 3)), betas=rng.normal(size=16),
+                gender=np.array("female"), mocap_frame_rate=np.array(60.0))
+    rest = read_amass(keys).model_poses()
+    np.testing.assert_array_equal(rest[:, 66:75], 0.0)
+    np.testing.assert_array_equal(np.delete(rest, np.s_[66:75], axis=1), np.delete(packed, np.s_[66:75], axis=1))
+    smplh = read_amass(save(tmp_path / "CMU" / "01" / "a_poses.npz", **smplh_arrays(rng)))
+    assert smplh.model_poses() is smplh.poses and smplh.expression is None
+    for bad in (expression[:-1], rng.normal(size=(T, 101))):
+        path = save(tmp_path / "SOMA" / "s1" / "bad_stageii.npz", poses=packed, trans=rng.normal(size=(T, 3)),
+                    betas=rng.normal(size=16), gender=np.array("male"), mocap_frame_rate=np.array(120.0),
+                    expression=bad)
+        with pytest.raises(AmassFormatError, match="'expression' has shape"):
+            read_amass(path)
+
+
 def test_walk_is_sorted_nested_and_skips_only_known_non_motions(tmp_path, rng):
     a = smplh_arrays(rng)
     save(tmp_path / "CMU" / "02" / "02_01_poses.npz", **a)

@@ -154,6 +154,7 @@ def test_tree_round_trips_through_the_reader(tree):
     seqs = [read_amass(p, root=root) for p in paths]
     assert {s.model_type for s in seqs} == {"smplh", "smplx"}
     assert {s.source_format for s in seqs} == {"smplh", "smplx_keys", "smplx_stageii"}
+    assert {s.dataset for s in seqs if s.model_type == "smplx"} == {"SynthSOMA", "SynthMOYO", "SynthGRAB"}
     assert any("/" in s.subject for s in seqs)  # the nested dataset
     for s in seqs:
         assert s.betas.shape == (16,) and s.n_frames >= 60
@@ -169,10 +170,16 @@ def test_tree_files_use_the_real_amass_keys_and_encodings(tree):
     for p in paths:
         with np.load(p, allow_pickle=False) as z:
             keys = set(z.files)
-            if p.name.endswith("_stageii.npz"):
-                assert {"poses", "mocap_frame_rate", "surface_model_type"} <= keys
-                assert z["poses"].shape[1] == 165
-                assert list(p.parent.glob("*_stagei.npz"))
+            if p.name.endswith("_stageii.npz"):  # AMASS SMPL-X G / N
+                assert {"poses", "trans", "betas", "num_betas", "gender", "surface_model_type", "mocap_frame_rate",
+                        "mocap_time_length", "root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye"} <= keys
+                assert z["poses"].shape[1] == 165 and z["betas"].shape == (16,) and str(z["surface_model_type"]) == "smplx"
+                # the packed pose is its parts; hands: 45 axis-angle values each, no mean added
+                np.testing.assert_array_equal(z["poses"][:, 75:], z["pose_hand"])
+                np.testing.assert_array_equal(z["poses"][:, 66:75], np.concatenate([z["pose_jaw"], z["pose_eye"]], 1))
+                assert (p.parent / f"{z['gender']}_stagei.npz").exists()
+                want = {"SynthMOYO": {"neutral"}, "SynthSOMA": {"male", "female"}}[p.parts[-3]]
+                assert str(z["gender"]) in want  # SMPL-X N: the neutral model; G: gendered
             elif "root_orient" in keys:
                 assert {"pose_body", "pose_hand", "pose_jaw", "pose_eye", "mocap_frame_rate",
                         "surface_model_type"} <= keys
