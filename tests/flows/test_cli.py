@@ -34,7 +34,11 @@ def test_synth_writes_the_documented_layouts(data):
         assert (data / "bm" / "smplh" / g / "model.npz").is_file()
         assert (data / "bm" / "dmpls" / g / "model.npz").is_file()
     assert np.load(data / "bm" / "J_regressor_h36m.npy").shape == (17, 6890)
+    for g in ("male", "female", "neutral"):  # SMPL-X beside SMPL+H, and the deformation transfer
+        assert (data / "bm" / "smplx" / g / "model.npz").is_file()
+    assert (data / "bm" / "transfer" / "smplx2smpl_deftrafo_setup.pkl").is_file()
     assert len(list((data / "amass").rglob("*.npz"))) >= 4
+    assert list((data / "amass").rglob("*_stageii.npz"))  # SMPL-X files mixed in
     assert {p.name for p in (data / "h36m").iterdir()} >= {
         "data_3d_h36m.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz", "data_2d_h36m_gt.npz"}
 
@@ -54,6 +58,21 @@ def test_inspect_and_joints(data, tmp_path):
     joints = np.load(out)
     expected_frames = int(np.floor((meta["frames"] - 1) / meta["source_fps"] * 25 + 1e-6)) + 1
     assert joints.shape == (expected_frames, 17, 3) and joints.dtype == np.float32
+
+
+def test_joints_of_an_smplx_file_use_its_model_and_the_transfer(data, tmp_path):
+    from pipelines.amass import iter_amass, read_amass
+
+    path = next(s.path for s in iter_amass(data / "amass") if s.path.name.endswith("_stageii.npz"))
+    seq = read_amass(path)
+    out = tmp_path / "jx.npy"
+    result = run("joints", path, "--body-models", data / "bm", "--fps", "25", "--out", out)
+    assert f"body model: smplx {seq.gender}" in result.output
+    assert "composed with the SMPL-X -> SMPL deformation transfer" in result.output
+    assert np.load(out).shape[1:] == (17, 3)
+    missing = run("joints", path, "--body-models", data / "bm", "--deftrafo", tmp_path / "nope.pkl", "--out", out,
+                  ok=False)
+    assert missing.exit_code == 1 and "nope.pkl: --deftrafo file not found" in missing.output
 
 
 def test_bad_file_is_one_clear_line_and_exit_1(tmp_path):
