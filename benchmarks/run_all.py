@@ -32,7 +32,7 @@ BODY_MODEL = "synthetic SMPL+H stand-in, as dense as SMPL+H (up to 4 bones a ver
 
 # name -> (script, args, --quick args, timeout in s)
 BENCHMARKS = {
-    "regress": ("benchmarks/bench_regress.py", ["--frames", "8000"], ["--frames", "2000"], 300),
+    "regress": ("benchmarks/bench_regress.py", ["--frames", "8000"], ["--frames", "2000"], 600),
     "build": ("benchmarks/bench_build.py", ["--frames", "1000000"], ["--frames", "40000", "--reference-frames", "1000"], 480),
     "loader": ("benchmarks/bench_loader.py", ["--sizes", "1000000,10000000"], ["--sizes", "200000,400000",
                "--batches", "100", "--rss-batches", "100"], 420),
@@ -136,7 +136,13 @@ def rows_for(name: str, e: dict) -> list[tuple[str, str, str, str]]:
                  f"{_n(r['reference_fps'])} (smplx SMPL+H forward f32 + regressor, best batch {r['reference_batch']})",
                  f"{r['ratio']:.1f}x, max error {r['max_abs_err_m']:.1e} m"),
                 ("body model density (bones per vertex, non-zero pose correctives)",
-                 f"{r['bones_per_vertex_mean']:.2f}, {r['posedirs_nonzero_fraction']:.0%}", "", "")]
+                 f"{r['bones_per_vertex_mean']:.2f}, {r['posedirs_nonzero_fraction']:.0%}", "", "")] + (
+            [(f"joint regression, SMPL-X through the deformation transfer (frames/s, {_n(x['frames'])} frames)",
+              _n(x["ours_fps"]), f"{_n(x['reference_fps'])} (smplx SMPL-X forward f32 + transfer + regressor, best "
+              f"batch {x['reference_batch']})", f"{x['ratio']:.1f}x, max error {x['max_abs_err_m']:.1e} m"),
+             ("SMPL-X stand-in density (bones per vertex, non-zero pose correctives / shape + expression)",
+              f"{x['bones_per_vertex_mean']:.2f}, {x['posedirs_nonzero_fraction']:.0%} / "
+              f"{x['shapedirs_nonzero_fraction']:.0%}", "", "")] if (x := r.get("smplx")) else [])
     if name == "build":
         what = f"whole AMASS build (source frames/s, {_n(r['source_frames'])} frames, 4 H36M views)"
         return [(what, _n(r["source_fps"]), f"{_n(r['reference_fps'])} (official: full mesh on every source frame)",
