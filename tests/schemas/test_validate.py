@@ -97,3 +97,19 @@ def test_validate_passes_good_and_reports_broken_stores(tmp_path):
     problems = validate_corpus(p)
     assert any("chunks" in x for x in problems) and any("dtype" in x for x in problems), problems
     assert validate_corpus(tmp_path / "nothing") != []
+
+
+def test_a_version_written_before_a_later_manifest_column_is_still_valid():
+    """``body_model`` joined the sequences manifest after store format mocap-corpus/1: a version without
+    it is valid; any other missing column is still a problem."""
+    import pyarrow as pa
+
+    from schemas import manifests as M
+    from schemas.validate import _schema_problems
+
+    assert "body_model" in M.LATER_COLUMNS["sequences"]
+    older = pa.schema([f for f in M.SEQUENCES if f.name != "body_model"])
+    assert _schema_problems("sequences", older.empty_table()) == []
+    assert _schema_problems("sequences", M.SEQUENCES.empty_table()) == []
+    broken = pa.schema([f for f in M.SEQUENCES if f.name not in ("body_model", "gender")])
+    assert _schema_problems("sequences", broken.empty_table()) == ["manifest sequences: column 'gender' missing"]
