@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse
 
 from pipelines.hashing import sha256_file
-from schemas.errors import AmassFormatError, BodyModelError, DeformationTransferError, InputError
+from schemas.errors import AmassFormatError, BodyModelError, DeformationTransferError, InputError, RegressorError
 from schemas.records import Reject, SequenceData
 from schemas.skeletons import GENDERS
 
@@ -133,7 +133,6 @@ def _permuted(path: str, deftrafo: str | None, perm: tuple, order: str, stamps):
     from pipelines.body_model import load_regressor
     from pipelines.deftrafo import compose_regressor, load_deformation_transfer
     from pipelines.regressor_order import order_from_perm
-    from schemas.errors import RegressorError
 
     reg = load_regressor(path)
     dsha = ""
@@ -153,8 +152,12 @@ def _resolved_regressor(path: str, body_models: str, order: str, stamp):
 
     reg = load_regressor(path)
     # only the families whose vertex count fits are loaded (SMPL-X models are of no use to 6890 columns)
-    fitting = [mt for mt in model_families(body_models) if FAMILY_VERTICES[mt] == reg.shape[1]]
-    models = [m for mt in fitting for m in _body_models(body_models, mt).values()] or all_body_models(body_models)
+    families = model_families(body_models)
+    fitting = [mt for mt in families if FAMILY_VERTICES[mt] == reg.shape[1]]
+    if not fitting:
+        raise RegressorError(path, f"regressor has {reg.shape[1]} columns but no body model below {body_models} has "
+                                   f"that many vertices (found: {', '.join(families) or 'none'})")
+    models = [m for mt in fitting for m in _body_models(body_models, mt).values()]
     return resolve_regressor_order(reg, models, order=order, path=path, sha256=sha256_file(path))
 
 

@@ -45,3 +45,18 @@ def test_h36m_32_to_17_keeps_the_documented_joints():
     dropped = {4, 5, 9, 10, 11, 16, 20, 21, 22, 23, 24, 28, 29, 30, 31}
     assert len(H36M_32_TO_17) == 17
     assert set(H36M_32_TO_17) == set(range(32)) - dropped
+
+
+def test_smplx_55_is_smplx_joint_order_and_tree():
+    """SMPL-X's joints are smplx's first 55 names; jaw and eyes hang off the head; the hands are SMPL-H's."""
+    from smplx.joint_names import JOINT_NAMES
+
+    from schemas.skeletons import SMPLH_52, SMPLX_55, SMPLX_POSE_DIM
+
+    assert list(SMPLX_55.joints) == list(JOINT_NAMES[:55]) and SMPLX_POSE_DIM == 165
+    assert SMPLX_55.parents[22:25] == (15, 15, 15)
+    x_of = {n: i for i, n in enumerate(SMPLX_55.joints)}
+    for j, name in enumerate(SMPLH_52.joints):  # the same tree as SMPL-H's, re-indexed
+        p = SMPLH_52.parents[j]
+        assert SMPLX_55.parents[x_of[name]] == (-1 if p < 0 else x_of[SMPLH_52.joints[p]])
+    assert SMPLX_55.joints[SMPLX_55.flip_permutation[x_of["left_eye_smplhf"]]] == "right_eye_smplhf"
