@@ -28,7 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
 RESULTS_JSON = REPO / "benchmarks" / "results.json"
-BODY_MODEL = "synthetic SMPL+H stand-in, as dense as SMPL+H (up to 4 bones a vertex, dense pose correctives)"
+BODY_MODEL = ("synthetic SMPL+H (and SMPL-X) stand-ins, as dense as the real models (up to 4 bones a vertex, dense "
+              "pose correctives)")
 
 # name -> (script, args, --quick args, timeout in s)
 BENCHMARKS = {
