@@ -110,7 +110,7 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
         raise ConfigError(f"{cfg.body_models}: body-model folder not found")
     _, reg_order = resolved_regressor(str(regressor), str(cfg.body_models), cfg.regressor_order)
     if reg_order.swapped_pairs:
-        log.warning("build: %s: %s", regressor, reg_order.message)
+        log.info("build: %s: %s", regressor, reg_order.message)  # reported once, in the result
     model_shas = body_model_hashes(cfg.body_models)
     settings = cfg.data_settings()
     if cfg.calibration is not None:
@@ -197,6 +197,8 @@ def _write_in_key_order(writer, sources: list[Source], unreadable: dict[str, Rej
             for seg_key in plan.carried[src.key]:
                 writer.add_from(parent, seg_key)
                 stats.carried += 1
+    if todo_keys:
+        next(results, None)  # resume the generator once more: it reports the last source's progress
 
 
 def _compute(cfg: BuildConfig, inputs: _Inputs, todo: list[Source], progress: Progress | None,
