@@ -34,7 +34,7 @@ from uplift import distributed as D
 from uplift.checkpoint import (Checkpoint, is_checkpoint, load_checkpoint, recover_checkpoint, restore_rng, rng_state,
                                save_checkpoint)
 from uplift.config import (CAMERA_MODES, CAMERA_RIGS, PRECISIONS, ModelConfig, TrainConfig, UpliftConfig,
-                           check_choice, check_keys, finetune_overrides, get_preset, tuples)
+                           PRESETS, check_choice, check_keys, finetune_overrides, get_preset, tuples)
 from uplift.corpora import open_corpora
 from uplift.loader import close_loader, make_loader
 from uplift.stream import StreamConfig, WindowStream
@@ -105,6 +105,9 @@ class RunConfig:
         return replace(base, model=model, train=replace(base.train, **tuples(tr)))
 
 
+CONFIG_SUFFIXES = (".json", ".toml", ".yaml", ".yml")
+
+
 def load_run_config(spec: str | os.PathLike | RunConfig | None) -> RunConfig:
     """A preset name (``"tiny"``) or a JSON / TOML / YAML file with RunConfig fields."""
     if spec is None:
@@ -113,6 +116,8 @@ def load_run_config(spec: str | os.PathLike | RunConfig | None) -> RunConfig:
         return spec
     p = Path(spec)
     if not p.exists():
+        if p.suffix.lower() in CONFIG_SUFFIXES or os.sep in str(spec):  # meant as a file, not a preset
+            raise ConfigError(f"{p.absolute()}: config file not found (presets: {', '.join(sorted(PRESETS))})")
         get_preset(str(spec))  # ConfigError when unknown
         return RunConfig(preset=str(spec))
     text = p.read_text()

@@ -17,7 +17,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.common import one_line
 from schemas.errors import MocapCorpusError
 from schemas.records import Reject
 
@@ -34,7 +33,8 @@ CORPUS_HELP = "corpus repository: a local folder or s3://bucket/prefix"
 def error_line(exc: BaseException) -> str:
     """One line, never cut: the message (``flows.common.one_line``), never the exception's class name
     (typed errors read ``path: reason``; an OSError names its file)."""
-    return one_line(exc, limit=None)
+    text = " ".join(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).split())
+    return text or "failed without a message (-v shows the traceback)"
 
 
 # Exit codes: 2 for a bad command line (an unknown option, a missing argument, an option value that is
