@@ -43,6 +43,7 @@ def up(home: Path = typer.Option(Path(".prefect"), help="PREFECT_HOME (database,
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops both, even if started with SIGINT ignored
     try:
         stack.start_server()
         stack.start_serve(cwd=Path.cwd())

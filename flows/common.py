@@ -190,6 +190,7 @@ class Progress:
 
     def __init__(self, what: str, every_s: float = 5.0, every_pct: float = 10.0, artifact: bool = True):
         self.what = what
+        self.description = what  # the progress artifact's, for every pass
         self.every_s = every_s
         self.every_pct = every_pct
         self.t0 = time.perf_counter()
@@ -228,10 +229,11 @@ class Progress:
         if finished:
             self.close()
 
-    def restart(self, what: str | None = None) -> None:
-        """Count a new pass from 0 (its own first and last lines), keeping the progress artifact."""
+    def restart(self, what: str | None = None, since: float | None = None) -> None:
+        """Count a new pass from 0 (its own first and last lines), keeping the progress artifact.
+        ``since``: when the pass began (``time.perf_counter()``; default now), for its rates."""
         self.what = what or self.what
-        self.t0 = time.perf_counter()
+        self.t0 = time.perf_counter() if since is None else since
         self._last_t = self._last_pct = -1e9
 
     def _update_artifact(self, pct: float) -> None:
@@ -243,7 +245,7 @@ class Progress:
 
             get_run_context()
             if self._artifact_id is None:
-                self._artifact_id = create_progress_artifact(pct, description=self.what)
+                self._artifact_id = create_progress_artifact(pct, description=self.description)
             else:
                 update_progress_artifact(self._artifact_id, pct)
         except Exception:

@@ -10,6 +10,7 @@ while its run dir still holds the marker this flow writes after a finished run.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,16 +82,19 @@ class TrainProgress:
         from flows.common import Progress
 
         self.steps = Progress(f"training {name}: optimizer steps")
-        self.evaluation = Progress(f"evaluation {name}: windows")
+        self.evaluation = Progress(f"evaluation {name}: windows (each pass)")
         self._pass = None
+        self._last_call = time.perf_counter()
 
     def __call__(self, done: int, total: int, info: dict) -> None:
         epoch, epochs = info["epoch"], info["epochs"]
+        began, self._last_call = self._last_call, time.perf_counter()
         if info.get("phase") == "evaluate":
             key = (epoch, info.get("s_in"))
-            if key != self._pass:
+            if key != self._pass:  # a new pass began when the previous step or pass ended
                 self._pass = key
-                self.evaluation.restart(f"evaluation after epoch {epoch}/{epochs}, s_in {info.get('s_in')}: windows")
+                self.evaluation.restart(f"evaluation after epoch {epoch}/{epochs}, s_in {info.get('s_in')}: windows",
+                                        since=began)
             self.evaluation(done, total)
             return
         # the steps of earlier epochs count in full (an epoch ends early only on a step budget)
