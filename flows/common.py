@@ -200,7 +200,6 @@ class Progress:
         self._want_artifact = artifact
         self._bar = None
         self._bar_task = None
-        self.lines = 0  # log lines written (tests, and whether a final line is owed)
         if sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TimeRemainingColumn
 
@@ -224,7 +223,6 @@ class Progress:
         extra = "".join(f", {k}={_fmt(v)}" for k, v in info.items() if k != "elapsed_s")
         run_logger().info("%s: %d/%d (%.0f%%) at %s/s, %.0f s elapsed%s", self.what, done, total, pct,
                           _rate(done / elapsed), elapsed, extra)
-        self.lines += 1
         self._update_artifact(pct)
         if finished:
             self.close()

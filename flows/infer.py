@@ -45,7 +45,7 @@ def preview_png(input_path: str, options: dict, result: dict) -> str:
 @flow(name=FLOW_NAME, log_prints=True)
 @fail_with_reason
 def infer_flow(checkpoint: Path, input_path: Path, out: Path, s_in: int | None = None,
-               subject: str | None = None, action: str | None = None, camera: str | None = None,
+               subject: str | None = None, action: str | None = None, camera: int | str | None = None,
                width: float | None = None, height: float | None = None, render: Path | None = None,
                fps: float | None = None) -> dict:
     """Uplift 2D keypoints to 3D poses with a trained checkpoint.
@@ -57,7 +57,7 @@ def infer_flow(checkpoint: Path, input_path: Path, out: Path, s_in: int | None =
         s_in: 2D every s_in-th frame; default the checkpoint's largest training stride.
         subject: .npz input: subject, e.g. S9.
         action: .npz input: action, e.g. Walking 1.
-        camera: .npz input: camera index 0..3 or H36M camera id.
+        camera: .npz input: camera index 0..3 or H36M camera id (``-p camera=1`` arrives as a number).
         width: Image width in pixels (.npy input).
         height: Image height in pixels (.npy input).
         render: Also draw the result (.png contact sheet, .gif or .mp4).
@@ -69,7 +69,8 @@ def infer_flow(checkpoint: Path, input_path: Path, out: Path, s_in: int | None =
     given = (checkpoint, input_path, out, render)
     checkpoint, input_path, out, render = (resolve_path(p) for p in given)
     log_resolved(zip(given, (checkpoint, input_path, out, render)))
-    options = {"s_in": s_in, "subject": subject, "action": action, "camera": camera, "width": width,
+    options = {"s_in": s_in, "subject": subject, "action": action,
+               "camera": None if camera is None else str(camera), "width": width,
                "height": height, "render": str(render) if render else None, "fps": fps}
     result = run_infer(str(checkpoint), str(input_path), str(out), options)
     logger.info("infer: %s -> %s (%d frames, s_in %d)", input_path, result["out"], result["frames"], result["s_in"])
