@@ -142,7 +142,7 @@ def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: 
     publish_link(out, key=f"{kind}-run-dir", text=f"run dir {out}")
     plot = result.run_dir / "metrics.png"  # the loss / MPJPE plot the trainer writes
     if plot.is_file():
-        publish_image(plot, key=f"{kind}-metrics-plot",
+        publish_image(plot, key=f"{kind}-plot",
                       description=f"{kind} {out.name}: training loss and evaluation MPJPE per epoch")
     publish_link(result.checkpoint, key=f"{kind}-checkpoint", text=f"checkpoint {result.checkpoint.name}")
     logger.info("%s: run dir %s, checkpoint %s", kind, out, result.checkpoint)

@@ -230,8 +230,8 @@ def test_prefect_examples_run_as_written_through_a_real_server(tmp_path):
             assert (tmp_path / f).exists(), f
         assert_git_ignores(tmp_path)
         shown = check_images(api, run_ids)
-        assert {"build-amass-contact-sheet", "build-h36m-contact-sheet", "pretrain-metrics-plot",
-                "finetune-metrics-plot", "evaluate-median-window", "evaluate-worst-window", "infer-render"} <= set(shown)
+        assert {"build-amass-contact-sheet", "build-h36m-contact-sheet", "pretrain-plot",
+                "finetune-plot", "evaluate-median-window", "evaluate-worst-window", "infer-render"} <= set(shown)
         progress = [a for a in _api(api, "artifacts/filter", {"artifacts": {"flow_run_id": {"any_": run_ids},
                                                                             "type": {"any_": ["progress"]}}})]
         assert progress and all(float(a["data"]) == 100.0 for a in progress), [(a["description"], a["data"]) for a in progress]
