@@ -157,7 +157,7 @@ def _draw_3d(ax, clip: Clip, i: int, elev: float, azim: float, radius: float = 1
     ax.set_xlim(-radius, radius)
     ax.set_ylim(-radius, radius)
     ax.set_zlim(-radius, radius)
-    ax.set_box_aspect((1, 1, 1))
+    ax.set_box_aspect((1, 1, 1), zoom=1.25)  # the cube fills its panel: a body big enough to read
     ax.set_xticklabels([])
     ax.set_yticklabels([])
     ax.set_zticklabels([])
