@@ -23,8 +23,9 @@ $(DEV_STAMP): $(STAMP)
 
 venv: $(STAMP)
 
+# Quiet: one line a step. `make demo V=1` streams every run's events and logs.
 demo: $(STAMP)
-	$(BIN)/python -m flows.demo
+	$(BIN)/python -m flows.demo $(if $(V),-v)
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest

@@ -94,7 +94,8 @@ def run_one(name: str, quick: bool) -> dict:
 
 def run_demo() -> dict:
     """Wall time of the demo pipeline (server, builds, training) in a fresh workspace, venv installed."""
-    entry = {"script": "flows/demo.py", "args": ["(fresh temporary workspace)"], "machine": machine()}
+    entry = {"script": "flows/demo.py", "args": ["(fresh temporary workspace)"], "machine": machine(),
+             "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory(prefix="bench_demo_") as ws:
         t0 = time.perf_counter()
         code = f"import sys; from pathlib import Path; from flows.demo import main; sys.exit(main(Path({ws!r})))"
@@ -206,13 +207,16 @@ def rows_for(name: str, e: dict) -> list[tuple[str, str, str, str]]:
     return [(name, json.dumps(r), "", "")]
 
 
-def write_results_md(results: dict) -> str:
+def results_markdown(results: dict) -> str:
+    """RESULTS.md's text for ``results`` (results.json's content): a pure function of it, so a test can
+    regenerate the file and compare. Every row names the machine and the date it was measured on."""
     when = max((e.get("started", "") for e in results.values()), default="")
     lines = ["# Benchmark results", "",
              f"Written by `make bench` (`benchmarks/run_all.py`); last run {when}. Body model: {BODY_MODEL}; its",
              "regressor is in SPIN's row order and goes through the build's side resolution. Each script times",
              "ours and the baseline side by side in one run; a loaded machine lowers both, ratios are noisier.", "",
-             "| measure | ours | baseline | ratio | script and arguments | machine |", "|---|---|---|---|---|---|"]
+             "| measure | ours | baseline | ratio | script and arguments | machine, date (UTC) |",
+             "|---|---|---|---|---|---|"]
     for name, e in results.items():
         cmd = f"`{e['script']} {' '.join(e['args'])}`".replace(" `", "`")
         try:
@@ -222,8 +226,13 @@ def write_results_md(results: dict) -> str:
         for measure, ours, base, ratio in rows:
             if e.get("quick"):
                 measure += " (--quick sizes: a smoke run, not a figure)"
-            lines.append(f"| {measure} | {ours} | {base} | {ratio} | {cmd} | {e.get('machine', '')} |")
-    text = "\n".join(lines) + "\n"
+            where = ", ".join(x for x in (e.get("machine", ""), e.get("started", "")[:10] or "date not recorded") if x)
+            lines.append(f"| {measure} | {ours} | {base} | {ratio} | {cmd} | {where} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results_md(results: dict) -> str:
+    text = results_markdown(results)
     RESULTS_MD.write_text(text)
     return text
 
@@ -233,7 +242,16 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join([*BENCHMARKS, "demo"]))
     ap.add_argument("--quick", action="store_true", help="tiny sizes, to try the runner (figures meaningless)")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README's figures")
+    ap.add_argument("--render-only", action="store_true",
+                    help="measure nothing: rewrite RESULTS.md and the README's figures from results.json")
     a = ap.parse_args(argv)
+    if a.render_only:
+        write_results_md(json.loads(RESULTS_JSON.read_text()))
+        if not a.no_readme:
+            from benchmarks.readme_figures import update_readme
+
+            update_readme()
+        return 0
     names = [n for n in a.only.split(",") if n] or [*BENCHMARKS, "demo"]
     unknown = set(names) - {*BENCHMARKS, "demo"}
     if unknown:

@@ -43,11 +43,13 @@ def up(home: Path = typer.Option(Path(".prefect"), help="PREFECT_HOME (database,
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops both, even if started with SIGINT ignored
     try:
         stack.start_server()
         stack.start_serve(cwd=Path.cwd())
         typer.echo(f"Prefect UI:   {stack.ui_url}\nAPI:          {stack.api_url}\n"
                    f"logs:         {stack.log_dir}\n"
+                   f"paths:        relative paths in run parameters resolve against {Path.cwd()}\n"
                    f"In another shell:\n  export PREFECT_API_URL={stack.api_url}\n"
                    f"  prefect deployment run build-amass/local -p 'config={{\"amass_root\": ...}}' --watch\nCtrl-C stops.")
         while not stopping and all(p.poll() is None for p in stack.procs.values()):
@@ -60,11 +62,11 @@ def up(home: Path = typer.Option(Path(".prefect"), help="PREFECT_HOME (database,
 
 
 @app.command()
-def demo():
-    """Run the whole demo (same as `make demo`)."""
+def demo(verbose: bool = typer.Option(False, "-v", "--verbose", help="stream every run's --watch output")):
+    """Run the whole demo (same as `make demo`; `make demo V=1` is -v)."""
     from flows.demo import main
 
-    raise typer.Exit(main())
+    raise typer.Exit(main(verbose=verbose))
 
 
 if __name__ == "__main__":

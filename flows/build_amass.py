@@ -12,7 +12,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.build_report import validate_and_publish
-from flows.common import Progress, fail_with_reason, retry_transient, run_logger
+from flows.common import Progress, fail_with_reason, resolve_config_paths, retry_transient, run_logger
 from pipelines.build_amass import BuildConfig
 from pipelines.build_result import BuildResult
 
@@ -38,8 +38,11 @@ def build_amass_flow(config: BuildConfig, validate_version: bool = True) -> dict
             (SMPL+H and/or SMPL-X, with the SMPL-X -> SMPL deformation transfer), corpus, tag, rig, cameras,
             fps, seed, Dask scheduler or workers, regressor row order).
         validate_version: Check the committed version with schemas.validate afterwards.
+
+    Relative paths resolve against the directory the deployments are served from.
     """
     logger = run_logger()
+    config = resolve_config_paths(config, ("amass_root", "body_models", "regressor", "corpus", "calibration"))
     report = run_build(config)
     logger.info("build-amass: version %s (%s): %d sequences, %d frames, %d views, %d rejects in %.1f s",
                 report.version_id, "up to date" if report.up_to_date else "committed", report.n_sequences,

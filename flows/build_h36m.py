@@ -6,7 +6,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.build_report import validate_and_publish
-from flows.common import fail_with_reason, retry_transient, run_logger
+from flows.common import fail_with_reason, resolve_config_paths, retry_transient, run_logger
 from pipelines.build_h36m import H36MBuildConfig
 from pipelines.build_result import BuildResult
 
@@ -31,8 +31,11 @@ def build_h36m_flow(config: H36MBuildConfig, validate_version: bool = True) -> d
         config: What to import and where (``pipelines.build_h36m.H36MBuildConfig``: folder with the
             VideoPose3D files, corpus, detections cpn | gt, tag).
         validate_version: Check the committed version with schemas.validate afterwards.
+
+    Relative paths resolve against the directory the deployments are served from.
     """
     logger = run_logger()
+    config = resolve_config_paths(config, ("data_dir", "corpus"))
     result = run_build(config)
     logger.info("build-h36m: version %s: %d sequences, %d views, %d rejects",
                 result.version_id, result.n_sequences, result.n_views, len(result.rejects))

@@ -130,31 +130,72 @@ def publish_link(path_or_url: str | os.PathLike, key: str, text: str, descriptio
     create_link_artifact(link=link, link_text=text, key=artifact_key(key), description=description)
 
 
+# Browsers refuse file:// images inside an http:// page, so an image artifact that points at a local file
+# shows a broken-image icon. Both of Prefect's UIs render a markdown artifact's data:image/... sources
+# (the React UI allows exactly that scheme for <img>), so images travel inside the artifact. The
+# server emits an event carrying the artifact and refuses events over 1.5 MB; base64 adds a third.
+MAX_EMBED_BYTES = 700_000
+IMAGE_MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def image_data_uri(path: str | os.PathLike) -> str | None:
+    """``data:image/...;base64,...`` of a PNG/GIF/JPEG file up to ``MAX_EMBED_BYTES``; None otherwise."""
+    import base64
+
+    p = Path(path)
+    mime = IMAGE_MIME.get(p.suffix.lower())
+    if mime is None or not p.is_file() or p.stat().st_size > MAX_EMBED_BYTES:
+        return None
+    return f"data:{mime};base64," + base64.b64encode(p.read_bytes()).decode("ascii")
+
+
+def image_markdown(path: str | os.PathLike, title: str) -> str:
+    """A markdown artifact's text that shows the image in the Prefect UI by itself (embedded as a data
+    URI: no file server, no browser file:// rule, still there when the run is browsed later), then the
+    file's path. A file too large to embed, or not an image (.mp4), is named with its size instead."""
+    p = Path(path).resolve()
+    uri = image_data_uri(p)
+    alt = md_escape(title).replace("[", "(").replace("]", ")")
+    if uri is None:
+        size = p.stat().st_size if p.is_file() else 0
+        shown = f"_Not embedded ({size / 1e6:.1f} MB, or not a PNG/GIF/JPEG image): open the file._"
+    else:
+        shown = f"![{alt}]({uri})"
+    return f"**{md_escape(title)}**\n\n{shown}\n\nFile: `{p}`"
+
+
 def publish_image(path: str | os.PathLike, key: str, description: str = "") -> None:
-    """An image artifact pointing at a local file (``file://`` link), or a log line outside a run."""
+    """Publish an image file as a markdown artifact that embeds it (``image_markdown``), or log its path
+    outside a run."""
     try:
-        from prefect.artifacts import create_image_artifact
+        from prefect.artifacts import create_markdown_artifact
         from prefect.context import get_run_context
 
         get_run_context()
     except Exception:
         log.info("%s: %s", description or key, path)
         return
-    create_image_artifact(image_url=file_url(path), key=artifact_key(key), description=description or str(path))
+    create_markdown_artifact(markdown=image_markdown(path, description or Path(path).name), key=artifact_key(key),
+                             description=description or str(path))
 
 
 class Progress:
     """``progress(done, total, info)`` callback: log lines with counts and rates, a Prefect progress
     artifact in the UI, and a rich progress bar when stderr is a terminal.
 
-    Logs at most every ``every_s`` seconds (and at the end) so thousands of sources stay readable.
+    Logs the first call, then whenever ``every_s`` seconds or ``every_pct`` percent have passed since the
+    last line, and always the call that reaches ``total`` (so the logs and the artifact end at 100 %).
+    ``restart()`` begins another pass (the next evaluation) with the same artifact.
     """
 
-    def __init__(self, what: str, every_s: float = 5.0, artifact: bool = True):
+    def __init__(self, what: str, every_s: float = 5.0, every_pct: float = 10.0, artifact: bool = True):
         self.what = what
+        self.description = what  # the progress artifact's, for every pass
         self.every_s = every_s
+        self.every_pct = every_pct
         self.t0 = time.perf_counter()
-        self._last = -1e9
+        self._last_t = -1e9
+        self._last_pct = -1e9
         self._artifact_id = None
         self._want_artifact = artifact
         self._bar = None
@@ -168,21 +209,30 @@ class Progress:
     def __call__(self, done: int, total: int, info: dict | None = None) -> None:
         info = info or {}
         now = time.perf_counter()
+        pct = 100.0 * done / max(total, 1)
         if self._bar is not None:
             if self._bar_task is None:
                 self._bar.start()
                 self._bar_task = self._bar.add_task(self.what, total=total)
             self._bar.update(self._bar_task, completed=done, total=total)
-        if now - self._last < self.every_s and done < total:
+        finished = done >= total
+        if not finished and now - self._last_t < self.every_s and pct - self._last_pct < self.every_pct:
             return
-        self._last = now
+        self._last_t, self._last_pct = now, pct
         elapsed = max(now - self.t0, 1e-9)
         extra = "".join(f", {k}={_fmt(v)}" for k, v in info.items() if k != "elapsed_s")
-        run_logger().info("%s: %d/%d (%.0f%%) at %.1f/s, %.0f s elapsed%s", self.what, done, total,
-                          100.0 * done / max(total, 1), done / elapsed, elapsed, extra)
-        self._update_artifact(100.0 * done / max(total, 1))
-        if done >= total:
+        run_logger().info("%s: %d/%d (%.0f%%) at %s/s, %.0f s elapsed%s", self.what, done, total, pct,
+                          _rate(done / elapsed), elapsed, extra)
+        self._update_artifact(pct)
+        if finished:
             self.close()
+
+    def restart(self, what: str | None = None, since: float | None = None) -> None:
+        """Count a new pass from 0 (its own first and last lines), keeping the progress artifact.
+        ``since``: when the pass began (``time.perf_counter()``; default now), for its rates."""
+        self.what = what or self.what
+        self.t0 = time.perf_counter() if since is None else since
+        self._last_t = self._last_pct = -1e9
 
     def _update_artifact(self, pct: float) -> None:
         if not self._want_artifact:
@@ -193,7 +243,7 @@ class Progress:
 
             get_run_context()
             if self._artifact_id is None:
-                self._artifact_id = create_progress_artifact(pct, description=self.what)
+                self._artifact_id = create_progress_artifact(pct, description=self.description)
             else:
                 update_progress_artifact(self._artifact_id, pct)
         except Exception:
@@ -203,6 +253,11 @@ class Progress:
         if self._bar is not None and self._bar_task is not None:
             self._bar.stop()
             self._bar_task = None
+
+
+def _rate(x: float) -> str:
+    """A rate that never reads 0.0 while work is being done: 3 significant digits."""
+    return f"{x:.3g}" if x < 100 else f"{x:,.0f}"
 
 
 def _fmt(v: Any) -> str:
@@ -219,6 +274,51 @@ def file_stat_fingerprint(path: str | os.PathLike | None) -> str | None:
     except OSError:
         return f"missing:{p}"
     return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+# --- paths in parameters ---------------------------------------------------------------------------
+# A deployment run has no caller's directory (the UI form has none, and `prefect deployment run` does
+# not send it): relative paths resolve against the directory the deployments are served from (where
+# `python -m flows up` / `flows serve` was started; its runs inherit it). Each flow resolves its path
+# parameters first and logs what they became, so every error names the absolute path.
+
+
+def serve_root() -> Path:
+    """The directory relative paths in a flow run's parameters resolve against (the serving process's)."""
+    return Path.cwd()
+
+
+def resolve_path(p):
+    """A local path made absolute against ``serve_root()`` (``~`` expanded); URLs (``s3://...``) and
+    None unchanged. Returns a ``Path`` for a path, the string for a URL."""
+    if p is None or (isinstance(p, str) and "://" in p):
+        return p
+    path = Path(p).expanduser()
+    return path if path.is_absolute() else serve_root() / path
+
+
+def resolve_spec(spec: str) -> str:
+    """``PATH@VERSION`` with PATH made absolute (``resolve_path``); the version unchanged."""
+    from schemas.repository import split_path_at_version
+
+    path, version = split_path_at_version(spec)
+    resolved = str(resolve_path(path))
+    return resolved if version is None else f"{resolved}@{version}"
+
+
+def log_resolved(pairs: Iterable[tuple[Any, Any]]) -> None:
+    """One log line naming each relative path parameter and the absolute path it became."""
+    changed = [f"{a} -> {b}" for a, b in pairs if a is not None and str(a) != str(b)]
+    if changed:
+        run_logger().info("relative paths resolve against %s (where the deployments are served): %s",
+                          serve_root(), "; ".join(changed))
+
+
+def resolve_config_paths(config, fields: Sequence[str]):
+    """A pydantic config with its path ``fields`` resolved (``resolve_path``), the change logged."""
+    resolved = {f: resolve_path(getattr(config, f)) for f in fields}
+    log_resolved((getattr(config, f), v) for f, v in resolved.items())
+    return config.model_copy(update=resolved)
 
 
 # --- failures that say why ------------------------------------------------------------------------

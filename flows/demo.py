@@ -51,28 +51,36 @@ def generate_inputs(ws: Path, seed: int = 0) -> dict[str, Path]:
     return paths
 
 
-def run_deployment_cli(env: dict, deployment: str, params: dict, timeout_s: int = 480) -> str:
-    """``prefect deployment run DEPLOYMENT -p k=v ... --watch``; streams its output; returns the flow run id."""
+def run_deployment_cli(env: dict, deployment: str, params: dict, timeout_s: int = 480, verbose: bool = False) -> str:
+    """``prefect deployment run DEPLOYMENT -p k=v ... --watch``; returns the flow run id.
+
+    Quiet by default: one line when the run ends (its state and time); on failure the last lines of the
+    watched output. ``verbose`` streams everything ``--watch`` prints (state changes, logs, events)."""
     from flows.server import prefect_exe
 
     cmd = [prefect_exe(), "deployment", "run", deployment, "--watch", "--watch-timeout", str(timeout_s)]
     for k, v in params.items():
         cmd += ["-p", f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}"]
-    print(f"\n$ prefect deployment run {deployment} " + " ".join(f"-p {k}=..." for k in params) + " --watch",
-          flush=True)
+    if verbose:
+        print(f"\n$ prefect deployment run {deployment} " + " ".join(f"-p {k}=..." for k in params) + " --watch",
+              flush=True)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = []
     for line in proc.stdout:
         out.append(line)
-        sys.stdout.write("  " + line)
+        if verbose:
+            sys.stdout.write("  " + line)
     rc = proc.wait()
     text = "".join(out)
-    if rc != 0:
-        raise RuntimeError(f"{deployment} did not complete (exit {rc})")
-    print(f"  -> {deployment} completed in {time.monotonic() - t0:.1f} s", flush=True)
     m = re.search(r"UUID: ([0-9a-f-]{36})", text)
-    return m.group(1) if m else ""
+    run_id = m.group(1) if m else ""
+    if rc != 0:
+        if not verbose:
+            sys.stdout.write("".join("  " + ln for ln in out[-20:]))
+        raise RuntimeError(f"{deployment} did not complete (exit {rc})")
+    print(f"{deployment:18s} completed in {time.monotonic() - t0:5.1f} s   flow run {run_id}", flush=True)
+    return run_id
 
 
 def summary(ws: Path, stack, timings: dict) -> str:
@@ -99,10 +107,11 @@ def summary(ws: Path, stack, timings: dict) -> str:
     return "\n".join(lines)
 
 
-def main(workspace: Path | None = None) -> int:
+def main(workspace: Path | None = None, verbose: bool = False) -> int:
+    """The demo; ``verbose`` also streams every deployment's ``--watch`` output (``-v``)."""
     from flows.server import LocalStack, free_port, new_tag, tagged_processes
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     ws = (workspace or REPO / ".demo").resolve()
     ws.mkdir(parents=True, exist_ok=True)
     t_all = time.monotonic()
@@ -140,7 +149,8 @@ def main(workspace: Path | None = None) -> int:
                 print(f"\n{deployment}: {corpora / 'h36m'}@demo-h36m-cpn exists, skipped", flush=True)
                 continue
             t0 = time.monotonic()
-            run_deployment_cli(env, deployment, {k: str(v) if isinstance(v, Path) else v for k, v in params.items()})
+            run_deployment_cli(env, deployment, {k: str(v) if isinstance(v, Path) else v for k, v in params.items()},
+                               verbose=verbose)
             timings[deployment.split("/")[0]] = time.monotonic() - t0
         ok = True
     except KeyboardInterrupt:
@@ -177,4 +187,4 @@ def _tag_exists(corpus: Path, tag: str) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(verbose=any(a in ("-v", "--verbose") for a in sys.argv[1:])))

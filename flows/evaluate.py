@@ -7,8 +7,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (fail_with_reason, file_stat_fingerprint, markdown_table, publish_image, publish_markdown,
-                          retry_transient, run_logger, table_rows)
+from flows.common import (fail_with_reason, file_stat_fingerprint, log_resolved, markdown_table, publish_image,
+                          publish_markdown, resolve_path, resolve_spec, retry_transient, run_logger, table_rows)
 from flows.training import find_checkpoint, resolve_specs
 from pipelines.hashing import json_hash
 
@@ -59,8 +59,13 @@ def evaluate_flow(checkpoint: Path, corpus: str) -> dict:
     Args:
         checkpoint: Checkpoint file, or a run directory holding one.
         corpus: Corpus version as PATH@VERSION (tag or snapshot id).
+
+    Relative paths resolve against the directory the deployments are served from.
     """
     logger = run_logger()
+    given = (checkpoint, corpus)
+    checkpoint, corpus = resolve_path(checkpoint), resolve_spec(corpus)
+    log_resolved(zip(given, (checkpoint, corpus)))
     ck = str(find_checkpoint(checkpoint))
     pinned = resolve_specs([corpus])[0]
     table = run_evaluate(ck, pinned)

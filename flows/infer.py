@@ -1,7 +1,8 @@
 """Prefect flow ``infer``: a checkpoint + 2D keypoints of a video -> (T, 17, 3) root-relative 3D poses (.npy).
 
-The same function as ``mocap-corpus infer`` (``flows.inference.infer_to_file``); the output file (and
-the optional rendering) are published as link / image artifacts.
+The same function as ``mocap-corpus infer`` (``flows.inference.infer_to_file``); the output file is
+published as a link artifact and the optional rendering as an image embedded in a markdown artifact
+(a GIF or PNG small enough to embed; otherwise a PNG contact sheet of the clip drawn beside it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import publish_image, publish_link, run_logger
+from flows.common import (Progress, fail_with_reason, image_data_uri, log_resolved, publish_image, publish_link,
+                          resolve_path, run_logger)
 
 FLOW_NAME = "infer"
 
@@ -20,13 +22,32 @@ FLOW_NAME = "infer"
 def run_infer(checkpoint: str, input_path: str, out: str, options: dict) -> dict:
     from flows.inference import infer_to_file
 
-    return infer_to_file(checkpoint, input_path, out, **options)
+    drawing = Progress(f"drawing {Path(options['render']).name}") if options.get("render") else None
+    return infer_to_file(checkpoint, input_path, out, progress=drawing, **options)
+
+
+@task(name="preview-render", retries=0, cache_policy=NO_CACHE)
+def preview_png(input_path: str, options: dict, result: dict) -> str:
+    """A PNG contact sheet beside the rendering (the UI cannot embed an .mp4 or a large GIF): the same
+    2D input and predicted poses, a few frames."""
+    import numpy as np
+
+    from flows.inference import read_keypoints
+    from pipelines import render as R
+
+    px, w, h = read_keypoints(input_path, **{k: options[k] for k in ("subject", "action", "camera", "width", "height")})
+    poses = np.load(result["out"])
+    clip = R.Clip(keypoints_px=px, in_view=None, res=(w, h), joints=R.camera_to_display(poses),
+                  frames=np.arange(len(poses)), title=f"{Path(input_path).name}: predicted 3D (s_in {result['s_in']})")
+    return str(R.write(clip, Path(result["render"]).with_suffix(".preview.png")))
 
 
 @flow(name=FLOW_NAME, log_prints=True)
+@fail_with_reason
 def infer_flow(checkpoint: Path, input_path: Path, out: Path, s_in: int | None = None,
-               subject: str | None = None, action: str | None = None, camera: str | None = None,
-               width: float | None = None, height: float | None = None, render: Path | None = None) -> dict:
+               subject: str | None = None, action: str | None = None, camera: int | str | None = None,
+               width: float | None = None, height: float | None = None, render: Path | None = None,
+               fps: float | None = None) -> dict:
     """Uplift 2D keypoints to 3D poses with a trained checkpoint.
 
     Args:
@@ -36,17 +57,28 @@ def infer_flow(checkpoint: Path, input_path: Path, out: Path, s_in: int | None =
         s_in: 2D every s_in-th frame; default the checkpoint's largest training stride.
         subject: .npz input: subject, e.g. S9.
         action: .npz input: action, e.g. Walking 1.
-        camera: .npz input: camera index 0..3 or H36M camera id.
+        camera: .npz input: camera index 0..3 or H36M camera id (``-p camera=1`` arrives as a number).
         width: Image width in pixels (.npy input).
         height: Image height in pixels (.npy input).
         render: Also draw the result (.png contact sheet, .gif or .mp4).
+        fps: The video's frame rate, for the rendering to play in real time (default 50, Human3.6M's).
+
+    Relative paths resolve against the directory the deployments are served from.
     """
     logger = run_logger()
-    options = {"s_in": s_in, "subject": subject, "action": action, "camera": camera, "width": width,
-               "height": height, "render": str(render) if render else None}
+    given = (checkpoint, input_path, out, render)
+    checkpoint, input_path, out, render = (resolve_path(p) for p in given)
+    log_resolved(zip(given, (checkpoint, input_path, out, render)))
+    options = {"s_in": s_in, "subject": subject, "action": action,
+               "camera": None if camera is None else str(camera), "width": width,
+               "height": height, "render": str(render) if render else None, "fps": fps}
     result = run_infer(str(checkpoint), str(input_path), str(out), options)
     logger.info("infer: %s -> %s (%d frames, s_in %d)", input_path, result["out"], result["frames"], result["s_in"])
     publish_link(result["out"], key=f"{FLOW_NAME}-poses", text=f"3D poses {result['out']}")
     if result["render"]:
-        publish_image(result["render"], key=f"{FLOW_NAME}-render", description=f"3D poses of {input_path}")
+        shown = result["render"]
+        if image_data_uri(shown) is None:  # an .mp4, or a GIF too large to embed
+            shown = preview_png(str(input_path), options, result)
+        publish_image(shown, key=f"{FLOW_NAME}-render",
+                      description=f"3D poses of {Path(input_path).name} (s_in {result['s_in']}); file {result['render']}")
     return result

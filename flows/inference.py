@@ -112,14 +112,19 @@ def infer_keypoints(checkpoint, pixels: np.ndarray, width: float, height: float,
     return infer_normalised(ck, uv, s_in=s_in, use_ema=use_ema, batch_size=batch_size)
 
 
+DEFAULT_FPS = 50.0  # Human3.6M's videos, and the corpora's default rate
+
+
 def infer_to_file(checkpoint, input_path, out_path, *, s_in: int | None = None, subject=None, action=None,
                   camera=None, width=None, height=None, render: str | os.PathLike | None = None,
-                  device=None) -> dict:
+                  fps: float | None = None, device=None, progress=None) -> dict:
     """Read 2D (``read_keypoints``), uplift (``infer_keypoints``), write ``out_path`` (.npy, (T, 17, 3)
-    float32 root-relative metres, camera axes) and, on request, a picture (``render``: .png/.gif/.mp4).
+    float32 root-relative metres, camera axes) and, on request, a picture (``render``: .png/.gif/.mp4)
+    that plays in real time at ``fps``, the input's frame rate (default 50, Human3.6M's).
 
     Checks everything it can before loading the model (one-line ``InputError`` / ``ConfigError``).
-    Returns ``{"out", "frames", "s_in", "render"}``.
+    ``progress``: ``callback(frames_drawn, frames)`` while an animation is drawn.
+    Returns ``{"out", "frames", "s_in", "render", "fps"}``.
     """
     from pipelines import render as R
     from uplift.infer import resolve_s_in
@@ -131,6 +136,8 @@ def infer_to_file(checkpoint, input_path, out_path, *, s_in: int | None = None, 
         raise InputError(out_path, "the output must be a .npy file")
     if render is not None and Path(render).suffix.lower() not in R.FORMATS:
         raise InputError(render, f"cannot render to {Path(render).suffix or '(no suffix)'}: use one of {', '.join(R.FORMATS)}")
+    fps = DEFAULT_FPS if fps is None else float(fps)
+    R.playback(fps)  # a bad --fps fails before the model loads
     px, w, h = read_keypoints(input_path, subject=subject, action=action, camera=camera, width=width, height=height)
     ck = load_checkpoint(checkpoint, device=pick_device(device))
     s = resolve_s_in(ck.config, s_in)
@@ -141,6 +148,7 @@ def infer_to_file(checkpoint, input_path, out_path, *, s_in: int | None = None, 
         title = " ".join(str(x) for x in (Path(input_path).name, subject, action,
                                           None if camera is None else f"camera {camera}") if x)
         clip = R.Clip(keypoints_px=px, in_view=None, res=(w, h), joints=R.camera_to_display(poses),
-                      frames=np.arange(len(poses)), title=f"{title}: predicted 3D (s_in {s})")
-        R.write(clip, render)
-    return {"out": str(out_path), "frames": int(len(poses)), "s_in": s, "render": str(render) if render else None}
+                      frames=np.arange(len(poses)), title=f"{title}: predicted 3D (s_in {s}, {fps:g} Hz)")
+        R.write(clip, render, source_fps=fps, progress=progress)
+    return {"out": str(out_path), "frames": int(len(poses)), "s_in": s, "render": str(render) if render else None,
+            "fps": fps}

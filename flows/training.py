@@ -10,6 +10,7 @@ while its run dir still holds the marker this flow writes after a finished run.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (fail_with_reason, file_stat_fingerprint, markdown_table, publish_link, publish_markdown,
-                          retry_transient, run_logger)
+from flows.common import (fail_with_reason, file_stat_fingerprint, log_resolved, markdown_table, publish_image,
+                          publish_link, publish_markdown, resolve_path, resolve_spec, retry_transient, run_logger)
 from pipelines.hashing import json_hash
 from schemas.repository import pin_version
 
@@ -72,6 +73,34 @@ def apply_overrides(cfg, overrides: dict):
     return replace(cfg, **top)
 
 
+class TrainProgress:
+    """``uplift.train.train``'s progress callback in a flow: the run's optimizer steps over all epochs as
+    one ``Progress`` (log lines with steps/s, a progress artifact that ends at 100 %), and each
+    evaluation pass (windows/s) as another."""
+
+    def __init__(self, name: str):
+        from flows.common import Progress
+
+        self.steps = Progress(f"training {name}: optimizer steps")
+        self.evaluation = Progress(f"evaluation {name}: windows (each pass)")
+        self._pass = None
+        self._last_call = time.perf_counter()
+
+    def __call__(self, done: int, total: int, info: dict) -> None:
+        epoch, epochs = info["epoch"], info["epochs"]
+        began, self._last_call = self._last_call, time.perf_counter()
+        if info.get("phase") == "evaluate":
+            key = (epoch, info.get("s_in"))
+            if key != self._pass:  # a new pass began when the previous step or pass ended
+                self._pass = key
+                self.evaluation.restart(f"evaluation after epoch {epoch}/{epochs}, s_in {info.get('s_in')}: windows",
+                                        since=began)
+            self.evaluation(done, total)
+            return
+        # the steps of earlier epochs count in full (an epoch ends early only on a step budget)
+        self.steps((epoch - 1) * total + done, epochs * total, {"epoch": f"{epoch}/{epochs}", "loss": info["loss"]})
+
+
 @task(name="train", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
       cache_key_fn=train_cache_key, persist_result=True, result_serializer="json")
 def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, overrides: dict, nproc: int = 1) -> dict:
@@ -81,7 +110,8 @@ def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, ov
     from uplift.train import load_run_config
 
     cfg = apply_overrides(load_run_config(config), overrides)
-    result = launch_train(nproc, cfg, Path(out_dir), list(corpus), init=Path(init) if init else None)
+    extra = {"progress": TrainProgress(Path(out_dir).name)} if nproc == 1 else {}  # a closure stays in-process
+    result = launch_train(nproc, cfg, Path(out_dir), list(corpus), init=Path(init) if init else None, **extra)
     (Path(out_dir) / DONE_MARKER).write_text(json.dumps({"corpus": corpus, "config": config, "init": init,
                                                          "overrides": overrides,
                                                          "checkpoint": str(result.checkpoint)}, indent=1))
@@ -97,6 +127,7 @@ def resolve_specs(specs: list[str]) -> list[str]:
 def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: Path | None,
                 overrides: dict | None, nproc: int = 1) -> dict:
     logger = run_logger()
+    corpus, config, out_dir, init = resolve_train_paths(corpus, config, out_dir, init)
     pinned = resolve_specs(list(corpus))
     for spec, pin in zip(corpus, pinned):
         logger.info("%s: corpus %s -> %s", kind, spec, pin)
@@ -111,10 +142,23 @@ def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: 
     publish_link(out, key=f"{kind}-run-dir", text=f"run dir {out}")
     plot = result.run_dir / "metrics.png"  # the loss / MPJPE plot the trainer writes
     if plot.is_file():
-        publish_link(plot, key=f"{kind}-plot", text=f"plot {plot.name}")
+        publish_image(plot, key=f"{kind}-plot",
+                      description=f"{kind} {out.name}: training loss and evaluation MPJPE per epoch")
     publish_link(result.checkpoint, key=f"{kind}-checkpoint", text=f"checkpoint {result.checkpoint.name}")
     logger.info("%s: run dir %s, checkpoint %s", kind, out, result.checkpoint)
     return {**data, "corpus": pinned, "config": config, "init": init_ck}
+
+
+def resolve_train_paths(corpus: list[str], config: str, out_dir, init):
+    """The training flows' path parameters made absolute (``flows.common.resolve_path``): corpus specs,
+    a config file (a preset name stays a name), the run dir and the initial checkpoint."""
+    from uplift.config import PRESETS
+
+    new_corpus = [resolve_spec(c) for c in corpus]
+    new_config = config if config in PRESETS else str(resolve_path(config))
+    new_out, new_init = resolve_path(out_dir), resolve_path(init)
+    log_resolved([*zip(corpus, new_corpus), (config, new_config), (out_dir, new_out), (init, new_init)])
+    return new_corpus, new_config, new_out, new_init
 
 
 def report_markdown(kind: str, result: "RunResult", pinned: list[str], config: str, init_ck: str | None) -> str:

@@ -145,11 +145,11 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
     if "smplh" in families or "smpl" in families:
         _, reg_order = resolved_regressor(str(regressor), str(cfg.body_models), cfg.regressor_order)
         if reg_order.swapped_pairs:
-            log.warning("build: %s: %s", regressor, reg_order.message)
+            log.info("build: %s: %s", regressor, reg_order.message)  # reported once, in the result
     if "smplx" in families:
         if cfg.smplx_regressor is None and deftrafo is None:
             smplx_missing = smplx_regressor_missing(cfg.body_models)
-            log.warning("build: %s", smplx_missing)
+            log.info("build: %s", smplx_missing)  # each such file is a reject row
         else:
             _, smplx_order = resolved_smplx_regressor(cfg.body_models, regressor, cfg.regressor_order, deftrafo,
                                                       cfg.smplx_regressor)
@@ -254,6 +254,8 @@ def _write_in_key_order(writer, sources: list[Source], unreadable: dict[str, Rej
                 writer.add_from(parent, seg_key)
                 stats.carried += 1
                 stats.count_model(*stats.parent_models(parent).get(seg_key, ("", "")))
+    if todo_keys:
+        next(results, None)  # resume the generator once more: it reports the last source's progress
 
 
 def _compute(cfg: BuildConfig, inputs: _Inputs, todo: list[Source], progress: Progress | None,

@@ -47,6 +47,11 @@ class Clip:
     pred: np.ndarray | None = None
     skeleton: Skeleton = H36M_17
     label: str = ""  # short prefix of each row's title (the figure title holds ``title``)
+    note: str = ""  # said under the 2D panel (e.g. a ceiling camera's upside-down image)
+
+    def __post_init__(self):
+        # One 3D viewpoint for the whole clip (the body's mean facing), so the axes do not swing.
+        self.azimuth = clip_azimuth(np.asarray(self.joints), self.skeleton) if len(self.joints) else 0.0
 
 
 def camera_to_display(x: np.ndarray) -> np.ndarray:
@@ -71,23 +76,37 @@ def in_image(px: np.ndarray, res: tuple[float, float]) -> np.ndarray:
     return (px[..., 0] >= 0) & (px[..., 0] < w) & (px[..., 1] >= 0) & (px[..., 1] < h)
 
 
+def view_box(keypoints_px: np.ndarray | None, res: tuple[float, float], margin: float = 0.25,
+             min_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """The 2D panel's square window ``(lo, hi)`` in pixels, the same for every frame of a clip: the
+    person's box over the whole clip plus ``margin`` of its size, at least ``min_fraction`` of the image
+    width, never beyond one image size outside the image (a person filling 20 % of the frame is drawn
+    large enough to read). No keypoints: the whole image plus a margin."""
+    w, h = res
+    if keypoints_px is None or not np.isfinite(keypoints_px).any():
+        side, centre = 1.2 * max(w, h), np.array([w / 2, h / 2])
+    else:
+        pts = keypoints_px.reshape(-1, 2)
+        pts = pts[np.isfinite(pts).all(1)]
+        lo, hi = np.maximum(pts.min(0), [-w, -h]), np.minimum(pts.max(0), [2 * w, 2 * h])
+        side = max(float((hi - lo).max()) * (1 + 2 * margin), min_fraction * w)
+        centre = (lo + hi) / 2
+    return centre - side / 2, centre + side / 2
+
+
 def _draw_2d(ax, clip: Clip, i: int) -> None:
     w, h = clip.res
     from matplotlib.patches import Rectangle
 
     ax.add_patch(Rectangle((0, 0), w, h, fill=True, facecolor="0.95", edgecolor="0.2", lw=1.0))
-    # The image rectangle plus a margin, grown (over the whole clip, so it does not jump) to show joints
-    # that project outside it, up to one image size beyond each edge.
-    lo, hi = np.array([-0.1 * w, -0.1 * h]), np.array([1.1 * w, 1.1 * h])
-    if clip.keypoints_px is not None:
-        pts = clip.keypoints_px.reshape(-1, 2)
-        lo = np.maximum(np.minimum(lo, pts.min(0) - 0.05 * w), [-w, -h])
-        hi = np.minimum(np.maximum(hi, pts.max(0) + 0.05 * w), [2 * w, 2 * h])
+    lo, hi = view_box(clip.keypoints_px, clip.res)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(hi[1], lo[1])  # image rows grow downwards
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+    zoom = f"{w:.0f} x {h:.0f} px image" + (", zoomed" if (hi - lo).max() < 0.99 * max(w, h) else "")
+    ax.set_xlabel("\n".join(x for x in (zoom, clip.note) if x), fontsize=8)
     if clip.keypoints_px is None:
         return
     px, colours, skel = clip.keypoints_px[i], joint_colours(clip.skeleton), clip.skeleton
@@ -99,7 +118,7 @@ def _draw_2d(ax, clip: Clip, i: int) -> None:
     if (~vis).any():
         ax.scatter(px[~vis, 0], px[~vis, 1], s=40, marker="x", c="red", zorder=4, label="out of view")
         n = int((~vis).sum())
-        ax.text(0.02, 0.02, f"{n} joint{'s' * (n != 1)} out of view", color="red", fontsize=7, transform=ax.transAxes)
+        ax.text(0.02, 0.02, f"{n} joint{'s' * (n != 1)} out of view", color="red", fontsize=8, transform=ax.transAxes)
 
 
 def facing_azimuth(joints: np.ndarray, skel: Skeleton = H36M_17) -> float:
@@ -112,6 +131,18 @@ def facing_azimuth(joints: np.ndarray, skel: Skeleton = H36M_17) -> float:
     return float(np.degrees(np.arctan2(forward[1], forward[0])))
 
 
+def clip_azimuth(joints: np.ndarray, skel: Skeleton = H36M_17) -> float:
+    """One facing azimuth (degrees) for a whole clip ``(T, J, 3)``, z up: that of the mean of the per-frame
+    hip directions (the first frame's when the body turns about itself so that they cancel out)."""
+    hips = joints[:, skel.left[0]] - joints[:, skel.right[0]]
+    hips[:, 2] = 0.0
+    norms = np.linalg.norm(hips, axis=1, keepdims=True)
+    mean = (hips / np.where(norms > 0, norms, 1.0)).mean(0)
+    body = np.zeros((skel.num_joints, 3))
+    body[skel.left[0]] = mean if np.linalg.norm(mean) >= 0.2 else hips[0]
+    return facing_azimuth(body, skel)
+
+
 def _draw_3d(ax, clip: Clip, i: int, elev: float, azim: float, radius: float = 1.0) -> None:
     skel, colours = clip.skeleton, joint_colours(clip.skeleton)
     centre = clip.joints[i, skel.root]
@@ -122,11 +153,11 @@ def _draw_3d(ax, clip: Clip, i: int, elev: float, azim: float, radius: float = 1
         for j, p in enumerate(skel.parents):
             if p >= 0:
                 ax.plot(x[[p, j], 0], x[[p, j], 1], x[[p, j], 2], style, color=single or colours[j], lw=2)
-    ax.view_init(elev=elev, azim=azim + facing_azimuth(clip.joints[i], skel))
+    ax.view_init(elev=elev, azim=azim + clip.azimuth)
     ax.set_xlim(-radius, radius)
     ax.set_ylim(-radius, radius)
     ax.set_zlim(-radius, radius)
-    ax.set_box_aspect((1, 1, 1))
+    ax.set_box_aspect((1, 1, 1), zoom=1.25)  # the cube fills its panel: a body big enough to read
     ax.set_xticklabels([])
     ax.set_yticklabels([])
     ax.set_zticklabels([])
@@ -138,7 +169,7 @@ def _figure(rows: int):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(9.0, 3.0 * rows), dpi=80)
+    fig = plt.figure(figsize=(10.5, 3.6 * rows), dpi=100)
     return fig
 
 
@@ -152,10 +183,10 @@ def _panels(fig, rows: int, row: int):
 def _draw_row(fig, axes, clip: Clip, i: int, label: str) -> None:
     ax2, ax_a, ax_b = axes
     _draw_2d(ax2, clip, i)
-    ax2.set_title(label, fontsize=7)
+    ax2.set_title(label, fontsize=9)
     for ax, (elev, azim), name in zip((ax_a, ax_b), VIEW_ANGLES, ("3D front", "3D left side")):
         _draw_3d(ax, clip, i, elev, azim)
-        ax.set_title(name + (" (dashed: prediction)" if clip.pred is not None else ""), fontsize=8)
+        ax.set_title(name + (" (dashed: prediction)" if clip.pred is not None else ""), fontsize=9)
 
 
 def _legend(fig, pred: bool = False) -> None:
@@ -166,7 +197,7 @@ def _legend(fig, pred: bool = False) -> None:
                Line2D([], [], color="red", marker="x", lw=0, label="out of view")]
     if pred:
         handles.append(Line2D([], [], color=PRED_COLOUR, lw=2, ls="--", label="prediction"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
 
 
 def contact_sheet(clip: Clip, out: str | os.PathLike, n_frames: int = 4) -> Path:
@@ -177,7 +208,7 @@ def contact_sheet(clip: Clip, out: str | os.PathLike, n_frames: int = 4) -> Path
     for row, i in enumerate(picks):
         _draw_row(fig, _panels(fig, len(picks), row), clip, int(i), f"{clip.label}frame {int(clip.frames[i])}")
     _legend(fig, clip.pred is not None)
-    fig.suptitle(clip.title, fontsize=9)
+    fig.suptitle(clip.title, fontsize=10)
     return _save(fig, out)
 
 
@@ -193,8 +224,9 @@ def _save(fig, out: str | os.PathLike) -> Path:
     return out
 
 
-def animation(clip: Clip, out: str | os.PathLike, fps: float = 25.0, step: int = 1) -> Path:
-    """Write a ``.gif`` (Pillow) or ``.mp4`` (ffmpeg from ``imageio-ffmpeg``) of every ``step``-th frame."""
+def animation(clip: Clip, out: str | os.PathLike, fps: float = 25.0, step: int = 1, progress=None) -> Path:
+    """Write a ``.gif`` (Pillow) or ``.mp4`` (ffmpeg from ``imageio-ffmpeg``) of every ``step``-th frame,
+    played at ``fps`` drawn frames a second. ``progress``: optional ``callback(frames_drawn, frames)``."""
     import matplotlib.pyplot as plt
     from matplotlib import animation as anim
 
@@ -203,7 +235,7 @@ def animation(clip: Clip, out: str | os.PathLike, fps: float = 25.0, step: int =
     fig = _figure(1)
     axes = _panels(fig, 1, 0)
     _legend(fig, clip.pred is not None)
-    fig.suptitle(clip.title, fontsize=9)
+    fig.suptitle(clip.title, fontsize=10)
 
     def draw(i):
         for ax in axes:
@@ -220,14 +252,31 @@ def animation(clip: Clip, out: str | os.PathLike, fps: float = 25.0, step: int =
 
         matplotlib.rcParams["animation.ffmpeg_path"] = imageio_ffmpeg.get_ffmpeg_exe()
         writer = anim.FFMpegWriter(fps=fps, codec="libx264", extra_args=["-pix_fmt", "yuv420p"])
-    ani = anim.FuncAnimation(fig, draw, frames=frames, blit=False)
-    ani.save(str(out), writer=writer)
+    ani = anim.FuncAnimation(fig, draw, frames=frames, blit=False, cache_frame_data=False)
+    callback = None if progress is None else (lambda i, n: progress(i + 1, n))
+    ani.save(str(out), writer=writer, progress_callback=callback)
     plt.close(fig)
     return out
 
 
-def write(clip: Clip, out: str | os.PathLike, *, n_frames: int = 4, fps: float = 25.0, step: int = 1) -> Path:
-    """Dispatch on the file suffix: ``.png`` contact sheet, ``.gif`` / ``.mp4`` animation."""
+MAX_DRAWN_FPS = 25.0  # animations draw at most this many frames a second of motion
+
+
+def playback(fps: float, max_drawn_fps: float = MAX_DRAWN_FPS) -> tuple[float, int]:
+    """``(drawn frames a second, step)`` that play a ``fps`` clip in real time drawing every ``step``-th
+    frame: 50 Hz -> every 2nd frame at 25 frames/s; 25 Hz or less -> every frame at ``fps``."""
+    if not fps > 0:
+        raise InputError("--fps", f"frame rate {fps!r} must be positive")
+    step = max(1, int(round(float(fps) / max_drawn_fps)))
+    return float(fps) / step, step
+
+
+def write(clip: Clip, out: str | os.PathLike, *, n_frames: int = 4, fps: float = 25.0, step: int = 1,
+          source_fps: float | None = None, progress=None) -> Path:
+    """Dispatch on the file suffix: ``.png`` contact sheet, ``.gif`` / ``.mp4`` animation.
+
+    ``source_fps``: the clip's real frame rate; animations then play in real time (``playback``) and
+    ``fps``/``step`` are ignored. ``progress``: ``callback(frames_drawn, frames)`` while animating."""
     suffix = Path(out).suffix.lower()
     if suffix not in FORMATS:
         raise InputError(out, f"cannot render to {suffix or '(no suffix)'}: use one of {', '.join(FORMATS)}")
@@ -235,7 +284,9 @@ def write(clip: Clip, out: str | os.PathLike, *, n_frames: int = 4, fps: float =
         raise InputError(out, "nothing to render: the frame range is empty")
     if suffix == ".png":
         return contact_sheet(clip, out, n_frames=n_frames)
-    return animation(clip, out, fps=fps, step=step)
+    if source_fps is not None:
+        fps, step = playback(source_fps)
+    return animation(clip, out, fps=fps, step=step, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -286,17 +337,33 @@ def corpus_clip(reader, key: str, view: int = 0, frames: str | None = None) -> C
     res = (float(intr[9]), float(intr[10]))
     px = denormalize_pixels(np.asarray(v["keypoints_2d"]), *res)
     cam = vrow.get("camera_id") or ""
+    _, extr = reader.camera(vid)
+    note = camera_note(extr)
     return Clip(keypoints_px=px, in_view=np.asarray(v["in_view"], bool), res=res, joints=joints[sl],
-                frames=np.arange(sl.start, sl.stop), title=f"{reader.path.name}: {key}, view {view} (camera {cam})",
-                label=f"view {view} ({cam}) ")
+                frames=np.arange(sl.start, sl.stop),
+                title=f"{reader.path.name}: {key}, view {view} (camera {cam}{', ' + note if note else ''})",
+                label=f"view {view} ({cam}) ", note=note)
+
+
+def camera_note(extrinsics: np.ndarray) -> str:
+    """What a viewer should know about a camera's picture, from its world(z up)-to-camera ``[R | t]``
+    (3, 4): a camera whose image "down" points up in the world (MPI-INF-3DHP's ceiling cameras 11-13
+    look down from above and are mounted so) shows people upside down; one looking steeply down
+    shows them from above. Empty for an ordinary camera."""
+    R = np.asarray(extrinsics, np.float64)[:, :3]
+    image_down_z, forward_z = R[1, 2], R[2, 2]
+    if image_down_z > 0:
+        return "ceiling camera: people appear upside down"
+    if forward_z < -0.7:
+        return "ceiling camera, looking down"
+    return ""
 
 
 def render_sequence(reader, key: str, out: str | os.PathLike, *, view: int = 0, frames: str | None = None,
-                    n_frames: int = 4) -> Path:
+                    n_frames: int = 4, progress=None) -> Path:
     """``mocap-corpus show``: render one sequence of a corpus version to ``out`` (.png/.gif/.mp4)."""
     clip = corpus_clip(reader, key, view, frames)
-    step = max(1, int(round(float(reader.fps) / 25.0)))  # real-time playback at <= ~25 drawn frames/s
-    return write(clip, out, n_frames=n_frames, fps=float(reader.fps) / step, step=step)
+    return write(clip, out, n_frames=n_frames, source_fps=float(reader.fps), progress=progress)
 
 
 def corpus_overview(reader, out: str | os.PathLike, n_sequences: int = 3, views: int = 2) -> Path | None:
@@ -318,5 +385,5 @@ def corpus_overview(reader, out: str | os.PathLike, n_sequences: int = 3, views:
         _draw_row(fig, _panels(fig, len(clips), row), clip, mid, f"{name[-24:]} {clip.label}frame {int(clip.frames[mid])}")
     _legend(fig)
     fig.suptitle(f"{reader.path.name} @ {reader.version_id}: {len(keys)} of {reader.sequences.num_rows} sequences",
-                 fontsize=9)
+                 fontsize=10)
     return _save(fig, out)

@@ -70,10 +70,20 @@ def write_history(run_dir: Path, history: list[dict]) -> None:
 
 def plot_history(history: list[dict], path: Path) -> None:
     """Training loss (mm) and evaluation MPJPE per input stride over the epochs."""
+    import matplotlib.pyplot as plt
+
+    fig = history_figure(history)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def history_figure(history: list[dict]):
+    """The figure ``plot_history`` writes: two panels, epochs (whole numbers) along both x axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
@@ -91,7 +101,7 @@ def plot_history(history: list[dict], path: Path) -> None:
         ax[1].text(0.5, 0.5, "no evaluation split in this run's corpora", ha="center", va="center",
                    transform=ax[1].transAxes)
         ax[1].set_xticks([]), ax[1].set_yticks([])
-    ax[0].xaxis.get_major_locator().set_params(integer=True)
+    for a in ax if keys else ax[:1]:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))  # no fractional epochs
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    return fig

@@ -34,7 +34,7 @@ from uplift import distributed as D
 from uplift.checkpoint import (Checkpoint, is_checkpoint, load_checkpoint, recover_checkpoint, restore_rng, rng_state,
                                save_checkpoint)
 from uplift.config import (CAMERA_MODES, CAMERA_RIGS, PRECISIONS, ModelConfig, TrainConfig, UpliftConfig,
-                           check_choice, check_keys, finetune_overrides, get_preset, tuples)
+                           PRESETS, check_choice, check_keys, finetune_overrides, get_preset, tuples)
 from uplift.corpora import open_corpora
 from uplift.loader import close_loader, make_loader
 from uplift.stream import StreamConfig, WindowStream
@@ -105,6 +105,9 @@ class RunConfig:
         return replace(base, model=model, train=replace(base.train, **tuples(tr)))
 
 
+CONFIG_SUFFIXES = (".json", ".toml", ".yaml", ".yml")
+
+
 def load_run_config(spec: str | os.PathLike | RunConfig | None) -> RunConfig:
     """A preset name (``"tiny"``) or a JSON / TOML / YAML file with RunConfig fields."""
     if spec is None:
@@ -113,6 +116,8 @@ def load_run_config(spec: str | os.PathLike | RunConfig | None) -> RunConfig:
         return spec
     p = Path(spec)
     if not p.exists():
+        if p.suffix.lower() in CONFIG_SUFFIXES or os.sep in str(spec):  # meant as a file, not a preset
+            raise ConfigError(f"{p.absolute()}: config file not found (presets: {', '.join(sorted(PRESETS))})")
         get_preset(str(spec))  # ConfigError when unknown
         return RunConfig(preset=str(spec))
     text = p.read_text()
@@ -152,8 +157,9 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     in ``out_dir`` continues from ``checkpoints/last`` with the same sample order.
     ``max_steps``: a step budget for this call (e.g. a scheduler's time slice): after that many
     optimizer steps the run checkpoints to ``checkpoints/last`` and returns; calling ``train`` again
-    continues it exactly. ``progress``: optional ``callback(step, steps_in_epoch, {"epoch", "epochs",
-    "loss"})`` after every step (CLI bars).
+    continues it exactly. ``progress``: optional ``callback(step, steps_in_epoch, {"phase": "train", "epoch",
+    "epochs", "loss"})`` after every step, and ``callback(windows_done, windows, {"phase": "evaluate",
+    "epoch", "epochs", "s_in"})`` during each evaluation (CLI bars, flow logs).
     """
     # -- settings, process group, corpora
     rcfg = load_run_config(cfg)
@@ -240,7 +246,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
                 append_step(run_dir, epoch, batch, terms)
             batch += 1
             if progress is not None:
-                progress(batch, limit, {"epoch": epoch + 1, "epochs": tcfg.epochs, "loss": stats.loss / stats.steps})
+                progress(batch, limit, {"phase": "train", "epoch": epoch + 1, "epochs": tcfg.epochs,
+                                        "loss": stats.loss / stats.steps})
             if rcfg.checkpoint_every and batch % rcfg.checkpoint_every == 0 and batch < limit:
                 checkpoint(last, epoch, batch)
         budget -= batch - first
@@ -253,7 +260,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
         bundle.scheduler.step()
         if dinfo.is_main and rcfg.eval_every and ((epoch + 1) % rcfg.eval_every == 0 or epoch + 1 == tcfg.epochs):
             eval_table = _evaluate(bundle.ema.module if bundle.ema is not None else model, eval_src, rcfg, ucfg,
-                                   device)
+                                   device, _eval_progress(progress, epoch + 1, tcfg.epochs))
             (run_dir / f"eval_epoch{epoch + 1:03d}.json").write_text(json.dumps(eval_table, indent=1))
             row.update(summary(eval_table))
             model.train()
@@ -355,9 +362,19 @@ def _train_step(fwd, bundle: OptimBundle, model, b: dict, tcfg: TrainConfig, din
     return D.global_mean([terms.total.item(), terms.seq.item(), terms.center.item()], dinfo, device)
 
 
-def _evaluate(model, eval_src: list, rcfg: RunConfig, ucfg: UpliftConfig, device) -> list[dict]:
+def _evaluate(model, eval_src: list, rcfg: RunConfig, ucfg: UpliftConfig, device, progress=None) -> list[dict]:
     """The evaluation table of ``model`` (the EMA copy when there is one) on the eval split."""
     m, t = ucfg.model, ucfg.train
     return evaluate_model(model, eval_src, seq_len=m.seq_len, s_out=m.s_out, s_in=list(rcfg.eval_s_in or t.s_in),
                           batch_size=rcfg.eval_batch_size, test_flip=t.test_flip, root=t.root_joint, device=device,
-                          precision=rcfg.eval_precision, **_filters(rcfg.eval_split, rcfg.eval_subjects))
+                          precision=rcfg.eval_precision, progress=progress,
+                          **_filters(rcfg.eval_split, rcfg.eval_subjects))
+
+
+def _eval_progress(progress, epoch: int, epochs: int):
+    """``train``'s progress callback for an evaluation pass: ``(windows_done, windows, {"phase":
+    "evaluate", "epoch", "epochs", "s_in"})`` (None when there is no callback)."""
+    if progress is None:
+        return None
+    return lambda done, total, info: progress(done, total, {**info, "phase": "evaluate", "epoch": epoch,
+                                                            "epochs": epochs})

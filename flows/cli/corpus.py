@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from flows.cli.output import (CORPUS_HELP, bar, console, corpus_arg, json_line, one_line_errors, out, print_rejects,
-                              table, versions_lines)
+from flows.cli.output import (CORPUS_HELP, at_least, bar, console, corpus_arg, json_line, one_line_errors, one_of,
+                              one_of_ints, out, positive, print_rejects, table, versions_lines)
 from flows.cli.root import app
 from schemas.errors import MocapCorpusError
 
@@ -18,14 +18,7 @@ app.add_typer(synth, name="synth")
 
 _ORDER_HELP = ("auto: check the regressor's left/right rows on the body model's template and swap "
                "mismatched pairs (reported); as-is: trust the file's row order")
-
-
-def _check_order(order: str) -> None:
-    from pipelines.regressor_order import REGRESSOR_ORDERS
-    from schemas.errors import ConfigError
-
-    if order not in REGRESSOR_ORDERS:
-        raise ConfigError(f"--regressor-order must be one of {', '.join(REGRESSOR_ORDERS)}, got {order!r}")
+REGRESSOR_ORDERS = ("auto", "as-is")  # pipelines.regressor_order.REGRESSOR_ORDERS (checked by a test)
 
 
 # --- synthetic data ---------------------------------------------------------------------------
@@ -50,7 +43,7 @@ def synth_body_model(out_dir: Path, seed: int = typer.Option(0, help="random see
 
 @synth.command("amass")
 @one_line_errors
-def synth_amass(out_dir: Path, sequences: int = typer.Option(24, help="number of sequences"),
+def synth_amass(out_dir: Path, sequences: int = typer.Option(24, help="number of sequences", callback=at_least(1)),
                 seed: int = typer.Option(0, help="random seed"),
                 smplx_fraction: float = typer.Option(0.15, "--smplx-fraction", min=0.0, max=1.0,
                                                      help="share of SMPL-X sequences (G and N; 0: SMPL+H only)")):
@@ -100,9 +93,10 @@ def _check_files(**given) -> None:
 @one_line_errors
 def joints(file: Path, body_models: Path = typer.Option(..., "--body-models", help="body-model folder"),
            regressor: Optional[Path] = typer.Option(None, help="(N, 6890) regressor; default DIR/J_regressor_h36m.npy"),
-           fps: float = typer.Option(50.0, help="target frame rate"),
+           fps: float = typer.Option(50.0, help="target frame rate", callback=positive),
            out_file: Path = typer.Option(..., "--out", help="output .npy, (T', N, 3) float32 metres"),
-           regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP),
+           regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP,
+                                               callback=one_of(*REGRESSOR_ORDERS)),
            deftrafo: Optional[Path] = typer.Option(None, "--deftrafo", help=_DEFTRAFO_HELP),
            smplx_regressor: Optional[Path] = typer.Option(None, "--smplx-regressor", help=_SMPLX_REG_HELP)):
     """Regress the joints of one AMASS file (SMPL+H or SMPL-X; mesh-free, exact) and write them as .npy."""
@@ -111,7 +105,6 @@ def joints(file: Path, body_models: Path = typer.Option(..., "--body-models", he
     from pipelines.amass import read_amass
     from pipelines.sequence import REGRESSOR_FILE, default_deftrafo, family_regressor, sequence_joints
 
-    _check_order(regressor_order)
     _check_files(deftrafo=deftrafo, smplx_regressor=smplx_regressor)
     reg_path = regressor or body_models / REGRESSOR_FILE
     seq = read_amass(file)
@@ -141,21 +134,22 @@ def build_amass_cmd(amass_root: Path,
                     regressor: Optional[Path] = typer.Option(None),
                     corpus: str = typer.Option(..., "--corpus", help=CORPUS_HELP),
                     tag: Optional[str] = typer.Option(None),
-                    rig: str = typer.Option("h36m", help="h36m | 3dhp"),
+                    rig: str = typer.Option("h36m", help="h36m | 3dhp", callback=one_of("h36m", "3dhp")),
                     calibration: Optional[Path] = typer.Option(
                         None, help="MPI-INF-3DHP camera.calibration (rig 3dhp): use its cameras"),
-                    cameras_per_sequence: int = typer.Option(4),
-                    fps: float = typer.Option(50.0),
+                    cameras_per_sequence: int = typer.Option(4, callback=at_least(1)),
+                    fps: float = typer.Option(50.0, callback=positive),
                     seed: int = typer.Option(0),
                     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address"),
-                    workers: int = typer.Option(2, help="LocalCluster workers when no scheduler is given"),
-                    regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP),
+                    workers: int = typer.Option(2, help="LocalCluster workers when no scheduler is given",
+                                                callback=at_least(1)),
+                    regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP,
+                                                        callback=one_of(*REGRESSOR_ORDERS)),
                     deftrafo: Optional[Path] = typer.Option(None, "--deftrafo", help=_DEFTRAFO_HELP),
                     smplx_regressor: Optional[Path] = typer.Option(None, "--smplx-regressor", help=_SMPLX_REG_HELP)):
     """Build (or incrementally rebuild) an AMASS corpus version (SMPL+H and SMPL-X files, mixed or not)."""
     from pipelines.build_amass import BuildConfig, build_amass
 
-    _check_order(regressor_order)
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
                       fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order,
@@ -163,11 +157,7 @@ def build_amass_cmd(amass_root: Path,
     with bar("sequences/s") as tick:
         report = build_amass(cfg, progress=lambda done, total, info: tick(
             done, total, "sequences", f"{info['source_fps']:.0f} src frames/s"))
-    out.print(table("build-amass", report.summary_rows()))
-    if report.regressor_order:
-        out.print(f"regressor: {report.regressor_order.get('message', '')}", highlight=False)
-    if report.smplx_regressor_order:
-        out.print(f"regressor (SMPL-X): {report.smplx_regressor_order.get('message', '')}", highlight=False)
+    out.print(table("build-amass", report.summary_rows()))  # its "regressor rows" rows say how they were read
     for note in report.notes:
         out.print(f"note: {note}", highlight=False, markup=False)
     print_rejects(report.rejects)
@@ -192,17 +182,29 @@ def export_vp3d_cmd(corpus: str = typer.Argument(..., help=CORPUS_HELP), version
                     out_dir: Path = typer.Option(..., "--out"),
                     split: Optional[str] = typer.Option(None, help="only this split (train | val | test)"),
                     name: str = typer.Option("h36m", help="file name stem: data_3d_<name>.npz"),
-                    joints: int = typer.Option(32, "--joints", help="3D layout: 32 (VideoPose3D's loader; "
-                                               "static joints exact or at their parents) | 17")):
-    """Export a corpus version as VideoPose3D-style data_3d_*.npz / data_2d_*.npz files."""
+                    joints: int = typer.Option(32, "--joints", callback=one_of_ints(17, 32),
+                                               help="3D layout: 32 (default; what VideoPose3D's Human36mDataset "
+                                                    "loads) | 17 (the training joints as they are, for other "
+                                                    "loaders: Human36mDataset cannot load it)"),
+                    keep_incomplete: bool = typer.Option(False, "--keep-incomplete",
+                                                         help="keep actions missing a camera's 2D (None in that "
+                                                              "slot; VideoPose3D's run.py fails on them)")):
+    """Export a corpus version as VideoPose3D data_3d_*.npz / data_2d_*.npz files (float32, 4 cameras).
+
+    Actions missing a camera's 2D are left out of every file and listed, as VideoPose3D's own data
+    preparation leaves out what run.py cannot load."""
     from pipelines.h36m_export import export_vp3d
 
-    if joints not in (17, 32):
-        raise typer.BadParameter(f"--joints must be 17 or 32, got {joints}")
     subset = {"split": split} if split else None
-    for key, p in export_vp3d(corpus_arg(corpus), out_dir, version=version, subset=subset, name=name,
-                              layout=f"h36m{joints}").items():
+    skipped: list[str] = []
+    with bar("sequences/s") as tick:
+        paths = export_vp3d(corpus_arg(corpus), out_dir, version=version, subset=subset, name=name,
+                            layout=f"h36m{joints}", incomplete="keep" if keep_incomplete else "drop",
+                            skipped=skipped, progress=lambda done, total: tick(done, total, "exporting sequences"))
+    for key, p in paths.items():
         out.print(f"{key}: {p}")
+    for line in skipped:
+        out.print(f"left out {line} (--keep-incomplete keeps it)", highlight=False, markup=False)
 
 
 # --- versions ---------------------------------------------------------------------------------
@@ -218,9 +220,11 @@ def versions(corpus: str = typer.Argument(..., help=CORPUS_HELP),
     vs = list_versions(corpus_arg(corpus))
     if as_json:
         for v in vs:
-            json_line({"id": v.id, "tags": list(v.tags), "time": v.time.isoformat(), "message": v.message,
-                       "sequences": v.n_sequences, "frames": v.n_frames, "views": v.n_views,
-                       "store_bytes": v.store_bytes})
+            row = {"id": v.id, "tags": list(v.tags), "time": v.time.isoformat(), "message": v.message,
+                   "sequences": v.n_sequences, "frames": v.n_frames, "views": v.n_views}
+            if v.store_bytes is not None:  # Icechunk has no cheap per-version size: only when recorded
+                row["store_bytes"] = v.store_bytes
+            json_line(row)
         return
     import shutil
 
@@ -238,8 +242,8 @@ def validate(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Optio
 
     problems = validate_corpus(corpus_arg(corpus), version)
     if problems:
-        for p in problems:
-            console.print(f"[red]problem:[/red] {p}", highlight=False)
+        for p in problems:  # one error line a problem, as every command prints its errors
+            console.print(f"[red]error:[/red] {p}", highlight=False, markup=True, soft_wrap=True)
         raise typer.Exit(1)
     out.print(f"{corpus}@{version or 'main'}: valid")
 
@@ -263,7 +267,7 @@ def rejects(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: Option
 @app.command()
 @one_line_errors
 def gc(corpus: str = typer.Argument(..., help=CORPUS_HELP),
-       grace_s: float = typer.Option(3600.0, "--grace", help="keep objects younger than this many seconds "
+       grace_s: float = typer.Option(3600.0, "--grace", callback=at_least(0), help="keep objects younger than this many seconds "
                                      "(a running build's uncommitted data); 0 only when no build runs"),
        expire_days: Optional[float] = typer.Option(None, "--expire-untagged-older-than", help="first drop "
                                                    "UNTAGGED versions older than this many days from branch history"),
@@ -335,5 +339,7 @@ def show(corpus: str = typer.Argument(..., help="CORPUS@VERSION (or a path: the 
             raise MocapCorpusError(f"{corpus}: this version holds no sequences")
         sequence = keys[0]
         console.print(f"showing {sequence!r} (1 of {len(keys)}; choose with --sequence)", highlight=False)
-    path = render_sequence(reader, sequence, out_file, view=view, frames=frames)
+    with bar("frames/s") as tick:
+        path = render_sequence(reader, sequence, out_file, view=view, frames=frames,
+                               progress=lambda done, total: tick(done, total, f"drawing {out_file}"))
     out.print(f"wrote {path}", highlight=False)

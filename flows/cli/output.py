@@ -10,13 +10,13 @@ import contextlib
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.common import one_line
 from schemas.errors import MocapCorpusError
 from schemas.records import Reject
 
@@ -31,10 +31,49 @@ CORPUS_HELP = "corpus repository: a local folder or s3://bucket/prefix"
 
 
 def error_line(exc: BaseException) -> str:
-    """One line, never cut: the message (``flows.common.one_line``), plus the error's type unless it is
-    one of the project's typed errors (``path: reason`` says enough)."""
-    text = one_line(exc, limit=None)
-    return text if isinstance(exc, MocapCorpusError) else f"{text} ({type(exc).__name__})"
+    """One line, never cut: the message (``flows.common.one_line``), never the exception's class name
+    (typed errors read ``path: reason``; an OSError names its file)."""
+    text = " ".join(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).split())
+    return text or "failed without a message (-v shows the traceback)"
+
+
+# Exit codes: 2 for a bad command line (an unknown option, a missing argument, an option value that is
+# not a number, not one of its choices or out of its range: all checked before anything is read), 1 for
+# bad input (a file, a corpus version, a value that does not fit the data).
+
+
+def positive(value):
+    """typer ``callback``: a number > 0 (None passes), else a usage error (exit 2)."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be positive, got {value:g}")
+    return value
+
+
+def at_least(low):
+    """typer ``callback`` factory: a number >= ``low`` (None passes), else a usage error (exit 2)."""
+    def check(value):
+        if value is not None and value < low:
+            raise typer.BadParameter(f"must be at least {low}, got {value:g}")
+        return value
+    return check
+
+
+def one_of_ints(*choices: int):
+    """typer ``callback`` factory: one of the integers ``choices``, else a usage error (exit 2)."""
+    def check(value):
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"must be one of {', '.join(map(str, choices))}, got {value}")
+        return value
+    return check
+
+
+def one_of(*choices: str):
+    """typer ``callback`` factory: one of ``choices`` (None passes), else a usage error (exit 2)."""
+    def check(value):
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+    return check
 
 
 def one_line_errors(fn):
@@ -128,19 +167,52 @@ def versions_lines(vs, width: int = 80) -> list[str]:
     return lines
 
 
+class LineTicker:
+    """Progress without a terminal (a log file, CI, a pipe): one plain stderr line at most every ``every_s``
+    seconds, the first only after ``every_s`` (quick work prints nothing), and the line that reaches 100 %
+    of a label that printed before (so a log never ends at 89 %)."""
+
+    def __init__(self, unit: str, every_s: float = 5.0, stream=None, clock=time.monotonic):
+        self.unit, self.every_s, self.clock = unit, every_s, clock
+        self.stream = stream
+        self.started: dict[str, float] = {}
+        self.printed: set[str] = set()
+        self.last = self.prev = clock()
+
+    def __call__(self, done, total, label, extra=""):
+        now = self.clock()
+        t0 = self.started.setdefault(label, self.prev)  # a label's work began when the previous call returned
+        self.prev = now
+        finished = done >= total
+        if not (now - self.last >= self.every_s or (finished and label in self.printed)):
+            return
+        self.last = now
+        self.printed.add(label)
+        elapsed = now - t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {(total - done) / rate:.0f} s" if rate > 0 and not finished else ""
+        line = (f"{label}: {done}/{total} ({100.0 * done / max(total, 1):.0f}%), {rate:.3g} {self.unit}, "
+                f"{elapsed:.0f} s elapsed{eta}" + (f"; {extra}" if extra else ""))
+        print(line, file=self.stream or sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
 def bar(unit: str):
-    """A transient rich progress bar on stderr: label, bar, done/total, rate in ``unit``, elapsed, ETA.
+    """Progress of long work on stderr. On a terminal: a transient rich bar (label, bar, done/total, rate
+    in ``unit``, elapsed, ETA); otherwise a plain line every few seconds (``LineTicker``).
 
     Yields ``tick(done, total, label, extra)``; a new label restarts the bar (a new epoch / stride).
     """
+    if not console.is_terminal:
+        yield LineTicker(unit)
+        return
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[extra]}"))
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+    with Progress(*columns, console=console, transient=True) as progress:
         tasks: dict[str, int] = {}
 
         def tick(done, total, label, extra=""):

@@ -25,7 +25,7 @@ from schemas.cameras import H36M_SUBJECTS, h36m_camera
 from schemas.skeletons import H36M_17
 
 FPS = 50.0
-DEFAULT_ACTIONS = ("Directions 1", "Walking", "Sitting 1", "Photo")
+DEFAULT_ACTIONS = ("Directions 1", "Walking", "Walking 1", "Sitting 1", "Photo")  # real subjects have both Walking and "Walking 1"
 # 32-joint indices of the H36M layout (VideoPose3D's h36m skeleton).
 HIP, R_HIP, R_KNEE, R_ANKLE, R_TOE, R_TOE_END = 0, 1, 2, 3, 4, 5
 L_HIP, L_KNEE, L_ANKLE, L_TOE, L_TOE_END = 6, 7, 8, 9, 10

@@ -161,6 +161,7 @@ def test_versions_and_rejects_json_one_object_a_line(world, capsys, tmp_path):
     rows = [json.loads(x) for x in out.splitlines()]
     assert code == 0 and len(rows) == 1
     assert set(rows[0]) >= {"id", "tags", "time", "message", "sequences", "frames", "views"}
+    assert "store_bytes" not in rows[0]  # Icechunk records no per-version size: no key that is always null
     r = CorpusReader.open(world["corpus"], "gt")
     assert rows[0]["id"] == r.version_id and rows[0]["tags"] == ["gt"] and rows[0]["sequences"] == 4
     code, out, _ = cli(capsys, "rejects", world["corpus"], "--json")
@@ -233,6 +234,9 @@ def test_console_build_is_quiet_even_with_port_8787_taken(tmp_path):
         blocker.close()
     assert quiet.returncode == 0, quiet.stderr
     assert "distributed" not in quiet.stderr and "8787" not in quiet.stderr, quiet.stderr
+    # the regressor's swapped rows are said once (the summary's row), never as a WARNING log line
+    said = quiet.stdout + quiet.stderr
+    assert " ".join(said.split()).count("swapped to fix sides") == 1 and "WARNING" not in said, said
     assert "committed" in quiet.stdout
     assert loud.returncode == 0 and "INFO distributed" in loud.stderr
     assert "already in use" not in loud.stderr

@@ -103,8 +103,11 @@ def fake_train(monkeypatch):
     state = {"calls": []}
     train_mod = types.ModuleType("uplift.train")
 
-    def train(cfg, out_dir, corpus, init=None):
+    def train(cfg, out_dir, corpus, init=None, progress=None):
         state["calls"].append((cfg, str(out_dir), list(corpus), init))
+        if progress is not None:  # the flow's TrainProgress: steps, then an evaluation pass
+            progress(1, 1, {"phase": "train", "epoch": 1, "epochs": 1, "loss": 0.5})
+            progress(4, 4, {"phase": "evaluate", "epoch": 1, "epochs": 1, "s_in": 4})
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         ck = Path(out_dir) / "checkpoint.safetensors"
         ck.write_bytes(b"weights")

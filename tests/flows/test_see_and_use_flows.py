@@ -25,6 +25,17 @@ def _png(path) -> tuple[int, int]:
     return Image.open(path).size
 
 
+def _embedded(artifact) -> bytes:
+    """The image a markdown artifact embeds (what the UI shows: no file:// link a browser refuses)."""
+    import base64
+    import re
+
+    assert artifact.type == "markdown", artifact.type
+    m = re.search(r"!\[[^\]]*\]\(data:image/(?:png|gif);base64,([^)]+)\)", artifact.data)
+    assert m, artifact.data[:300]
+    return base64.b64decode(m.group(1))
+
+
 def test_build_publishes_contact_sheet_and_evaluate_median_worst_and_infer(prefect_api, h36m_files, tmp_path):
     from flows.build_report import preview_path
     from flows.build_h36m import build_h36m_flow
@@ -40,8 +51,8 @@ def test_build_publishes_contact_sheet_and_evaluate_median_worst_and_infer(prefe
     vid = state.result()["version_id"]
     arts = {a.key: a for a in artifacts_of(state.state_details.flow_run_id)}
     sheet = preview_path(corpus, vid)
-    assert "build-h36m-contact-sheet" in arts and arts["build-h36m-contact-sheet"].type == "image"
-    assert sheet.as_uri() in arts["build-h36m-contact-sheet"].data
+    assert _embedded(arts["build-h36m-contact-sheet"]) == sheet.read_bytes()
+    assert str(sheet.resolve()) in arts["build-h36m-contact-sheet"].data
     w, h = _png(sheet)
     assert h > w  # 3 sequences x 2 views, one row each
 
@@ -54,7 +65,7 @@ def test_build_publishes_contact_sheet_and_evaluate_median_worst_and_infer(prefe
     assert set(out["renders"]) == {"median", "worst"}
     arts = {a.key: a for a in artifacts_of(state.state_details.flow_run_id)}
     for name in ("median", "worst"):
-        assert arts[f"evaluate-{name}-window"].type == "image"
+        assert _embedded(arts[f"evaluate-{name}-window"]) == open(out["renders"][name], "rb").read()
         _png(out["renders"][name])
 
     from pipelines.h36m import load_positions_2d
@@ -66,8 +77,14 @@ def test_build_publishes_contact_sheet_and_evaluate_median_worst_and_infer(prefe
     assert state.is_completed()
     poses = np.load(tmp_path / "poses.npy")
     assert poses.shape == (len(px), 17, 3)
-    keys = {a.key for a in artifacts_of(state.state_details.flow_run_id)}
-    assert {"infer-poses", "infer-render"} <= keys
+    arts = {a.key: a for a in artifacts_of(state.state_details.flow_run_id)}
+    assert "infer-poses" in arts and _embedded(arts["infer-render"]) == (tmp_path / "poses.png").read_bytes()
+    # an .mp4 cannot be an <img>: a PNG contact sheet beside it is shown instead
+    state = infer_flow(checkpoint=run.run_dir, input_path=tmp_path / "px.npy", out=tmp_path / "poses2.npy",
+                       width=1000, height=1002, render=tmp_path / "poses.mp4", return_state=True)
+    assert state.is_completed()
+    arts = {a.key: a for a in artifacts_of(state.state_details.flow_run_id)}
+    assert _embedded(arts["infer-render"]) == (tmp_path / "poses.preview.png").read_bytes()
     bad = infer_flow(checkpoint=run.run_dir, input_path=tmp_path / "px.npy", out=tmp_path / "x.npy",
                      return_state=True)  # no --width/--height
     assert bad.is_failed() and not (tmp_path / "x.npy").exists()

@@ -111,4 +111,4 @@ def test_cli_joints_reports_the_fix_and_refuses_undecidable_files(tree, tmp_path
     assert "Traceback" not in res.output and not (tmp_path / "k.npy").exists()
     res = runner.invoke(app, ["joints", str(motion), "--body-models", str(root / "bm"), "--regressor-order",
                               "sideways", "--out", str(tmp_path / "k.npy")])
-    assert res.exit_code == 1 and "--regressor-order" in res.output
+    assert res.exit_code == 2 and "--regressor-order" in res.output  # a bad command line, like --fps abc

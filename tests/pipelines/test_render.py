@@ -12,8 +12,8 @@ import pytest  # noqa: E402
 
 from schemas.reader import CorpusReader  # noqa: E402
 from pipelines.writer import CorpusWriter
-from pipelines.render import (Clip, LEFT_COLOUR, RIGHT_COLOUR, _draw_2d, corpus_clip, facing_azimuth,  # noqa: E402
-                              joint_colours, parse_frames, write)
+from pipelines.render import (Clip, LEFT_COLOUR, RIGHT_COLOUR, _draw_2d, camera_note, clip_azimuth,  # noqa: E402
+                              corpus_clip, facing_azimuth, joint_colours, parse_frames, playback, view_box, write)
 from schemas.errors import InputError  # noqa: E402
 from schemas.skeletons import H36M_17  # noqa: E402
 from benchmarks.harness.corpus_fixtures import make_seq  # noqa: E402
@@ -49,7 +49,7 @@ def test_out_of_view_joints_are_marked_with_x():
     marked = [c for c in ax.collections if c.get_label() == "out of view"]
     assert len(marked) == 1 and np.array_equal(marked[0].get_offsets(), [[1200.0, 300.0]])
     x0, x1 = ax.get_xlim()
-    assert x0 < 0 and x1 >= 1000  # the whole image rectangle is shown
+    assert x0 < 500 and x1 > 1200  # the person, the joint out of view and the image's right edge
     plt.close(fig)
     # without stored flags, the image rectangle decides
     clip.in_view = None
@@ -93,3 +93,71 @@ def test_corpus_clip_reads_the_chosen_view_in_pixels(tmp_path):
         corpus_clip(r, "D/s/b")
     with pytest.raises(InputError, match=r"\.jpg"):
         write(clip, tmp_path / "x.jpg")
+
+
+def _turning_body(T: int = 40) -> np.ndarray:
+    """(T, 17, 3): hips turning a quarter turn over the clip, z up."""
+    j = np.zeros((T, 17, 3))
+    ang = np.linspace(0, np.pi / 2, T)
+    j[:, H36M_17.index("l_hip"), :2] = np.stack([-0.1 * np.cos(ang), -0.1 * np.sin(ang)], -1)
+    j[:, H36M_17.index("r_hip"), :2] = -j[:, H36M_17.index("l_hip"), :2]
+    return j
+
+
+def test_one_3d_view_per_clip_whatever_the_body_does():
+    """The 3D panels keep one azimuth for the whole clip (the axes used to swing with the hips)."""
+    j = _turning_body()
+    clip = Clip(keypoints_px=None, in_view=None, res=(1000.0, 1000.0), joints=j, frames=np.arange(len(j)))
+    per_frame = [facing_azimuth(x) for x in j]
+    assert max(per_frame) - min(per_frame) > 80  # the body turns ...
+    assert clip.azimuth == pytest.approx(clip_azimuth(j)) == pytest.approx(float(np.mean(per_frame)), abs=1.0)
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d")
+    from pipelines.render import _draw_3d
+
+    seen = set()
+    for i in (0, len(j) // 2, len(j) - 1):
+        _draw_3d(ax, clip, i, 10.0, 0.0)
+        seen.add(round(ax.azim, 6))
+    assert len(seen) == 1  # ... the view does not
+    plt.close(fig)
+
+
+def test_playback_is_real_time():
+    assert playback(50.0) == (25.0, 2)  # 50 Hz: every 2nd frame at 25 frames/s, not every frame at 25
+    assert playback(25.0) == (25.0, 1)
+    assert playback(120.0) == (24.0, 5)
+    assert playback(10.0) == (10.0, 1)
+    with pytest.raises(InputError):
+        playback(0.0)
+
+
+def test_gif_frame_durations_follow_the_source_rate(tmp_path):
+    from PIL import Image
+
+    j = _turning_body(12)
+    clip = Clip(keypoints_px=None, in_view=None, res=(1000.0, 1000.0), joints=j, frames=np.arange(len(j)))
+    seen = []
+    write(clip, tmp_path / "a.gif", source_fps=50.0, progress=lambda d, n: seen.append((d, n)))
+    gif = Image.open(tmp_path / "a.gif")
+    assert gif.n_frames == 6 and gif.info["duration"] == 40  # 12 frames at 50 Hz last 0.24 s
+    assert seen[-1] == (6, 6) and [d for d, _ in seen] == list(range(1, 7))
+
+
+def test_small_figure_is_zoomed_to_the_person():
+    """A person filling ~20 % of a 1000 px image fills most of the 2D panel (it was drawn at 20 %)."""
+    px = np.zeros((3, 17, 2))
+    px[..., 0] = 450 + 100 * np.linspace(0, 1, 17)  # 100 px wide
+    px[..., 1] = 400 + 200 * np.linspace(0, 1, 17)  # 200 px tall
+    lo, hi = view_box(px, (1000.0, 1000.0))
+    side = (hi - lo)[0]
+    assert (hi - lo)[0] == (hi - lo)[1] and 200 / side > 0.6  # square, the figure over 60 % of its height
+    assert lo[0] < 450 and hi[0] > 550 and lo[1] < 400 and hi[1] > 600
+
+
+def test_ceiling_cameras_are_labelled():
+    from schemas.cameras import h36m_camera, mpi_inf_3dhp_camera
+
+    notes = {i: camera_note(mpi_inf_3dhp_camera(i).extrinsics_matrix()) for i in range(14)}
+    assert {i for i, n in notes.items() if "upside down" in n} == {11, 12, 13}
+    assert all(camera_note(h36m_camera("S1", c).extrinsics_matrix()) == "" for c in range(4))
