@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field
 
 from pipelines.build_result import BuildResult
 from pipelines.fanout import fan_out
-from pipelines.hashing import json_hash, sha256_file
+from pipelines.hashing import json_hash
 from pipelines.rebuild import RebuildPlan, Source, body_model_hashes, list_sources, parent_reader, plan_rebuild
-from pipelines.sequence import PIPELINE_VERSION, REGRESSOR_FILE, camera_pool, process_source, resolved_regressor
+from pipelines.sequence import PIPELINE_VERSION, REGRESSOR_FILE, process_source, resolved_regressor
+from schemas.bounds import TARGET_FPS
 from schemas.errors import ConfigError, VersionConflictError
 from schemas.faults import fault_point
 from schemas.reader import CorpusReader
@@ -50,7 +51,7 @@ class BuildConfig(BaseModel):
     calibration: Path | None = Field(None, description="MPI-INF-3DHP camera.calibration file (rig 3dhp): its "
                                                        "cameras replace the shipped 3DHP figures")
     cameras_per_sequence: int = Field(4, ge=1, le=14)
-    fps: float = Field(50.0, gt=0)
+    fps: float = Field(50.0, ge=TARGET_FPS[0], le=TARGET_FPS[1], description="target frame rate, Hz")
     seed: int = 0
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of sequences put in the val split (by key hash)")
     scheduler: str | None = Field(None, description="Dask scheduler address; default: a LocalCluster")
@@ -116,12 +117,16 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
     if cfg.calibration is not None:
         if cfg.rig != "3dhp":
             raise ConfigError("--calibration is a 3dhp camera.calibration file: use it with --rig 3dhp")
-        camera_pool(str(cfg.calibration))  # a malformed file fails the build here, with its reason
-        settings["calibration_sha256"] = sha256_file(cfg.calibration)
+        from pipelines.calibration import read_3dhp_calibration
+
+        # a malformed file fails the build here, with its reason; the hash is of the bytes parsed
+        settings["calibration_sha256"] = read_3dhp_calibration(cfg.calibration)[1]
     config_hash = json_hash({**settings, "regressor": reg_order.sha256, "regressor_perm": list(reg_order.perm),
                              "body_models": model_shas})
-    # what the workers need besides; the applied permutation (in the hash) is what shapes the data
-    settings = {**settings, "regressor_order": cfg.regressor_order}
+    # what the workers need besides; the applied permutation (in the hash) is what shapes the data;
+    # sources are read only where their real path stays inside the (resolved) root
+    settings = {**settings, "regressor_order": cfg.regressor_order,
+                "source_root": str(Path(cfg.amass_root).resolve())}
     return _Inputs(regressor, reg_order, model_shas, settings, config_hash)
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.hashing import sha256_file
-from schemas.errors import AmassFormatError, BodyModelError, InputError
+from schemas.bounds import (MAX_POSITION_M, MAX_RESAMPLED_FRAMES, TARGET_FPS, beyond, out_of_range, range_text,
+                            record_problem)
+from schemas.errors import AmassFormatError, BodyModelError, ConfigError, InputError
 from schemas.records import Reject, SequenceData
 
 log = logging.getLogger(__name__)
@@ -57,11 +59,21 @@ def _body_models(root: str, model_type: str):
 
 
 @functools.lru_cache(maxsize=4)
-def camera_pool(calibration: str | None):
-    """The cameras of a 3DHP ``camera.calibration`` file (None: the rig's shipped cameras)."""
-    from pipelines.calibration import parse_3dhp_calibration
+def camera_pool(calibration: str | None, sha256: str | None = None):
+    """The cameras of a 3DHP ``camera.calibration`` file (None: the rig's shipped cameras).
 
-    return parse_3dhp_calibration(calibration) if calibration else None
+    ``sha256``: the hash the build recorded for the file; a file that no longer has it (changed since
+    the build started) raises CameraError instead of giving other cameras than those recorded.
+    """
+    from pipelines.calibration import read_3dhp_calibration
+    from schemas.errors import CameraError
+
+    if not calibration:
+        return None
+    cams, sha = read_3dhp_calibration(calibration)
+    if sha256 is not None and sha != sha256:
+        raise CameraError(calibration, "changed since the build started (its sha256 differs from the one recorded)")
+    return cams
 
 
 def all_body_models(root: str | os.PathLike) -> list:
@@ -102,7 +114,7 @@ def _resolved_regressor(path: str, body_models: str, order: str, stamp):
     from pipelines.regressor_order import resolve_regressor_order
 
     return resolve_regressor_order(load_regressor(path), all_body_models(body_models), order=order, path=path,
-                                   sha256=sha256_file(path))
+                                   sha256=sha256_file(path, kind="regressor"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,6 +138,21 @@ def fit_betas(betas, model, path) -> tuple[np.ndarray, str | None]:
                                  f"betas {S}..{len(b) - 1} are not zero (max |beta| {np.abs(extra).max():.3g})")
 
 
+def check_target_fps(fps: float) -> None:
+    """ConfigError unless ``fps`` lies in the documented range of target rates (``schemas.bounds``)."""
+    if out_of_range(fps, *TARGET_FPS):
+        raise ConfigError(f"target frame rate {fps!r} Hz is outside the documented range {range_text(*TARGET_FPS, 'Hz')}")
+
+
+def check_resampled_frames(seq, fps: float) -> None:
+    """AmassFormatError when resampling ``seq`` to ``fps`` would give more than ``MAX_RESAMPLED_FRAMES``
+    frames (checked from the frame count and the rates, before anything is allocated)."""
+    n_out = (seq.n_frames - 1) * float(fps) / float(seq.fps) + 1
+    if n_out > MAX_RESAMPLED_FRAMES:
+        raise AmassFormatError(seq.path, f"{seq.n_frames} frames at {seq.fps:g} Hz resample to {n_out:.3g} frames at "
+                                         f"{fps:g} Hz, over the limit of {MAX_RESAMPLED_FRAMES} frames a sequence")
+
+
 def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.PathLike, fps: float,
                     regressor_order: str = "auto", notes: list | None = None) -> np.ndarray:
     """Regressed joints of one AMASS sequence at ``fps``: (T', N, 3) float32 metres, world frame.
@@ -136,6 +163,8 @@ def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.Pat
     from pipelines.regress import JointRegressor
     from pipelines.resample import apply_plan, plan_resample
 
+    check_target_fps(fps)
+    check_resampled_frames(seq, fps)
     reg, _ = resolved_regressor(str(regressor), str(body_models), regressor_order)
     model = body_model_for(body_models, seq.model_type, seq.gender)
     if reg.shape[1] != model.v_template.shape[0]:
@@ -151,7 +180,11 @@ def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.Pat
     joints = JointRegressor.from_model(model, reg, betas)(
         seq.poses[plan.needed], seq.trans[plan.needed],
         None if seq.dmpls is None else seq.dmpls[plan.needed])
-    return apply_plan(plan, joints).astype(np.float32, copy=False)
+    out = apply_plan(plan, joints).astype(np.float32, copy=False)
+    bad = beyond(out, MAX_POSITION_M)  # after the last cast: float64 values past float32's range are inf here
+    if bad:
+        raise AmassFormatError(seq.path, f"regressed joints hold {bad} m (as float32); not a body's motion")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,17 +218,22 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
 
     notes: list[str] = []
     try:
-        seq = read_amass(path)
+        # the real path must stay inside the AMASS root, checked on the opened file (a link swapped in
+        # after the listing is refused too); the sha256 recorded is that of the bytes parsed
+        seq = read_amass(path, root=settings.get("source_root"))
         joints = sequence_joints(seq, body_models, regressor, settings["fps"],
                                  settings.get("regressor_order", "auto"), notes)
         segments = place_and_project(joints, rig=settings["rig"],
                                      cameras_per_sequence=settings["cameras_per_sequence"],
                                      rng=_sequence_rng(settings["seed"], key),
-                                     camera_pool=camera_pool(settings.get("calibration")))
+                                     camera_pool=camera_pool(settings.get("calibration"),
+                                                             settings.get("calibration_sha256")))
     except InputError as exc:
         # an error about another file (the body model, the regressor) names that file in the reason
         reason = exc.reason if exc.path == path else f"{exc.path}: {exc.reason}"
-        return Reject(source_path=path, reason=reason, kind=exc.kind, source_sha256=sha256)
+        # the hash of what was read, when the file was read (it may differ from the listing's)
+        read_sha = getattr(exc, "source_sha256", None) if exc.path == path else None
+        return Reject(source_path=path, reason=reason, kind=exc.kind, source_sha256=read_sha or sha256)
     except Exception as exc:  # noqa: BLE001 - one source must never take the build down
         log.warning("build: %s failed: %s", path, _one_line(exc))
         return Reject(source_path=path, reason=f"failed while building: {_one_line(exc)}", kind="error",
@@ -203,10 +241,16 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
     out = SourceResult(notes=notes)
     for i, seg in enumerate(segments):
         seg_key = key if len(segments) == 1 else f"{key}#{i:03d}"
+        bad = record_problem(seg)
+        if bad:  # checked as stored (float32): huge values become inf there
+            return Reject(source_path=path, reason=f"{seg_key}: {bad}", kind=AmassFormatError.kind,
+                          source_sha256=seq.sha256)
+    for i, seg in enumerate(segments):
+        seg_key = key if len(segments) == 1 else f"{key}#{i:03d}"
         out.append(SequenceData(
             key=seg_key, source="amass", joints_world=seg.joints_world, views=seg.views,
             dataset=dataset, subject=subject, name=name, action="", source_path=path,
-            source_sha256=sha256, gender=seq.gender, betas=np.asarray(seq.betas, np.float32),
+            source_sha256=seq.sha256, gender=seq.gender, betas=np.asarray(seq.betas, np.float32),
             source_fps=float(seq.fps), fps=float(settings["fps"]), n_source_frames=seq.n_frames,
             split=_split_for(key, settings["val_fraction"]), config_hash=config_hash))
     return out
