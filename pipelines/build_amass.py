@@ -26,6 +26,7 @@ from schemas.bounds import TARGET_FPS
 from schemas.errors import ConfigError, VersionConflictError
 from schemas.faults import fault_point
 from schemas.reader import CorpusReader
+from schemas.repository import check_tag_name
 from schemas.records import Reject, SequenceData
 from schemas.skeletons import H36M_17
 from schemas.storage import CorpusLocation
@@ -103,6 +104,8 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
     """Problems shared by every source fail here, before anything is computed or committed: the
     folders, the body models, the regressor and its left/right order (workers reuse the resolution)."""
     regressor = cfg.regressor_path()
+    if cfg.tag is not None:
+        check_tag_name(cfg.corpus, cfg.tag)  # before any work (the writer checks the branches again)
     if not Path(cfg.amass_root).is_dir():
         raise ConfigError(f"{cfg.amass_root}: AMASS root is not a directory")
     if not regressor.is_file():

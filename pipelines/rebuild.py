@@ -74,7 +74,7 @@ def body_model_hashes(root: Path) -> dict[str, str]:
     """{relative path: sha256} of every body-model file (.npz, .pkl) below ``root``."""
     root = Path(root)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".npz", ".pkl"))
-    return {str(p.relative_to(root)): sha256_file(p) for p in files}
+    return {str(p.relative_to(root)): sha256_file(p, kind="body_model") for p in files}
 
 
 def parent_reader(corpus) -> CorpusReader | None:

@@ -127,13 +127,15 @@ def _read_npy_member(fh: BinaryIO, path: str, key: str, available: int, limits: 
     return read_npy_data(fh, path, key, head), nbytes
 
 
-def safe_load_npy(path: str | os.PathLike, max_bytes: int | None = None, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
-    """Read one ``.npy`` (a regular file) with its declared size checked before allocation; object arrays are refused."""
+def safe_load_npy(path: str | os.PathLike, max_bytes: int | None = None, limits: Limits = DEFAULT_LIMITS,
+                  kind: str | int = "any") -> np.ndarray:
+    """Read one ``.npy`` (a regular file within ``kind``'s byte limit, ``schemas.files.FILE_LIMITS``) with
+    its declared size checked before allocation; object arrays are refused."""
     path = os.fspath(path)
     if max_bytes is not None:
         limits = limits.replace(max_array_bytes=max_bytes)
     try:
-        with open_regular(path) as fh:
+        with open_regular(path, kind=kind) as fh:
             if fh.read(6) != b"\x93NUMPY":
                 raise InputError(path, "not a .npy file (bad magic)")
             fh.seek(0)
