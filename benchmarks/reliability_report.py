@@ -108,11 +108,12 @@ def checkpoint_section(args, work: Path) -> Section:
     straight = checkpoint_kills.final_weights(work / "straight")
     trials = [checkpoint_kills.checkpoint_kill_trial(config, corpus, work / f"ckpt{i}", f, straight)
               for i, f in enumerate(checkpoint_kills.CHECKPOINT_KILLS)]
-    good = [t for t in trials if t.killed and t.resumed_from == t.last_complete and t.equal]
+    good = [t for t in trials if t.ok]
     sec = Section()
     sec.rows.append(("SIGKILL in save_checkpoint + resume", str(len(trials)), str(len(good)),
-                     "; ".join(f"{t.fault}: {'killed' if t.killed else 'NOT killed'}, resumed from "
-                               f"{t.resumed_from} (last complete {t.last_complete})" for t in trials)))
+                     "; ".join(f"{t.fault}: {'killed' if t.killed else 'NOT killed'}, training loaded "
+                               f"{t.resumed_from} (last complete {t.last_complete}) and took {t.steps_after} "
+                               f"steps (the rest: {t.expected_steps})" for t in trials)))
     sec.summary = {"checkpoint_kills": sum(t.killed for t in trials), "checkpoint_resumes_equal": len(good)}
     return sec
 
