@@ -138,7 +138,7 @@ def refused_sources(files: list[SourceFile], root: str | os.PathLike) -> dict[st
     first: dict[str, SourceFile] = {}
     for f in files:
         real = os.path.realpath(f.path)
-        if not is_within(real, root):
+        if not is_within(real, root) and os.path.isfile(real):  # a link to a device or FIFO: named by its kind
             out[str(f.path)] = f"is a link to {real}, outside the AMASS root {root}; refused without reading it"
             continue
         folded = f.key.casefold()

@@ -56,11 +56,11 @@ class BuildConfig(BaseModel):
     seed: int = 0
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of sequences put in the val split (by key hash)")
     scheduler: str | None = Field(None, description="Dask scheduler address; default: a LocalCluster")
-    n_workers: int = Field(2, ge=1)
+    n_workers: int = Field(2, ge=1, le=1024)
     regressor_order: Literal["auto", "as-is"] = Field(
         "auto", description="auto: check the regressor's left/right rows on the body model's template and "
                             "swap mismatched pairs; as-is: trust the file's row order")
-    max_in_flight: int = Field(0, ge=0, description="futures in flight (0: 4 per worker)")
+    max_in_flight: int = Field(0, ge=0, le=100_000, description="futures in flight (0: 4 per worker)")
 
     def regressor_path(self) -> Path:
         return Path(self.regressor) if self.regressor else Path(self.body_models) / REGRESSOR_FILE

@@ -30,8 +30,10 @@ class H36MBuildConfig(BaseModel):
                                                "(created on first import)")
     # Any VideoPose3D 2D file: "cpn" and "gt" are spelled out, another value names data_2d_h36m_<value>.npz
     # (the CLI took any name, the flow only cpn | gt; an exported AMASS corpus is "projected").
-    detections: str = Field("cpn", min_length=1, description="2D keypoints to import: cpn (detected), gt "
-                                                             "(ground truth) or the suffix of another data_2d file")
+    # a file-name suffix: letters, digits, '_' and '-' only, so it can never name a file outside data_dir
+    detections: str = Field("cpn", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                            description="2D keypoints to import: cpn (detected), gt (ground truth) or the "
+                                        "suffix of another data_2d file")
     tag: str | None = Field(None, description="tag for the committed version, e.g. h36m-cpn-v1")
 
 

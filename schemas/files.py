@@ -45,6 +45,7 @@ FILE_LIMITS: dict[str, int] = {
     "checkpoint_weights": 2 * GiB,  # model / ema .safetensors (the N=351 model: ~20 MB)
     "checkpoint_state": 4 * GiB,  # state.pt: optimizer moments, RNG states (~3x the weights)
     "infer_input": 512 * MiB,  # a (T, 17, 2) keypoint .npy or a VideoPose3D 2D file for ``infer``
+    "run_history": 64 * MiB,  # a run's metrics.json, read back on resume (a row an epoch: a few KB)
     "any": 4 * GiB,  # a file hashed for identity only, where no kind applies
 }
 
@@ -53,7 +54,7 @@ KIND_NAMES = {"amass": "an AMASS motion file", "body_model": "a body-model file"
               "vp3d": "a VideoPose3D file", "calibration": "a camera calibration file",
               "run_config": "a run config", "checkpoint_meta": "a checkpoint's meta.json",
               "checkpoint_weights": "a checkpoint's weights", "checkpoint_state": "a checkpoint's state.pt",
-              "infer_input": "an infer input", "any": "this kind of file"}
+              "infer_input": "an infer input", "run_history": "a run's metrics.json", "any": "this kind of file"}
 
 _KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"),
           (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
