@@ -598,7 +598,7 @@ CASES: tuple[Case, ...] = (
     # formerly untyped errors
     Case("newobj_stub_without_state", "untyped", _newobj_stub, match="without a numeric value"),
     Case("vp3d_cameras_0d_object_array", "untyped", _zero_d_cameras, match="expected a list of per-camera arrays"),
-    Case("yaml_config_empty", "untyped", _config_text("run.yaml", ""), match="empty"),
+    Case("yaml_config_empty", "untyped", _config_text("run.yaml", ""), match="config file is empty"),
     Case("json_config_a_list", "untyped", _config_text("run.json", "[1, 2]"), match="expected a mapping"),
     Case("config_file_missing", "untyped", _missing_config, match="config file not found"),
 )
