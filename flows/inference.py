@@ -102,7 +102,8 @@ def check_pixels(path, px: np.ndarray, width, height) -> None:
         raise InputError(path, f"image size {width} x {height} is outside {range_text(*IMAGE_SIDE_PX, 'pixels')} a side")
     bad = beyond(px, MAX_PIXELS_FACTOR * max(float(width), float(height)))
     if bad:
-        raise InputError(path, f"keypoints hold {bad} pixels ({MAX_PIXELS_FACTOR}x the image size)")
+        limit = "" if "non-finite" in bad else f" pixels ({MAX_PIXELS_FACTOR} times the larger image side)"
+        raise InputError(path, f"keypoints hold {bad}{limit}")
 
 
 def infer_keypoints(checkpoint, pixels: np.ndarray, width: float, height: float, *, s_in: int | None = None,

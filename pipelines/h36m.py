@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import reprlib
 from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -168,8 +169,16 @@ def read_positions_2d(path: str | os.PathLike, kind: str = "vp3d"
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A bounded repr for messages: ``reprlib`` stops after a few items and levels, so a metadata value
+    of millions of elements is never formatted whole."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 8
+_REPR.maxlevel = 3
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
 
 
 def _check_metadata(path, meta: dict) -> None:

@@ -137,7 +137,7 @@ def safe_load_npy(path: str | os.PathLike, max_bytes: int | None = None, limits:
     try:
         with open_regular(path, kind=kind) as fh:
             if fh.read(6) != b"\x93NUMPY":
-                raise InputError(path, "not a .npy file (bad magic)")
+                raise InputError(path, "not a readable .npy file (bad magic)")
             fh.seek(0)
             size = os.fstat(fh.fileno()).st_size
             return _read_npy_member(fh, path, os.path.basename(path), size, limits, allow_object=False)[0]
