@@ -1,7 +1,7 @@
 """Reliability report: malformed inputs, killed builds / workers / training, concurrent writers, garbage.
 
     .venv/bin/python benchmarks/reliability_report.py [--fuzz-cases 1000] [--kill-random 14] [--seed 0]
-                                                      [--sections fuzz,kill,checkpoint,concurrency,hostile]
+                                                      [--sections fuzz,kill,checkpoint,concurrency,hostile,integrity]
 
 Runs the same experiments as ``tests/reliability`` (through ``benchmarks.harness``) with
 seeds instead of hypothesis and longer counts, prints a table, and ends with one JSON line that counts
@@ -9,7 +9,11 @@ only what really happened (a kill counts when the child died by SIGKILL where it
 
     kill_trials, kills_by_phase, equal_builds, bytes_lost, half_written_seen, repo_open_failures,
     checkpoint_kills, checkpoint_resumes_equal, fuzz_cases, fuzz_distinct, fuzz_escaped,
-    payloads_executed, concurrent_commits, garbage_bytes_before_gc, garbage_bytes_after_gc
+    payloads_executed, concurrent_commits, garbage_bytes_before_gc, garbage_bytes_after_gc,
+    hostile_*, integrity_cases, integrity_failures, integrity_by_class
+
+(``checkpoint_resumes_equal`` counts trials where training itself reported loading the last complete
+checkpoint and took exactly the remaining steps, besides ending with equal weights.)
 
 The report is a list of named sections (``SECTIONS``, ``--sections`` picks some); each is a function
 ``(args, work) -> Section`` whose ``summary`` dict is merged into the final JSON line. Add a section to
@@ -108,11 +112,12 @@ def checkpoint_section(args, work: Path) -> Section:
     straight = checkpoint_kills.final_weights(work / "straight")
     trials = [checkpoint_kills.checkpoint_kill_trial(config, corpus, work / f"ckpt{i}", f, straight)
               for i, f in enumerate(checkpoint_kills.CHECKPOINT_KILLS)]
-    good = [t for t in trials if t.killed and t.resumed_from == t.last_complete and t.equal]
+    good = [t for t in trials if t.ok]
     sec = Section()
     sec.rows.append(("SIGKILL in save_checkpoint + resume", str(len(trials)), str(len(good)),
-                     "; ".join(f"{t.fault}: {'killed' if t.killed else 'NOT killed'}, resumed from "
-                               f"{t.resumed_from} (last complete {t.last_complete})" for t in trials)))
+                     "; ".join(f"{t.fault}: {'killed' if t.killed else 'NOT killed'}, training loaded "
+                               f"{t.resumed_from} (last complete {t.last_complete}) and took {t.steps_after} "
+                               f"steps (the rest: {t.expected_steps})" for t in trials)))
     sec.summary = {"checkpoint_kills": sum(t.killed for t in trials), "checkpoint_resumes_equal": len(good)}
     return sec
 
@@ -153,8 +158,26 @@ def hostile_section(args, work: Path) -> Section:
     return sec
 
 
+def integrity_section(args, work: Path) -> Section:
+    """Issue 23: one crafted input per way in (amplification, work before budgets, unbounded readers,
+    parameter ranges, implausible values, lying versions, failures after a commit, untyped errors),
+    each in its own forked child; ``integrity_cases`` and ``integrity_failures`` count them."""
+    results = hostile_runner.run_suite(work / "integrity", suite="integrity")
+    for r in results:
+        if not r["ok"]:
+            print(f"INTEGRITY {r['name']}: {r['outcome']}: {r['message']}", file=sys.stderr)
+    counts = hostile_runner.integrity_summary(results)
+    sec = Section()
+    for cls, n in counts["integrity_by_class"].items():
+        sec.rows.append((f"integrity: {cls}", str(n["cases"]), str(n["cases"] - n["failures"]),
+                         ", ".join(r["name"] for r in results
+                                   if r.get("category") == cls and not r["ok"]) or "each a typed error or a reject row"))
+    sec.summary = counts
+    return sec
+
+
 SECTIONS = {"fuzz": fuzz_section, "kill": kill_section, "checkpoint": checkpoint_section,
-            "concurrency": concurrency_section, "hostile": hostile_section}
+            "concurrency": concurrency_section, "hostile": hostile_section, "integrity": integrity_section}
 
 
 def main() -> None:

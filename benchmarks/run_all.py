@@ -197,7 +197,10 @@ def rows_for(name: str, e: dict) -> list[tuple[str, str, str, str]]:
                  f"{_n(r['garbage_bytes_before_gc'])} / {_n(r['garbage_bytes_after_gc'])}", "", ""),
                 ("reliability: hostile files / crashes / hangs / over budget",
                  f"{r.get('hostile_cases', 'n/a')} / {r.get('hostile_crashes', 'n/a')} / "
-                 f"{r.get('hostile_hangs', 'n/a')} / {r.get('hostile_over_budget', 'n/a')}", "", "")]
+                 f"{r.get('hostile_hangs', 'n/a')} / {r.get('hostile_over_budget', 'n/a')}", "", ""),
+                ("reliability: integrity cases (issue 23, 8 classes) / failures",
+                 f"{r.get('integrity_cases', 'n/a')} / {r.get('integrity_failures', 'n/a')}", "",
+                 f"slowest {r.get('integrity_max_seconds', 'n/a')} s, largest +{r.get('integrity_max_rss_mb', 'n/a')} MB")]
     if name == "window_reads":
         return [("corpus random window reads (windows/s, one window a call vs block reads)",
                  _n(r["block_windows_per_s"]), f"{_n(r['one_window_per_s'])} (one window a call)",

@@ -16,6 +16,7 @@ import numpy as np
 from schemas.errors import InputError
 
 NUM_JOINTS = 17
+MAX_PIXELS_FACTOR = 100  # keypoints further than this many image sizes from the image are not detections
 
 
 def _camera_index(path, camera: str | int | None, n_cams: int) -> int:
@@ -35,10 +36,10 @@ def _camera_index(path, camera: str | int | None, n_cams: int) -> int:
 def _read_npz(p: Path, subject, action, camera, width, height) -> tuple[np.ndarray, float | None, float | None]:
     """``positions_2d[subject][action][camera]`` of a VideoPose3D 2D file (restricted unpickler); the image
     size defaults to that H36M camera's."""
-    from pipelines.h36m import load_positions_2d
+    from pipelines.h36m import read_positions_2d
     from schemas.cameras import h36m_camera
 
-    pos2d, _ = load_positions_2d(p)
+    pos2d, _, _ = read_positions_2d(p, kind="infer_input")
     if subject not in pos2d:
         raise InputError(p, f"no subject {subject!r} (use --subject; the file has {sorted(pos2d)})")
     if action not in pos2d[subject]:
@@ -66,16 +67,16 @@ def read_keypoints(path, *, subject: str | None = None, action: str | None = Non
     (or ``(T, 17, 3)`` with a confidence column) ``.npy`` in pixels, which needs ``width``/``height``.
     Every problem is an ``InputError`` naming the file and saying what is wrong, in one line.
     """
+    from pipelines.safe_pickle import safe_load_npy
+    from schemas.files import check_regular
+
     p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "file not found")
+    check_regular(p)  # a FIFO or a device is refused without being opened; "file not found" when missing
     if p.suffix == ".npz":
         px, width, height = _read_npz(p, subject, action, camera, width, height)
     elif p.suffix == ".npy":
-        try:
-            px = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(p, f"not a readable numeric .npy ({' '.join(str(exc).split())})") from None
+        # the bounded reader: a regular file within the infer-input byte limit, sizes checked from the header
+        px = safe_load_npy(p, kind="infer_input")
         if width is None or height is None:
             raise InputError(p, "a plain .npy of pixels needs --width and --height (the image size)")
     else:
@@ -88,11 +89,21 @@ def read_keypoints(path, *, subject: str | None = None, action: str | None = Non
     if px.shape[0] == 0:
         raise InputError(p, "keypoints have no frames")
     px = px[..., :2].astype(np.float64)
-    if not np.isfinite(px).all():
-        raise InputError(p, "keypoints contain NaN or infinite values")
-    if not (width > 0 and height > 0):
-        raise InputError(p, f"image size {width} x {height} must be positive")
+    check_pixels(p, px, width, height)
     return px, float(width), float(height)
+
+
+def check_pixels(path, px: np.ndarray, width, height) -> None:
+    """InputError naming ``path`` unless the image size lies in ``schemas.bounds.IMAGE_SIDE_PX`` and every
+    keypoint ``px (T, J, 2)`` is finite and within a few image sizes of the image (``MAX_PIXELS_FACTOR``)."""
+    from schemas.bounds import IMAGE_SIDE_PX, beyond, out_of_range, range_text
+
+    if out_of_range(width, *IMAGE_SIDE_PX) or out_of_range(height, *IMAGE_SIDE_PX):
+        raise InputError(path, f"image size {width} x {height} is outside {range_text(*IMAGE_SIDE_PX, 'pixels')} a side")
+    bad = beyond(px, MAX_PIXELS_FACTOR * max(float(width), float(height)))
+    if bad:
+        limit = "" if "non-finite" in bad else f" pixels ({MAX_PIXELS_FACTOR} times the larger image side)"
+        raise InputError(path, f"keypoints hold {bad}{limit}")
 
 
 def infer_keypoints(checkpoint, pixels: np.ndarray, width: float, height: float, *, s_in: int | None = None,
@@ -107,6 +118,7 @@ def infer_keypoints(checkpoint, pixels: np.ndarray, width: float, height: float,
     from uplift.checkpoint import Checkpoint, load_checkpoint
     from uplift.distributed import pick_device
 
+    check_pixels("<keypoints>", np.asarray(pixels, dtype=np.float64), width, height)
     ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, device=pick_device(device))
     uv = normalize_pixels(pixels, width, height).astype(np.float32)
     return infer_normalised(ck, uv, s_in=s_in, use_ema=use_ema, batch_size=batch_size)

@@ -15,7 +15,6 @@ regular files are opened and nothing is unpickled. Keys we do not use (``marker_
 from __future__ import annotations
 
 import io
-import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -24,10 +23,11 @@ from typing import Iterator
 
 import numpy as np
 
-from pipelines.hashing import sha256_bytes
-from pipelines.safe_files import DEFAULT_LIMITS, open_zip, read_regular
+from pipelines.safe_files import DEFAULT_LIMITS, dtype_text, open_zip
 from pipelines.safe_pickle.npz import read_npy_data, read_npy_header
+from schemas.bounds import MAX_AXIS_ANGLE, MAX_POSITION_M, MAX_SHAPE_COEFF, SOURCE_FPS, beyond, out_of_range, range_text
 from schemas.errors import AmassFormatError, InputError
+from schemas.files import FileBytes, read_bounded
 from schemas.skeletons import GENDERS, NUM_DMPLS, SMPLH_POSE_DIM, SMPLX_NUM_EXPRESSION, SMPLX_POSE_DIM
 
 # Largest single array we agree to materialise, counted as held in memory (float64), and largest
@@ -134,6 +134,33 @@ def iter_amass(root: str | os.PathLike) -> Iterator[SourceFile]:
         yield _source_file(p, root)
 
 
+def refused_sources(files: list[SourceFile], root: str | os.PathLike) -> dict[str, str]:
+    """``{path: reason}`` for files a build must not read, decided from their names and links alone:
+
+    - a file whose real path lies outside ``root`` (a symlink to elsewhere: a dataset folder must
+      hold its data, and nothing outside it can be read through one);
+    - a file whose sequence key equals an earlier file's ignoring letter case (``a_poses.npz`` and
+      ``a_poses.NPZ`` give one key; keys that differ only in case collide on case-insensitive
+      file systems): the later one, in ``files`` order, is refused, naming both.
+    """
+    from schemas.files import is_within
+
+    out: dict[str, str] = {}
+    first: dict[str, SourceFile] = {}
+    for f in files:
+        real = os.path.realpath(f.path)
+        if not is_within(real, root) and os.path.isfile(real):  # a link to a device or FIFO: named by its kind
+            out[str(f.path)] = f"is a link to {real}, outside the AMASS root {root}; refused without reading it"
+            continue
+        folded = f.key.casefold()
+        if folded in first:
+            out[str(f.path)] = (f"its sequence key {f.key!r} collides with that of {first[folded].path} (keys must "
+                                f"differ in more than letter case); the later file is not built")
+        else:
+            first[folded] = f
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Guarded archive access
 
@@ -171,7 +198,7 @@ class _Archive:
                 # what we will hold: floats are widened to float64, so a float32 array counts double
                 held = head.count * max(head.dtype.itemsize, 8 if head.dtype.kind == "f" else 0)
                 if held > MAX_ARRAY_BYTES:
-                    raise AmassFormatError(self.path, f"array {key!r} declares shape {head.shape} of {head.dtype} "
+                    raise AmassFormatError(self.path, f"array {key!r} declares shape {head.shape} of {dtype_text(head.dtype)} "
                                                       f"({held} bytes as loaded), over the {MAX_ARRAY_BYTES}-byte limit")
                 if self.held + held > MAX_FILE_BYTES:
                     raise AmassFormatError(self.path, f"arrays of this file take more than the {MAX_FILE_BYTES}-byte "
@@ -185,16 +212,20 @@ class _Archive:
         return arr
 
 
-def _open_archive(path: Path) -> tuple[_Archive, str]:
-    # a regular file only (a FIFO or a symlink to /dev/zero is refused without being opened), read once
-    data = read_regular(path, MAX_FILE_BYTES, AmassFormatError)
+def _read_file(path: Path, root: str | os.PathLike | None) -> FileBytes:
+    """The file's bytes and their sha256, from one bounded read (``schemas.files.read_bounded``): a
+    regular file only (a FIFO or a symlink to /dev/zero is refused without being opened), within the
+    byte limit for AMASS files and, with ``root``, whose real path lies inside ``root``."""
+    return read_bounded(path, "amass", AmassFormatError, root=root)
+
+
+def _open_archive(path: Path, data: bytes) -> _Archive:
     if not data:
         raise AmassFormatError(path, "empty file")
-    sha = sha256_bytes(data)
     if not data.startswith(b"PK"):
         kind = "a pickle" if data[:1] == b"\x80" else ("a bare .npy array" if data.startswith(b"\x93NUMPY") else "unknown bytes")
         raise AmassFormatError(path, f"not an .npz (zip) archive: starts like {kind}")
-    return _Archive(path, data), sha
+    return _Archive(path, data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,14 +235,25 @@ def _open_archive(path: Path) -> tuple[_Archive, str]:
 def _float_array(arc: _Archive, key: str, ndim: int) -> np.ndarray:
     a = arc.get(key)
     if not np.issubdtype(a.dtype, np.floating):
-        raise AmassFormatError(arc.path, f"{key!r} has dtype {a.dtype}, expected floating point")
+        raise AmassFormatError(arc.path, f"{key!r} has dtype {dtype_text(a.dtype)}, expected floating point")
     if ndim == 1 and a.ndim == 2 and a.shape[0] == 1:
         a = a[0]  # some exporters keep betas as (1, B)
     if a.ndim != ndim:
         raise AmassFormatError(arc.path, f"{key!r} has shape {a.shape}, expected {ndim} dimensions")
-    if not np.isfinite(a).all():
-        raise AmassFormatError(arc.path, f"{key!r} holds non-finite values (NaN/inf)")
-    return np.ascontiguousarray(a, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float64)  # checked after the cast: what is used is what is checked
+    bad = beyond(a, _BOUNDS.get(key, MAX_SHAPE_COEFF))
+    if bad:
+        raise AmassFormatError(arc.path, f"{key!r} holds {bad} ({_BOUND_TEXT.get(key, 'coefficients')})")
+    return a
+
+
+# Documented bounds (schemas.bounds) of each array read from a motion file, checked after the cast.
+_BOUNDS = {"trans": MAX_POSITION_M, "poses": MAX_AXIS_ANGLE, "root_orient": MAX_AXIS_ANGLE,
+           "pose_body": MAX_AXIS_ANGLE, "pose_hand": MAX_AXIS_ANGLE, "pose_jaw": MAX_AXIS_ANGLE,
+           "pose_eye": MAX_AXIS_ANGLE, "betas": MAX_SHAPE_COEFF, "dmpls": MAX_SHAPE_COEFF}
+_BOUND_TEXT = {"trans": "metres", "betas": "shape coefficients", "dmpls": "DMPL coefficients",
+               **{k: "axis-angle radians" for k in ("poses", "root_orient", "pose_body", "pose_hand", "pose_jaw",
+                                                     "pose_eye")}}
 
 
 def _frames(arc: _Archive, key: str, width: int, n_frames: int | None = None) -> np.ndarray:
@@ -226,7 +268,7 @@ def _frames(arc: _Archive, key: str, width: int, n_frames: int | None = None) ->
 def _scalar_text(arc: _Archive, key: str) -> str:
     a = arc.get(key)
     if a.size != 1 or a.dtype.kind not in "US":
-        raise AmassFormatError(arc.path, f"{key!r} must be one string (str or bytes), got {a.dtype} {a.shape}")
+        raise AmassFormatError(arc.path, f"{key!r} must be one string (str or bytes), got {dtype_text(a.dtype)} {a.shape}")
     v = a.reshape(()).item()
     if isinstance(v, bytes):
         try:
@@ -252,10 +294,11 @@ def _fps(arc: _Archive) -> float:
         raise AmassFormatError(arc.path, "missing frame rate ('mocap_framerate' or 'mocap_frame_rate')")
     a = arc.get(key)
     if a.size != 1 or a.dtype.kind not in "fiu":
-        raise AmassFormatError(arc.path, f"{key!r} must be one number, got {a.dtype} {a.shape}")
+        raise AmassFormatError(arc.path, f"{key!r} must be one number, got {dtype_text(a.dtype)} {a.shape}")
     fps = float(a.reshape(()).item())
-    if not (math.isfinite(fps) and fps > 0):
-        raise AmassFormatError(arc.path, f"{key!r} = {fps} is not a positive finite frame rate")
+    if out_of_range(fps, *SOURCE_FPS):
+        raise AmassFormatError(arc.path, f"{key!r} = {fps:.6g} Hz is outside the documented range of source frame "
+                                         f"rates ({range_text(*SOURCE_FPS, 'Hz')})")
     return fps
 
 
@@ -329,8 +372,12 @@ def _parse(arc: _Archive) -> dict:
 def read_amass(path: str | os.PathLike | SourceFile, root: str | os.PathLike | None = None) -> MotionSequence:
     """Read and validate one AMASS motion file. Raises :class:`AmassFormatError` for any bad input.
 
-    ``root`` (the AMASS root folder) fixes dataset/subject/key; without it the file is taken to sit
-    at ``<dataset>/<subject>/<file>``. A :class:`SourceFile` carries its own names.
+    ``root`` (the AMASS root folder) fixes dataset/subject/key, and the file's real path must lie
+    inside it (a symlink out of the root is refused); without it the file is taken to sit at
+    ``<dataset>/<subject>/<file>``. A :class:`SourceFile` carries its own names.
+
+    The file is read once; ``MotionSequence.sha256`` is the hash of exactly the bytes parsed. An error
+    raised after the read carries that hash as ``source_sha256`` (a build records it in the reject row).
     """
     if isinstance(path, SourceFile):
         src = path
@@ -346,23 +393,30 @@ def read_amass(path: str | os.PathLike | SourceFile, root: str | os.PathLike | N
     p = Path(src.path)
     if is_non_motion(p.name):
         raise AmassFormatError(p, "is a shape/stagei file, not a motion")
+    fb = _read_file(p, root)
     try:
-        arc, sha = _open_archive(p)
+        arc = _open_archive(p, fb.data)
         parsed = _parse(arc)
-    except AmassFormatError:
+    except AmassFormatError as e:
+        e.source_sha256 = fb.sha256
         raise
     except MemoryError:
-        raise AmassFormatError(p, "array too large to load (MemoryError)") from None
+        raise _with_sha(AmassFormatError(p, "array too large to load (MemoryError)"), fb) from None
     except Exception as e:  # BadZipFile, EOFError, OSError, ValueError, zlib.error, struct.error...
         msg = str(e).splitlines()[0][:200] if str(e) else ""
-        raise AmassFormatError(p, f"unreadable archive: {type(e).__name__}: {msg}") from None
+        raise _with_sha(AmassFormatError(p, f"unreadable archive: {type(e).__name__}: {msg}"), fb) from None
     return MotionSequence(
-        path=str(p), dataset=src.dataset, subject=src.subject, name=src.name, key=src.key, sha256=sha,
+        path=str(p), dataset=src.dataset, subject=src.subject, name=src.name, key=src.key, sha256=fb.sha256,
         model_type=parsed["model_type"], gender=parsed["gender"], fps=parsed["fps"],
         poses=parsed["poses"], trans=parsed["trans"], betas=parsed["betas"], dmpls=parsed["dmpls"],
         extra_poses=parsed["extra_poses"], keys=arc.keys, source_format=parsed["source_format"],
         expression=parsed["expression"],
     )
+
+
+def _with_sha(exc: AmassFormatError, fb: FileBytes) -> AmassFormatError:
+    exc.source_sha256 = fb.sha256
+    return exc
 
 
 def inspect_amass(path: str | os.PathLike) -> dict:

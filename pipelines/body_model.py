@@ -93,9 +93,9 @@ def _read_arrays(path: str, error: type[InputError], keys=None) -> dict:
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".npz":
-            data = safe_load_npz(path, keys=keys, allow_object=False)
+            data = safe_load_npz(path, keys=keys, allow_object=False, kind="body_model")
         elif ext == ".pkl":
-            data = safe_load_pickle(path)
+            data = safe_load_pickle(path, kind="body_model")
         else:
             raise error(path, f"unsupported extension {ext!r} (expected .npz or .pkl)")
     except error:
@@ -227,7 +227,7 @@ def load_body_model(path, dmpl_path=None, gender: str | None = None) -> BodyMode
     return BodyModel(
         model_type=model_type, gender=gender, v_template=v_template, shapedirs=shapedirs, posedirs=posedirs,
         J_regressor=jreg, weights=weights, parents=parents, faces=faces, dmpldirs=dmpldirs,
-        sha256=sha256_file(*files, error=BodyModelError), exprdirs=exprdirs,
+        sha256=sha256_file(*files, error=BodyModelError, kind="body_model"), exprdirs=exprdirs,
     )
 
 
@@ -282,7 +282,7 @@ def load_regressor(path) -> scipy.sparse.csr_matrix:
     try:
         if ext == ".npy":
             # declared size checked before allocating: at most MAX_REGRESSOR_ROWS x MAX_MODEL_VERTICES float64
-            dense = safe_load_npy(path, max_bytes=MAX_REGRESSOR_ROWS * MAX_MODEL_VERTICES * 8)
+            dense = safe_load_npy(path, max_bytes=MAX_REGRESSOR_ROWS * MAX_MODEL_VERTICES * 8, kind="regressor")
             if dense.dtype.kind not in "fiu":
                 raise RegressorError(path, f"dtype {dense.dtype} is not numeric")
             if dense.ndim != 2:
@@ -290,7 +290,7 @@ def load_regressor(path) -> scipy.sparse.csr_matrix:
             _check_regressor_shape(path, dense.shape)
             reg = scipy.sparse.csr_matrix(dense.astype(np.float64))
         elif ext == ".npz":
-            raw = safe_load_npz(path, keys=_SPARSE_KEYS, allow_object=False)
+            raw = safe_load_npz(path, keys=_SPARSE_KEYS, allow_object=False, kind="regressor")
             fmt = raw.get("format")
             fmt = bytes(fmt.item()).decode() if fmt is not None and fmt.dtype.kind == "S" else \
                 (str(fmt.item()) if fmt is not None else None)

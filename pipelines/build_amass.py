@@ -19,13 +19,15 @@ from pydantic import BaseModel, Field
 
 from pipelines.build_result import BuildResult
 from pipelines.fanout import fan_out
-from pipelines.hashing import json_hash, sha256_file
+from pipelines.hashing import json_hash
 from pipelines.rebuild import RebuildPlan, Source, body_model_hashes, list_sources, parent_reader, plan_rebuild
 from pipelines.sequence import (PIPELINE_VERSION, REGRESSOR_FILE, camera_pool, default_deftrafo, model_families,
                                 process_source, resolved_regressor, resolved_smplx_regressor, smplx_regressor_missing)
+from schemas.bounds import TARGET_FPS
 from schemas.errors import ConfigError, RegressorError, VersionConflictError
 from schemas.faults import fault_point
 from schemas.reader import CorpusReader
+from schemas.repository import check_tag_name
 from schemas.records import Reject, SequenceData
 from schemas.skeletons import H36M_17
 from schemas.storage import CorpusLocation
@@ -57,15 +59,15 @@ class BuildConfig(BaseModel):
     calibration: Path | None = Field(None, description="MPI-INF-3DHP camera.calibration file (rig 3dhp): its "
                                                        "cameras replace the shipped 3DHP figures")
     cameras_per_sequence: int = Field(4, ge=1, le=14)
-    fps: float = Field(50.0, gt=0)
+    fps: float = Field(50.0, ge=TARGET_FPS[0], le=TARGET_FPS[1], description="target frame rate, Hz")
     seed: int = 0
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of sequences put in the val split (by key hash)")
     scheduler: str | None = Field(None, description="Dask scheduler address; default: a LocalCluster")
-    n_workers: int = Field(2, ge=1)
+    n_workers: int = Field(2, ge=1, le=1024)
     regressor_order: Literal["auto", "as-is"] = Field(
         "auto", description="auto: check the regressor's left/right rows on the body model's template and "
                             "swap mismatched pairs; as-is: trust the file's row order")
-    max_in_flight: int = Field(0, ge=0, description="futures in flight (0: 4 per worker)")
+    max_in_flight: int = Field(0, ge=0, le=100_000, description="futures in flight (0: 4 per worker)")
 
     def regressor_path(self) -> Path:
         return Path(self.regressor) if self.regressor else Path(self.body_models) / REGRESSOR_FILE
@@ -125,6 +127,8 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
     say what is missing; a bad file refuses the whole build.
     """
     regressor = cfg.regressor_path()
+    if cfg.tag is not None:
+        check_tag_name(cfg.corpus, cfg.tag)  # before any work (the writer checks the branches again)
     if not Path(cfg.amass_root).is_dir():
         raise ConfigError(f"{cfg.amass_root}: AMASS root is not a directory")
     if not Path(cfg.body_models).is_dir():
@@ -162,8 +166,10 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
     if cfg.calibration is not None:
         if cfg.rig != "3dhp":
             raise ConfigError("--calibration is a 3dhp camera.calibration file: use it with --rig 3dhp")
-        camera_pool(str(cfg.calibration))  # a malformed file fails the build here, with its reason
-        settings["calibration_sha256"] = sha256_file(cfg.calibration)
+        from pipelines.calibration import read_3dhp_calibration
+
+        # a malformed file fails the build here, with its reason; the hash is of the bytes parsed
+        settings["calibration_sha256"] = read_3dhp_calibration(cfg.calibration)[1]
     smplx = None if smplx_order is None else {"regressor": smplx_order.sha256, "perm": list(smplx_order.perm),
                                               "deftrafo": smplx_order.deftrafo_sha256}
     config_hash = json_hash({**settings, "regressor": reg_order.sha256 if reg_order else None,
@@ -173,7 +179,8 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
     perms = {fam: list(o.perm) for fam, o in (("smplh", reg_order), ("smplx", smplx_order)) if o is not None}
     settings = {**settings, "regressor_order": cfg.regressor_order, "perms": perms,
                 "deftrafo": None if smplx_order is None or cfg.smplx_regressor is not None else str(deftrafo),
-                "smplx_regressor": None if cfg.smplx_regressor is None else str(cfg.smplx_regressor)}
+                "smplx_regressor": None if cfg.smplx_regressor is None else str(cfg.smplx_regressor),
+                "source_root": str(Path(cfg.amass_root).resolve())}
     return _Inputs(regressor, reg_order, model_shas, settings, config_hash, smplx_order, smplx_missing)
 
 

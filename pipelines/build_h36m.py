@@ -8,15 +8,14 @@ as the AMASS build.
 
 from __future__ import annotations
 
-import itertools
 import time
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from pipelines.build_result import BuildResult
-from pipelines.h36m import H36M_FPS, IMPORTER_VERSION, import_h36m, resolve_files
-from pipelines.hashing import sha256_file
+from pipelines.h36m import H36M_FPS, IMPORTER_VERSION, VP3DFiles, import_h36m, read_vp3d_files
+from schemas.repository import check_tag_name
 from schemas.reader import CorpusReader
 from schemas.records import Reject
 from schemas.storage import CorpusLocation
@@ -31,16 +30,18 @@ class H36MBuildConfig(BaseModel):
                                                "(created on first import)")
     # Any VideoPose3D 2D file: "cpn" and "gt" are spelled out, another value names data_2d_h36m_<value>.npz
     # (the CLI took any name, the flow only cpn | gt; an exported AMASS corpus is "projected").
-    detections: str = Field("cpn", min_length=1, description="2D keypoints to import: cpn (detected), gt "
-                                                             "(ground truth) or the suffix of another data_2d file")
+    # a file-name suffix: letters, digits, '_' and '-' only, so it can never name a file outside data_dir
+    detections: str = Field("cpn", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                            description="2D keypoints to import: cpn (detected), gt (ground truth) or the "
+                                        "suffix of another data_2d file")
     tag: str | None = Field(None, description="tag for the committed version, e.g. h36m-cpn-v1")
 
 
-def build_info(cfg: H36MBuildConfig, p3: Path, p2: Path, n_sequences: int, n_views: int, n_rejects: int) -> dict:
+def build_info(cfg: H36MBuildConfig, files: VP3DFiles, n_sequences: int, n_views: int, n_rejects: int) -> dict:
     """The version's ``build_info``: how it was built (the writer adds the store format, joint set,
-    fps and package version)."""
+    fps and package version). The files' hashes are those of the bytes imported."""
     return {"source": "h36m", "importer": IMPORTER_VERSION, "detections": cfg.detections,
-            "files": {p3.name: sha256_file(p3), p2.name: sha256_file(p2)},
+            "files": {files.p3.name: files.sha3, files.p2.name: files.sha2},
             "n_sequences": n_sequences, "n_views": n_views, "n_rejects": n_rejects}
 
 
@@ -53,10 +54,10 @@ def build_h36m(cfg: H36MBuildConfig) -> BuildResult:
     from pipelines.writer import CorpusWriter
 
     t0 = time.perf_counter()
-    p3, p2 = resolve_files(cfg.data_dir, cfg.detections)
-    it = import_h36m((p3, p2), cfg.detections)
-    first = next(it, None)  # loads and checks both files: file-level errors raise before the store opens
-    items = itertools.chain([first] if first is not None else [], it)  # then stream, one sequence at a time
+    if cfg.tag is not None:
+        check_tag_name(cfg.corpus, cfg.tag)  # before any work (the writer checks the branches again)
+    files = read_vp3d_files(cfg.data_dir, cfg.detections)  # file-level errors raise before the store opens
+    items = import_h36m(files, cfg.detections)  # then stream, one sequence at a time
     n_seq = n_views = n_trim = source_frames = n_rejects = 0
     with CorpusWriter(cfg.corpus, num_joints=17, fps=H36M_FPS,
                       optional_arrays=("joints_world_32",)) as writer:  # aborts unless committed
@@ -71,7 +72,7 @@ def build_h36m(cfg: H36MBuildConfig) -> BuildResult:
                 n_trim += sum(1 for v in item.views if v.trimmed_frames)
                 source_frames += item.n_source_frames
         msg = f"h36m import ({cfg.detections}): {n_seq} sequences, {n_views} views, {n_rejects} rejects"
-        snapshot = writer.commit(msg, tag=cfg.tag, build_info=build_info(cfg, p3, p2, n_seq, n_views, n_rejects))
+        snapshot = writer.commit(msg, tag=cfg.tag, build_info=build_info(cfg, files, n_seq, n_views, n_rejects))
     reader = CorpusReader.open(cfg.corpus, snapshot)
     return BuildResult.from_reader(reader, corpus=cfg.corpus, n_sources=len(reader.source_paths()),
                                    up_to_date=False, elapsed_s=time.perf_counter() - t0, tag=cfg.tag,

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from schemas.bounds import IMAGE_SIDE_PX, out_of_range, range_text
 from schemas.cameras import Camera, camera_from_y_up_mm
 from schemas.errors import CameraError
+from schemas.files import read_bounded
+
+MAX_CAMERAS = 64  # camera blocks in one file (the 3DHP studio has 14)
 
 
 def _floats(path, lineno: int, key: str, values: list[str], count: int | None) -> np.ndarray:
@@ -31,8 +35,8 @@ def _camera_from_block(path, name: str, block: dict) -> Camera:
         if key not in block:
             raise CameraError(path, f"camera '{name}': missing '{key}'")
     (size_line, size) = block["size"]
-    if np.any(size <= 0) or np.any(size != np.round(size)):
-        raise CameraError(path, f"line {size_line}: 'size' must be two positive integers")
+    if np.any(size != np.round(size)) or any(out_of_range(v, *IMAGE_SIDE_PX) for v in size):
+        raise CameraError(path, f"line {size_line}: 'size' must be two integers in {range_text(*IMAGE_SIDE_PX, 'pixels')}")
     (k_line, K) = block["intrinsic"]
     K = K.reshape(4, 4)
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
@@ -74,19 +78,26 @@ def parse_3dhp_calibration(path: str | os.PathLike) -> list[Camera]:
           radial      0
 
     Cameras come back in the internal convention (z-up world, metres). Raises ``CameraError`` (file +
-    one-line reason) on unreadable files, missing keys, wrong counts, non-numbers, bad matrices.
+    one-line reason) on unreadable files (a FIFO, a device, over the 1 MiB limit for calibration
+    files: ``schemas.files``), missing keys, wrong counts, non-numbers, bad matrices.
     Unknown keys inside a block (``sensor``, ``animated``) are ignored.
     """
+    return read_3dhp_calibration(path)[0]
+
+
+def read_3dhp_calibration(path: str | os.PathLike) -> tuple[list[Camera], str]:
+    """(cameras, sha256 of the bytes parsed): :func:`parse_3dhp_calibration` and the file's identity
+    from the same read."""
     path = Path(path)
+    fb = read_bounded(path, "calibration", CameraError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CameraError(path, "file not found") from None
+        text = fb.data.decode("utf-8")
     except UnicodeDecodeError:
         raise CameraError(path, "not a text file (invalid UTF-8)") from None
-    except OSError as exc:
-        raise CameraError(path, f"cannot read: {exc.strerror or exc}") from None
+    return _parse_text(path, text), fb.sha256
 
+
+def _parse_text(path: Path, text: str) -> list[Camera]:
     blocks: list[tuple[str, dict]] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         parts = raw.split()
@@ -94,6 +105,8 @@ def parse_3dhp_calibration(path: str | os.PathLike) -> list[Camera]:
             continue
         key, values = parts[0], parts[1:]
         if key == "name":
+            if len(blocks) >= MAX_CAMERAS:
+                raise CameraError(path, f"line {lineno}: more than {MAX_CAMERAS} cameras; over the limit")
             if len(values) != 1:
                 raise CameraError(path, f"line {lineno}: 'name' needs exactly one value")
             if any(values[0] == n for n, _ in blocks):

@@ -26,6 +26,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import reprlib
+from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,12 @@ from typing import Any
 import numpy as np
 
 from pipelines.cameras import in_image, normalize_pixels, project, world_to_camera
-from pipelines.hashing import json_hash, sha256_file
+from pipelines.hashing import json_hash
 from schemas.records import Reject, SequenceData, ViewData
-from pipelines.safe_files import check_regular
+from pipelines.safe_files import check_regular, dtype_text
 from pipelines.safe_pickle import safe_load_npz
+from schemas.bounds import record_problem
+from schemas.files import read_bounded
 from schemas.cameras import H36M_CAMERA_IDS, Camera, h36m_camera
 from schemas.errors import CameraError, H36MFormatError
 from schemas.h36m import action_take, canonical_action, split_of
@@ -74,15 +78,22 @@ def _natural(name: str) -> tuple:
 # Reading the files
 # ----------------------------------------------------------------------------------------------------
 
-def _load_object_key(path: str | os.PathLike, key: str) -> Any:
-    # only the keys we use are inflated; object arrays are expected here (and only here)
-    arrays = safe_load_npz(path, keys={key, "metadata"}, allow_object=True)  # errors name the file
+def _load_object_key(path: str | os.PathLike, key: str, kind: str = "vp3d") -> tuple[Any, dict, str]:
+    """(the pickled object under ``key``, the arrays read, sha256 of the file bytes parsed).
+
+    The file is read once (``schemas.files.read_bounded``: a regular file within ``kind``'s byte
+    limit) and parsed from those bytes, so its recorded hash is that of what was imported. Only the
+    keys we use are inflated; object arrays are expected here (and only here).
+    """
+    fb = read_bounded(path, kind, H36MFormatError)
+    arrays = safe_load_npz(path, keys={key, "metadata"}, allow_object=True, data=fb.data)  # errors name the file
     if key not in arrays:
         raise H36MFormatError(path, f"no {key!r} array (keys: {sorted(arrays)}); not a VideoPose3D file")
     arr = arrays[key]
     if arr.dtype != object or arr.shape != ():
-        raise H36MFormatError(path, f"{key!r} is a {arr.dtype} array of shape {arr.shape}, expected a pickled dict")
-    return arr.item(), arrays
+        raise H36MFormatError(path, f"{key!r} is a {dtype_text(arr.dtype)} array of shape {arr.shape}, expected a "
+                                    f"pickled dict")
+    return arr.item(), arrays, fb.sha256
 
 
 def _check_nested(path, obj: Any, what: str) -> dict:
@@ -107,12 +118,17 @@ def load_positions_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray
     (a bad array becomes a reject row, not a failed file). Raises ``UnsafePickleError`` for a pickle
     naming any forbidden global, ``H36MFormatError`` for a wrong key or nesting.
     """
-    obj, _ = _load_object_key(path, "positions_3d")
+    return read_positions_3d(path)[0]
+
+
+def read_positions_3d(path: str | os.PathLike) -> tuple[dict[str, dict[str, np.ndarray]], str]:
+    """(:func:`load_positions_3d`, sha256 of the bytes parsed)."""
+    obj, _, sha = _load_object_key(path, "positions_3d")
     out: dict[str, dict[str, np.ndarray]] = {}
     for subject, actions in _check_nested(path, obj, "positions_3d").items():
         actions = _check_nested(path, actions, f"positions_3d[{subject!r}]")
         out[subject] = {a: _as_float32(path, x, f"positions_3d[{subject!r}][{a!r}]") for a, x in actions.items()}
-    return out
+    return out, sha
 
 
 def load_positions_2d(path: str | os.PathLike) -> tuple[dict[str, dict[str, list[np.ndarray | None]]], dict]:
@@ -122,7 +138,14 @@ def load_positions_2d(path: str | os.PathLike) -> tuple[dict[str, dict[str, list
     ``metadata`` (absent -> the H36M defaults) must describe the 17-joint H36M layout: a file in another
     joint order would silently mislabel joints, so it is refused.
     """
-    obj, arrays = _load_object_key(path, "positions_2d")
+    pos, metadata, _ = read_positions_2d(path)
+    return pos, metadata
+
+
+def read_positions_2d(path: str | os.PathLike, kind: str = "vp3d"
+                      ) -> tuple[dict[str, dict[str, list[np.ndarray | None]]], dict, str]:
+    """(:func:`load_positions_2d`'s two values, sha256 of the bytes parsed); ``kind``: the byte limit."""
+    obj, arrays, sha = _load_object_key(path, "positions_2d", kind)
     metadata = dict(VP3D_METADATA)
     if "metadata" in arrays:
         meta = arrays["metadata"]
@@ -137,17 +160,25 @@ def load_positions_2d(path: str | os.PathLike) -> tuple[dict[str, dict[str, list
         out[subject] = {}
         for action, cams in actions.items():
             where = f"positions_2d[{subject!r}][{action!r}]"
-            if isinstance(cams, np.ndarray) and cams.dtype == object:
+            if isinstance(cams, np.ndarray) and cams.dtype == object and cams.ndim == 1:
                 cams = list(cams)
             if not isinstance(cams, (list, tuple)):
                 raise H36MFormatError(path, f"{where} is a {type(cams).__name__}, expected a list of per-camera arrays")
             out[subject][action] = [None if c is None else _as_float32(path, c, f"{where}[{i}]") for i, c in enumerate(cams)]
-    return out, metadata
+    return out, metadata, sha
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A bounded repr for messages: ``reprlib`` stops after a few items and levels, so a metadata value
+    of millions of elements is never formatted whole."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 8
+_REPR.maxlevel = 3
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
 
 
 def _check_metadata(path, meta: dict) -> None:
@@ -311,21 +342,40 @@ def _pair_actions(actions_3d: Iterable[str], actions_2d: Iterable[str]) -> tuple
     return pairs, sorted(set(a2) - used)
 
 
-def import_h36m(data: str | os.PathLike | tuple | Mapping, detections: str = "cpn",
+@dataclass(frozen=True)
+class VP3DFiles:
+    """Both VideoPose3D files of an import, each read once: their contents and the sha256 of the bytes parsed."""
+
+    p3: Path
+    p2: Path
+    pos3d: dict
+    pos2d: dict
+    sha3: str
+    sha2: str
+
+
+def read_vp3d_files(data: str | os.PathLike | tuple | Mapping, detections: str = "cpn",
+                    name: str = "h36m") -> VP3DFiles:
+    """Resolve (:func:`resolve_files`) and read both files; file-level problems raise ``InputError``."""
+    p3, p2 = resolve_files(data, detections, name)
+    pos3d, sha3 = read_positions_3d(p3)
+    pos2d, _meta, sha2 = read_positions_2d(p2)
+    return VP3DFiles(p3, p2, pos3d, pos2d, sha3, sha2)
+
+
+def import_h36m(data: "str | os.PathLike | tuple | Mapping | VP3DFiles", detections: str = "cpn",
                 name: str = "h36m") -> Iterator[SequenceData | Reject]:
     """Yield one ``SequenceData`` per subject/action (sorted) and a ``Reject`` for everything unpaired.
 
-    ``data``: a folder holding the VideoPose3D files (``vp3d_filenames(name, detections)``), or the two
-    paths. Rejects (kind ``h36m``) name the file and ``#subject/action[/camera]``: subjects with 2D but
+    ``data``: a folder holding the VideoPose3D files (``vp3d_filenames(name, detections)``), the two
+    paths, or the files already read (:func:`read_vp3d_files`). Rejects (kind ``h36m``) name the file and ``#subject/action[/camera]``: subjects with 2D but
     no 3D (the CPN file's S2-S4), actions present in only one file, ``None`` / absent cameras, 2D
     shorter than 3D, malformed arrays, subjects without calibration. A sequence keeps its other views
     when one camera is missing; with no usable view it is rejected whole.
     File-level problems (missing file, forbidden pickle global, wrong nesting) raise ``InputError``.
     """
-    p3, p2 = resolve_files(data, detections, name)
-    pos3d = load_positions_3d(p3)
-    pos2d, _meta = load_positions_2d(p2)
-    sha3, sha2 = sha256_file(p3), sha256_file(p2)
+    files = data if isinstance(data, VP3DFiles) else read_vp3d_files(data, detections, name)
+    p3, p2, pos3d, pos2d, sha3, sha2 = files.p3, files.p2, files.pos3d, files.pos2d, files.sha3, files.sha2
     cam_ids = tuple(H36M_CAMERA_IDS)
     chash = _config_hash(detections, sha2)
 
@@ -380,10 +430,12 @@ def import_h36m(data: str | os.PathLike | tuple | Mapping, detections: str = "cp
                 continue
             if any(v.trimmed_frames for v in views):
                 log.info("%s: trimmed 2D to %d frames (%s)", frag, T, [v.trimmed_frames for v in views])
-            yield SequenceData(
+            seq = SequenceData(
                 key=f"h36m/{subject}/{action}", source="h36m", joints_world=joints.astype(np.float32),
                 joints_world_32=np.asarray(joints_32, dtype=np.float32),
                 views=views, dataset="h36m", subject=subject, name=action, action=canonical_action(action),
                 source_path=f"{p3}#{frag}", source_sha256=sha3, source_fps=H36M_FPS, fps=H36M_FPS,
                 n_source_frames=T, split=split_of(subject), config_hash=chash,
             )
+            bad = record_problem(seq)  # every array as stored (float32), finite and within the bounds
+            yield reject(p3, frag, bad, sha3) if bad else seq

@@ -1,7 +1,8 @@
 """Content hashes, one function per job: the bytes of files (source identity), JSON-able settings
 (config identity) and a corpus version's data (content identity, independent of version ids).
 
-Every sha256 the project records comes from here; nothing else calls ``hashlib`` on files.
+Every sha256 the project records comes from here or from ``schemas.files`` (whose bounded reads
+return the hash of the very bytes a parser gets); nothing else calls ``hashlib`` on files.
 """
 
 from __future__ import annotations
@@ -12,23 +13,21 @@ import os
 
 import numpy as np
 
-from pipelines.safe_files import open_regular
 from schemas.errors import InputError
+from schemas.files import hash_bounded
 from schemas.store import ARRAYS
 
 
-def sha256_file(*paths: str | os.PathLike, error: type[InputError] = InputError, block: int = 1 << 20) -> str:
+def sha256_file(*paths: str | os.PathLike, error: type[InputError] = InputError, kind: str | int = "any",
+                block: int = 1 << 20, root: str | os.PathLike | None = None) -> str:
     """Hex SHA-256 of the bytes of one regular file (or of several, concatenated), read in 1 MiB blocks.
 
-    Anything but a regular file (a FIFO or a symlink to ``/dev/zero`` would block or never end)
-    raises ``error`` naming it, without being read.
+    Anything but a regular file (a FIFO or a symlink to ``/dev/zero`` would block or never end), and a
+    file over ``kind``'s byte limit (``schemas.files.FILE_LIMITS``; a sparse 4 TiB file holds nothing on
+    disk but would take hours to hash), raises ``error`` naming it, without being read. A file that is
+    also parsed is hashed from the bytes parsed instead (``schemas.files.read_bounded``).
     """
-    h = hashlib.sha256()
-    for path in paths:
-        with open_regular(path, error) as fh:
-            for chunk in iter(lambda: fh.read(block), b""):
-                h.update(chunk)
-    return h.hexdigest()
+    return hash_bounded(*paths, kind=kind, error=error, block=block)
 
 
 def sha256_bytes(data: bytes) -> str:

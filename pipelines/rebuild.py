@@ -44,18 +44,22 @@ class RebuildPlan:
 
 def list_sources(root: Path) -> tuple[list[Source], dict[str, Reject]]:
     """Every motion file below ``root`` with its sha256; one that cannot be hashed (a directory named
-    ``*.npz``, a FIFO or device, a dangling link or a link loop, no permission) is kept as a source
-    with a Reject (returned by path)."""
-    from pipelines.amass import iter_amass
+    ``*.npz``, a FIFO or device, a dangling link or a link loop, no permission, over the size limit)
+    or must not be read (a link out of ``root``, a sequence key that collides with an earlier file's,
+    ``pipelines.amass.refused_sources``) is kept as a source with a Reject (returned by path)."""
+    from pipelines.amass import iter_amass, refused_sources
     from pipelines.safe_files import check_regular
 
+    files = list(iter_amass(root))
+    refused = refused_sources(files, root)
     sources, unreadable = [], {}
-    for s in iter_amass(root):
+    for s in files:
         path = str(s.path)
-        sha, reason = "", ""
+        sha, reason = "", refused.get(path, "")
         try:
-            check_regular(path)  # stat only: a FIFO, a device or a directory is never opened
-            sha = sha256_file(path)
+            if not reason:
+                check_regular(path)  # stat only: a FIFO, a device or a directory is never opened
+                sha = sha256_file(path, kind="amass", root=root)
         except InputError as exc:  # names what the path is (directory, FIFO, link loop...)
             reason = exc.reason
         except OSError as exc:
@@ -70,7 +74,7 @@ def body_model_hashes(root: Path) -> dict[str, str]:
     """{relative path: sha256} of every body-model file (.npz, .pkl) below ``root``."""
     root = Path(root)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".npz", ".pkl"))
-    return {str(p.relative_to(root)): sha256_file(p) for p in files}
+    return {str(p.relative_to(root)): sha256_file(p, kind="body_model") for p in files}
 
 
 def parent_reader(corpus) -> CorpusReader | None:

@@ -3,25 +3,27 @@
 A path named ``*_poses.npz`` can be a symlink to ``/dev/zero`` (reads never end), a FIFO (an open
 blocks forever) or a socket. :func:`check_regular` decides from ``stat`` alone, without opening the
 file; :func:`open_regular` then opens non-blocking and re-checks the opened descriptor, so a path
-swapped between the check and the open is refused too. File hashes read through :func:`open_regular`
-(:func:`pipelines.hashing.sha256_file`).
+swapped between the check and the open is refused too. Both are :mod:`schemas.files`, the one bounded
+way every reader opens a file (byte limits per kind of file, the sha256 of the bytes read).
 
 :class:`Limits` holds the budgets every reader of untrusted arrays applies *before* allocating:
 bytes per array and per file (decompressed, object arrays counted at 8 bytes an element), pickle
-opcodes and memo indices, nesting depth and container elements.
+opcodes and memo indices, nesting depth and container elements; :class:`Budget` counts one file's
+allocations against them, all its members and every shared reference together.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import struct
 import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from schemas.errors import InputError
+from schemas.files import (FILE_LIMITS, check_regular, file_kind, open_bounded,  # noqa: F401 - re-exported
+                           read_bounded)
 
 MiB = 1 << 20
 
@@ -49,86 +51,104 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
-_KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"),
-          (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
-
-
-def file_kind(mode: int) -> str:
-    """'regular file', 'directory', 'FIFO (named pipe)', 'socket', 'character device', ... for a stat mode."""
-    if stat.S_ISREG(mode):
-        return "regular file"
-    return next((name for test, name in _KINDS if test(mode)), "special file")
-
-
-def check_regular(path: str | os.PathLike, error: type[InputError] = InputError) -> os.stat_result:
-    """``os.stat`` of ``path`` (symlinks followed) when it is a regular file; ``error`` otherwise.
-
-    Nothing is opened: a FIFO or device is refused before any read can block or run forever.
-    """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise error(path, "is a dangling symlink") from None
-        raise error(path, "file not found") from None
-    except OSError as exc:
-        raise error(path, f"cannot stat file: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        via = " (through a symlink)" if os.path.islink(path) else ""
-        raise error(path, f"is a {file_kind(st.st_mode)}{via}, not a regular file; refused without reading it")
-    return st
+def open_regular(path: str | os.PathLike, error: type[InputError] = InputError, kind: str | int = "any"):
+    """Open a regular file of at most ``kind``'s byte limit for binary reading (a context manager
+    yielding the file); anything else raises ``error`` without blocking. See :func:`schemas.files.open_bounded`."""
+    return _opened(path, kind, error)
 
 
 @contextlib.contextmanager
-def open_regular(path: str | os.PathLike, error: type[InputError] = InputError) -> Iterator[BinaryIO]:
-    """Open a regular file for binary reading; anything else raises ``error`` without blocking.
-
-    ``O_NONBLOCK`` keeps an open of a FIFO swapped in after :func:`check_regular` from hanging; the
-    descriptor is checked again with ``fstat`` (same file, still regular).
-    """
-    before = check_regular(path, error)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise error(path, f"cannot open file: {exc.strerror or exc}") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
-        os.close(fd)
-        raise error(path, "changed while being opened (no longer the regular file that was checked)")
-    with os.fdopen(fd, "rb") as fh:
+def _opened(path, kind, error) -> Iterator[BinaryIO]:
+    with open_bounded(path, kind, error) as (fh, _):
         yield fh
 
 
-def read_regular(path: str | os.PathLike, max_bytes: int, error: type[InputError] = InputError) -> bytes:
-    """All bytes of a regular file of at most ``max_bytes`` (checked from its size before reading)."""
-    with open_regular(path, error) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > max_bytes:
-            raise error(path, f"file is {size} bytes, over the {max_bytes}-byte limit for this kind of file")
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise error(path, f"file grew past the {max_bytes}-byte limit while being read")
-    return data
+def read_regular(path: str | os.PathLike, max_bytes: int | str, error: type[InputError] = InputError) -> bytes:
+    """All bytes of a regular file of at most ``max_bytes`` (or a kind of ``FILE_LIMITS``), checked
+    from its size before reading. :func:`schemas.files.read_bounded` also returns their sha256."""
+    return read_bounded(path, max_bytes, error).data
+
+
+def dtype_text(dtype) -> str:
+    """A dtype as error messages may print it: its kind and item size, never ``str(dtype)`` (a nested
+    structured dtype whose levels share one sub-dtype would expand to 2^depth fields there)."""
+    try:
+        if dtype.names is not None:
+            return f"a structured dtype of {len(dtype.names)} fields, {dtype.itemsize} bytes"
+        return dtype.str
+    except Exception:  # noqa: BLE001 - a message must never fail
+        return "an unprintable dtype"
+
+
+class Budget:
+    """What one file may allocate, all its members together: bytes of arrays (as held in memory) and
+    container elements. Every reference to a shared object is charged again at its converted size,
+    since whatever consumes it (``np.asarray`` of a list, an import looping over a dict) makes a copy
+    per reference."""
+
+    def __init__(self, path, limits: "Limits"):
+        self.path, self.limits = path, limits
+        self.elements = 0
+        self.bytes = 0
+
+    def charge(self, elements: int = 0, nbytes: int = 0) -> None:
+        self.elements += elements
+        self.bytes += nbytes
+        if self.elements > self.limits.max_elements:
+            raise InputError(self.path, f"holds more than {self.limits.max_elements} container elements and "
+                                        f"object-array items; over the limit for one file")
+        if self.bytes > self.limits.max_file_bytes:
+            raise InputError(self.path, f"its arrays take more than the {self.limits.max_file_bytes}-byte limit for "
+                                        f"one file (every reference to a shared array counted)")
+
+
+def _central_directory_entries(fh: BinaryIO, end, path, error, limit: int) -> int:
+    """Entries in the zip's central directory, counted by walking it (46-byte headers, names skipped),
+    stopping as soon as there are more than ``limit``: the end record's own count can lie."""
+    size_cd, offset_cd = end[zipfile._ECD_SIZE], end[zipfile._ECD_OFFSET]
+    concat = end[zipfile._ECD_LOCATION] - size_cd - offset_cd
+    if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+        concat -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+    fh.seek(offset_cd + concat)
+    count = walked = 0
+    while walked < size_cd:
+        head = fh.read(zipfile.sizeCentralDir)
+        if len(head) != zipfile.sizeCentralDir:
+            raise zipfile.BadZipFile("truncated central directory")
+        cd = struct.unpack(zipfile.structCentralDir, head)
+        if cd[zipfile._CD_SIGNATURE] != zipfile.stringCentralDir:
+            raise zipfile.BadZipFile("bad magic number for central directory")
+        count += 1
+        if count > limit:
+            raise error(path, f"zip directory holds more than {limit} entries (over the limit; its end record "
+                              f"claims {end[zipfile._ECD_ENTRIES_TOTAL]})")
+        skip = cd[zipfile._CD_FILENAME_LENGTH] + cd[zipfile._CD_EXTRA_FIELD_LENGTH] + cd[zipfile._CD_COMMENT_LENGTH]
+        fh.seek(skip, os.SEEK_CUR)
+        walked += zipfile.sizeCentralDir + skip
+    return count
 
 
 def open_zip(fh: BinaryIO, path, error: type[InputError] = InputError, limits: Limits = DEFAULT_LIMITS):
-    """``zipfile.ZipFile(fh)`` after checking the entry count its end record declares.
+    """``zipfile.ZipFile(fh)`` after checking how many entries its central directory really holds.
 
     A central directory of millions of tiny entries would otherwise become millions of ``ZipInfo``
-    objects before any member is looked at.
+    objects before any member is looked at; the end record's entry count is only a claim, so the
+    directory itself is walked (headers only) and must hold at most ``limits.max_zip_members``
+    entries, exactly as many as the end record says.
     """
     try:
         end = zipfile._EndRecData(fh)  # the end-of-central-directory record, zip64 aware
         if end is None:
             raise zipfile.BadZipFile("File is not a zip file")
-        if end[zipfile._ECD_ENTRIES_TOTAL] > limits.max_zip_members:
-            raise error(path, f"zip directory lists {end[zipfile._ECD_ENTRIES_TOTAL]} entries, over the "
-                              f"limit of {limits.max_zip_members}")
+        claimed = end[zipfile._ECD_ENTRIES_TOTAL]
+        if claimed > limits.max_zip_members:
+            raise error(path, f"zip directory lists {claimed} entries, over the limit of {limits.max_zip_members}")
+        held = _central_directory_entries(fh, end, path, error, limits.max_zip_members)
+        if held != claimed:
+            raise error(path, f"zip directory holds {held} entries but its end record claims {claimed}")
         fh.seek(0)
         return zipfile.ZipFile(fh)
     except InputError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
         raise error(path, f"not a readable .npz (zip) file: {str(exc)[:200]}") from None
-

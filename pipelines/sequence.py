@@ -21,7 +21,10 @@ import numpy as np
 import scipy.sparse
 
 from pipelines.hashing import sha256_file
-from schemas.errors import AmassFormatError, BodyModelError, DeformationTransferError, InputError, RegressorError
+from schemas.bounds import (MAX_POSITION_M, MAX_RESAMPLED_FRAMES, TARGET_FPS, beyond, out_of_range, range_text,
+                            record_problem)
+from schemas.errors import (AmassFormatError, BodyModelError, ConfigError, DeformationTransferError, InputError,
+                            RegressorError)
 from schemas.records import Reject, SequenceData
 from schemas.skeletons import GENDERS
 
@@ -74,11 +77,21 @@ def _body_models(root: str, model_type: str) -> dict:
 
 
 @functools.lru_cache(maxsize=4)
-def camera_pool(calibration: str | None):
-    """The cameras of a 3DHP ``camera.calibration`` file (None: the rig's shipped cameras)."""
-    from pipelines.calibration import parse_3dhp_calibration
+def camera_pool(calibration: str | None, sha256: str | None = None):
+    """The cameras of a 3DHP ``camera.calibration`` file (None: the rig's shipped cameras).
 
-    return parse_3dhp_calibration(calibration) if calibration else None
+    ``sha256``: the hash the build recorded for the file; a file that no longer has it (changed since
+    the build started) raises CameraError instead of giving other cameras than those recorded.
+    """
+    from pipelines.calibration import read_3dhp_calibration
+    from schemas.errors import CameraError
+
+    if not calibration:
+        return None
+    cams, sha = read_3dhp_calibration(calibration)
+    if sha256 is not None and sha != sha256:
+        raise CameraError(calibration, "changed since the build started (its sha256 differs from the one recorded)")
+    return cams
 
 
 def model_families(root: str | os.PathLike) -> list[str]:
@@ -158,7 +171,7 @@ def _resolved_regressor(path: str, body_models: str, order: str, stamp):
         raise RegressorError(path, f"regressor has {reg.shape[1]} columns but no body model below {body_models} has "
                                    f"that many vertices (found: {', '.join(families) or 'none'})")
     models = [m for mt in fitting for m in _body_models(body_models, mt).values()]
-    return resolve_regressor_order(reg, models, order=order, path=path, sha256=sha256_file(path))
+    return resolve_regressor_order(reg, models, order=order, path=path, sha256=sha256_file(path, kind="regressor"))
 
 
 def default_deftrafo(body_models: str | os.PathLike) -> str | None:
@@ -220,10 +233,10 @@ def _resolved_smplx(body_models: str, regressor: str | None, order: str, deftraf
     models = list(_body_models(body_models, "smplx").values())
     if smplx_regressor is not None:
         return resolve_regressor_order(load_regressor(smplx_regressor), models, order=order, path=smplx_regressor,
-                                       sha256=sha256_file(smplx_regressor))
+                                       sha256=sha256_file(smplx_regressor, kind="regressor"))
     transfer = load_deformation_transfer(deftrafo)  # checked: shape, finite, row sums
     composed = compose_regressor(load_regressor(regressor), transfer)
-    reg, how = resolve_regressor_order(composed, models, order=order, path=regressor, sha256=sha256_file(regressor))
+    reg, how = resolve_regressor_order(composed, models, order=order, path=regressor, sha256=sha256_file(regressor, kind="regressor"))
     return reg, dataclasses.replace(how, deftrafo_sha256=transfer.sha256)
 
 
@@ -290,6 +303,21 @@ def _missing_inputs(seq, body_models, deftrafo, smplx_regressor) -> None:
         raise error(body_models, f"{family} ({seq.gender}) sequence needs {' and '.join(missing)}")
 
 
+def check_target_fps(fps: float) -> None:
+    """ConfigError unless ``fps`` lies in the documented range of target rates (``schemas.bounds``)."""
+    if out_of_range(fps, *TARGET_FPS):
+        raise ConfigError(f"target frame rate {fps!r} Hz is outside the documented range {range_text(*TARGET_FPS, 'Hz')}")
+
+
+def check_resampled_frames(seq, fps: float) -> None:
+    """AmassFormatError when resampling ``seq`` to ``fps`` would give more than ``MAX_RESAMPLED_FRAMES``
+    frames (checked from the frame count and the rates, before anything is allocated)."""
+    n_out = (seq.n_frames - 1) * float(fps) / float(seq.fps) + 1
+    if n_out > MAX_RESAMPLED_FRAMES:
+        raise AmassFormatError(seq.path, f"{seq.n_frames} frames at {seq.fps:g} Hz resample to {n_out:.3g} frames at "
+                                         f"{fps:g} Hz, over the limit of {MAX_RESAMPLED_FRAMES} frames a sequence")
+
+
 def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.PathLike, fps: float,
                     regressor_order: str = "auto", notes: list | None = None, *,
                     deftrafo: str | os.PathLike | None = None,
@@ -307,6 +335,8 @@ def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.Pat
     from pipelines.regress import JointRegressor
     from pipelines.resample import apply_plan, plan_resample
 
+    check_target_fps(fps)
+    check_resampled_frames(seq, fps)
     if deftrafo is None and seq.model_type == "smplx":
         deftrafo = default_deftrafo(body_models)
     _missing_inputs(seq, body_models, deftrafo, smplx_regressor)
@@ -332,7 +362,11 @@ def sequence_joints(seq, body_models: str | os.PathLike, regressor: str | os.Pat
     joints = jr(seq.model_poses()[plan.needed], seq.trans[plan.needed],
                 None if seq.dmpls is None else seq.dmpls[plan.needed],
                 expression=None if expression is None else expression[plan.needed])
-    return apply_plan(plan, joints).astype(np.float32, copy=False)
+    out = apply_plan(plan, joints).astype(np.float32, copy=False)
+    bad = beyond(out, MAX_POSITION_M)  # after the last cast: float64 values past float32's range are inf here
+    if bad:
+        raise AmassFormatError(seq.path, f"regressed joints hold {bad} m (as float32); not a body's motion")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,7 +400,9 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
 
     notes: list[str] = []
     try:
-        seq = read_amass(path)
+        # the real path must stay inside the AMASS root, checked on the opened file (a link swapped in
+        # after the listing is refused too); the sha256 recorded is that of the bytes parsed
+        seq = read_amass(path, root=settings.get("source_root"))
         joints = sequence_joints(seq, body_models, regressor, settings["fps"],
                                  settings.get("regressor_order", "auto"), notes,
                                  deftrafo=settings.get("deftrafo"), smplx_regressor=settings.get("smplx_regressor"),
@@ -374,11 +410,14 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
         segments = place_and_project(joints, rig=settings["rig"],
                                      cameras_per_sequence=settings["cameras_per_sequence"],
                                      rng=_sequence_rng(settings["seed"], key),
-                                     camera_pool=camera_pool(settings.get("calibration")))
+                                     camera_pool=camera_pool(settings.get("calibration"),
+                                                             settings.get("calibration_sha256")))
     except InputError as exc:
         # an error about another file (the body model, the regressor) names that file in the reason
         reason = exc.reason if exc.path == path else f"{exc.path}: {exc.reason}"
-        return Reject(source_path=path, reason=reason, kind=exc.kind, source_sha256=sha256)
+        # the hash of what was read, when the file was read (it may differ from the listing's)
+        read_sha = getattr(exc, "source_sha256", None) if exc.path == path else None
+        return Reject(source_path=path, reason=reason, kind=exc.kind, source_sha256=read_sha or sha256)
     except Exception as exc:  # noqa: BLE001 - one source must never take the build down
         log.warning("build: %s failed: %s", path, _one_line(exc))
         return Reject(source_path=path, reason=f"failed while building: {_one_line(exc)}", kind="error",
@@ -386,10 +425,16 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
     out = SourceResult(notes=notes)
     for i, seg in enumerate(segments):
         seg_key = key if len(segments) == 1 else f"{key}#{i:03d}"
+        bad = record_problem(seg)
+        if bad:  # checked as stored (float32): huge values become inf there
+            return Reject(source_path=path, reason=f"{seg_key}: {bad}", kind=AmassFormatError.kind,
+                          source_sha256=seq.sha256)
+    for i, seg in enumerate(segments):
+        seg_key = key if len(segments) == 1 else f"{key}#{i:03d}"
         out.append(SequenceData(
             key=seg_key, source="amass", joints_world=seg.joints_world, views=seg.views,
             dataset=dataset, subject=subject, name=name, action="", source_path=path,
-            source_sha256=sha256, gender=seq.gender, body_model=seq.model_type,
+            source_sha256=seq.sha256, gender=seq.gender, body_model=seq.model_type,
             betas=np.asarray(seq.betas, np.float32),
             source_fps=float(seq.fps), fps=float(settings["fps"]), n_source_frames=seq.n_frames,
             split=_split_for(key, settings["val_fraction"]), config_hash=config_hash))

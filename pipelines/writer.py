@@ -277,9 +277,9 @@ class CorpusWriter:
         started, and ``CorpusError`` if ``tag`` already exists. Either way the writer is aborted.
         """
         self._check_open()
-        if tag is not None:
+        if tag is not None:  # every rule a tag must meet, before anything is committed
             try:
-                check_tag_name(self.path, tag)
+                check_tag_name(self.path, tag, branches=(DEFAULT_BRANCH, *self._repo.list_branches()))
             except CorpusError:
                 self.abort()
                 raise
@@ -319,7 +319,7 @@ class CorpusWriter:
                 snap = self._commit_snapshot(message, meta)
                 if tag is not None:
                     fault_point("tag")
-                    create_tag(self._repo, self.path, tag, snap)
+                    self._tag_or_move_back(tag, snap)
                     trace("tagged")
             self._state = "committed"
             return snap
@@ -340,6 +340,15 @@ class CorpusWriter:
             raise VersionConflictError(f"{self.path}: version conflict: {one_line(e)}; nothing was committed") from e
         trace("branch_moved")
         return snap
+
+    def _tag_or_move_back(self, tag: str, snap: str) -> None:
+        """Tag ``snap``; if that fails, move the branch back to where this writer started, so a
+        command that reports the failure has committed nothing (the snapshot is left for ``gc``)."""
+        try:
+            create_tag(self._repo, self.path, tag, snap)
+        except BaseException:
+            self._repo.reset_branch(self.branch, self._base, from_snapshot_id=snap)
+            raise
 
     def abort(self) -> None:
         """Drop everything written by this writer; safe to call more than once or after commit."""

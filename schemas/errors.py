@@ -76,3 +76,15 @@ class VersionConflictError(CorpusError):
 
 class ConfigError(MocapCorpusError):
     """A configuration value is invalid."""
+
+
+class ConfigFileError(InputError, ConfigError):
+    """A run-config file (JSON / TOML / YAML) is unreadable, too large, or holds bad keys or values."""
+
+    kind = "config"
+
+
+class CheckpointError(InputError, ConfigError):
+    """A checkpoint's files (meta.json, safetensors, state.pt) are missing, too large or malformed."""
+
+    kind = "checkpoint"

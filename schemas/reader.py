@@ -58,19 +58,64 @@ class CorpusReader:
         self.joint_set = str(attrs[S.ATTR_JOINT_SET])
         self.build_info = dict(attrs.get(S.ATTR_BUILD_INFO) or {})
         self._handles: dict[str, zarr.Array] = {}
-        self.num_joints = int(self.array(S.JOINTS_WORLD).shape[1])
-        self.optional_arrays = tuple(s for s in S.OPTIONAL_ARRAYS if _has_array(root, s.path))
-        self.sequences = read_manifest(root, "sequences")
-        self.views = read_manifest(root, "views")
-        self.rejects = read_manifest(root, "rejects")
-        self._seq_off = self.sequences.column("offset").to_numpy()
-        self._seq_len = self.sequences.column("n_frames").to_numpy()
-        self._seq_by_key = {k: i for i, k in enumerate(self.sequences.column("key").to_pylist())}
-        self._seq_by_id = {int(s): i for i, s in enumerate(self.sequences.column("sequence_id").to_numpy())}
-        self._view_off = self.views.column("offset").to_numpy()
-        self._view_len = self.views.column("n_frames").to_numpy()
-        self._view_seq = self.views.column("sequence_id").to_numpy()
-        self._view_by_id = {int(v): i for i, v in enumerate(self.views.column("view_id").to_numpy())}
+        where = f"{path}@{version_id}"
+        try:
+            self.num_joints = int(self.array(S.JOINTS_WORLD).shape[1])
+            self.optional_arrays = tuple(s for s in S.OPTIONAL_ARRAYS if _has_array(root, s.path))
+            self.sequences = read_manifest(root, "sequences")
+            self.views = read_manifest(root, "views")
+            self.rejects = read_manifest(root, "rejects")
+            self._seq_off = _int_column(self.sequences, "offset")
+            self._seq_len = _int_column(self.sequences, "n_frames")
+            self._seq_ids = _int_column(self.sequences, "sequence_id")
+            self._seq_by_key = {k: i for i, k in enumerate(self.sequences.column("key").to_pylist())}
+            self._view_off = _int_column(self.views, "offset")
+            self._view_len = _int_column(self.views, "n_frames")
+            self._view_seq = _int_column(self.views, "sequence_id")
+            self._view_ids = _int_column(self.views, "view_id")
+        except CorpusError as e:
+            raise CorpusError(f"{where}: {e}") from None
+        except (KeyError, ValueError, TypeError, OSError, IndexError, pa.ArrowException) as e:
+            raise CorpusError(f"{where}: unreadable manifests or arrays ({type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:200]})") from None
+        self._seq_by_id = {int(s): i for i, s in enumerate(self._seq_ids)}
+        self._view_by_id = {int(v): i for i, v in enumerate(self._view_ids)}
+        problem = self._layout_problem()
+        if problem:
+            raise CorpusError(f"{where}: manifests do not match the arrays ({problem}); the version was altered "
+                              f"or damaged, nothing is read from it")
+
+    def _layout_problem(self) -> str | None:
+        """What makes the manifests disagree with the arrays, or None (checked on every open).
+
+        The writer's layout exactly: unique keys and ids (view ids are their row numbers, which index
+        the camera arrays), offsets contiguous from 0 in row order with non-negative lengths that sum to the
+        arrays' frames, every per-frame array of a kind equally long, each view of an existing
+        sequence and as long as it. A manifest edited on disk then fails here instead of making
+        readers return other frames than it names.
+        """
+        n_seq, n_views = len(self._seq_off), len(self._view_off)
+        if len(self._seq_by_key) != n_seq or len(self._seq_by_id) != n_seq:
+            return "duplicate sequence keys or ids"
+        if not np.array_equal(self._view_ids, np.arange(n_views)):
+            return "view ids are not their row numbers 0..V-1"
+        lengths = {s.path: int(self.array(s).shape[0]) for s in S.ARRAYS + self.optional_arrays}
+        for per, n_rows in (("sequence_frame", None), ("view_frame", None), ("view", n_views)):
+            got = {p: n for p, n in lengths.items() if array_spec(p).per == per}
+            if len(set(got.values())) > 1 or (n_rows is not None and set(got.values()) - {n_rows}):
+                return f"arrays of one kind differ in length: {got}"
+        for name, off, n, total in (("sequences", self._seq_off, self._seq_len, lengths[S.JOINTS_WORLD.path]),
+                                    ("views", self._view_off, self._view_len, lengths[S.KEYPOINTS_2D.path])):
+            bad = _offsets_problem(off, n, total)
+            if bad:
+                return f"{name} {bad}"
+        if n_views:
+            idx = np.array([self._seq_by_id.get(int(s), -1) for s in self._view_seq])
+            if (idx < 0).any():
+                return f"view row {int(np.argmax(idx < 0))} names no sequence"
+            if not np.array_equal(self._seq_len[idx], self._view_len):
+                return f"view row {int(np.argmax(self._seq_len[idx] != self._view_len))} is not as long as its sequence"
+        return None
 
     @classmethod
     def open(cls, path: str | os.PathLike, version: str | None = None) -> "CorpusReader":
@@ -196,6 +241,32 @@ class CorpusReader:
         if i is None:
             raise KeyError(f"{self.path}@{self.version_id}: no view {view_id!r}")
         return i
+
+
+def _int_column(table: pa.Table, name: str) -> np.ndarray:
+    """(rows,) int64 of a manifest column that must hold no nulls."""
+    col = table.column(name)
+    if col.null_count:
+        raise CorpusError(f"manifest column {name!r} holds {col.null_count} nulls")
+    arr = col.to_numpy()
+    if arr.dtype.kind not in "iu":
+        raise CorpusError(f"manifest column {name!r} is {arr.dtype}, expected integers")
+    return arr.astype(np.int64, copy=False)
+
+
+def _offsets_problem(off: np.ndarray, n: np.ndarray, total: int) -> str | None:
+    """None when rows ``[off, off + n)`` tile ``[0, total)`` in row order; else the first offender."""
+    if len(n) and n.min() < 0:
+        i = int(np.argmax(n < 0))
+        return f"row {i}: n_frames {int(n[i])} < 0"
+    expect = np.concatenate([[0], np.cumsum(n)[:-1]]) if len(n) else n
+    bad = np.flatnonzero(off != expect)
+    if len(bad):
+        i = int(bad[0])
+        return f"row {i}: offset {int(off[i])}, expected {int(expect[i])} (offsets are contiguous from 0)"
+    if int(n.sum()) != total:
+        return f"n_frames sum to {int(n.sum())} but the arrays hold {total} frames"
+    return None
 
 
 def _has_array(group: zarr.Group, path: str) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -63,21 +64,34 @@ def split_path_at_version(spec: str | os.PathLike) -> tuple[str, str | None]:
     return s, None
 
 
-def check_tag_name(path: str | os.PathLike, name: str) -> str:
-    """``name`` if it can be a tag (non-empty, no ``@`` or ``/``, no whitespace); CorpusError otherwise.
+MAX_TAG_LENGTH = 100
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_SNAPSHOT_ID = re.compile(r"[0-9A-Z]{20}")  # Icechunk's ids: 20 characters of Crockford base32
 
-    ``@`` would break ``PATH@TAG`` and ``/`` the refs' folder layout.
+
+def check_tag_name(path: str | os.PathLike, name: str, branches=(DEFAULT_BRANCH,)) -> str:
+    """``name`` if it can be a tag; CorpusError otherwise. Checked before anything is committed.
+
+    A tag is 1-100 ASCII letters, digits, ``.``, ``_``, ``+`` or ``-``, starting with a letter or a
+    digit: ``@`` would break ``PATH@TAG``, ``/`` the refs' layout, and a long name the file name it
+    is stored under. It must not be a branch's name (``branches``, ``main`` at least) nor look like a
+    snapshot id (a version name must mean one thing).
     """
-    if not isinstance(name, str) or not name or "@" in name or "/" in name or name != name.strip() \
-            or any(c.isspace() for c in name):
-        raise CorpusError(f"{path}: invalid tag name {name!r} (empty, or holds '@', '/' or whitespace)")
+    if not isinstance(name, str) or not _TAG.fullmatch(name) or len(name) > MAX_TAG_LENGTH:
+        shown = name if not isinstance(name, str) or len(name) <= 60 else name[:57] + "..."
+        raise CorpusError(f"{path}: invalid tag name {shown!r} (1-{MAX_TAG_LENGTH} ASCII letters, digits, '.', "
+                          f"'_', '+' or '-', starting with a letter or digit)")
+    if name in branches:
+        raise CorpusError(f"{path}: invalid tag name {name!r}: it is a branch's name")
+    if _SNAPSHOT_ID.fullmatch(name):
+        raise CorpusError(f"{path}: invalid tag name {name!r}: it looks like a snapshot id")
     return name
 
 
 def create_tag(repo: icechunk.Repository, path: str | os.PathLike, name: str, snapshot_id: str) -> None:
     """Tag ``snapshot_id`` as ``name``, the one way every tag is made. Call with the repository lock
     held. Tags are immutable: an existing tag (or a branch of that name) raises CorpusError."""
-    check_tag_name(path, name)
+    check_tag_name(path, name, branches=(DEFAULT_BRANCH, *repo.list_branches()))
     if name in repo.list_tags():
         raise CorpusError(f"{path}: tag {name!r} already exists (points at {repo.lookup_tag(name)}); "
                           f"tags are immutable")

@@ -14,6 +14,7 @@ copy ``path.old`` whole); ``recover_checkpoint`` / ``find_checkpoint`` fall back
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -22,10 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from schemas.errors import ConfigError
+from schemas.errors import CheckpointError, ConfigError
 from schemas.faults import fault_point, trace
+from schemas.files import read_bounded
 from uplift.config import UpliftConfig, config_from_dict
 from uplift.distributed import pick_device
 from uplift.model import build_model
@@ -40,6 +42,7 @@ class Checkpoint:
     config: UpliftConfig
     meta: dict
     state: dict | None
+    path: Path | None = None  # the checkpoint directory it was loaded from
 
     def weights_for_eval(self, use_ema: bool = True) -> torch.nn.Module:
         """The module evaluation and inference run: the EMA copy when there is one (and asked for)."""
@@ -134,25 +137,113 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
         for d in (cand, aside_dir(cand)):
             if is_checkpoint(d):
                 return d
-    raise ConfigError(f"{p}: no checkpoint (model.safetensors) here or under checkpoints/final|last")
+    raise CheckpointError(p, "no checkpoint (model.safetensors) here or under checkpoints/final|last")
 
 
 def load_checkpoint(path: str | os.PathLike, device=None, with_state: bool = False) -> Checkpoint:
-    """Model (and EMA copy) from a checkpoint dir or a run dir; state only with ``with_state``."""
+    """Model (and EMA copy) from a checkpoint dir or a run dir; state only with ``with_state``.
+
+    Every file goes through the bounded reader (``schemas.files``: a regular file within its kind's
+    byte limit): ``meta.json`` must hold a valid config (types and documented ranges, the model's
+    size bounded before it is built), the safetensors headers must name exactly the model's tensors
+    with their shapes before any tensor is read, and the loaded weights must be finite. Any problem
+    is a ``CheckpointError`` naming the file.
+    """
     p = find_checkpoint(path)
-    meta = json.loads((p / "meta.json").read_text())
-    ucfg = config_from_dict(meta["config"])
+    meta = read_meta(p / "meta.json")
     device = pick_device(device)
-    model = _load_model(ucfg, p / "model.safetensors", device)
-    ema = _load_model(ucfg, p / "ema.safetensors", device) if (p / "ema.safetensors").exists() else None
-    state = torch.load(p / "state.pt", weights_only=True, map_location=device) if with_state else None
-    return Checkpoint(model, ema, ucfg, meta, state)
+    model = _load_model(meta["_config"], p / "model.safetensors", device)
+    ema_file = p / "ema.safetensors"
+    ema = _load_model(meta["_config"], ema_file, device) if ema_file.exists() or ema_file.is_symlink() else None
+    state = _load_state(p / "state.pt", device) if with_state else None
+    ucfg = meta.pop("_config")
+    return Checkpoint(model, ema, ucfg, meta, state, p)
+
+
+def read_meta(path: Path) -> dict:
+    """``meta.json`` as a dict, its ``config`` checked and resolved (under ``"_config"``)."""
+    raw = read_bounded(path, "checkpoint_meta", CheckpointError).data
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(path, f"not valid JSON: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise CheckpointError(path, "must be a JSON object with a 'config'")
+    try:
+        meta["_config"] = config_from_dict(meta["config"])
+    except ConfigError as exc:
+        raise CheckpointError(path, f"config: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(path, f"config: {' '.join(str(exc).split())[:200]}") from None
+    return meta
+
+
+MAX_SAFETENSORS_HEADER = 16 << 20  # bytes of a safetensors JSON header (the model's: ~20 KB)
+
+
+def _safetensors_header(path: Path, data: bytes) -> dict:
+    """The JSON header of a safetensors file held in ``data``: an 8-byte little-endian length, then
+    that many bytes of JSON, bounded (``MAX_SAFETENSORS_HEADER``) before anything is parsed."""
+    if len(data) < 8:
+        raise CheckpointError(path, "not a safetensors file (shorter than its 8-byte header length)")
+    n = int.from_bytes(data[:8], "little")
+    if n > MAX_SAFETENSORS_HEADER or 8 + n > len(data):
+        raise CheckpointError(path, f"safetensors header of {n} bytes is over the {MAX_SAFETENSORS_HEADER}-byte "
+                                    f"limit or past the end of the {len(data)}-byte file")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (ValueError, RecursionError):
+        raise CheckpointError(path, "safetensors header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(path, "safetensors header is not a JSON object")
+    header.pop("__metadata__", None)
+    return header
+
+
+def _check_tensors(path: Path, header: dict, expected: dict[str, torch.Tensor]) -> None:
+    """The header must name exactly the model's tensors, each with its shape (nothing else is read)."""
+    names = set(header)
+    if names != set(expected):
+        extra, missing = sorted(names - set(expected))[:3], sorted(set(expected) - names)[:3]
+        raise CheckpointError(path, f"tensors do not match the model of its meta.json (unexpected: "
+                                    f"{[str(x)[:60] for x in extra]}, missing: {missing})")
+    for name, t in expected.items():
+        info = header[name]
+        shape = info.get("shape") if isinstance(info, dict) else None
+        if shape != list(t.shape):
+            raise CheckpointError(path, f"tensor {name!r} has shape {str(shape)[:80]}, the model expects {list(t.shape)}")
 
 
 def _load_model(ucfg: UpliftConfig, weights: Path, device: torch.device) -> torch.nn.Module:
-    model = build_model(ucfg).to(device)
-    model.load_state_dict(load_file(str(weights), device=str(device)))
-    return model
+    from safetensors.torch import load as load_bytes
+
+    model = build_model(ucfg)  # its size was bounded by the config's checks
+    fb = read_bounded(weights, "checkpoint_weights", CheckpointError)
+    _check_tensors(weights, _safetensors_header(weights, fb.data), model.state_dict())
+    try:
+        tensors = load_bytes(fb.data)
+    except Exception as exc:  # noqa: BLE001 - safetensors' own checks (offsets, dtypes)
+        raise CheckpointError(weights, f"unreadable safetensors: {' '.join(str(exc).split())[:200]}") from None
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(weights, f"{len(bad)} tensors hold NaN or inf (first {bad[0]!r}); refused")
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:  # dtype mismatches the header check cannot see
+        raise CheckpointError(weights, f"weights do not fit the model: {' '.join(str(exc).split())[:200]}") from None
+    return model.to(device)
+
+
+def _load_state(path: Path, device: torch.device) -> dict:
+    """``state.pt`` (``torch.load(weights_only=True)`` of the bytes of one bounded read)."""
+    fb = read_bounded(path, "checkpoint_state", CheckpointError)
+    try:
+        state = torch.load(io.BytesIO(fb.data), weights_only=True, map_location=device)
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler refuses what it does not allow
+        raise CheckpointError(path, f"unreadable state: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(path, f"holds a {type(state).__name__}, expected the training state dict")
+    return state
 
 
 def rng_state() -> dict:

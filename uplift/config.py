@@ -58,6 +58,113 @@ def check_choice(name: str, value, allowed) -> None:
         raise ConfigError(f"{name} must be {' or '.join(repr(a) for a in allowed)}, got {value!r}")
 
 
+# Documented range (inclusive) of every numeric setting, by config class and field; a tuple or list
+# field's range applies to each of its items. Checked with the types (``check_fields``) in every
+# config's ``__post_init__``, so a run config or a checkpoint's meta.json with a value outside its range
+# is refused before a model, an optimizer or a loader is built. A new numeric field needs a row here
+# (tests/uplift/test_config_ranges.py fails without one).
+RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "ModelConfig": {
+        "num_joints": (1, 128), "seq_len": (1, 4097), "s_out": (1, 64), "d_joint": (1, 1024), "d_temp": (1, 4096),
+        "depth_joint": (1, 64), "depth_temp": (1, 64), "num_heads": (1, 64), "mlp_ratio": (0.01, 16.0),
+        "drop_path_joint": (0.0, 1.0), "drop_path_temp": (0.0, 1.0), "drop_path_strided": (0.0, 1.0),
+        "drop": (0.0, 1.0), "attn_drop": (0.0, 1.0), "strides": (1, 1024), "paddings": (0, 1),
+        "masked_temporal_blocks": (0, 64),
+    },
+    "TrainConfig": {
+        "s_in": (1, 4096), "loss_weight_seq": (0.0, 1e3), "loss_weight_center": (0.0, 1e3), "root_joint": (0, 127),
+        "lr": (0.0, 10.0), "weight_decay": (0.0, 10.0), "decay_rate": (0.0, 1.0), "ema_decay": (0.0, 1.0),
+        "batch_size": (1, 1 << 16), "epochs": (1, 1 << 20), "steps_per_epoch": (1, 1 << 30),
+    },
+    "RunConfig": {
+        "eval_every": (0, 1 << 20), "eval_s_in": (1, 4096), "eval_batch_size": (1, 1 << 16),
+        "steps_per_epoch": (0, 1 << 30), "checkpoint_every": (0, 1 << 30), "num_workers": (0, 64),
+        "buffer_blocks": (1, 1 << 16), "block_frames": (1, 1 << 16), "seed": (0, (1 << 63) - 1),
+        "prefetch_factor": (1, 64),
+    },
+}
+MAX_COLLECTION = 1024  # items in one list / tuple setting (strides, s_in, subjects)
+MAX_MODEL_PARAMETERS = 100_000_000  # 400 MB of float32 weights (the N=351 model: ~4 M)
+MAX_TEXT = 1024  # characters in one string setting
+
+
+def _type_ok(value, annotation: str) -> bool:
+    """Whether ``value`` fits a field annotation as the configs spell them (``int``, ``float | None``,
+    ``tuple[int, ...]``, ``dict``, ...); an annotation not understood here accepts anything."""
+    return any(_one_type_ok(value, alt.strip()) for alt in _top_level_split(annotation))
+
+
+def _top_level_split(annotation: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in annotation:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "|" and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return parts + [cur]
+
+
+def _one_type_ok(v, a: str) -> bool:
+    if a == "None":
+        return v is None
+    if a == "bool":
+        return isinstance(v, bool)
+    if a == "int":
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    if a == "float":
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+    if a == "str":
+        return isinstance(v, str) and len(v) <= MAX_TEXT
+    if a.startswith("tuple[") or a.startswith("list["):
+        inner = a[a.index("[") + 1:-1].strip()
+        if not isinstance(v, (tuple, list)) or len(v) > MAX_COLLECTION:
+            return False
+        if inner.endswith(", ...") or a.startswith("list["):  # any length, one item type
+            item = inner.removesuffix(", ...").strip()
+            return all(_type_ok(x, item) for x in v)
+        items = _top_level_split(inner.replace(",", "|")) if "[" not in inner else None
+        return items is None or (len(v) == len(items) and all(_type_ok(x, t.strip()) for x, t in zip(v, items)))
+    if a in ("list", "tuple"):
+        return isinstance(v, (tuple, list)) and len(v) <= MAX_COLLECTION
+    if a == "dict" or a.startswith("dict["):
+        return isinstance(v, dict) and len(v) <= MAX_COLLECTION
+    return True
+
+
+def _numbers(value):
+    """The numbers inside a setting (itself, or the items of a tuple / list, nested)."""
+    if isinstance(value, (tuple, list)):
+        for x in value:
+            yield from _numbers(x)
+    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        yield value
+
+
+def check_fields(obj, where: str = "") -> None:
+    """Every field of the dataclass ``obj`` has its annotated type and lies within ``RANGES``;
+    ConfigError naming the field, the value's type or the range otherwise. Floats must be finite."""
+    cls = type(obj).__name__
+    ranges = RANGES.get(cls, {})
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        if not _type_ok(value, annotation):
+            raise ConfigError(f"{where}{cls} {f.name} must be {annotation}, got a {type(value).__name__}"
+                              + (f" ({value!r})" if isinstance(value, (bool, int, float)) else ""))
+        lo, hi = ranges.get(f.name, (None, None))
+        for x in _numbers(value):
+            if not np.isfinite(float(x)) or (lo is not None and not lo <= x <= hi):
+                raise ConfigError(f"{where}{cls} {f.name} = {_short(x)} is outside its documented range "
+                                  f"[{lo:g}, {hi:g}]" if lo is not None else f"{where}{cls} {f.name} must be finite")
+
+
+def _short(x) -> str:
+    text = repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def check_keys(kind, given, where: str = "") -> None:
     """Override keys of dataclass ``kind``: a renamed key names its new name, an unknown one is refused."""
     known = {f.name for f in fields(kind)}
@@ -105,6 +212,7 @@ class ModelConfig:
     masked_temporal_blocks: int = 1  # first blocks whose keys/values come only from pose (key-frame) tokens
 
     def __post_init__(self):
+        check_fields(self)
         check_window(self.seq_len, self.s_out)
         for d in (self.d_joint, self.d_temp):
             if d % self.num_heads:
@@ -117,6 +225,19 @@ class ModelConfig:
             raise ConfigError(f"strides {self.strides} reduce {self.n_out} tokens to {self.strided_lengths[-1]}, not 1")
         if not 0 <= self.masked_temporal_blocks <= self.depth_temp:
             raise ConfigError(f"masked_temporal_blocks {self.masked_temporal_blocks} not in [0, {self.depth_temp}]")
+        if self.approx_parameters > MAX_MODEL_PARAMETERS:
+            raise ConfigError(f"a model of about {self.approx_parameters:.3g} parameters is over the limit of "
+                              f"{MAX_MODEL_PARAMETERS:.0e} (widths and depths are checked before it is built)")
+
+    @property
+    def approx_parameters(self) -> int:
+        """An upper estimate of the parameter count, from the widths and depths alone (nothing is built):
+        a block of width d holds at most (4 + 4 mlp_ratio) d^2 weights."""
+        def block(d):
+            return int((4 + 4 * self.mlp_ratio) * d * d + 16 * d)
+        tokens = self.n_out + sum(self.strided_lengths[:-1])
+        return (self.depth_joint * block(self.d_joint) + (self.depth_temp + len(self.strides)) * block(self.d_temp)
+                + self.num_joints * self.d_joint * (self.d_temp + 1) + (tokens + 8) * self.d_temp + 6 * self.num_joints * self.d_temp)
 
     @property
     def n_out(self) -> int:
@@ -152,6 +273,7 @@ class TrainConfig:
     in_batch_flip: bool = True
 
     def __post_init__(self):
+        check_fields(self)
         if not self.s_in:
             raise ConfigError("s_in is empty")
         if not (0.0 < self.decay_rate <= 1.0):
@@ -249,6 +371,16 @@ def _migrate(d: dict) -> dict:
 
 
 def config_from_dict(d: dict) -> UpliftConfig:
-    """Inverse of ``dataclasses.asdict(UpliftConfig)`` (a checkpoint's ``meta.json``), old keys included."""
-    return UpliftConfig(name=d["name"], model=ModelConfig(**tuples(_migrate(d["model"]))),
-                        train=TrainConfig(**tuples(_migrate(d["train"]))))
+    """Inverse of ``dataclasses.asdict(UpliftConfig)`` (a checkpoint's ``meta.json``), old keys included.
+
+    ``d`` comes from a file: it must be a mapping of ``name``, ``model`` and ``train``, each of known
+    keys with values of the right types and ranges (ConfigError otherwise, never a TypeError).
+    """
+    if not isinstance(d, dict) or not isinstance(d.get("model"), dict) or not isinstance(d.get("train"), dict):
+        raise ConfigError("config must be a mapping with 'model' and 'train' mappings")
+    if not isinstance(d.get("name"), str) or len(d["name"]) > MAX_TEXT:
+        raise ConfigError("config 'name' must be a string")
+    model, train = _migrate(d["model"]), _migrate(d["train"])
+    check_keys(ModelConfig, model, "model: ")
+    check_keys(TrainConfig, train, "train: ")
+    return UpliftConfig(name=d["name"], model=ModelConfig(**tuples(model)), train=TrainConfig(**tuples(train)))

@@ -53,8 +53,19 @@ def append_step(run_dir: Path, epoch: int, batch: int, terms: list[float]) -> No
 
 def read_history(run_dir: Path) -> list[dict]:
     """The rows ``write_history`` wrote ([] when there are none yet)."""
+    from schemas.errors import CheckpointError
+    from schemas.files import read_text_bounded
+
     f = Path(run_dir) / "metrics.json"
-    return json.loads(f.read_text()) if f.exists() else []
+    if not f.exists():
+        return []
+    try:  # a resumed run's own file, still read through the bounded reader (a regular file, size limit)
+        rows = json.loads(read_text_bounded(f, "run_history", CheckpointError))
+    except (ValueError, RecursionError):
+        raise CheckpointError(f, "not valid JSON; remove it to resume without the earlier epochs' rows") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise CheckpointError(f, "expected a JSON list of per-epoch rows")
+    return rows
 
 
 def write_history(run_dir: Path, history: list[dict]) -> None:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from schemas.bounds import MAX_POSITION_M, beyond
+from schemas.errors import CheckpointError, InputError
 from uplift.augment import H36M_FLIP_PERM, flip_2d, flip_3d
 from uplift.config import check_s_in
 
@@ -126,7 +128,14 @@ def infer_normalised(ck, uv: np.ndarray, *, s_in: int | None = None, use_ema: bo
     """
     model = ck.weights_for_eval(use_ema)
     cfg = ck.config
-    pred = infer_video(model, np.asarray(uv, np.float32), resolve_s_in(cfg, s_in), batch_size=batch_size,
-                       test_flip=cfg.train.test_flip)
+    uv = np.asarray(uv, np.float32)
+    if not np.isfinite(uv).all():  # NaN in, NaN out: refused before the model runs
+        raise InputError("<keypoints>", f"{int((~np.isfinite(uv)).sum())} 2D values are NaN or inf (after the cast "
+                                        f"to float32)")
+    pred = infer_video(model, uv, resolve_s_in(cfg, s_in), batch_size=batch_size, test_flip=cfg.train.test_flip)
     root = cfg.train.root_joint
-    return (pred - pred[:, root:root + 1]).astype(np.float32)
+    out = (pred - pred[:, root:root + 1]).astype(np.float32)
+    bad = beyond(out, MAX_POSITION_M)  # after the last cast: what is returned is what is checked
+    if bad:
+        raise CheckpointError(ck.path, f"the prediction holds {bad} m; the checkpoint's weights cannot be used")
+    return out

@@ -29,12 +29,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, ConfigFileError
+from schemas.faults import trace
 from uplift import distributed as D
 from uplift.checkpoint import (Checkpoint, is_checkpoint, load_checkpoint, recover_checkpoint, restore_rng, rng_state,
                                save_checkpoint)
 from uplift.config import (CAMERA_MODES, CAMERA_RIGS, PRECISIONS, ModelConfig, TrainConfig, UpliftConfig,
-                           PRESETS, check_choice, check_keys, finetune_overrides, get_preset, tuples)
+                           PRESETS, check_choice, check_fields, check_keys, finetune_overrides, get_preset, tuples)
 from uplift.corpora import open_corpora
 from uplift.loader import close_loader, make_loader
 from uplift.stream import StreamConfig, WindowStream
@@ -80,6 +81,7 @@ class RunConfig:
     prefetch_factor: int = 4  # batches each DataLoader worker keeps ready
 
     def __post_init__(self):
+        check_fields(self)  # types and documented ranges (uplift.config.RANGES), before anything else
         if self.cameras is not None:
             check_choice("cameras", self.cameras, CAMERA_MODES)
         if self.camera_rig is not None:
@@ -109,34 +111,76 @@ CONFIG_SUFFIXES = (".json", ".toml", ".yaml", ".yml")
 
 
 def load_run_config(spec: str | os.PathLike | RunConfig | None) -> RunConfig:
-    """A preset name (``"tiny"``) or a JSON / TOML / YAML file with RunConfig fields."""
+    """A preset name (``"tiny"``) or a JSON / TOML / YAML file with RunConfig fields.
+
+    The file is read through the bounded reader (a regular file of at most 1 MiB), must hold a mapping
+    of known keys with values of the right types and documented ranges (``uplift.config.RANGES``),
+    and YAML may not use anchors or aliases. Every problem is a ``ConfigFileError`` naming the file;
+    the resolved settings (preset, overrides) are checked here, before any work starts.
+    """
     if spec is None:
         return RunConfig()
     if isinstance(spec, RunConfig):
         return spec
     p = Path(spec)
-    if not p.exists():
-        if p.suffix.lower() in CONFIG_SUFFIXES or os.sep in str(spec):  # meant as a file, not a preset
-            raise ConfigError(f"{p.absolute()}: config file not found (presets: {', '.join(sorted(PRESETS))})")
+    if not p.exists() and not p.is_symlink():
+        if p.suffix.lower() in CONFIG_SUFFIXES or os.sep in str(spec):
+            raise ConfigFileError(p.absolute(), f"config file not found (presets: {', '.join(sorted(PRESETS))})")
         get_preset(str(spec))  # ConfigError when unknown
         return RunConfig(preset=str(spec))
-    text = p.read_text()
-    if p.suffix == ".toml":
-        data = tomllib.loads(text)
-    elif p.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
-    known = {f.name for f in fields(RunConfig)}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(f"{p}: unknown config keys {sorted(unknown)}")
+    data = _parse_config_file(p)
     try:
-        return RunConfig(**data)
+        if not isinstance(data, dict):
+            raise ConfigError(f"holds a {type(data).__name__}, expected a mapping of RunConfig keys")
+        unknown = sorted(str(k)[:40] for k in data if k not in {f.name for f in fields(RunConfig)})
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}")
+        rcfg = RunConfig(**data)
+        rcfg.uplift_config()  # the preset with its overrides: every value checked now
+        return rcfg
     except ConfigError as e:
-        raise ConfigError(f"{p}: {e}") from None
+        raise ConfigFileError(p, str(e)) from None
+    except (TypeError, ValueError) as e:  # a replace() of a frozen config with a bad value
+        raise ConfigFileError(p, f"invalid settings: {' '.join(str(e).split())[:200]}") from None
+
+
+def _parse_config_file(p: Path):
+    """The parsed contents of a run-config file (JSON unless .toml / .yaml / .yml); ConfigFileError for
+    an unreadable, oversized, empty or malformed file."""
+    from schemas.files import read_text_bounded
+
+    text = read_text_bounded(p, "run_config", ConfigFileError)
+    if not text.strip():
+        raise ConfigFileError(p, "config file is empty")
+    try:
+        if p.suffix.lower() == ".toml":
+            return tomllib.loads(text)
+        if p.suffix.lower() in (".yaml", ".yml"):
+            return _yaml_without_aliases(p, text)
+        return json.loads(text)
+    except ConfigFileError:
+        raise
+    except RecursionError:
+        raise ConfigFileError(p, "config nests too deeply") from None
+    except Exception as e:  # noqa: BLE001 - JSON / TOML / YAML syntax errors, integers past Python's digit limit
+        raise ConfigFileError(p, f"not a valid {p.suffix.lower().lstrip('.') or 'json'} file: "
+                                 f"{' '.join(str(e).split())[:200]}") from None
+
+
+def _yaml_without_aliases(p: Path, text: str):
+    """``yaml.safe_load`` with anchors and aliases refused: an alias bomb (a few KB that expand to
+    billions of nodes) would hang whatever walks the result."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise ConfigFileError(p, f"YAML anchors and aliases are not allowed in a run config "
+                                         f"(line {event.start_mark.line + 1})")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass
@@ -208,6 +252,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     spe = tcfg.steps_per_epoch if rcfg.steps_per_epoch is None else rcfg.steps_per_epoch
     history = read_history(run_dir) if state is not None else []
     epoch0, batch0 = (int(state["epoch"]), int(state["batch"])) if state is not None else (0, 0)
+    trace(f"train_start:{epoch0}:{batch0}")  # what was loaded (reliability trials tell a resume from a restart)
+    performed = [0]  # optimizer steps this call took
     stats = EpochStats.from_tensor(state["sums"]) if state is not None else EpochStats()
     budget = math.inf if max_steps is None else max_steps  # optimizer steps left in this call
     eval_table: list[dict] = []
@@ -222,6 +268,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     def pause(epoch: int, batch: int) -> RunResult:  # the step budget is spent: save the position, return
         checkpoint(last, epoch, batch)
         close_loader(loader)
+        trace(f"train_steps:{performed[0]}")
         return RunResult(run_dir, last, history, eval_table, corpora)
 
     # -- the loop
@@ -245,6 +292,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
             if dinfo.is_main:
                 append_step(run_dir, epoch, batch, terms)
             batch += 1
+            performed[0] += 1
             if progress is not None:
                 progress(batch, limit, {"phase": "train", "epoch": epoch + 1, "epochs": tcfg.epochs,
                                         "loss": stats.loss / stats.steps})
@@ -274,6 +322,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     close_loader(loader)
     final = run_dir / "checkpoints" / "final"
     checkpoint(final, tcfg.epochs, 0)
+    trace(f"train_steps:{performed[0]}")
     return RunResult(run_dir, final, history, eval_table, corpora)
 
 

@@ -1,5 +1,10 @@
 """Killed training: SIGKILL a run inside its n-th ``save_checkpoint``, resume it from the CLI, and compare
 the final weights with an uninterrupted run.
+
+Equal weights alone cannot tell a resume from a restart (training is deterministic), so a trial also
+reads what the restarted training itself reported (``train_start:EPOCH:BATCH``, ``train_steps:N`` in
+its trace): the position it loaded must be the last complete checkpoint and the steps it performed
+exactly the rest of the run.
 """
 
 from __future__ import annotations
@@ -35,10 +40,39 @@ def write_train_config(path: Path) -> Path:
 _TRAIN_ENV = {"OMP_NUM_THREADS": "1"}  # same thread count in every run: bit-identical CPU results
 
 
-def run_training(config: Path, corpus: str, out_dir: Path) -> None:
-    """Train (or resume an interrupted run in ``out_dir``) to the end, as a user would from the CLI."""
-    subprocess.run(train_cmd(config, corpus, out_dir), check=True, cwd=REPO, env={**os.environ, **_TRAIN_ENV},
+def run_training(config: Path, corpus: str, out_dir: Path, trace: Path | None = None) -> None:
+    """Train (or resume an interrupted run in ``out_dir``) to the end, as a user would from the CLI;
+    ``trace``: where training writes what it loaded and how many steps it took (``schemas.faults``)."""
+    env = {**os.environ, **_TRAIN_ENV}
+    env.pop(ENV, None)
+    if trace is not None:
+        trace.unlink(missing_ok=True)
+        env[TRACE_ENV] = str(trace)
+    subprocess.run(train_cmd(config, corpus, out_dir), check=True, cwd=REPO, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+
+
+def total_steps(config: Path) -> int:
+    """Optimizer steps of a whole run of ``config`` (epochs x steps_per_epoch)."""
+    cfg = json.loads(config.read_text())
+    return int(cfg["train"]["epochs"]) * int(cfg["steps_per_epoch"])
+
+
+@dataclass
+class TrainingTrace:
+    """What one ``train`` call reported: the position it started from (the checkpoint it loaded, or
+    (0, 0) for a fresh start) and the optimizer steps it performed."""
+
+    started_at: tuple | None
+    steps: int | None
+
+
+def read_training_trace(trace: Path) -> TrainingTrace:
+    events = trace.read_text().split() if trace.exists() else []
+    starts = [e.split(":")[1:] for e in events if e.startswith("train_start:")]
+    steps = [e.split(":")[1] for e in events if e.startswith("train_steps:")]
+    return TrainingTrace(tuple(int(x) for x in starts[-1]) if starts else None,
+                         int(steps[-1]) if steps else None)
 
 
 def final_weights(run_dir: Path) -> dict:
@@ -55,8 +89,22 @@ class CheckpointKill:
     fault: str
     killed: bool  # verified: died by SIGKILL at the named point
     last_complete: tuple | None  # (epoch, batch) of the last checkpoint that finished moving in
-    resumed_from: tuple | None  # (epoch, batch) of the checkpoint the resume finds
+    resumed_from: tuple | None  # (epoch, batch) training itself reported loading when restarted
+    steps_after: int | None  # optimizer steps the restarted training performed
+    expected_steps: int | None  # what a resume from last_complete must perform (the rest of the run)
     equal: bool  # final weights equal to the uninterrupted run
+    found: tuple | None = None  # (epoch, batch) of the checkpoint find_checkpoint names (diagnostics only)
+
+    @property
+    def resumed(self) -> bool:
+        """Training loaded the last complete checkpoint and performed exactly the remaining steps:
+        a restart from zero (or from an older checkpoint) fails this even when its weights end equal."""
+        return (self.last_complete is not None and self.resumed_from == self.last_complete
+                and self.steps_after is not None and self.steps_after == self.expected_steps)
+
+    @property
+    def ok(self) -> bool:
+        return self.killed and self.resumed and self.equal
 
 
 def _ckpt_meta(run_dir: Path) -> tuple | None:
@@ -81,7 +129,11 @@ def checkpoint_kill_trial(config: Path, corpus: str, out_dir: Path, fault: str, 
     done = [e.split(":") for e in events if e.startswith("ckpt_complete:last:")]
     last_complete = (int(done[-1][2]), int(done[-1][3])) if done else None
     found = _ckpt_meta(out_dir)
-    run_training(config, corpus, out_dir)
+    resume_trace = out_dir.with_name(out_dir.name + ".resume.trace")
+    run_training(config, corpus, out_dir, trace=resume_trace)
+    loaded = read_training_trace(resume_trace)
     b = final_weights(out_dir)
     equal = straight.keys() == b.keys() and all(torch.equal(straight[k], b[k]) for k in straight)
-    return CheckpointKill(fault, killed, last_complete, found, equal)
+    spe = int(json.loads(config.read_text())["steps_per_epoch"])
+    expected = None if last_complete is None else total_steps(config) - (last_complete[0] * spe + last_complete[1])
+    return CheckpointKill(fault, killed, last_complete, loaded.started_at, loaded.steps, expected, equal, found)

@@ -72,6 +72,9 @@ def fuzz_case(kind: str, mutation: str, suffix: str, seed: int, workdir: Path, m
     """Write one malformed file, feed it to every loader of ``kind``, clean up; report what happened."""
     writer, _ = WRITERS[kind]
     path = workdir / f"case_{kind}_{mutation}_{seed}{suffix}"
+    # this case's own marker (beside ``marker``): one executed payload marks one case, not every later one
+    marker = marker.with_name(f"{marker.name}.{kind}.{mutation}.{seed}")
+    marker.unlink(missing_ok=True)
     out = FuzzOutcome()
     what = writer(np.random.default_rng(seed), mutation, path, str(marker))
     out.digest = f"{suffix}:{content_digest(path)}"

@@ -2,7 +2,7 @@
 
 Each case writes one crafted file (or special file) under a work folder and names the loader that
 must refuse it with a typed error naming the file (or, for the legitimate cases, load it). Payloads
-only ever try to create ``<work>/payload.executed``. ``benchmarks/harness/hostile_runner.py`` runs
+only ever try to create ``<work>/<case>/payload.executed``: each case has its own marker. ``benchmarks/harness/hostile_runner.py`` runs
 every case in its own forked child.
 """
 
@@ -246,7 +246,7 @@ def _legit_vp3d_p2(work: Path):
 
 def _marker_payload(work: Path) -> bytes:
     """A real code-execution payload (os.system touching the marker), for the pickled-global class."""
-    marker = work.parent / "payload.executed"
+    marker = work / "payload.executed"  # the case's own folder (hostile_runner.payload_marker)
     return PROTO + global_op("posix", "system") + tuple_op(str_op(f"touch {marker}")) + REDUCE + STOP
 
 

@@ -6,8 +6,9 @@ only: the parent records it as ``crash`` / ``hang`` / ``over_budget`` and goes o
 under ``RLIMIT_AS`` (its start size + 2 GiB) and ``RLIMIT_CPU``; its peak RSS growth is read from
 ``/proc/self/status`` (``VmHWM`` - ``VmRSS`` at start).
 
-Used by ``tests/reliability/test_hostile.py`` (one test per case) and ``benchmarks/reliability_report.py``
-(``hostile_*`` counts).
+Used by ``tests/reliability/test_hostile.py`` and ``tests/reliability/test_integrity.py`` (one test per
+case) and ``benchmarks/reliability_report.py`` (``hostile_*`` and ``integrity_*`` counts). Two suites:
+``hostile`` (issue 16, ``hostile_cases``) and ``integrity`` (issue 23, ``integrity_cases``).
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ def _child(case: Case, work: Path, fd: int) -> None:
             value = func(*args)
             res["message"] = " ".join(repr(value).split())[:200]
         except Exception as exc:  # classified below
-            from schemas.errors import InputError
+            from schemas.errors import MocapCorpusError
 
             res["message"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-            if isinstance(exc, InputError):
+            if isinstance(exc, MocapCorpusError):  # the project's typed errors (InputError, ConfigError, ...)
                 res["outcome"] = "typed" if named in str(exc) else "typed_unnamed"
                 res["memory_error"] = "MemoryError" in str(exc) or "more memory than" in str(exc)
             else:
@@ -81,6 +82,12 @@ def _child(case: Case, work: Path, fd: int) -> None:
     os.write(fd, json.dumps(res).encode())
     os.close(fd)
     os._exit(0)
+
+
+def payload_marker(work: Path, case: Case) -> Path:
+    """Where a payload of ``case`` would leave its mark: inside the case's own folder, so an executed
+    payload marks that case only, never the cases run after it."""
+    return work / case.name / "payload.executed"
 
 
 def run_case(case: Case, work: Path, hang_s: float = HANG_S) -> dict:
@@ -125,17 +132,26 @@ def run_case(case: Case, work: Path, hang_s: float = HANG_S) -> dict:
         res.update(outcome="crash", message=f"exited {os.WEXITSTATUS(status)} without a result")
     else:
         res.update(json.loads(raw))
-    res["payload_ran"] = (work / "payload.executed").exists()
+    res["payload_ran"] = payload_marker(work, case).exists()  # this case's own marker: one payload marks one case
     res["over_budget"] = bool(res.get("rss_mb", 0) > case.budget_mb or res.get("memory_error"))
     want = "typed" if case.expect == "typed" else "loaded"
-    res["ok"] = (res["outcome"] == want and not res["over_budget"] and not res["payload_ran"]
-                 and case.match in res.get("message", ""))
+    # the reason must say what was wrong: matched with the case's own folder (whose name says it) left out
+    said = res.get("message", "").replace(str(work / case.name), "<case>")
+    res["ok"] = (res["outcome"] == want and not res["over_budget"] and not res["payload_ran"] and case.match in said)
     return res
 
 
-def run_all(work: Path, names=None) -> list[dict]:
+# The suites this runner runs: the module whose CASES it forks one child for each.
+SUITES = {"hostile": "benchmarks.harness.hostile_cases", "integrity": "benchmarks.harness.integrity_cases"}
+
+
+def suite_cases(suite: str = "hostile") -> tuple[Case, ...]:
+    return importlib.import_module(SUITES[suite]).CASES
+
+
+def run_all(work: Path, names=None, suite: str = "hostile") -> list[dict]:
     work.mkdir(parents=True, exist_ok=True)
-    return [run_case(c, work) for c in CASES if names is None or c.name in names]
+    return [run_case(c, work) for c in suite_cases(suite) if names is None or c.name in names]
 
 
 def summary(results: list[dict]) -> dict:
@@ -156,10 +172,29 @@ def summary(results: list[dict]) -> dict:
     }
 
 
-def run_suite(work: Path, names=None, timeout_s: float = 1800) -> list[dict]:
-    """Run every case from a fresh, single-threaded interpreter (fork-safe), return the per-case results."""
-    out = Path(work) / "hostile_results.json"
-    cmd = [sys.executable, "-m", "benchmarks.harness.hostile_runner", "run", str(work), "--out", str(out)]
+def integrity_summary(results: list[dict]) -> dict:
+    """The integrity counts of reliability_report.py's JSON line: cases and failures, in all and per class."""
+    cats = {c.name: c.category for c in suite_cases("integrity")}
+    by_class: dict[str, list[int]] = {}
+    for r in results:
+        n = by_class.setdefault(cats.get(r["name"], r.get("category", "?")), [0, 0])
+        n[0] += 1
+        n[1] += not r["ok"]
+    return {
+        "integrity_cases": len(results),
+        "integrity_failures": sum(not r["ok"] for r in results),
+        "integrity_by_class": {k: {"cases": v[0], "failures": v[1]} for k, v in by_class.items()},
+        "integrity_max_seconds": round(max((r.get("seconds", 0.0) for r in results), default=0.0), 3),
+        "integrity_max_rss_mb": round(max((r.get("rss_mb", 0.0) for r in results), default=0.0), 1),
+    }
+
+
+def run_suite(work: Path, names=None, timeout_s: float = 1800, suite: str = "hostile") -> list[dict]:
+    """Run every case of ``suite`` from a fresh, single-threaded interpreter (fork-safe), return the
+    per-case results."""
+    out = Path(work) / f"{suite}_results.json"
+    cmd = [sys.executable, "-m", "benchmarks.harness.hostile_runner", "run", str(work), "--out", str(out),
+           "--suite", suite]
     if names:
         cmd += ["--only", ",".join(names)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -177,18 +212,25 @@ def main(argv=None) -> None:
     ap.add_argument("work", type=Path)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--only", default="")
+    ap.add_argument("--suite", choices=sorted(SUITES), default="hostile")
     args = ap.parse_args(argv)
     # preload what the cases use, so children fork with it (and each case's timing is its own)
     import pipelines.amass  # noqa: F401
     import pipelines.body_model  # noqa: F401
     import pipelines.sequence  # noqa: F401
     import pipelines.h36m  # noqa: F401 - preloaded for the forked cases
+    if args.suite == "integrity":
+        import pipelines.rebuild  # noqa: F401
+        import pipelines.writer  # noqa: F401
+        import uplift.checkpoint  # noqa: F401
+        import uplift.train  # noqa: F401
+        import flows.inference  # noqa: F401
 
-    results = run_all(args.work, set(args.only.split(",")) if args.only else None)
+    results = run_all(args.work, set(args.only.split(",")) if args.only else None, args.suite)
     for r in results:
         print(f"{r['name']:42s} {r['outcome']:14s} ok={r['ok']!s:5s} {r.get('seconds', 0):6.3f}s "
               f"{r.get('rss_mb', 0):7.1f}MB  {r['message'][:110]}")
-    print(json.dumps(summary(results)))
+    print(json.dumps(summary(results) if args.suite == "hostile" else integrity_summary(results)))
     if args.out:
         args.out.write_text(json.dumps(results))
 

@@ -16,13 +16,16 @@ from schemas.errors import InputError, UnsafePickleError
 
 _PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
 _REFUSED_OPS = {"PERSID", "BINPERSID", "EXT1", "EXT2", "EXT4"}
+_LONG_OPS = {"LONG", "LONG1", "LONG4", "INT"}
+MAX_INT_BITS = 64  # integers in a pickle: shapes, counts, indices; a longer one would be multiplied later
 
 
 def prescan_pickle(data: bytes, path, limits: Limits = DEFAULT_LIMITS) -> int:
     """Walk the opcodes of ``data`` without executing them; returns the opcode count.
 
     Refuses streams over ``limits.max_pickle_ops`` opcodes, memo indices over ``limits.max_memo``
-    (the C unpickler sizes its memo table by the largest index), persistent ids and the copyreg
+    (the C unpickler sizes its memo table by the largest index), integers over ``MAX_INT_BITS`` bits
+    (a 32 MB long integer in a shape would hang ``math.prod`` later), persistent ids and the copyreg
     extension registry. Raises InputError / UnsafePickleError.
     """
     ops = memo = 0
@@ -40,6 +43,9 @@ def prescan_pickle(data: bytes, path, limits: Limits = DEFAULT_LIMITS) -> int:
                 memo += 1
                 if memo > limits.max_memo:
                     raise InputError(path, f"pickle memoizes more than {limits.max_memo} objects")
+            elif name in _LONG_OPS and isinstance(arg, int) and arg.bit_length() > MAX_INT_BITS:
+                raise InputError(path, f"pickle holds an integer of {arg.bit_length()} bits, over the "
+                                       f"{MAX_INT_BITS}-bit limit (no shape, count or index needs more)")
             elif name in _REFUSED_OPS:
                 raise UnsafePickleError(path, f"pickle uses {name} (persistent ids / extension registry); refused")
             if name == "STOP":

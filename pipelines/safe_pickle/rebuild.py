@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.safe_files import Limits
+from pipelines.safe_files import Budget, Limits, dtype_text
 from pipelines.safe_pickle.allow_list import ArrayStub, ChumpyStub, DtypeStub, ScalarStub, SparseStub
 from pipelines.safe_pickle.sparse import sparse_from_parts
 from schemas.errors import InputError
@@ -29,29 +29,36 @@ from schemas.errors import InputError
 
 _DESCR = re.compile(r"^([biufcSUOV])(\d{1,9})$")
 _MAX_ITEMSIZE = 1 << 20
+_MAX_FIELDS = 1024  # fields of one structured dtype
+_MAX_DIM = 1 << 62  # largest side of a shape: its product stays cheap to compute
 
 
 class Converter:
-    """Turns a parsed tree of plain objects and stand-ins into numpy / scipy values, within ``limits``."""
+    """Turns a parsed tree of plain objects and stand-ins into numpy / scipy values, within ``limits``.
 
-    def __init__(self, path, limits: Limits, allow_object: bool):
+    ``budget``: the file's :class:`~pipelines.safe_files.Budget` (one for all members of an ``.npz``);
+    a new one when not given. A shared object is converted once, but every further reference to it is
+    charged again at its converted size (elements and bytes, nested shared parts included): whatever
+    consumes the tree (``np.asarray`` of a list, an import looping over a dict of actions) makes a copy
+    per reference, so the budget counts what will be allocated, not what the file spells.
+    """
+
+    def __init__(self, path, limits: Limits, allow_object: bool, budget: Budget | None = None):
         self.path, self.limits, self.allow_object = path, limits, allow_object
+        self.budget = budget if budget is not None else Budget(path, limits)
         self.done: dict[int, Any] = {}  # id -> converted (shared references converted once)
+        self.cost: dict[int, tuple[int, int]] = {}  # id -> (elements, bytes) charged when it was converted
         self.active: set[int] = set()  # ids on the current path (a cycle = a self-reference)
         self.keep: list = []  # keeps converted sources alive so ids stay unique
-        self.elements = 0
-        self.bytes = 0
 
     def fail(self, reason: str):
         raise InputError(self.path, reason)
 
     def count(self, elements: int = 0, nbytes: int = 0) -> None:
-        self.elements += elements
-        self.bytes += nbytes
-        if self.elements > self.limits.max_elements:
-            self.fail(f"pickle holds more than {self.limits.max_elements} elements; over the limit")
-        if self.bytes > self.limits.max_file_bytes:
-            self.fail(f"pickle holds more than {self.limits.max_file_bytes} bytes of arrays; over the limit")
+        try:
+            self.budget.charge(elements, nbytes)
+        except InputError as exc:  # name this pickle (an .npz member names its key too)
+            self.fail(exc.reason)
 
     def convert(self, obj: Any, depth: int = 0) -> Any:
         if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
@@ -60,14 +67,17 @@ class Converter:
             self.fail(f"pickle nests deeper than {self.limits.max_depth} levels")
         key = id(obj)
         if key in self.done:
+            self.count(*self.cost[key])  # one more reference: one more copy downstream
             return self.done[key]
         if key in self.active:
             self.fail("pickle holds an object that contains itself")
         self.active.add(key)
+        before = (self.budget.elements, self.budget.bytes)
         try:
             out = self._convert(obj, depth)
         finally:
             self.active.discard(key)
+        self.cost[key] = (self.budget.elements - before[0], self.budget.bytes - before[1])
         self.done[key] = out
         self.keep.append(obj)
         return out
@@ -102,12 +112,14 @@ class Converter:
         if isinstance(obj, DtypeStub):
             return self.dtype(obj, d)
         if isinstance(obj, ChumpyStub):
-            state = obj.state if isinstance(obj.state, dict) else {}
+            state = getattr(obj, "state", None)  # a NEWOBJ-made stub never ran __init__
+            state = state if isinstance(state, dict) else {}
             if "x" not in state:
                 self.fail("chumpy object without a numeric value 'x'")
             return np.asarray(self.convert(state["x"], d))
         if isinstance(obj, SparseStub):
-            state = obj.state if isinstance(obj.state, dict) else {}
+            state = getattr(obj, "state", None)
+            state = state if isinstance(state, dict) else {}
             state = self.convert(state, d)
             try:
                 return sparse_from_parts(obj.format, state, state.get("_shape", state.get("shape")))
@@ -160,9 +172,9 @@ class Converter:
         return dt
 
     def structured(self, size, names, fields, elsize, depth) -> np.dtype:
-        if not (isinstance(names, tuple) and isinstance(fields, dict) and names and set(names) == set(fields)
-                and all(isinstance(n, str) for n in names)):
-            self.fail("pickled structured dtype has malformed names/fields")
+        if not (isinstance(names, tuple) and isinstance(fields, dict) and names and len(names) <= _MAX_FIELDS
+                and all(isinstance(n, str) for n in names) and set(names) == set(fields)):
+            self.fail(f"pickled structured dtype has malformed names/fields (or more than {_MAX_FIELDS})")
         if not (isinstance(elsize, int) and 0 < elsize <= _MAX_ITEMSIZE and elsize == size):
             self.fail(f"pickled structured dtype has item size {elsize!r}; refused")
         formats, offsets = [], []
@@ -172,6 +184,8 @@ class Converter:
                     and isinstance(spec[1], int) and not isinstance(spec[1], bool)):
                 self.fail(f"pickled structured dtype field {n[:40]!r} is malformed")
             fdt = self.convert(spec[0], depth)
+            if fdt.names is not None or fdt.subdtype is not None:
+                self.fail(f"pickled structured dtype field {n[:40]!r} is itself structured; nested dtypes are refused")
             if fdt.hasobject:
                 self.fail(f"pickled structured dtype field {n[:40]!r} holds Python objects; refused")
             if spec[1] < 0 or spec[1] + fdt.itemsize > elsize:
@@ -197,11 +211,11 @@ class Converter:
             self.fail("pickled array has no valid dtype")
         dtype = self.convert(dstub, depth)
         if dtype.itemsize == 0 and not dtype.hasobject:
-            self.fail(f"pickled array has the zero-size dtype {dtype}; refused")
+            self.fail(f"pickled array has a zero-size dtype ({dtype_text(dtype)}); refused")
         count = self.check_shape(shape)
         nbytes = count * (8 if dtype.hasobject else dtype.itemsize)
         if nbytes > self.limits.max_array_bytes:
-            self.fail(f"pickled array of shape {tuple(shape)} and dtype {dtype} takes {nbytes} bytes, "
+            self.fail(f"pickled array of shape {tuple(shape)} and dtype {dtype_text(dtype)} takes {nbytes} bytes, "
                       f"over the {self.limits.max_array_bytes}-byte limit")
         self.count(count if dtype.hasobject else 0, nbytes)
         order = "F" if fortran else "C"
@@ -216,14 +230,17 @@ class Converter:
             data = data.encode("latin1")
         if not isinstance(data, (bytes, bytearray)) or len(data) != nbytes:
             got = len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__
-            self.fail(f"pickled array of shape {tuple(shape)} and dtype {dtype} needs {nbytes} bytes, got {got}")
+            self.fail(f"pickled array of shape {tuple(shape)} and dtype {dtype_text(dtype)} needs {nbytes} bytes, "
+                      f"got {got}")
         arr = np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order=order)
         return arr.copy(order="K")
 
     def check_shape(self, shape) -> int:
+        # each side bounded before anything multiplies them (a side can be a 32 MB long integer)
         if not (isinstance(shape, tuple) and len(shape) <= self.limits.max_dims
-                and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
-            self.fail(f"pickled array has an invalid shape {str(shape)[:80]}")
+                and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= _MAX_DIM for s in shape)):
+            self.fail(f"pickled array has an invalid shape (over {self.limits.max_dims} dimensions, or a side that "
+                      f"is not an integer in 0..{_MAX_DIM})")
         return math.prod(shape)
 
     def scalar(self, stub: ScalarStub, depth: int):
@@ -237,5 +254,5 @@ class Converter:
         if isinstance(data, str):
             data = data.encode("latin1")
         if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize or dtype.itemsize == 0:
-            self.fail(f"pickled numpy scalar of dtype {dtype} has the wrong number of bytes")
+            self.fail(f"pickled numpy scalar of dtype {dtype_text(dtype)} has the wrong number of bytes")
         return np.frombuffer(data, dtype=dtype, count=1)[0].copy()

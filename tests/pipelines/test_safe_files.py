@@ -4,6 +4,8 @@ import socket
 
 import pytest
 
+import schemas.files
+
 from pipelines import safe_files
 from pipelines.hashing import sha256_file
 from pipelines.safe_files import check_regular, open_regular, read_regular
@@ -48,7 +50,7 @@ def test_a_path_swapped_after_the_check_is_refused(tmp_path, monkeypatch):
     real.write_bytes(b"a")
     other.write_bytes(b"b")
     # the check saw another file than the one opened (a rename race): refused, not read
-    monkeypatch.setattr(safe_files, "check_regular", lambda p, e=InputError: os.stat(other))
+    monkeypatch.setattr(schemas.files, "check_regular", lambda p, e=InputError: os.stat(other))
     with pytest.raises(InputError, match="changed while being opened"):
         with open_regular(real):
             pass

@@ -123,12 +123,19 @@ def test_object_arrays_only_where_allowed():
         safe_loads(raw, allow_object=False)
 
 
-def test_shared_references_are_converted_once():
-    """A DAG of 40 levels each referencing the level below twice: 2**40 paths, 41 lists."""
+def test_shared_references_are_converted_once_but_charged_per_reference():
+    """A DAG of 40 levels each referencing the level below twice spells 2**40 paths in 41 lists: every
+    reference is charged at its converted size (a consumer copies per reference), so it is refused
+    at once; a small DAG within the budget loads with its sharing intact."""
     a = [np.zeros(1)]
     for _ in range(40):
         a = [a, a]
-    out = safe_loads(pickle.dumps(a, protocol=4))
-    for _ in range(40):
+    with pytest.raises(InputError, match="container elements"):
+        safe_loads(pickle.dumps(a, protocol=4))
+    b = [np.zeros(1)]
+    for _ in range(10):
+        b = [b, b]
+    out = safe_loads(pickle.dumps(b, protocol=4))
+    for _ in range(10):
         assert out[0] is out[1]
         out = out[0]

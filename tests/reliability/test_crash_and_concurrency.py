@@ -101,8 +101,11 @@ def assert_checkpoint_kills(straight_training, tmp_path, faults):
         t = checkpoint_kill_trial(config, corpus, tmp_path / f"killed{i}", fault, straight)
         assert t.killed, f"{fault}: training never reached the kill point"
         assert t.last_complete is not None and t.resumed_from == t.last_complete, \
-            f"{fault}: resume would start from {t.resumed_from}, the last complete checkpoint is {t.last_complete}"
+            f"{fault}: training loaded {t.resumed_from}, the last complete checkpoint is {t.last_complete}"
+        assert t.steps_after == t.expected_steps, \
+            f"{fault}: the restarted training took {t.steps_after} steps, the rest of the run is {t.expected_steps}"
         assert t.equal, f"{fault}: resumed training reached different weights"
+        assert t.ok
 
 
 def test_killed_checkpoint_save_resumes_from_the_last_complete_one(straight_training, tmp_path):

@@ -57,3 +57,21 @@ def test_runner_isolates_a_segfault_and_a_hang(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                          cwd=REPO, timeout=120)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == ["crash", "hang"], out.stderr[-2000:]
+
+
+def test_each_case_has_its_own_payload_marker(tmp_path):
+    """A payload that runs in one case marks that case only, never the cases run after it.
+
+    The first case's target leaves its marker (``open(marker, "w")``); the second does nothing."""
+    code = (
+        "import json, sys; from pathlib import Path; from benchmarks.harness import hostile_runner as h\n"
+        "from benchmarks.harness.hostile_cases import Case\n"
+        "w = Path(sys.argv[1])\n"
+        "ran = Case('ran', 'self_test', lambda d: ('builtins:open', [str(h.payload_marker(w, ran)), 'w'], ''),\n"
+        "           expect='loads')\n"
+        "clean = Case('clean', 'self_test', lambda d: ('builtins:len', ['abc'], ''), expect='loads')\n"
+        "print(json.dumps([h.run_case(ran, w)['payload_ran'], h.run_case(clean, w)['payload_ran']]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, False], out.stderr[-2000:]

@@ -87,22 +87,35 @@ def _strict_set_rng_state(real):
     return set_rng_state
 
 
-def test_resume_reproduces_uninterrupted_run(tmp_path, corpus):
+def check_resume(tmp_path, corpus, *, resume: bool = True) -> None:
+    """The resume check: a run stopped after 8 of its 12 steps, then continued, takes exactly the 4
+    remaining steps and ends with the weights and losses of an uninterrupted run. Training is
+    deterministic, so equal weights alone would not tell a resume from a restart: the step counts do.
+    ``resume=False`` continues by ignoring the checkpoint (what a broken resume does)."""
     cfg = tiny(epochs=2, ema_decay=0.9)
     with _StepCounter() as c_full:
         full = train(cfg, tmp_path / "a", corpus)
     with _StepCounter() as c_first:
         train(cfg, tmp_path / "b", corpus, max_steps=8)  # interrupted mid second epoch (6 steps an epoch)
     with _StepCounter() as c_rest:
-        resumed = train(cfg, tmp_path / "b", corpus)
-    # a resume performs exactly the remaining steps (training is deterministic, so equal weights alone
-    # would not tell a resume from a restart)
-    assert (c_full.n, c_first.n, c_rest.n) == (12, 8, 4)
+        resumed = train(cfg, tmp_path / "b", corpus, resume=resume)
+    assert (c_full.n, c_first.n, c_rest.n) == (12, 8, 4), "the continuation did not take exactly the remaining steps"
     wa = load_file(str(full.checkpoint / "model.safetensors"))
     wb = load_file(str(resumed.checkpoint / "model.safetensors"))
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
     assert [h["loss"] for h in full.history] == pytest.approx([h["loss"] for h in resumed.history], rel=1e-5)
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path, corpus):
+    check_resume(tmp_path, corpus)
+
+
+def test_restart_from_zero_is_told_apart(tmp_path, corpus):
+    """The resume check itself, run against a restart from zero, fails: a restart ends with the same
+    weights (deterministic training), but takes all 12 steps instead of the remaining 4."""
+    with pytest.raises(AssertionError, match="remaining steps"):
+        check_resume(tmp_path, corpus, resume=False)
 
 
 @pytest.mark.timeout(300)
@@ -115,15 +128,6 @@ def test_resume_with_loader_workers(tmp_path, corpus):
         resumed = train(cfg, tmp_path / "b", corpus)
     assert c_rest.n == 4
     assert [h["loss"] for h in full.history] == pytest.approx([h["loss"] for h in resumed.history], rel=1e-5)
-
-
-def test_restart_from_zero_is_told_apart(tmp_path, corpus):
-    """The step count of the resume test catches a trainer that ignores the checkpoint."""
-    cfg = tiny(epochs=2, ema_decay=0.9)
-    train(cfg, tmp_path / "b", corpus, max_steps=8)
-    with _StepCounter() as c:
-        train(cfg, tmp_path / "b", corpus, resume=False)  # what a broken resume does
-    assert c.n == 12 and c.n != 4
 
 
 def test_resume_with_state_loaded_as_on_a_gpu(tmp_path, corpus, monkeypatch):
