@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import zarr
 
+from schemas import manifests as M
 from schemas import store as S
 from schemas.errors import CorpusError
 from schemas.records import Reject
@@ -51,18 +52,20 @@ class CorpusReader:
         self._root = root
         self._session = session  # keep the session (and its store) alive
         attrs = dict(root.attrs)
-        if attrs.get(S.ATTR_FORMAT) != S.STORE_FORMAT:
+        if attrs.get(S.ATTR_FORMAT) not in S.READABLE_FORMATS:
             raise CorpusError(f"{path}@{version_id}: not a corpus version "
-                              f"(store format {attrs.get(S.ATTR_FORMAT)!r}, expected {S.STORE_FORMAT!r})")
+                              f"(store format {attrs.get(S.ATTR_FORMAT)!r}, expected one of {S.READABLE_FORMATS})")
+        self.store_format = str(attrs[S.ATTR_FORMAT])
         self.fps = float(attrs[S.ATTR_FPS])
         self.joint_set = str(attrs[S.ATTR_JOINT_SET])
         self.build_info = dict(attrs.get(S.ATTR_BUILD_INFO) or {})
         self._handles: dict[str, zarr.Array] = {}
         self.num_joints = int(self.array(S.JOINTS_WORLD).shape[1])
         self.optional_arrays = tuple(s for s in S.OPTIONAL_ARRAYS if _has_array(root, s.path))
-        self.sequences = read_manifest(root, "sequences")
-        self.views = read_manifest(root, "views")
-        self.rejects = read_manifest(root, "rejects")
+        # columns added after a version was written read as nulls (``schemas.manifests.ADDED_COLUMNS``)
+        self.sequences = M.conformed("sequences", read_manifest(root, "sequences"))
+        self.views = M.conformed("views", read_manifest(root, "views"))
+        self.rejects = M.conformed("rejects", read_manifest(root, "rejects"))
         self._seq_off = self.sequences.column("offset").to_numpy()
         self._seq_len = self.sequences.column("n_frames").to_numpy()
         self._seq_by_key = {k: i for i, k in enumerate(self.sequences.column("key").to_pylist())}
@@ -148,6 +151,19 @@ class CorpusReader:
             out.setdefault(row.pop("source_path"), []).append(row)
         return out
 
+    def source_status(self) -> dict[str, tuple[int, int, int, str]]:
+        """source_path -> (size, mtime_ns, inode, sha256) as recorded when the version was built, for every
+        source (sequence or reject) whose file status was recorded (rebuild planning trusts the sha256
+        of a file whose status is unchanged)."""
+        out = {}
+        for table in (self.sequences, self.rejects):
+            cols = table.select(["source_path", *M.SOURCE_STATUS, "source_sha256"]).to_pylist()
+            for r in cols:
+                status = tuple(r[c] for c in M.SOURCE_STATUS)
+                if r["source_path"] and r["source_sha256"] and None not in status:
+                    out[r["source_path"]] = (*status, r["source_sha256"])
+        return out
+
     def source_paths(self) -> set[str]:
         """Every source file this version accounts for, as a sequence or as a reject."""
         return set(self.sequences.column("source_path").to_pylist()) | set(self.rejects.column("source_path").to_pylist())
@@ -172,7 +188,12 @@ class CorpusReader:
         return int((frac < 1.0).sum())
 
     def out_of_view_fraction(self) -> float:
-        """2D joints outside the image over every view frame (read a few chunks at a time)."""
+        """2D joints outside the image over every view frame: from the counts the writer recorded in the
+        views manifest; a version written before them reads the in-view array (a few chunks at a time)."""
+        counts = self.views.column("n_out_of_view")
+        if counts.null_count == 0:
+            total = int(self._view_len.astype(np.int64).sum()) * self.num_joints
+            return int(counts.to_numpy(zero_copy_only=False).sum()) / total if total else 0.0
         arr = self.array(S.IN_VIEW)
         n = arr.shape[0]
         if n == 0:
