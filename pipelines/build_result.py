@@ -34,13 +34,18 @@ class BuildResult:
     regressor_order: dict | None = None  # RegressorOrder.as_dict() of the AMASS build that wrote the version
     notes: list[str] = field(default_factory=list)  # per-source notes, e.g. zero extra betas dropped
     n_trimmed_views: int = 0  # H36M: views whose 2D was longer than the 3D and was cut to it
+    n_hashed: int = 0  # AMASS: source files read to hash them (0 when every file status was unchanged)
+    recomputed_keys: list[str] | None = None  # sequences this build computed, when it carried others over
+    driver_s: float = 0.0  # AMASS: seconds the driver spent on shards (rows, forks, merges, the commit)
 
     @classmethod
     def from_reader(cls, reader: CorpusReader, *, corpus: str, n_sources: int, up_to_date: bool,
                     elapsed_s: float, tag: str | None, n_recomputed: int = 0, n_carried: int = 0,
-                    source_frames: int = 0, n_trimmed_views: int = 0) -> "BuildResult":
+                    source_frames: int = 0, n_trimmed_views: int = 0, n_hashed: int = 0,
+                    recomputed_keys: list[str] | None = None, driver_s: float = 0.0) -> "BuildResult":
         """The result for the version ``reader`` is pinned to; the regressor order and the notes are
-        those its build recorded (``build_info``)."""
+        those its build recorded (``build_info``). Every figure comes from the manifests (the writer
+        counted out-of-view joints as it wrote them): no array is read back."""
         return cls(
             corpus=str(corpus), version_id=reader.version_id, up_to_date=up_to_date, n_sources=n_sources,
             n_sequences=reader.sequences.num_rows, n_frames=reader.n_frames, n_views=reader.views.num_rows,
@@ -48,7 +53,8 @@ class BuildResult:
             source_frames=source_frames, rejects=reader.reject_records(),
             in_view_fraction=reader.in_view_fraction(), out_of_view_fraction=reader.out_of_view_fraction(),
             elapsed_s=elapsed_s, tag=tag, regressor_order=reader.build_info.get("regressor_order"),
-            notes=list(reader.build_info.get("notes") or []), n_trimmed_views=n_trimmed_views)
+            notes=list(reader.build_info.get("notes") or []), n_trimmed_views=n_trimmed_views, n_hashed=n_hashed,
+            recomputed_keys=recomputed_keys, driver_s=driver_s)
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(field, value) rows for the CLI table and the flows' artifact."""
