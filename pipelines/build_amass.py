@@ -34,7 +34,7 @@ from pipelines.rebuild import (RebuildPlan, Source, body_model_hashes, file_stat
 from pipelines.sequence import PIPELINE_VERSION, REGRESSOR_FILE, camera_pool, process_source, resolved_regressor
 from schemas import manifests as M
 from schemas.errors import ConfigError, VersionConflictError
-from schemas.faults import fault_point
+from schemas.faults import export_build_pid, fault_point
 from schemas.reader import CorpusReader
 from schemas.records import Reject
 from schemas.skeletons import H36M_17
@@ -185,14 +185,20 @@ def _build_once(cfg: BuildConfig, progress: Progress | None) -> BuildResult:
     plan = plan_rebuild(sources, unreadable, parent, config_hash)
     hashed = sum(s.hashed for s in sources)
     if plan.up_to_date:
-        if cfg.tag:
+        version, refreshed = parent.version_id, _stale_status(parent, sources)
+        if refreshed:  # re-hashed and unchanged: record their status, so the next rebuild reads nothing
+            version = _refresh_status(parent, sources, cfg.tag, len(refreshed))
+        elif cfg.tag:
             from pipelines.versions import tag_if_new
 
             tag_if_new(cfg.corpus, parent.version_id, cfg.tag)
-        log.info("build: up to date (%d sources, %d hashed)", len(sources), hashed)
-        return BuildResult.from_reader(parent, corpus=cfg.corpus, n_sources=len(sources), up_to_date=True,
+        log.info("build: up to date (%d sources, %d hashed, status of %d recorded anew)", len(sources), hashed,
+                 len(refreshed))
+        reader = parent if version == parent.version_id else CorpusReader.open(cfg.corpus, version)
+        return BuildResult.from_reader(reader, corpus=cfg.corpus, n_sources=len(sources), up_to_date=True,
                                        elapsed_s=time.perf_counter() - t0, tag=cfg.tag,
-                                       n_carried=parent.sequences.num_rows, n_hashed=hashed)
+                                       n_carried=parent.sequences.num_rows, n_hashed=hashed,
+                                       n_status_refreshed=len(refreshed))
     if inputs is None:
         inputs = _check_inputs(cfg)  # something to compute: the workers need the resolved inputs
         if inputs.config_hash != config_hash:  # a file changed without changing its status: trust the bytes
@@ -207,6 +213,26 @@ def _build_once(cfg: BuildConfig, progress: Progress | None) -> BuildResult:
                                    source_frames=stats.source_frames, n_hashed=hashed,
                                    recomputed_keys=stats.recomputed_keys if stats.carried else None,
                                    driver_s=stats.driver_s)
+
+
+def _stale_status(parent: CorpusReader, sources: list[Source]) -> list[str]:
+    """Paths whose file status differs from (or is missing in) what ``parent`` recorded."""
+    recorded = parent.source_status()
+    return [s.path for s in sources if s.status is not None
+            and (s.path not in recorded or tuple(recorded[s.path][:3]) != s.status)]
+
+
+def _refresh_status(parent: CorpusReader, sources: list[Source], tag: str | None, n: int) -> str:
+    """Commit ``parent``'s data again with the sources' current file status in its manifests (arrays
+    untouched: a metadata-only version). Returns the new version."""
+    from pipelines.writer import ManifestRewriter
+
+    status = {s.path: s.status for s in sources}
+    with ManifestRewriter(parent) as w:
+        for row in (*w.seq_rows, *w.reject_rows):
+            row.update(zip(M.SOURCE_STATUS, status.get(row["source_path"]) or (None,) * 3))
+        return w.commit(f"build-amass: file status of {n} unchanged sources recorded", tag=tag,
+                        build_info=parent.build_info)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -335,6 +361,7 @@ def _write_shards(cfg: BuildConfig, inputs: _Inputs, sources: list[Source], unre
         _report(progress, done, len(sources), stats, t0)
         return fork, starts
 
+    export_build_pid()
     try:
         with dask_cluster(cfg.scheduler, cfg.n_workers) as client:
             in_flight = cfg.max_in_flight or 2 * n_workers_of(client, cfg.n_workers)

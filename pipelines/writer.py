@@ -417,3 +417,32 @@ class CorpusWriter:
         self.abort()
 
 
+
+
+class ManifestRewriter(CorpusWriter):
+    """A new version of ``reader``'s corpus with the same arrays and edited manifest rows (e.g. the
+    source file status a rebuild re-hashed and found unchanged). Edit ``seq_rows`` / ``reject_rows``,
+    then ``commit`` as for ``CorpusWriter``; ``VersionConflictError`` if the branch is no longer at
+    ``reader``'s version."""
+
+    def __init__(self, reader: CorpusReader, branch: str = DEFAULT_BRANCH):
+        super().__init__(reader.path, num_joints=reader.num_joints, joint_set=reader.joint_set, fps=reader.fps,
+                         branch=branch)
+        if self._base != reader.version_id:
+            self.abort()
+            raise VersionConflictError(f"{self.path}: version conflict: branch {branch!r} moved from "
+                                       f"{reader.version_id} to {self._base}; nothing was committed")
+        self.seq_rows, self.reject_rows = reader.sequences.to_pylist(), reader.rejects.to_pylist()
+        self._seq_rows, self._view_rows, self._reject_rows = self.seq_rows, reader.views.to_pylist(), self.reject_rows
+
+    def _open_version(self) -> None:
+        self._session = self._repo.writable_session(self.branch)
+        self._base = self._session.snapshot_id
+        self._root = zarr.open_group(self._session.store, mode="r+")
+        del self._root[S.MANIFESTS_GROUP]  # rewritten whole by commit(); the arrays stay as they are
+        self._arrays = {}
+
+    def add(self, seq) -> int:
+        raise TypeError("ManifestRewriter keeps the arrays: edit the rows, then commit")
+
+    add_from = add

@@ -3,7 +3,7 @@
 ``validate`` takes an open Zarr group and the manifest tables and returns human-readable problems
 (an empty list means valid). Array data is read one time chunk at a time, so memory stays bounded
 whatever the corpus size. ``validate_corpus`` opens a repository path at a version through
-``schemas.repository`` (the one opener every reader uses). With ``sequences`` (keys), the array
+``schemas.repository`` (the one opener every reader uses). With ``keys`` (sequence keys), the array
 values are checked for those sequences and their views only (what an incremental build recomputed);
 manifests, layout and cameras are always checked whole.
 """
@@ -255,10 +255,10 @@ def validate(group: zarr.Group, sequences: pa.Table, views: pa.Table, rejects: p
     seq_len_by_id: dict[int, int] = {}
     if schema_ok["sequences"]:
         ids = sequences.column("sequence_id").to_pylist()
-        keys = sequences.column("key").to_pylist()
+        all_keys = sequences.column("key").to_pylist()
         if len(set(ids)) != len(ids):
             out.append("manifest sequences: sequence_id values are not unique")
-        if len(set(keys)) != len(keys):
+        if len(set(all_keys)) != len(all_keys):
             out.append("manifest sequences: key values are not unique")
         bad_split = sorted({s for s in sequences.column("split").to_pylist() if s not in M.SPLITS}, key=str)
         if bad_split:

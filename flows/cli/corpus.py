@@ -122,14 +122,17 @@ def build_amass_cmd(amass_root: Path,
                     seed: int = typer.Option(0),
                     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address"),
                     workers: int = typer.Option(2, help="LocalCluster workers when no scheduler is given"),
-                    regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP)):
+                    regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP),
+                    verify: bool = typer.Option(False, "--verify", help="re-hash every source and input file "
+                                                "instead of trusting an unchanged size, mtime and inode")):
     """Build (or incrementally rebuild) an AMASS corpus version."""
     from pipelines.build_amass import BuildConfig, build_amass
 
     _check_order(regressor_order)
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
-                      fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order)
+                      fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order,
+                      verify=verify)
     with bar("sequences/s") as tick:
         report = build_amass(cfg, progress=lambda done, total, info: tick(
             done, total, "sequences", f"{info['source_fps']:.0f} src frames/s"))
