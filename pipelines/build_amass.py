@@ -181,7 +181,8 @@ def _build_once(cfg: BuildConfig, progress: Progress | None) -> BuildResult:
         config_hash = inputs.config_hash
     # A source's identity is its resolved path: ./amass, amass/ and /abs/amass name the same files.
     known = parent.source_status() if parent is not None and not cfg.verify else {}
-    sources, unreadable = list_sources(Path(cfg.amass_root).resolve(), known)
+    # files the parent has no record of are computed whatever their hash: hashed on the workers
+    sources, unreadable = list_sources(Path(cfg.amass_root).resolve(), known, hash_unknown=cfg.verify)
     plan = plan_rebuild(sources, unreadable, parent, config_hash)
     hashed = sum(s.hashed for s in sources)
     if plan.up_to_date:
@@ -212,7 +213,7 @@ def _build_once(cfg: BuildConfig, progress: Progress | None) -> BuildResult:
                                    tag=cfg.tag, n_recomputed=stats.recomputed, n_carried=stats.carried,
                                    source_frames=stats.source_frames, n_hashed=hashed,
                                    recomputed_keys=stats.recomputed_keys if stats.carried else None,
-                                   driver_s=stats.driver_s)
+                                   timings=stats.timings(time.perf_counter() - t0))
 
 
 def _stale_status(parent: CorpusReader, sources: list[Source]) -> list[str]:
@@ -280,6 +281,7 @@ class _ShardResult:
 
     shard: object  # pipelines.forked_writer.Shard
     outcomes: list  # per item: Reject | ("computed", keys, n_source_frames, notes) | ("carried", n) | None
+    compute_s: float = 0.0  # worker seconds spent computing (or carrying over) and checking it
 
 
 def process_source_shard(items: list[_Item], parent_spec: str | None, body_models: str, regressor: str,
@@ -290,6 +292,7 @@ def process_source_shard(items: list[_Item], parent_spec: str | None, body_model
     from pipelines.writer import carried_parts, sequence_parts
     from schemas import store as S
 
+    t0 = time.perf_counter()
     specs = S.ARRAYS
     parts, outcomes = [], []
     for it in items:
@@ -301,15 +304,26 @@ def process_source_shard(items: list[_Item], parent_spec: str | None, body_model
             parts += [carried_parts(reader, k, specs, num_joints) for k in it.carry]
             outcomes.append(("carried", len(it.carry)))
         else:
-            result = process_source(s.path, s.key, s.dataset, s.subject, s.name, s.sha256, body_models,
-                                    regressor, settings, config_hash)
+            result = process_source(s.path, s.key, s.dataset, s.subject, s.name, s.sha256 or _sha256_or_empty(s.path),
+                                    body_models, regressor, settings, config_hash)
             if isinstance(result, Reject):
                 outcomes.append(result)
                 continue
             parts += [sequence_parts(seq, specs) for seq in result]
             outcomes.append(("computed", [seq.key for seq in result],
                              int(result[0].n_source_frames) if result else 0, list(result.notes)))
-    return _ShardResult(Shard(parts, num_joints), outcomes)
+    shard = Shard(parts, num_joints)
+    return _ShardResult(shard, outcomes, time.perf_counter() - t0)
+
+
+def _sha256_or_empty(path: str) -> str:
+    """The file's sha256 ("" when it cannot be read: ``process_source`` then says why, as a reject)."""
+    from schemas.errors import InputError
+
+    try:
+        return sha256_file(path)
+    except (InputError, OSError):
+        return ""
 
 
 @functools.lru_cache(maxsize=2)
@@ -321,15 +335,17 @@ def _open_parent(spec: str) -> CorpusReader:
 
 
 def shard_summary(result: _ShardResult):
-    """(ShardSummary, outcomes): what the driver needs of a held shard (runs on its worker)."""
-    return result.shard.summary(), result.outcomes
+    """(ShardSummary, outcomes, compute seconds): what the driver needs of a held shard (runs on its worker)."""
+    return result.shard.summary(), result.outcomes, result.compute_s
 
 
 def write_source_shard(result: _ShardResult, fork, starts: dict):
-    """Write a held shard's frames into ``fork`` at ``starts``; returns the fork (runs on its worker)."""
+    """Write a held shard's frames into ``fork`` at ``starts``; returns (the fork, seconds) (runs on its worker)."""
     from pipelines.forked_writer import write_shard
 
-    return write_shard(fork, result.shard, starts)
+    t = time.perf_counter()
+    fork = write_shard(fork, result.shard, starts)
+    return fork, time.perf_counter() - t
 
 
 def _write_shards(cfg: BuildConfig, inputs: _Inputs, sources: list[Source], unreadable: dict[str, Reject],
@@ -349,7 +365,8 @@ def _write_shards(cfg: BuildConfig, inputs: _Inputs, sources: list[Source], unre
     def place(i: int, summary) -> tuple:
         nonlocal done
         t = time.perf_counter()
-        shard_summary_, outcomes = summary
+        shard_summary_, outcomes, compute_s = summary
+        stats.worker_s += compute_s
         for it, outcome in zip(shards[i], outcomes):
             stats.take(it, outcome, writer, status)
         for row in shard_summary_.rows:  # the status the file had when its sha256 was taken (or trusted)
@@ -363,13 +380,19 @@ def _write_shards(cfg: BuildConfig, inputs: _Inputs, sources: list[Source], unre
 
     export_build_pid()
     try:
+        t = time.perf_counter()
         with dask_cluster(cfg.scheduler, cfg.n_workers) as client:
+            stats.clock["cluster_s"] = time.perf_counter() - t  # starting a LocalCluster (not with --scheduler)
             in_flight = cfg.max_in_flight or 2 * n_workers_of(client, cfg.n_workers)
-            for _, fork in held_results(client, process_source_shard, jobs, summarize=shard_summary, place=place,
-                                        follow_up=write_source_shard, max_in_flight=in_flight):
+            for _, (fork, write_s) in held_results(client, process_source_shard, jobs, summarize=shard_summary,
+                                                   place=place, follow_up=write_source_shard,
+                                                   max_in_flight=in_flight, clock=stats.clock):
                 t = time.perf_counter()
                 writer.merge(fork)
                 stats.driver_s += time.perf_counter() - t
+                stats.worker_s += write_s
+            t = time.perf_counter()
+        stats.clock["cluster_s"] += time.perf_counter() - t  # and closing it
         fault_point("commit")
         t = time.perf_counter()
         version = writer.commit(f"build-amass: {len(sources)} sources, {stats.recomputed} recomputed",
@@ -401,6 +424,16 @@ class _Stats:
     notes: list = field(default_factory=list)
     recomputed_keys: list = field(default_factory=list)
     driver_s: float = 0.0  # time the driver spent on shards (summaries, rows, forks, merges, commit)
+    worker_s: float = 0.0  # time workers spent on shards (computing, carrying over, writing)
+    clock: dict = field(default_factory=lambda: {"cluster_s": 0.0, "waited_s": 0.0})
+
+    def timings(self, elapsed_s: float) -> dict:
+        """Where a build's time went. ``driver_busy_s``: the driver not waiting for workers, nor starting
+        or stopping a LocalCluster (listing, hashing, placing shards, merging, committing): the part
+        that does not shrink with more workers."""
+        return {"elapsed_s": elapsed_s, "cluster_s": self.clock["cluster_s"], "waited_s": self.clock["waited_s"],
+                "driver_shard_s": self.driver_s, "worker_s": self.worker_s,
+                "driver_busy_s": elapsed_s - self.clock["cluster_s"] - self.clock["waited_s"]}
 
     def take(self, item: _Item, outcome, writer, status: dict) -> None:
         """Count one source's outcome; its reject row (if any) goes to ``writer`` in key order."""

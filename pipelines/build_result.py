@@ -36,14 +36,14 @@ class BuildResult:
     n_trimmed_views: int = 0  # H36M: views whose 2D was longer than the 3D and was cut to it
     n_hashed: int = 0  # AMASS: source files read to hash them (0 when every file status was unchanged)
     recomputed_keys: list[str] | None = None  # sequences this build computed, when it carried others over
-    driver_s: float = 0.0  # AMASS: seconds the driver spent on shards (rows, forks, merges, the commit)
+    timings: dict | None = None  # AMASS: where the time went (``pipelines.build_amass._Stats.timings``)
     n_status_refreshed: int = 0  # AMASS, up to date: sources re-hashed as unchanged whose new file status was committed
 
     @classmethod
     def from_reader(cls, reader: CorpusReader, *, corpus: str, n_sources: int, up_to_date: bool,
                     elapsed_s: float, tag: str | None, n_recomputed: int = 0, n_carried: int = 0,
                     source_frames: int = 0, n_trimmed_views: int = 0, n_hashed: int = 0,
-                    recomputed_keys: list[str] | None = None, driver_s: float = 0.0,
+                    recomputed_keys: list[str] | None = None, timings: dict | None = None,
                     n_status_refreshed: int = 0) -> "BuildResult":
         """The result for the version ``reader`` is pinned to; the regressor order and the notes are
         those its build recorded (``build_info``). Every figure comes from the manifests (the writer
@@ -56,7 +56,7 @@ class BuildResult:
             in_view_fraction=reader.in_view_fraction(), out_of_view_fraction=reader.out_of_view_fraction(),
             elapsed_s=elapsed_s, tag=tag, regressor_order=reader.build_info.get("regressor_order"),
             notes=list(reader.build_info.get("notes") or []), n_trimmed_views=n_trimmed_views, n_hashed=n_hashed,
-            recomputed_keys=recomputed_keys, driver_s=driver_s, n_status_refreshed=n_status_refreshed)
+            recomputed_keys=recomputed_keys, timings=timings, n_status_refreshed=n_status_refreshed)
 
     def _status(self) -> str:
         if not self.up_to_date:

@@ -13,6 +13,7 @@ shard at these rows") runs where the result is. Dask recomputes a result whose w
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -70,11 +71,12 @@ def n_workers_of(client, default: int) -> int:
 
 
 def held_results(client, compute: Callable, jobs: list[tuple], *, summarize: Callable, place: Callable,
-                 follow_up: Callable, max_in_flight: int) -> Iterator[tuple[int, object]]:
+                 follow_up: Callable, max_in_flight: int, clock: dict | None = None) -> Iterator[tuple[int, object]]:
     """For each job i: ``compute(*job)`` on a worker, kept there; ``summarize(result)`` comes to the
     driver, where ``place(i, summary)`` is called in job order and returns the arguments of
     ``follow_up(result, *args)``, which runs where the result is. Yields ``(i, follow_up's return)`` as
-    follow-ups finish (any order). At most ``max_in_flight`` results are held at a time."""
+    follow-ups finish (any order). At most ``max_in_flight`` results are held at a time.
+    ``clock["waited_s"]`` adds up the time the driver sat waiting for workers."""
     from distributed import wait
 
     todo = iter(enumerate(jobs))
@@ -92,7 +94,10 @@ def held_results(client, compute: Callable, jobs: list[tuple], *, summarize: Cal
         submit_next()
     while waiting or running:
         watch = list(running) + ([waiting[0][2]] if waiting else [])
+        t = time.perf_counter()
         wait(watch, return_when="FIRST_COMPLETED")
+        if clock is not None:
+            clock["waited_s"] = clock.get("waited_s", 0.0) + time.perf_counter() - t
         if waiting and waiting[0][2].done():
             i, held, summary = waiting.popleft()
             args = place(i, summary.result())

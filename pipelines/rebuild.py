@@ -57,11 +57,14 @@ class RebuildPlan:
     up_to_date: bool = False  # nothing to compute and the parent holds exactly these sources
 
 
-def list_sources(root: Path, known: dict[str, tuple] | None = None) -> tuple[list[Source], dict[str, Reject]]:
+def list_sources(root: Path, known: dict[str, tuple] | None = None,
+                 hash_unknown: bool = True) -> tuple[list[Source], dict[str, Reject]]:
     """Every motion file below ``root`` with its sha256; one that cannot be hashed (a directory named
     ``*.npz``, a FIFO or device, a dangling link or a link loop, no permission) is kept as a source
     with a Reject (returned by path). ``known``: path -> (size, mtime_ns, inode, sha256) recorded by
-    the parent version (``CorpusReader.source_status``); a file with that status is not read."""
+    the parent version (``CorpusReader.source_status``); a file with that status is not read, one with
+    another status is hashed. ``hash_unknown`` False: a file ``known`` has no record of is not hashed
+    here either (sha256 ""): it is computed anyway, and hashed where it is read (a build worker)."""
     known = known or {}
     from pipelines.amass import iter_amass
     from pipelines.safe_files import check_regular
@@ -75,7 +78,7 @@ def list_sources(root: Path, known: dict[str, tuple] | None = None) -> tuple[lis
             recorded = known.get(path)
             if recorded is not None and tuple(recorded[:3]) == status:
                 sha = recorded[3]
-            else:
+            elif recorded is not None or hash_unknown:
                 sha, hashed = sha256_file(path), True
         except InputError as exc:  # names what the path is (directory, FIFO, link loop...)
             reason = exc.reason

@@ -151,17 +151,15 @@ class CorpusReader:
             out.setdefault(row.pop("source_path"), []).append(row)
         return out
 
-    def source_status(self) -> dict[str, tuple[int, int, int, str]]:
+    def source_status(self) -> dict[str, tuple]:
         """source_path -> (size, mtime_ns, inode, sha256) as recorded when the version was built, for every
-        source (sequence or reject) whose file status was recorded (rebuild planning trusts the sha256
-        of a file whose status is unchanged)."""
+        source (sequence or reject) with a sha256; the status is (None, None, None) where none was
+        recorded (older versions). Rebuild planning trusts the sha256 of a file whose status is unchanged."""
         out = {}
         for table in (self.sequences, self.rejects):
-            cols = table.select(["source_path", *M.SOURCE_STATUS, "source_sha256"]).to_pylist()
-            for r in cols:
-                status = tuple(r[c] for c in M.SOURCE_STATUS)
-                if r["source_path"] and r["source_sha256"] and None not in status:
-                    out[r["source_path"]] = (*status, r["source_sha256"])
+            for r in table.select(["source_path", *M.SOURCE_STATUS, "source_sha256"]).to_pylist():
+                if r["source_path"] and r["source_sha256"]:
+                    out[r["source_path"]] = (*(r[c] for c in M.SOURCE_STATUS), r["source_sha256"])
         return out
 
     def source_paths(self) -> set[str]:
