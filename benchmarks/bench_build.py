@@ -7,8 +7,8 @@ to 50 Hz with 4 H36M views per sequence on a Dask LocalCluster of 1 and of ``--w
 places rows, merges and commits). The body model is the synthetic SMPL+H stand-in, as dense as the
 real one; its regressor is in SPIN's row order and goes through the build's side resolution.
 
-Baselines, timed here on a sample of the same sequences after one untimed warm-up pass, counted in
-source frames covered per second:
+Baselines, timed here on a sample of the same sequences after one untimed warm-up pass (the fastest of
+three timed passes), counted in source frames covered per second:
 - ``ratio``: the official conversion, smplx's full SMPL+H mesh on every source frame;
 - ``ratio_like_for_like``: the full mesh on only the source frames the resampling to 50 Hz needs, i.e.
   the official rate divided by ``needed_fraction``, the needed share of the WHOLE benchmark corpus
@@ -94,10 +94,12 @@ def needed_fraction(files: list[Path], fps: float) -> tuple[float, int]:
     return needed / total, total
 
 
-def reference_fps(body_models: Path, regressor: Path, amass_files: list[Path], frames: int, batch: int) -> float:
+def reference_fps(body_models: Path, regressor: Path, amass_files: list[Path], frames: int, batch: int,
+                  repeats: int = 3) -> float:
     """Source frames/s of the full-mesh reference on sequences of this corpus: smplx.SMPLH forward in
     float32 (the official conversion's precision), then the regressor, on every source frame of a
-    sample of ``frames`` frames. Model set-up not timed; one untimed warm-up pass first."""
+    sample of ``frames`` frames. Model set-up not timed; one untimed warm-up pass first, then the
+    fastest of ``repeats`` timed passes (on a loaded machine: the least disturbed one)."""
     import torch
 
     from benchmarks.harness.smplx_reference import smplx_forward_joints, smplx_reference_model
@@ -108,7 +110,7 @@ def reference_fps(body_models: Path, regressor: Path, amass_files: list[Path], f
     torch.set_num_threads(2)  # the whole machine, like the build's two workers
     reg, _ = resolved_regressor(str(regressor), str(body_models))
     bodies: dict[str, tuple] = {}
-    done, elapsed, warm = 0, 0.0, False
+    sample, done = [], 0
     for path in amass_files:
         seq = read_amass(path)
         if seq.model_type != "smplh":
@@ -117,22 +119,25 @@ def reference_fps(body_models: Path, regressor: Path, amass_files: list[Path], f
             model = load_body_model(body_models / "smplh" / seq.gender / "model.npz",
                                     body_models / "dmpls" / seq.gender / "model.npz")
             bodies[seq.gender] = (model, *smplx_reference_model(model, model.num_betas + 8, dtype=torch.float32))
-        model, body, width = bodies[seq.gender]
         n = min(frames - done, seq.n_frames)
-
-        def run(m):
-            smplx_forward_joints(body, width, model, reg, seq.poses[:m], seq.trans[:m], seq.betas, seq.dmpls[:m],
-                                 batch, torch.float32)
-        if not warm:
-            run(min(n, batch))
-            warm = True
-        t0 = time.perf_counter()
-        run(n)
-        elapsed += time.perf_counter() - t0
+        sample.append((seq, n))
         done += n
         if done >= frames:
             break
-    return done / elapsed
+
+    def run(seq, n):
+        model, body, width = bodies[seq.gender]
+        smplx_forward_joints(body, width, model, reg, seq.poses[:n], seq.trans[:n], seq.betas, seq.dmpls[:n],
+                             batch, torch.float32)
+
+    run(sample[0][0], min(sample[0][1], batch))  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for seq, n in sample:
+            run(seq, n)
+        times.append(time.perf_counter() - t0)
+    return done / min(times)
 
 
 def phases(body_models: Path, files: list[Path], fps: float, max_files: int) -> dict:
