@@ -147,8 +147,9 @@ class CorpusReader:
     def source_index(self) -> dict[str, list[dict]]:
         """source_path -> its sequences' ``{"key", "source_sha256", "config_hash"}`` (rebuild planning)."""
         out: dict[str, list[dict]] = {}
-        for row in self.sequences.select(["key", "source_path", "source_sha256", "config_hash"]).to_pylist():
-            out.setdefault(row.pop("source_path"), []).append(row)
+        cols = [self.sequences.column(c).to_pylist() for c in ("source_path", "key", "source_sha256", "config_hash")]
+        for path, key, sha, config in zip(*cols):  # column by column: ~10x faster than to_pylist() of rows
+            out.setdefault(path, []).append({"key": key, "source_sha256": sha, "config_hash": config})
         return out
 
     def source_status(self) -> dict[str, tuple]:
@@ -157,9 +158,10 @@ class CorpusReader:
         recorded (older versions). Rebuild planning trusts the sha256 of a file whose status is unchanged."""
         out = {}
         for table in (self.sequences, self.rejects):
-            for r in table.select(["source_path", *M.SOURCE_STATUS, "source_sha256"]).to_pylist():
-                if r["source_path"] and r["source_sha256"]:
-                    out[r["source_path"]] = (*(r[c] for c in M.SOURCE_STATUS), r["source_sha256"])
+            cols = [table.column(c).to_pylist() for c in ("source_path", *M.SOURCE_STATUS, "source_sha256")]
+            for path, size, mtime_ns, inode, sha in zip(*cols):
+                if path and sha:
+                    out[path] = (size, mtime_ns, inode, sha)
         return out
 
     def source_paths(self) -> set[str]:
