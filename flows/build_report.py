@@ -22,7 +22,7 @@ def run_validate(corpus: str, version: str, keys: list[str] | None = None) -> li
     it was first written). ``mocap-corpus validate`` checks everything."""
     from schemas.validate import validate_corpus
 
-    return list(validate_corpus(corpus, version, keys=keys))
+    return list(validate_corpus(corpus, version) if keys is None else validate_corpus(corpus, version, keys=keys))
 
 
 def report_fields(result: BuildResult) -> dict:
