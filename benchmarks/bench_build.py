@@ -216,15 +216,13 @@ def cli_build_args(amass: Path, body_models: Path, corpus: Path, workers: int) -
 
 
 def memory_at(work: Path, body_models: Path, frames: int, workers: int, seed: int) -> dict:
-    """Peak RSS (MB) of the driver and of the largest worker for a CLI build of ``frames`` source frames
-    (64 files per million frames, so files are as long at every corpus size)."""
+    """Peak RSS (MB) of the driver and of the largest worker for a CLI build of ``frames`` source frames."""
     from pipelines.synthetic.motions import write_amass_tree
 
     amass = work / f"amass_{frames}"
-    # files as long as in the 1M-frame corpus (64 of them there): memory is compared across corpus
+    # durations drawn from the same range at every corpus size: memory is compared across corpus
     # sizes, not across file sizes
-    write_amass_tree(amass, n_sequences=max(8, round(64 * frames / 1e6)), seed=seed + 1, total_frames=frames,
-                     smplx_fraction=0.0)
+    write_amass_tree(amass, seed=seed + 1, total_frames=frames, smplx_fraction=0.0)
     corpus = work / f"corpus_{frames}"
     proc = subprocess.Popen([*CLI, *cli_build_args(amass, body_models, corpus, workers)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
