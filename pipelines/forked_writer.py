@@ -15,6 +15,11 @@ branch is deleted after; a killed build leaves its branch to ``gc``. ``main``'s 
 layout snapshot between two versions; it carries no corpus-version metadata, so version listings
 skip it.
 
+On a cluster the workers open the repository themselves (a fork pickles as its session: the
+storage location and config, no data): they need the store's credentials in their environment (S3:
+the usual AWS variables or instance role, and ``MOCAP_CORPUS_S3_ENDPOINT`` for a non-AWS endpoint)
+and, for a local-folder corpus, the same path on a shared filesystem - as they need the sources.
+
 Regions: the driver takes shard summaries in shard order and gives each shard the next rows of each
 row space starting on a chunk boundary (``schemas.store.region_start``): no two forks ever write one
 chunk, and rows are laid out in shard order whatever order the workers finish in. Between shards
