@@ -41,6 +41,7 @@ def assert_same_corpus(a: CorpusReader, b: CorpusReader) -> None:
     assert a.views.to_pylist() == b.views.to_pylist()
 
 
+@pytest.mark.slow
 def test_two_workers_build_what_one_worker_builds(inputs, tmp_path):
     one = build_amass(build_config(inputs, tmp_path / "one", n_workers=1, shard_mb=SHARD_MB))
     two = build_amass(build_config(inputs, tmp_path / "two", n_workers=2, shard_mb=SHARD_MB))
@@ -134,6 +135,7 @@ class _Opens:
 OPENS = _Opens()
 
 
+@pytest.mark.slow
 def test_noop_rebuild_reads_no_source_byte_and_status_changes_rehash(inputs, tmp_path):
     root = tmp_path / "in"
     shutil.copytree(inputs, root)
@@ -173,6 +175,7 @@ def test_noop_rebuild_reads_no_source_byte_and_status_changes_rehash(inputs, tmp
          if k == str(files[1].resolve())])
 
 
+@pytest.mark.slow
 def test_rebuild_on_a_format_1_corpus_hashes_and_carries(inputs, tmp_path):
     """A version written before file status was recorded (format 1, no status columns) still reads,
     validates and serves as a rebuild's parent: its sources are hashed once, then trusted."""

@@ -142,6 +142,7 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     assert again.up_to_date and again.version_id == a.version_id and len(list_versions(url)) == 2
 
 
+@pytest.mark.slow
 def test_two_worker_build_equals_one_worker_build_on_s3(s3, tmp_path):
     """Workers write their shards straight into the S3 repository through forked sessions; 2 workers
     build what 1 builds, array by array and row by row, and no build branch is left behind."""
