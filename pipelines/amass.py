@@ -100,12 +100,13 @@ class MotionSequence:
         return self.n_frames / self.fps
 
 
-def _source_file(path: Path, root: Path) -> SourceFile:
-    rel = path.relative_to(root)
-    parts = rel.parts
+def _source_file(path: Path, root: Path, rel: str | None = None) -> SourceFile:
+    """``rel``: ``path`` relative to ``root`` with ``/`` separators, when the caller has it already."""
+    parts = tuple(rel.split("/")) if rel is not None else path.relative_to(root).parts
     dataset = parts[0] if len(parts) > 1 else ""
     subject = "/".join(parts[1:-1])
-    name = rel.name[: -len(".npz")] if rel.name.lower().endswith(".npz") else rel.stem
+    last = parts[-1]
+    name = last[: -len(".npz")] if last.lower().endswith(".npz") else Path(last).stem
     key = "/".join(p for p in (*parts[:-1], name) if p)
     return SourceFile(path=path, dataset=dataset, subject=subject, name=name, key=key)
 
@@ -123,15 +124,16 @@ def iter_amass(root: str | os.PathLike) -> Iterator[SourceFile]:
         return
     if not root.is_dir():
         raise AmassFormatError(root, "AMASS root is not a directory")
-    found: list[Path] = []
+    found: list[tuple[str, str]] = []  # (path relative to root with "/", path): strings, fast for 10^4 files
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         for n in (*dirnames, *filenames):
             if n.lower().endswith(".npz") and not is_non_motion(n):
-                found.append(Path(dirpath) / n)
-    found.sort(key=lambda p: p.relative_to(root).as_posix())
-    for p in found:
-        yield _source_file(p, root)
+                found.append((n if rel_dir == "." else f"{rel_dir}/{n}", os.path.join(dirpath, n)))
+    found.sort()
+    for rel, p in found:
+        yield _source_file(Path(p), root, rel)
 
 
 def refused_sources(files: list[SourceFile], root: str | os.PathLike) -> dict[str, str]:

@@ -36,13 +36,20 @@ class BuildResult:
     body_models_used: dict = field(default_factory=dict)  # "family/gender" -> sequences, e.g. {"smplx/neutral": 2}
     notes: list[str] = field(default_factory=list)  # per-source notes, e.g. zero extra betas dropped
     n_trimmed_views: int = 0  # H36M: views whose 2D was longer than the 3D and was cut to it
+    n_hashed: int = 0  # AMASS: source files read to hash them (0 when every file status was unchanged)
+    recomputed_keys: list[str] | None = None  # sequences this build computed, when it carried others over
+    timings: dict | None = None  # AMASS: where the time went (``pipelines.build_amass._Stats.timings``)
+    n_status_refreshed: int = 0  # AMASS, up to date: sources re-hashed as unchanged whose new file status was committed
 
     @classmethod
     def from_reader(cls, reader: CorpusReader, *, corpus: str, n_sources: int, up_to_date: bool,
                     elapsed_s: float, tag: str | None, n_recomputed: int = 0, n_carried: int = 0,
-                    source_frames: int = 0, n_trimmed_views: int = 0) -> "BuildResult":
+                    source_frames: int = 0, n_trimmed_views: int = 0, n_hashed: int = 0,
+                    recomputed_keys: list[str] | None = None, timings: dict | None = None,
+                    n_status_refreshed: int = 0) -> "BuildResult":
         """The result for the version ``reader`` is pinned to; the regressor order and the notes are
-        those its build recorded (``build_info``)."""
+        those its build recorded (``build_info``). Every figure comes from the manifests (the writer
+        counted out-of-view joints as it wrote them): no array is read back."""
         return cls(
             corpus=str(corpus), version_id=reader.version_id, up_to_date=up_to_date, n_sources=n_sources,
             n_sequences=reader.sequences.num_rows, n_frames=reader.n_frames, n_views=reader.views.num_rows,
@@ -52,12 +59,20 @@ class BuildResult:
             elapsed_s=elapsed_s, tag=tag, regressor_order=reader.build_info.get("regressor_order"),
             smplx_regressor_order=reader.build_info.get("smplx_regressor_order"),
             body_models_used=dict(reader.build_info.get("body_models_used") or {}),
-            notes=list(reader.build_info.get("notes") or []), n_trimmed_views=n_trimmed_views)
+            notes=list(reader.build_info.get("notes") or []), n_trimmed_views=n_trimmed_views, n_hashed=n_hashed,
+            recomputed_keys=recomputed_keys, timings=timings, n_status_refreshed=n_status_refreshed)
+
+    def _status(self) -> str:
+        if not self.up_to_date:
+            return "committed"
+        if self.n_status_refreshed:
+            return f"up to date (nothing recomputed; file status of {self.n_status_refreshed} sources committed)"
+        return "up to date (nothing recomputed, nothing committed)"
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(field, value) rows for the CLI table and the flows' artifact."""
         rows = [("corpus", self.corpus), ("version", self.version_id),
-                ("status", "up to date (nothing recomputed, nothing committed)" if self.up_to_date else "committed"),
+                ("status", self._status()),
                 ("sources", str(self.n_sources)), ("sequences", str(self.n_sequences)),
                 ("frames", str(self.n_frames)), ("views", str(self.n_views)),
                 ("recomputed / carried over", f"{self.n_recomputed} / {self.n_carried}"),

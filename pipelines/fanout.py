@@ -2,14 +2,20 @@
 
 Jobs are submitted in order and consumed in that order through a bounded window of in-flight
 futures, so what the caller writes is laid out the same whatever the cluster did, and memory stays
-bounded whatever the number of jobs. A task costs ~75 ms of overhead: a job is one source file,
-never a frame.
+bounded whatever the number of jobs. A task costs ~75 ms of overhead: a job is one source file or a
+shard of them, never a frame.
+
+:func:`fan_out_held` keeps each job's result on the worker that computed it: only a small summary
+travels to the driver (in job order), and the follow-up the driver sends back (e.g. "write your
+shard at these rows") runs where the result is. Dask recomputes a result whose worker died.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
+from contextlib import contextmanager
 from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,64 @@ def ordered_results(client, fn: Callable, jobs: list[tuple], max_in_flight: int)
         if nxt is not None:
             pending.append(client.submit(fn, *nxt, pure=False))
         yield result
+
+
+@contextmanager
+def dask_cluster(scheduler: str | None, n_workers: int):
+    """A client of ``scheduler`` or of a new LocalCluster (closed on exit)."""
+    client, cluster = dask_client(scheduler, n_workers)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def n_workers_of(client, default: int) -> int:
+    return max(1, len(client.scheduler_info().get("workers", {})) or default)
+
+
+def held_results(client, compute: Callable, jobs: list[tuple], *, summarize: Callable, place: Callable,
+                 follow_up: Callable, max_in_flight: int, clock: dict | None = None) -> Iterator[tuple[int, object]]:
+    """For each job i: ``compute(*job)`` on a worker, kept there; ``summarize(result)`` comes to the
+    driver, where ``place(i, summary)`` is called in job order and returns the arguments of
+    ``follow_up(result, *args)``, which runs where the result is. Yields ``(i, follow_up's return)`` as
+    follow-ups finish (any order). At most ``max_in_flight`` results are held at a time.
+    ``clock["waited_s"]`` adds up the time the driver sat waiting for workers."""
+    from distributed import wait
+
+    todo = iter(enumerate(jobs))
+    waiting: deque = deque()  # (i, held, summary future), job order
+    running: dict = {}  # follow-up future -> (i, held)
+
+    def submit_next() -> None:
+        nxt = next(todo, None)
+        if nxt is not None:
+            i, job = nxt
+            held = client.submit(compute, *job, pure=False)
+            waiting.append((i, held, client.submit(summarize, held, pure=False)))
+
+    for _ in range(max(1, max_in_flight)):
+        submit_next()
+    while waiting or running:
+        watch = list(running) + ([waiting[0][2]] if waiting else [])
+        t = time.perf_counter()
+        wait(watch, return_when="FIRST_COMPLETED")
+        if clock is not None:
+            clock["waited_s"] = clock.get("waited_s", 0.0) + time.perf_counter() - t
+        if waiting and waiting[0][2].done():
+            i, held, summary = waiting.popleft()
+            args = place(i, summary.result())
+            summary.release()
+            running[client.submit(follow_up, held, *args, pure=False)] = (i, held)
+        for fut in [f for f in running if f.done()]:
+            i, held = running.pop(fut)
+            out = fut.result()
+            fut.release()
+            held.release()
+            submit_next()
+            yield i, out
 
 
 def fan_out(fn: Callable, jobs: list[tuple], *, scheduler: str | None, n_workers: int,

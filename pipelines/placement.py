@@ -128,13 +128,19 @@ class _Scorer:
         self.intr, self.extr = cameras_to_arrays(cams)
         self.root = root_joint
         self.centre_xy = centre_xy
+        self.last = None  # (start, stop, yaw, target, placed, projected) of the last search that fitted whole
 
     def in_view(self, placed: np.ndarray) -> np.ndarray:
         """(k, n, J) bool for placed joints (n, J, 3)."""
+        return self.projected(placed)[2]
+
+    def projected(self, placed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Placed joints (n, J, 3) seen by the k cameras: camera-frame joints (k, n, J, 3), pixels
+        (k, n, J, 2) and in-view flags (k, n, J); per camera bit-identical to ``_views``'s own."""
         X = np.broadcast_to(placed, (len(self.extr),) + placed.shape)
         Xc = world_to_camera(X, self.extr)
         px = project(Xc, self.intr)
-        return in_image(px, self.intr[:, 9], self.intr[:, 10], Xc)
+        return Xc, px, in_image(px, self.intr[:, 9], self.intr[:, 10], Xc)
 
     def search(self, start: int, stop: int, rng: np.random.Generator):
         """Best placement of frames [start, stop): ``(yaw, pivot_xy, target_xy, fits)``."""
@@ -149,8 +155,12 @@ class _Scorer:
         for attempt in range(SHIFT_ATTEMPTS):
             yaw, target = self._draw(attempt, rng)
             score = float(self.in_view(_transform(sub, pivot, yaw, target)).mean())
-            if score == 1.0 and self.in_view(_transform(seg, pivot, yaw, target)).all():
-                return yaw, pivot, target, True
+            if score == 1.0:
+                placed = _transform(seg, pivot, yaw, target)
+                views = self.projected(placed)
+                if views[2].all():  # the winner's check is its projection: the views reuse it
+                    self.last = (start, stop, yaw, tuple(target), placed, views)
+                    return yaw, pivot, target, True
             if score > best[0]:
                 best = (score, yaw, target)
         return best[1], pivot, best[2], False
@@ -190,16 +200,21 @@ class _Scorer:
         return yaw, self.centre_xy + r * np.array([math.cos(phi), math.sin(phi)])
 
 
-def _views(placed: np.ndarray, cams: list[Camera], rig: str, rig_subject: str) -> list[ViewData]:
+def _views(placed: np.ndarray, cams: list[Camera], rig: str, rig_subject: str,
+           projected: tuple | None = None) -> list[ViewData]:
+    """One view per camera; ``projected``: ``_Scorer.projected(placed)`` when the search already made it."""
     views = []
-    for cam in cams:
-        Xc = world_to_camera(placed, cam)
-        px = project(Xc, cam)
+    for i, cam in enumerate(cams):
+        if projected is not None:
+            Xc, px, in_view = (a[i] for a in projected)
+        else:
+            Xc = world_to_camera(placed, cam)
+            px = project(Xc, cam)
+            in_view = in_image(px, cam.res_w, cam.res_h, Xc)
         views.append(ViewData(
             rig=rig, camera_id=cam.id, rig_subject=rig_subject, detections="projected",
             keypoints_2d=normalize_pixels(px, cam.res_w, cam.res_h).astype(np.float32),
-            joints_cam=Xc.astype(np.float32),
-            in_view=in_image(px, cam.res_w, cam.res_h, Xc),
+            joints_cam=Xc.astype(np.float32), in_view=in_view,
             intrinsics=cam.intrinsics_vector(), extrinsics=cam.extrinsics_matrix()))
     return views
 
@@ -230,9 +245,13 @@ def place_and_project(joints_world: np.ndarray, rig: str = "h36m", cameras_per_s
 
     def emit(start, stop, placement):
         yaw, pivot, target, fits = placement
-        placed = _transform(joints[start:stop], pivot, yaw, target)
+        last = scorer.last
+        if last is not None and last[:4] == (start, stop, yaw, tuple(target)):  # the search projected it already
+            placed, projected = last[4], last[5]
+        else:
+            placed, projected = _transform(joints[start:stop], pivot, yaw, target), None
         return PlacedSegment(start=start, stop=stop, joints_world=placed.astype(np.float32),
-                             views=_views(placed, cams, rig, rig_subject), fits=fits, yaw=yaw,
+                             views=_views(placed, cams, rig, rig_subject, projected), fits=fits, yaw=yaw,
                              offset_xy=(float(target[0]), float(target[1])))
 
     T = joints.shape[0]

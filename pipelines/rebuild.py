@@ -3,7 +3,11 @@
 A source's identity is its resolved path and its sha256. A sequence of the parent version is carried
 over bit-identically when its source's sha256 and the build's config hash are unchanged; a source the
 parent rejected with the same sha256 under the same config keeps its reject row (it would fail the
-same way again). When nothing is left to compute and the parent holds exactly these sources, the
+same way again).
+
+File status first, as make and rsync do: a file whose size, mtime (ns) and inode are those the parent
+recorded is unchanged, and its recorded sha256 is used without reading it; only a file whose status
+changed (or a new one) is hashed. ``verify`` hashes every file. When nothing is left to compute and the parent holds exactly these sources, the
 build is up to date and commits nothing. Everything about the parent is asked of its reader
 (``source_index``, ``source_paths``, ``reject_records``), never read from its manifests here.
 """
@@ -30,6 +34,17 @@ class Source:
     subject: str
     name: str
     sha256: str
+    status: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) when it is a regular file
+    hashed: bool = False  # its bytes were read for the sha256 (False: the recorded one was trusted)
+
+    @property
+    def size(self) -> int:
+        return self.status[0] if self.status else 0
+
+
+def file_status(st) -> tuple[int, int, int]:
+    """(size, mtime_ns, inode) of an ``os.stat_result``: what decides "unchanged" without reading."""
+    return int(st.st_size), int(st.st_mtime_ns), int(st.st_ino)
 
 
 @dataclass
@@ -42,11 +57,17 @@ class RebuildPlan:
     up_to_date: bool = False  # nothing to compute and the parent holds exactly these sources
 
 
-def list_sources(root: Path) -> tuple[list[Source], dict[str, Reject]]:
+def list_sources(root: Path, known: dict[str, tuple] | None = None,
+                 hash_unknown: bool = True) -> tuple[list[Source], dict[str, Reject]]:
     """Every motion file below ``root`` with its sha256; one that cannot be hashed (a directory named
     ``*.npz``, a FIFO or device, a dangling link or a link loop, no permission, over the size limit)
     or must not be read (a link out of ``root``, a sequence key that collides with an earlier file's,
-    ``pipelines.amass.refused_sources``) is kept as a source with a Reject (returned by path)."""
+    ``pipelines.amass.refused_sources``) is kept as a source with a Reject (returned by path).
+    ``known``: path -> (size, mtime_ns, inode, sha256) recorded by the parent version
+    (``CorpusReader.source_status``); a file with that status is not read, one with another status is
+    hashed. ``hash_unknown`` False: a file ``known`` has no record of is not hashed here either
+    (sha256 ""): it is computed anyway, and hashed where it is read (a build worker)."""
+    known = known or {}
     from pipelines.amass import iter_amass, refused_sources
     from pipelines.safe_files import check_regular
 
@@ -55,18 +76,23 @@ def list_sources(root: Path) -> tuple[list[Source], dict[str, Reject]]:
     sources, unreadable = [], {}
     for s in files:
         path = str(s.path)
-        sha, reason = "", refused.get(path, "")
+        sha, reason, status, hashed = "", refused.get(path, ""), None, False
         try:
             if not reason:
-                check_regular(path)  # stat only: a FIFO, a device or a directory is never opened
-                sha = sha256_file(path, kind="amass", root=root)
+                status = file_status(check_regular(path))  # stat only: a FIFO, a device or a directory is never opened
+                recorded = known.get(path)
+                if recorded is not None and tuple(recorded[:3]) == status:
+                    sha = recorded[3]
+                elif recorded is not None or hash_unknown:
+                    sha, hashed = sha256_file(path, kind="amass", root=root), True
         except InputError as exc:  # names what the path is (directory, FIFO, link loop...)
             reason = exc.reason
         except OSError as exc:
             reason = f"cannot be read: {exc.strerror or type(exc).__name__}"
         if reason:
+            status = None
             unreadable[path] = Reject(source_path=path, reason=reason, kind="amass", source_sha256="")
-        sources.append(Source(path, s.key, s.dataset, s.subject, s.name, sha))
+        sources.append(Source(path, s.key, s.dataset, s.subject, s.name, sha, status, hashed))
     return sources, unreadable
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import icechunk
 
 from schemas.reader import CorpusReader
-from schemas.repository import (COMMIT_META_KEY, DEFAULT_BRANCH, check_tag_name, create_tag, open_repository,
-                                repository_lock, resolve_snapshot)
+from schemas.repository import (COMMIT_META_KEY, DEFAULT_BRANCH, build_branch_started, check_tag_name, create_tag,
+                                open_repository, repository_lock, resolve_snapshot)
 from schemas.errors import CorpusError
 from schemas.storage import is_url
 
@@ -139,20 +139,35 @@ def _refs(repo: icechunk.Repository) -> dict[str, str]:
             **{f"branch:{b}": repo.lookup_branch(b) for b in repo.list_branches()}}
 
 
+def drop_stale_build_branches(repo: icechunk.Repository, grace_s: float, dry_run: bool = False) -> list[str]:
+    """Delete the branches of builds that started more than ``grace_s`` seconds ago (a killed build's;
+    a running build deletes its own when it ends): what only they reach becomes garbage. Call with
+    the repository lock held."""
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, grace_s))
+    stale = [b for b in repo.list_branches() if (build_branch_started(b) or cutoff) < cutoff]
+    for b in stale if not dry_run else ():
+        repo.delete_branch(b)
+    return stale
+
+
 def collect_garbage(path: str | os.PathLike, *, grace_s: float = 3600.0, expire_older_than: datetime | None = None,
                     dry_run: bool = False) -> GcReport:
     """Delete what no tag or branch reaches: chunks, manifests and snapshots left by killed or aborted
     builds (Icechunk's ``garbage_collect``), only objects older than ``grace_s`` seconds.
 
     A build writes its chunks before it commits, so they are unreachable until then: the grace period
-    keeps a running build's data (the commit lock is held, so no commit lands meanwhile). Every version
+    keeps a running build's data (the commit lock is held, so no commit lands meanwhile). The branch
+    of a build that started before the grace period (``schemas.repository.BUILD_BRANCH_PREFIX``: a
+    killed build's) is deleted first. Every version
     a tag or a branch's history reaches is kept. Only with ``expire_older_than`` does Icechunk's snapshot
     expiry first drop *untagged* versions older than that from branch histories (tags and branch tips
     are never expired or moved); their data then becomes garbage too.
     """
     repo = open_repository(path)
     with repository_lock(path):
-        before, refs = store_bytes(path), _refs(repo)
+        before = store_bytes(path)
+        drop_stale_build_branches(repo, grace_s, dry_run)
+        refs = _refs(repo)
         expired: set = set()
         if expire_older_than is not None and not dry_run:
             expired = repo.expire_snapshots(expire_older_than, delete_expired_branches=False,

@@ -51,8 +51,8 @@ from schemas.repository import (DEFAULT_BRANCH, COMMIT_META_KEY, check_tag_name,
 from schemas.storage import parse_location
 
 # Manifest columns the writer computes itself; every other column must be a field of the record.
-_COMPUTED = {"sequences": {"sequence_id", "n_frames", "offset"},
-             "views": {"view_id", "sequence_id", "n_frames", "offset"}}
+_COMPUTED = {"sequences": {"sequence_id", "n_frames", "offset", *M.SOURCE_STATUS},
+             "views": {"view_id", "sequence_id", "n_frames", "offset", "n_out_of_view"}}
 
 
 def _record_row(record, schema: pa.Schema, computed: set[str]) -> dict:
@@ -78,7 +78,93 @@ def _parquet_bytes(table: pa.Table) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
+# One sequence as the writer takes it: (manifest row, frame arrays by path, [(view row, view arrays)])
+
+Parts = tuple[dict, dict, list]
+
+
+def sequence_parts(seq: SequenceData, specs: tuple[S.ArraySpec, ...]) -> Parts:
+    """The parts of a computed sequence (``specs``: the arrays this version holds)."""
+    row = _record_row(seq, M.SEQUENCES, _COMPUTED["sequences"])
+    row["betas"] = None if seq.betas is None else np.asarray(seq.betas, np.float32).tolist()
+    frames = {s.path: getattr(seq, s.leaf, None) for s in specs if s.per == "sequence_frame"}
+    missing = [p for p, a in frames.items() if a is None]
+    if missing:
+        raise ValueError(f"{seq.key}: no {missing} (this corpus version holds them for every sequence)")
+    views = []
+    for v in seq.views:
+        vrow = _record_row(v, M.VIEWS, _COMPUTED["views"])
+        varrays = {s.path: getattr(v, s.leaf) for s in S.ARRAYS if s.per != "sequence_frame"}
+        views.append((vrow, varrays))
+    return row, frames, views
+
+
+def carried_parts(reader: CorpusReader, key: str, specs: tuple[S.ArraySpec, ...], num_joints: int) -> Parts:
+    """The parts of sequence ``key`` of ``reader``'s version, to carry over bit-identically."""
+    if reader.num_joints != num_joints:
+        raise ValueError(f"{reader.path}: carries {reader.num_joints} joints, this writer {num_joints}")
+    row = reader.sequence_row(key)
+    wanted = {s.path for s in specs}
+    frames = {array_spec(k).path: a for k, a in reader.read_sequence(key).items()}
+    frames = {p: a for p, a in frames.items() if p in wanted}  # drop optional arrays not declared here
+    missing = [s.path for s in specs if s.per == "sequence_frame" and s.path not in frames]
+    if missing:
+        raise ValueError(f"{reader.path}: sequence {key!r} has no {missing} to carry over")
+    views = []
+    for vrow in reader.view_rows(key):
+        varrays = {array_spec(k).path: a for k, a in reader.read_view(vrow["view_id"]).items()}
+        varrays[S.INTRINSICS.path], varrays[S.EXTRINSICS.path] = reader.camera(vrow["view_id"])
+        views.append((vrow, varrays))
+    return row, frames, views
+
+
+def _checked(key: str, p: str, a, n: int | None, num_joints: int) -> np.ndarray:
+    spec = array_spec(p)
+    a = np.asarray(a)
+    if spec.per == "view":
+        want = spec.shape(1, num_joints)[1:]
+    else:
+        lead = n if n is not None else (a.shape[0] if a.ndim else 0)
+        want = spec.shape(lead, num_joints)
+    if a.shape != tuple(want):
+        raise ValueError(f"{key}: {p} has shape {a.shape}, expected {tuple(want)}")
+    a = np.ascontiguousarray(a, dtype=spec.dtype)
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{key}: {p} holds NaN or Inf")
+    return a
+
+
+def checked_parts(row: dict, frames: dict, views: list, num_joints: int) -> Parts:
+    """Every array checked (shape, finite) and cast before anything is written, so a bad record leaves
+    no trace; each view row gets its frame count and its out-of-view count (``n_out_of_view``: the
+    statistics a build report needs, so nothing reads the arrays back for them)."""
+    key = row["key"]
+    frames = {p: _checked(key, p, a, None, num_joints) for p, a in frames.items()}
+    n = len(frames[S.JOINTS_WORLD.path])
+    out = []
+    for vrow, varrays in views:
+        varrays = {p: _checked(key, p, a, n, num_joints) for p, a in varrays.items()}
+        in_view = varrays[S.IN_VIEW.path]
+        out.append(({**vrow, "n_frames": n, "n_out_of_view": int(in_view.size - np.count_nonzero(in_view))}, varrays))
+    return row, frames, out
+
+
+# --------------------------------------------------------------------------------------------------
 # Writer
+
+
+def _create_arrays(root: zarr.Group, specs: tuple[S.ArraySpec, ...], num_joints: int,
+                   frame_rows: int = 0) -> dict[str, zarr.Array]:
+    """The arrays of ``specs`` in ``root``: per-frame ones ``frame_rows`` long, per-view ones empty."""
+    out = {}
+    for spec in specs:
+        parent, name = spec.path.rsplit("/", 1)
+        n = frame_rows if spec.per != "view" else 0
+        out[spec.path] = root.require_group(parent).create_array(
+            name, shape=spec.shape(n, num_joints), dtype=spec.dtype, chunks=spec.chunks(num_joints),
+            compressors=spec.compressors(), fill_value=False if spec.dtype == bool else 0)
+    return out
+
 
 
 # Chunks buffered per array before a write: one resize and one multi-chunk write (which zarr encodes
@@ -98,15 +184,20 @@ def _flush_rows(chunk: int) -> tuple[int, int]:
 
 
 class _Appender:
-    """Buffers rows of one array and writes them in whole, chunk-aligned blocks (resize + write)."""
+    """Buffers rows of one array and writes them in whole, chunk-aligned blocks (resize + write).
 
-    def __init__(self, arr: zarr.Array):
+    ``start``: the first row to write (a worker's region, chunk-aligned); ``grow`` False: the array is
+    already long enough (a build layout, ``ForkedCorpusWriter``), only rows are written.
+    """
+
+    def __init__(self, arr: zarr.Array, start: int = 0, grow: bool = True):
         self.arr = arr
         self.chunk = int(arr.chunks[0])
         self.flush_rows, self.unit = _flush_rows(self.chunk)
         self.pending: list[np.ndarray] = []
         self.n_pending = 0
-        self.written = 0
+        self.written = int(start)
+        self.grow = grow
 
     def append(self, rows: np.ndarray) -> None:
         if len(rows) == 0:
@@ -131,7 +222,8 @@ class _Appender:
         if n:
             start, stop = self.written, self.written + n
             trace("chunk_write_begin")
-            self.arr.resize((stop, *self.arr.shape[1:]))
+            if self.grow:
+                self.arr.resize((stop, *self.arr.shape[1:]))
             if armed("chunk_write"):  # fault trial: write in two halves and die between them
                 half = start + n // 2
                 self.arr[start:half] = block[:half - start]
@@ -170,74 +262,44 @@ class CorpusWriter:
         self._repo = open_repository(self.path, create=True)
         if branch not in self._repo.list_branches():
             raise CorpusError(f"{self.path}: no branch {branch!r} (create it from a version first)")
-        self._session = self._repo.writable_session(branch)
-        self._base = self._session.snapshot_id
-        # A version is a complete corpus: start from an empty root group.
-        self._root = zarr.open_group(self._session.store, mode="w")
-        self._arrays: dict[str, _Appender] = {}
-        for spec in self._specs:
-            parent, name = spec.path.rsplit("/", 1)
-            g = self._root.require_group(parent)
-            arr = g.create_array(name, shape=spec.shape(0, self.num_joints), dtype=spec.dtype,
-                                 chunks=spec.chunks(self.num_joints), compressors=spec.compressors(),
-                                 fill_value=False if spec.dtype == bool else 0)
-            self._arrays[spec.path] = _Appender(arr)
+        self._open_version()
         self._seq_rows: list[dict] = []
         self._view_rows: list[dict] = []
         self._reject_rows: list[dict] = []
         self._keys: set[str] = set()
         self._state = "open"  # -> "committed" | "aborted"
 
+    def _open_version(self) -> None:
+        """The writable session, its fresh root group and one appender per array."""
+        self._session = self._repo.writable_session(self.branch)
+        self._base = self._session.snapshot_id
+        # A version is a complete corpus: start from an empty root group.
+        self._root = zarr.open_group(self._session.store, mode="w")
+        self._arrays: dict[str, _Appender] = {p: _Appender(a) for p, a in _create_arrays(self._root, self._specs,
+                                                                                          self.num_joints).items()}
+
     # -- adding ------------------------------------------------------------------------------------
     def add(self, seq: SequenceData) -> int:
         """Append one sequence (frames and views); returns its ``sequence_id`` (= order of addition)."""
-        row = _record_row(seq, M.SEQUENCES, _COMPUTED["sequences"])
-        row["betas"] = None if seq.betas is None else np.asarray(seq.betas, np.float32).tolist()
-        frames = {s.path: getattr(seq, s.leaf, None) for s in self._specs if s.per == "sequence_frame"}
-        missing = [p for p, a in frames.items() if a is None]
-        if missing:
-            raise ValueError(f"{seq.key}: no {missing} (this corpus version holds them for every sequence)")
-        views = []
-        for v in seq.views:
-            vrow = _record_row(v, M.VIEWS, _COMPUTED["views"])
-            varrays = {s.path: getattr(v, s.leaf) for s in S.ARRAYS if s.per != "sequence_frame"}
-            views.append((vrow, varrays))
-        return self._append(row, frames, views)
+        return self._append(*sequence_parts(seq, self._specs))
 
     def add_from(self, reader: CorpusReader, key: str) -> int:
         """Carry one sequence (frames, views, cameras, manifest rows) over from ``reader`` bit-identically."""
-        if reader.num_joints != self.num_joints:
-            raise ValueError(f"{reader.path}: carries {reader.num_joints} joints, this writer {self.num_joints}")
-        row = reader.sequence_row(key)
-        frames = {array_spec(k).path: a for k, a in reader.read_sequence(key).items()}
-        frames = {p: a for p, a in frames.items() if p in self._arrays}  # drop optional arrays not declared here
-        missing = [s.path for s in self._specs if s.per == "sequence_frame" and s.path not in frames]
-        if missing:
-            raise ValueError(f"{reader.path}: sequence {key!r} has no {missing} to carry over")
-        views = []
-        for vrow in reader.view_rows(key):
-            varrays = {array_spec(k).path: a for k, a in reader.read_view(vrow["view_id"]).items()}
-            varrays[S.INTRINSICS.path], varrays[S.EXTRINSICS.path] = reader.camera(vrow["view_id"])
-            views.append((vrow, varrays))
-        return self._append(row, frames, views)
+        return self._append(*carried_parts(reader, key, self._specs, self.num_joints))
 
-    def reject(self, r: Reject) -> None:
-        """Record a source that could not be turned into a sequence (a ``rejects`` manifest row)."""
+    def reject(self, r: Reject, status: tuple | None = None) -> None:
+        """Record a source that could not be turned into a sequence (a ``rejects`` manifest row);
+        ``status``: its file's (size, mtime_ns, inode), when it is a regular file."""
         self._check_open()
-        self._reject_rows.append({f.name: getattr(r, f.name) for f in M.REJECTS})
+        row = {f.name: getattr(r, f.name, None) for f in M.REJECTS}
+        row.update(zip(M.SOURCE_STATUS, status or (None,) * len(M.SOURCE_STATUS)))
+        self._reject_rows.append(row)
 
     def _append(self, row: dict, frames: dict[str, np.ndarray], views: list[tuple[dict, dict]]) -> int:
         self._check_open()
-        key = row["key"]
-        if key in self._keys:
-            raise ValueError(f"duplicate sequence key {key!r}")
-        if row.get("fps") is not None and abs(float(row["fps"]) - self.fps) > 1e-9:
-            raise ValueError(f"{key}: sequence fps {row['fps']} != corpus fps {self.fps}")
-        # Validate and cast everything before touching any buffer, so a bad record leaves no trace.
-        frames = {p: self._checked(key, p, a, None) for p, a in frames.items()}
+        row, frames, views = checked_parts(row, frames, views, self.num_joints)
+        self._check_row(row)
         n = len(frames[S.JOINTS_WORLD.path])
-        views = [(vrow, {p: self._checked(key, p, a, n) for p, a in varrays.items()}) for vrow, varrays in views]
-
         sid = len(self._seq_rows)
         seq_row = {f.name: row.get(f.name) for f in M.SEQUENCES}
         seq_row.update(sequence_id=sid, n_frames=n, offset=self._arrays[S.JOINTS_WORLD.path].length)
@@ -245,29 +307,22 @@ class CorpusWriter:
             self._arrays[p].append(a)
         for vrow, varrays in views:
             view_row = {f.name: vrow.get(f.name) for f in M.VIEWS}
-            view_row.update(view_id=len(self._view_rows), sequence_id=sid, n_frames=n,
+            view_row.update(view_id=len(self._view_rows), sequence_id=sid,
                             offset=self._arrays[S.KEYPOINTS_2D.path].length)
             for p, a in varrays.items():
                 self._arrays[p].append(a[None] if array_spec(p).per == "view" else a)
             self._view_rows.append(view_row)
         self._seq_rows.append(seq_row)
-        self._keys.add(key)
+        self._keys.add(row["key"])
         return sid
 
-    def _checked(self, key: str, p: str, a, n: int | None) -> np.ndarray:
-        spec = array_spec(p)
-        a = np.asarray(a)
-        if spec.per == "view":
-            want = spec.shape(1, self.num_joints)[1:]
-        else:
-            lead = n if n is not None else (a.shape[0] if a.ndim else 0)
-            want = spec.shape(lead, self.num_joints)
-        if a.shape != tuple(want):
-            raise ValueError(f"{key}: {p} has shape {a.shape}, expected {tuple(want)}")
-        a = np.ascontiguousarray(a, dtype=spec.dtype)
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
-            raise ValueError(f"{key}: {p} holds NaN or Inf")
-        return a
+    def _check_row(self, row: dict) -> None:
+        """A sequence row fits this version: a new key, the corpus fps."""
+        key = row["key"]
+        if key in self._keys:
+            raise ValueError(f"duplicate sequence key {key!r}")
+        if row.get("fps") is not None and abs(float(row["fps"]) - self.fps) > 1e-9:
+            raise ValueError(f"{key}: sequence fps {row['fps']} != corpus fps {self.fps}")
 
     # -- committing --------------------------------------------------------------------------------
     def commit(self, message: str, *, tag: str | None = None, build_info: dict | None = None) -> str:
@@ -304,9 +359,10 @@ class CorpusWriter:
             self._root.attrs.update({S.ATTR_FORMAT: S.STORE_FORMAT, S.ATTR_FPS: self.fps,
                                      S.ATTR_JOINT_SET: self.joint_set,
                                      S.ATTR_BUILD_INFO: json.loads(json.dumps(info, default=str))})
+            # frames the manifests cover (rows of padding between shards not counted)
             meta = {COMMIT_META_KEY: S.STORE_FORMAT, "n_sequences": len(self._seq_rows),
-                    "n_frames": self._arrays[S.JOINTS_WORLD.path].length, "n_views": len(self._view_rows),
-                    "n_view_frames": self._arrays[S.KEYPOINTS_2D.path].length,
+                    "n_frames": sum(r["n_frames"] for r in self._seq_rows), "n_views": len(self._view_rows),
+                    "n_view_frames": sum(r["n_frames"] for r in self._view_rows),
                     "n_rejects": len(self._reject_rows)}
             with repository_lock(self.path):
                 head = self._repo.lookup_branch(self.branch)
@@ -370,3 +426,32 @@ class CorpusWriter:
         self.abort()
 
 
+
+
+class ManifestRewriter(CorpusWriter):
+    """A new version of ``reader``'s corpus with the same arrays and edited manifest rows (e.g. the
+    source file status a rebuild re-hashed and found unchanged). Edit ``seq_rows`` / ``reject_rows``,
+    then ``commit`` as for ``CorpusWriter``; ``VersionConflictError`` if the branch is no longer at
+    ``reader``'s version."""
+
+    def __init__(self, reader: CorpusReader, branch: str = DEFAULT_BRANCH):
+        super().__init__(reader.path, num_joints=reader.num_joints, joint_set=reader.joint_set, fps=reader.fps,
+                         branch=branch)
+        if self._base != reader.version_id:
+            self.abort()
+            raise VersionConflictError(f"{self.path}: version conflict: branch {branch!r} moved from "
+                                       f"{reader.version_id} to {self._base}; nothing was committed")
+        self.seq_rows, self.reject_rows = reader.sequences.to_pylist(), reader.rejects.to_pylist()
+        self._seq_rows, self._view_rows, self._reject_rows = self.seq_rows, reader.views.to_pylist(), self.reject_rows
+
+    def _open_version(self) -> None:
+        self._session = self._repo.writable_session(self.branch)
+        self._base = self._session.snapshot_id
+        self._root = zarr.open_group(self._session.store, mode="r+")
+        del self._root[S.MANIFESTS_GROUP]  # rewritten whole by commit(); the arrays stay as they are
+        self._arrays = {}
+
+    def add(self, seq) -> int:
+        raise TypeError("ManifestRewriter keeps the arrays: edit the rows, then commit")
+
+    add_from = add

@@ -5,10 +5,14 @@
 before a planted kill) to FILE, so a trial can tell where a kill really landed. Unset, both cost one
 environment lookup.
 
+A point passed in a Dask worker of a build kills the build too: the build exports its pid as
+``MOCAP_CORPUS_FAULT_BUILD_PID`` to the workers it starts while a fault is armed, so a planted kill
+inside a worker's chunk write takes the whole build down, as a dying machine would.
+
 Points (where they are):
-    write           build: before each sequence is handed to the writer
-    chunk_write     writer: inside one flush of an array, after its resize and first half of the rows
-    flush           writer: after a flush of an array completed (between flushes)
+    write           build worker: before each sequence of its shard is written
+    chunk_write     writer (a build worker): inside one flush of an array, after the first half of the rows
+    flush           writer (a build worker): after a flush of an array completed (between flushes)
     commit          build: after the last sequence, before ``writer.commit``
     icechunk_commit writer: inside the Icechunk commit, after data, manifests and the snapshot are
                     written, before the branch moves
@@ -23,6 +27,7 @@ from collections import Counter
 
 ENV = "MOCAP_CORPUS_FAULT"
 TRACE_ENV = "MOCAP_CORPUS_TRACE"
+BUILD_PID_ENV = "MOCAP_CORPUS_FAULT_BUILD_PID"
 _passes: Counter = Counter()
 
 
@@ -55,4 +60,16 @@ def fault_point(name: str) -> None:
     _passes[name] += 1
     if _passes[name] == int(nth or 1):
         trace(f"kill:{name}")
+        build = int(os.environ.get(BUILD_PID_ENV) or 0)
+        if build and build != os.getpid():
+            try:
+                os.kill(build, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def export_build_pid() -> None:
+    """Called by a build before it starts its workers: while a fault is armed, they kill it too."""
+    if os.environ.get(ENV):
+        os.environ[BUILD_PID_ENV] = str(os.getpid())

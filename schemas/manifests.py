@@ -24,6 +24,11 @@ SEQUENCES = pa.schema([
     pa.field("offset", pa.int64(), nullable=False),  # into sequences/* arrays
     pa.field("split", pa.string(), nullable=False),  # "train" | "val" | "test"
     pa.field("config_hash", pa.string()),  # hash of everything that shaped this sequence's data
+    # the source file's status when its sha256 was taken (os.stat): a rebuild that finds the same
+    # size, mtime and inode trusts the recorded sha256 without reading the file (null: not a file)
+    pa.field("source_size", pa.int64()),
+    pa.field("source_mtime_ns", pa.int64()),
+    pa.field("source_inode", pa.int64()),
 ])
 
 VIEWS = pa.schema([
@@ -37,6 +42,7 @@ VIEWS = pa.schema([
     pa.field("n_frames", pa.int64(), nullable=False),
     pa.field("trimmed_frames", pa.int64()),  # 2D frames dropped to match the 3D length
     pa.field("in_view_fraction", pa.float64()),  # fraction of frames with every joint in view
+    pa.field("n_out_of_view", pa.int64()),  # (frame, joint) pairs outside the image, counted at write time
 ])
 
 REJECTS = pa.schema([
@@ -44,12 +50,32 @@ REJECTS = pa.schema([
     pa.field("source_sha256", pa.string()),
     pa.field("kind", pa.string()),  # the error's ``kind``
     pa.field("reason", pa.string(), nullable=False),
+    pa.field("source_size", pa.int64()),  # the file's status, as in SEQUENCES (null: not a regular file)
+    pa.field("source_mtime_ns", pa.int64()),
+    pa.field("source_inode", pa.int64()),
 ])
 
-# Columns added after store format "mocap-corpus/1" was fixed: versions written before lack them
-# (readers see nulls); validation does not count their absence as a problem.
-LATER_COLUMNS = {"sequences": ("body_model",)}
-
 MANIFESTS = {"sequences": SEQUENCES, "views": VIEWS, "rejects": REJECTS}
+
+# Nullable columns added after format 1: a corpus written before them lacks them; readers see them
+# as nulls (``conformed``), validation does not count their absence as a problem.
+ADDED_COLUMNS = {"sequences": ("body_model", "source_size", "source_mtime_ns", "source_inode"),
+                 "views": ("n_out_of_view",),
+                 "rejects": ("source_size", "source_mtime_ns", "source_inode")}
+SOURCE_STATUS = ("source_size", "source_mtime_ns", "source_inode")
+
+
+def conformed(name: str, table: pa.Table) -> pa.Table:
+    """``table`` with the ``ADDED_COLUMNS`` of manifest ``name`` it lacks appended as nulls, in schema order."""
+    missing = [c for c in ADDED_COLUMNS.get(name, ()) if c not in table.schema.names]
+    if not missing:
+        return table
+    schema = MANIFESTS[name]
+    for c in missing:
+        table = table.append_column(schema.field(c), pa.nulls(table.num_rows, schema.field(c).type))
+    order = [f.name for f in schema if f.name in table.schema.names] + \
+            [n for n in table.schema.names if n not in schema.names]
+    return table.select(order)
+
 
 SPLITS = ("train", "val", "test")

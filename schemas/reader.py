@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import zarr
 
+from schemas import manifests as M
 from schemas import store as S
 from schemas.errors import CorpusError
 from schemas.records import Reject
@@ -51,9 +52,10 @@ class CorpusReader:
         self._root = root
         self._session = session  # keep the session (and its store) alive
         attrs = dict(root.attrs)
-        if attrs.get(S.ATTR_FORMAT) != S.STORE_FORMAT:
+        if attrs.get(S.ATTR_FORMAT) not in S.READABLE_FORMATS:
             raise CorpusError(f"{path}@{version_id}: not a corpus version "
-                              f"(store format {attrs.get(S.ATTR_FORMAT)!r}, expected {S.STORE_FORMAT!r})")
+                              f"(store format {attrs.get(S.ATTR_FORMAT)!r}, expected one of {S.READABLE_FORMATS})")
+        self.store_format = str(attrs[S.ATTR_FORMAT])
         self.fps = float(attrs[S.ATTR_FPS])
         self.joint_set = str(attrs[S.ATTR_JOINT_SET])
         self.build_info = dict(attrs.get(S.ATTR_BUILD_INFO) or {})
@@ -62,9 +64,10 @@ class CorpusReader:
         try:
             self.num_joints = int(self.array(S.JOINTS_WORLD).shape[1])
             self.optional_arrays = tuple(s for s in S.OPTIONAL_ARRAYS if _has_array(root, s.path))
-            self.sequences = read_manifest(root, "sequences")
-            self.views = read_manifest(root, "views")
-            self.rejects = read_manifest(root, "rejects")
+            # columns added after a version was written read as nulls (``schemas.manifests.ADDED_COLUMNS``)
+            self.sequences = M.conformed("sequences", read_manifest(root, "sequences"))
+            self.views = M.conformed("views", read_manifest(root, "views"))
+            self.rejects = M.conformed("rejects", read_manifest(root, "rejects"))
             self._seq_off = _int_column(self.sequences, "offset")
             self._seq_len = _int_column(self.sequences, "n_frames")
             self._seq_ids = _int_column(self.sequences, "sequence_id")
@@ -100,13 +103,16 @@ class CorpusReader:
         if not np.array_equal(self._view_ids, np.arange(n_views)):
             return "view ids are not their row numbers 0..V-1"
         lengths = {s.path: int(self.array(s).shape[0]) for s in S.ARRAYS + self.optional_arrays}
+        # format 2: a writer's region may start at the next chunk boundary (padding between regions)
+        chunk = ({s.path: int(self.array(s).chunks[0]) for s in S.ARRAYS + self.optional_arrays}
+                 if self.store_format == S.STORE_FORMAT else {})
         for per, n_rows in (("sequence_frame", None), ("view_frame", None), ("view", n_views)):
             got = {p: n for p, n in lengths.items() if array_spec(p).per == per}
             if len(set(got.values())) > 1 or (n_rows is not None and set(got.values()) - {n_rows}):
                 return f"arrays of one kind differ in length: {got}"
-        for name, off, n, total in (("sequences", self._seq_off, self._seq_len, lengths[S.JOINTS_WORLD.path]),
-                                    ("views", self._view_off, self._view_len, lengths[S.KEYPOINTS_2D.path])):
-            bad = _offsets_problem(off, n, total)
+        for name, off, n, arr in (("sequences", self._seq_off, self._seq_len, S.JOINTS_WORLD.path),
+                                  ("views", self._view_off, self._view_len, S.KEYPOINTS_2D.path)):
+            bad = _offsets_problem(off, n, lengths[arr], chunk.get(arr))
             if bad:
                 return f"{name} {bad}"
         if n_views:
@@ -189,8 +195,21 @@ class CorpusReader:
     def source_index(self) -> dict[str, list[dict]]:
         """source_path -> its sequences' ``{"key", "source_sha256", "config_hash"}`` (rebuild planning)."""
         out: dict[str, list[dict]] = {}
-        for row in self.sequences.select(["key", "source_path", "source_sha256", "config_hash"]).to_pylist():
-            out.setdefault(row.pop("source_path"), []).append(row)
+        cols = [self.sequences.column(c).to_pylist() for c in ("source_path", "key", "source_sha256", "config_hash")]
+        for path, key, sha, config in zip(*cols):  # column by column: ~10x faster than to_pylist() of rows
+            out.setdefault(path, []).append({"key": key, "source_sha256": sha, "config_hash": config})
+        return out
+
+    def source_status(self) -> dict[str, tuple]:
+        """source_path -> (size, mtime_ns, inode, sha256) as recorded when the version was built, for every
+        source (sequence or reject) with a sha256; the status is (None, None, None) where none was
+        recorded (older versions). Rebuild planning trusts the sha256 of a file whose status is unchanged."""
+        out = {}
+        for table in (self.sequences, self.rejects):
+            cols = [table.column(c).to_pylist() for c in ("source_path", *M.SOURCE_STATUS, "source_sha256")]
+            for path, size, mtime_ns, inode, sha in zip(*cols):
+                if path and sha:
+                    out[path] = (size, mtime_ns, inode, sha)
         return out
 
     def source_paths(self) -> set[str]:
@@ -217,7 +236,12 @@ class CorpusReader:
         return int((frac < 1.0).sum())
 
     def out_of_view_fraction(self) -> float:
-        """2D joints outside the image over every view frame (read a few chunks at a time)."""
+        """2D joints outside the image over every view frame: from the counts the writer recorded in the
+        views manifest; a version written before them reads the in-view array (a few chunks at a time)."""
+        counts = self.views.column("n_out_of_view")
+        if counts.null_count == 0:
+            total = int(self._view_len.astype(np.int64).sum()) * self.num_joints
+            return int(counts.to_numpy(zero_copy_only=False).sum()) / total if total else 0.0
         arr = self.array(S.IN_VIEW)
         n = arr.shape[0]
         if n == 0:
@@ -254,18 +278,25 @@ def _int_column(table: pa.Table, name: str) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def _offsets_problem(off: np.ndarray, n: np.ndarray, total: int) -> str | None:
-    """None when rows ``[off, off + n)`` tile ``[0, total)`` in row order; else the first offender."""
+def _offsets_problem(off: np.ndarray, n: np.ndarray, total: int, chunk: int | None = None) -> str | None:
+    """None when rows ``[off, off + n)`` tile ``[0, total)`` in row order, each starting where the
+    previous one ended or (``chunk``: store format 2) at the next multiple of ``chunk`` after it (the
+    padding between two writers' regions); else the first offender."""
     if len(n) and n.min() < 0:
         i = int(np.argmax(n < 0))
         return f"row {i}: n_frames {int(n[i])} < 0"
-    expect = np.concatenate([[0], np.cumsum(n)[:-1]]) if len(n) else n
-    bad = np.flatnonzero(off != expect)
+    prev_end = np.concatenate([[0], (off + n)[:-1]]) if len(n) else n
+    ok = off == prev_end
+    if chunk:
+        ok |= off == -(-prev_end // chunk) * chunk
+    bad = np.flatnonzero(~ok)
     if len(bad):
         i = int(bad[0])
-        return f"row {i}: offset {int(off[i])}, expected {int(expect[i])} (offsets are contiguous from 0)"
-    if int(n.sum()) != total:
-        return f"n_frames sum to {int(n.sum())} but the arrays hold {total} frames"
+        rule = "contiguous from 0" if not chunk else f"contiguous from 0 or padded to the next multiple of {chunk}"
+        return f"row {i}: offset {int(off[i])} after a row ending at {int(prev_end[i])} (offsets are {rule})"
+    end = int((off + n)[-1]) if len(n) else 0
+    if end != total:
+        return f"rows end at frame {end} but the arrays hold {total} frames"
     return None
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import uuid
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import filelock
@@ -33,6 +35,11 @@ DEFAULT_BRANCH = "main"
 LOCK_TIMEOUT_S = 600.0
 # Commit metadata key that marks an Icechunk snapshot as a corpus version (and carries its totals).
 COMMIT_META_KEY = "mocap_corpus"
+# A build on a cluster lays out its arrays in a snapshot on a branch of its own, forks its workers'
+# sessions from there, and moves ``main`` to its one commit at the end (``pipelines.forked_writer``).
+# Such a branch lives while its build runs; one left by a killed build is removed by ``gc``.
+BUILD_BRANCH_PREFIX = "build-in-progress."
+LAYOUT_META_KEY = "mocap_corpus_layout"  # commit metadata of a build's layout snapshot (not a version)
 
 # Icechunk warns on every open that local storage is unsafe for concurrent commits; commits are
 # serialised with a file lock (module docstring), so keep that one warning quiet unless the user
@@ -101,6 +108,23 @@ def create_tag(repo: icechunk.Repository, path: str | os.PathLike, name: str, sn
         repo.create_tag(name, snapshot_id)
     except icechunk.IcechunkError as e:  # e.g. a deleted tag's name cannot be reused
         raise CorpusError(f"{path}: cannot create tag {name!r}: {one_line(e, 200)}") from e
+
+
+def build_branch_name(now: datetime | None = None) -> str:
+    """A fresh build branch name: the prefix, the UTC start time (seconds) and a random suffix."""
+    now = now or datetime.now(timezone.utc)
+    return f"{BUILD_BRANCH_PREFIX}{now.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:8]}"
+
+
+def build_branch_started(name: str) -> datetime | None:
+    """When the build that owns branch ``name`` started; None when ``name`` is not a build branch."""
+    if not name.startswith(BUILD_BRANCH_PREFIX):
+        return None
+    try:
+        stamp = name[len(BUILD_BRANCH_PREFIX):].split(".")[0]
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,6 +4,12 @@ One corpus = one Icechunk repository = one Zarr group. Ragged per-sequence data 
 along time; offsets and lengths live in the manifests (see ``manifests.py``), which are stored in
 the same repository (as Parquet bytes) so that a commit versions arrays and manifests together.
 
+Rows in manifest order, offsets increasing. A build on a cluster writes each worker's shard of
+sequences into its own chunk-aligned region (two writers never touch one chunk), so between two
+sequences there may be padding: rows that no manifest row covers (fill value), only ever running up
+to the next chunk boundary (``region_start``). Format 1 had no padding; readers read both, since
+every read goes through the manifests' offsets.
+
 Layout (F_seq = total sequence frames, F_view = total view frames, V = number of views)::
 
     /                               attrs: STORE_FORMAT, fps, joint_set, build_info (JSON)
@@ -24,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STORE_FORMAT = "mocap-corpus/1"
+STORE_FORMAT = "mocap-corpus/2"  # 2: padding up to a chunk boundary may sit between sequences
+READABLE_FORMATS = ("mocap-corpus/1", STORE_FORMAT)
 
 # Frames per time chunk: a 351-frame window touches one or two chunks.
 TIME_CHUNK = 4096
@@ -71,6 +78,13 @@ INTRINSICS = ArraySpec("views/intrinsics", np.dtype("float64"), (11,), "view",
                        "fx fy cx cy k1 k2 k3 p1 p2 res_w res_h (pixels)")
 EXTRINSICS = ArraySpec("views/extrinsics", np.dtype("float64"), (3, 4), "view",
                        "world-to-camera [R | t], t in metres")
+
+
+def region_start(end: int, chunk: int) -> int:
+    """The first row a new write region may start at after rows ``[0, end)``: ``end`` rounded up to
+    a multiple of ``chunk``, so that the region shares no chunk with what came before."""
+    return -(-int(end) // int(chunk)) * int(chunk)
+
 
 ARRAYS: tuple[ArraySpec, ...] = (JOINTS_WORLD, KEYPOINTS_2D, JOINTS_CAM, IN_VIEW, INTRINSICS, EXTRINSICS)
 

@@ -3,7 +3,9 @@
 ``validate`` takes an open Zarr group and the manifest tables and returns human-readable problems
 (an empty list means valid). Array data is read one time chunk at a time, so memory stays bounded
 whatever the corpus size. ``validate_corpus`` opens a repository path at a version through
-``schemas.repository`` (the one opener every reader uses).
+``schemas.repository`` (the one opener every reader uses). With ``keys`` (sequence keys), the array
+values are checked for those sequences and their views only (what an incremental build recomputed);
+manifests, layout and cameras are always checked whole.
 """
 
 from __future__ import annotations
@@ -30,11 +32,6 @@ def _schema_problems(name: str, table: pa.Table) -> list[str]:
     got = table.schema
     if got.equals(want, check_metadata=False):
         return []
-    # a version written before a later column existed is still valid without it
-    later = [n for n in M.LATER_COLUMNS.get(name, ()) if n not in got.names]
-    want = pa.schema([f for f in want if f.name not in later])
-    if got.equals(want, check_metadata=False):
-        return []
     out = []
     for f in want:
         if f.name not in got.names:
@@ -56,18 +53,25 @@ def _capped(msgs: list[str], what: str) -> list[str]:
     return msgs[:MAX_REPORTS] + [f"... and {len(msgs) - MAX_REPORTS} more {what}"]
 
 
-def _layout(table: pa.Table, name: str, total: int | None, what: str) -> list[str]:
-    """Offsets contiguous from 0 in row order, non-negative lengths, and they sum to ``total``."""
+def _layout(table: pa.Table, name: str, total: int | None, what: str, chunk: int | None = None) -> list[str]:
+    """Non-negative lengths; offsets in row order, each row starting where the previous one ended -
+    or, with ``chunk`` (format 2), at the next multiple of ``chunk`` after it (padding between the
+    regions of two writers); the last row ends at ``total``."""
     off = table.column("offset").to_numpy(zero_copy_only=False).astype(np.int64)
     n = table.column("n_frames").to_numpy(zero_copy_only=False).astype(np.int64)
     out = [f"{name} row {i}: n_frames {n[i]} < 0" for i in np.flatnonzero(n < 0)]
-    expect = np.concatenate([[0], np.cumsum(n)[:-1]]) if len(n) else n
-    bad = np.flatnonzero(off != expect)
-    out += [f"{name} row {i}: offset {off[i]} != {expect[i]} (offsets must be contiguous and non-overlapping)"
-            for i in bad]
+    prev_end = np.concatenate([[0], (off + n)[:-1]]) if len(n) else n
+    ok = off == prev_end
+    if chunk:
+        aligned = -(-prev_end // chunk) * chunk
+        ok |= off == aligned
+    rule = "contiguous" if not chunk else f"contiguous or padded to the next multiple of {chunk}"
+    out += [f"{name} row {i}: offset {off[i]} after a row ending at {prev_end[i]} (offsets must be {rule}, "
+            f"non-overlapping)" for i in np.flatnonzero(~ok)]
     out = _capped(out, f"{name} offset problems")
-    if total is not None and int(n.sum()) != total:
-        out.append(f"{name}: n_frames sum to {int(n.sum())} but {what} holds {total} frames")
+    end = int((off + n)[-1]) if len(n) else 0
+    if total is not None and end != total:
+        out.append(f"{name}: rows end at frame {end} but {what} holds {total} frames")
     return out
 
 
@@ -125,20 +129,36 @@ def _optional_arrays(group: zarr.Group, arrays: dict[str, zarr.Array]) -> list[s
     return out
 
 
-def _blocks(arr: zarr.Array):
-    """Yield (start, block) one leading-axis chunk at a time."""
-    step = int(arr.chunks[0])
-    for a in range(0, arr.shape[0], step):
-        yield a, arr[a:a + step]
+def _spans(n_rows: int, step: int, ranges: list[tuple[int, int]] | None):
+    """(start, stop) pieces of at most ``step`` rows covering ``ranges`` (sorted, merged; None: all rows)."""
+    if ranges is None:
+        ranges = [(0, n_rows)]
+    merged: list[list[int]] = []
+    for a, b in sorted((max(0, a), min(n_rows, b)) for a, b in ranges):
+        if b <= a:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    for a, b in merged:
+        for s in range(a, b, step):
+            yield s, min(b, s + step)
 
 
-def _nonfinite(arrays: dict[str, zarr.Array]) -> list[str]:
+def _blocks(arr: zarr.Array, ranges: list[tuple[int, int]] | None = None):
+    """Yield (start, block) one leading-axis chunk at a time (over ``ranges`` only, when given)."""
+    for a, b in _spans(arr.shape[0], int(arr.chunks[0]), ranges):
+        yield a, arr[a:b]
+
+
+def _nonfinite(arrays: dict[str, zarr.Array], ranges: dict[str, list] | None = None) -> list[str]:
     out = []
     for path, arr in arrays.items():
         if arr.dtype.kind != "f":
             continue
         first, count = None, 0
-        for a, block in _blocks(arr):
+        for a, block in _blocks(arr, None if ranges is None else ranges.get(_SPECS_PER[path])):
             bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
             if bad.any():
                 count += int(bad.sum())
@@ -148,16 +168,15 @@ def _nonfinite(arrays: dict[str, zarr.Array]) -> list[str]:
     return out
 
 
-def _view_values(arrays: dict[str, zarr.Array]) -> list[str]:
+def _view_values(arrays: dict[str, zarr.Array], ranges: list[tuple[int, int]] | None = None) -> list[str]:
     """In-view joints must project near the image and lie in front of the camera."""
     kp, cam, iv = (arrays.get(s.path) for s in (S.KEYPOINTS_2D, S.JOINTS_CAM, S.IN_VIEW))
     if kp is None or cam is None or iv is None or not (kp.shape[0] == cam.shape[0] == iv.shape[0]):
         return []
     n_far = n_behind = 0
     first_far = first_behind = None
-    step = int(kp.chunks[0])
-    for a in range(0, kp.shape[0], step):
-        k, c, v = kp[a:a + step], cam[a:a + step], iv[a:a + step]
+    for a, b in _spans(kp.shape[0], int(kp.chunks[0]), ranges):
+        k, c, v = kp[a:b], cam[a:b], iv[a:b]
         with np.errstate(invalid="ignore"):
             far = v & (np.abs(k) > IN_VIEW_LIMIT).any(axis=-1)
             behind = v & ~(c[..., 2] > 0)
@@ -198,9 +217,28 @@ def _cameras(arrays: dict[str, zarr.Array]) -> list[str]:
     return _capped(out, "camera problems")
 
 
-def validate(group: zarr.Group, sequences: pa.Table, views: pa.Table, rejects: pa.Table | None = None) -> list[str]:
-    """Problems with a corpus group and its manifests (empty list = valid)."""
+_SPECS_PER = {s.path: s.per for s in S.ARRAYS}
+
+
+def _row_ranges(sequences: pa.Table, views: pa.Table, keys) -> dict[str, list[tuple[int, int]]]:
+    """{"sequence_frame": [(start, stop)], "view_frame": [...]}: the rows of the sequences ``keys`` and of their views."""
+    wanted = set(keys)
+    rows = [r for r in sequences.select(["key", "sequence_id", "offset", "n_frames"]).to_pylist() if r["key"] in wanted]
+    ids = {r["sequence_id"] for r in rows}
+    vrows = [r for r in views.select(["sequence_id", "offset", "n_frames"]).to_pylist() if r["sequence_id"] in ids]
+    return {"sequence_frame": [(r["offset"], r["offset"] + r["n_frames"]) for r in rows],
+            "view_frame": [(r["offset"], r["offset"] + r["n_frames"]) for r in vrows]}
+
+
+def validate(group: zarr.Group, sequences: pa.Table, views: pa.Table, rejects: pa.Table | None = None,
+             keys=None) -> list[str]:
+    """Problems with a corpus group and its manifests (empty list = valid). ``keys``: check array values
+    of these sequences (and their views) only; None: of all."""
     out: list[str] = []
+    # columns added after format 1 may be absent (``schemas.manifests.ADDED_COLUMNS``)
+    sequences, views = M.conformed("sequences", sequences), M.conformed("views", views)
+    rejects = M.conformed("rejects", rejects) if rejects is not None else None
+    store_format = dict(group.attrs).get(S.ATTR_FORMAT)
     tables = {"sequences": sequences, "views": views, **({"rejects": rejects} if rejects is not None else {})}
     schema_ok = {}
     for name, t in tables.items():
@@ -217,16 +255,17 @@ def validate(group: zarr.Group, sequences: pa.Table, views: pa.Table, rejects: p
     seq_len_by_id: dict[int, int] = {}
     if schema_ok["sequences"]:
         ids = sequences.column("sequence_id").to_pylist()
-        keys = sequences.column("key").to_pylist()
+        all_keys = sequences.column("key").to_pylist()
         if len(set(ids)) != len(ids):
             out.append("manifest sequences: sequence_id values are not unique")
-        if len(set(keys)) != len(keys):
+        if len(set(all_keys)) != len(all_keys):
             out.append("manifest sequences: key values are not unique")
         bad_split = sorted({s for s in sequences.column("split").to_pylist() if s not in M.SPLITS}, key=str)
         if bad_split:
             out.append(f"manifest sequences: unknown split values {bad_split} (expected {M.SPLITS})")
         seq_len_by_id = dict(zip(ids, sequences.column("n_frames").to_pylist()))
-        out += _layout(sequences, "sequences", length(S.JOINTS_WORLD), S.JOINTS_WORLD.path)
+        out += _layout(sequences, "sequences", length(S.JOINTS_WORLD), S.JOINTS_WORLD.path,
+                       _padding_chunk(store_format, arrays.get(S.JOINTS_WORLD.path)))
     if schema_ok["views"]:
         vid = views.column("view_id").to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(vid != np.arange(len(vid)))
@@ -243,7 +282,8 @@ def validate(group: zarr.Group, sequences: pa.Table, views: pa.Table, rejects: p
             out += _capped(msgs, "view/sequence mismatches")
         for spec in S.ARRAYS:
             if spec.per == "view_frame":
-                out += _layout(views, "views", length(spec), spec.path)
+                out += _layout(views, "views", length(spec), spec.path,
+                               _padding_chunk(store_format, arrays.get(spec.path)))
                 break
         totals = {}
         for spec in S.ARRAYS:
@@ -258,15 +298,26 @@ def validate(group: zarr.Group, sequences: pa.Table, views: pa.Table, rejects: p
             if len(set(lens.values())) > 1:
                 out.append(f"{per} arrays disagree on length: {lens}")
     if num_joints is not None:
-        out += _nonfinite(arrays)
-        out += _view_values(arrays)
+        ranges = None
+        if keys is not None and schema_ok["sequences"] and schema_ok["views"]:
+            ranges = _row_ranges(sequences, views, keys)
+        out += _nonfinite(arrays, ranges)
+        out += _view_values(arrays, None if ranges is None else ranges["view_frame"])
         out += _cameras(arrays)
     return out
 
 
-def validate_corpus(path: str | os.PathLike, version: str | None = None) -> list[str]:
+def _padding_chunk(store_format, arr) -> int | None:
+    """The chunk length padding may round up to: format 2 arrays only (format 1 is contiguous)."""
+    if store_format == S.STORE_FORMAT and arr is not None:
+        return int(arr.chunks[0])
+    return None
+
+
+def validate_corpus(path: str | os.PathLike, version: str | None = None, keys=None) -> list[str]:
     """Open the Icechunk repository at ``path`` at ``version`` (tag | branch | snapshot id; None = main)
-    read-only and validate it. Problems opening it are reported, not raised."""
+    read-only and validate it (array values of the sequences ``keys`` only, when given). Problems
+    opening it are reported, not raised."""
     from schemas.errors import CorpusError
     from schemas.repository import open_version
 
@@ -279,8 +330,9 @@ def validate_corpus(path: str | os.PathLike, version: str | None = None) -> list
         return [f"{where}: cannot open: {' '.join(str(e).split())[:200]}"]
     out = []
     attrs = dict(group.attrs)
-    if attrs.get(S.ATTR_FORMAT) != S.STORE_FORMAT:
-        out.append(f"{where}: root attr {S.ATTR_FORMAT} is {attrs.get(S.ATTR_FORMAT)!r}, expected {S.STORE_FORMAT!r}")
+    if attrs.get(S.ATTR_FORMAT) not in S.READABLE_FORMATS:
+        out.append(f"{where}: root attr {S.ATTR_FORMAT} is {attrs.get(S.ATTR_FORMAT)!r}, expected one of "
+                   f"{S.READABLE_FORMATS}")
     for key in (S.ATTR_FPS, S.ATTR_JOINT_SET, S.ATTR_BUILD_INFO):
         if key not in attrs:
             out.append(f"{where}: root attr {key} missing")
@@ -297,4 +349,4 @@ def validate_corpus(path: str | os.PathLike, version: str | None = None) -> list
         odd = {f for f in seqs.column("fps").to_pylist() if f is not None and abs(f - float(attrs[S.ATTR_FPS])) > 1e-9}
         if odd:
             out.append(f"{where}: sequences with fps {sorted(odd)} != corpus fps {attrs[S.ATTR_FPS]}")
-    return out + validate(group, seqs, tables["views"], tables.get("rejects"))
+    return out + validate(group, seqs, tables["views"], tables.get("rejects"), keys=keys)

@@ -33,8 +33,10 @@ def make_inputs(root: Path, n_sequences: int = 8, seed: int = 5, duration_s=(2.0
 
 
 def build_config(root: Path, corpus: Path, **kw) -> BuildConfig:
-    """A one-worker build of the tree ``make_inputs`` wrote into ``corpus``; ``kw``: other BuildConfig fields."""
-    return BuildConfig(amass_root=root / "amass", body_models=root / "body_models", corpus=corpus, n_workers=1, **kw)
+    """A one-worker build (unless ``kw`` says otherwise) of the tree ``make_inputs`` wrote into ``corpus``;
+    ``kw``: other BuildConfig fields."""
+    return BuildConfig(amass_root=root / "amass", body_models=root / "body_models", corpus=corpus,
+                       **{"n_workers": 1, **kw})
 
 
 def build_cmd(root: Path, corpus: Path, *extra: str) -> list[str]:

@@ -146,14 +146,16 @@ def build_amass_cmd(amass_root: Path,
                     regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP,
                                                         callback=one_of(*REGRESSOR_ORDERS)),
                     deftrafo: Optional[Path] = typer.Option(None, "--deftrafo", help=_DEFTRAFO_HELP),
-                    smplx_regressor: Optional[Path] = typer.Option(None, "--smplx-regressor", help=_SMPLX_REG_HELP)):
+                    smplx_regressor: Optional[Path] = typer.Option(None, "--smplx-regressor", help=_SMPLX_REG_HELP),
+                    verify: bool = typer.Option(False, "--verify", help="re-hash every source and input file "
+                                                "instead of trusting an unchanged size, mtime and inode")):
     """Build (or incrementally rebuild) an AMASS corpus version (SMPL+H and SMPL-X files, mixed or not)."""
     from pipelines.build_amass import BuildConfig, build_amass
 
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
                       tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
                       fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order,
-                      deftrafo=deftrafo, smplx_regressor=smplx_regressor)
+                      deftrafo=deftrafo, smplx_regressor=smplx_regressor, verify=verify)
     with bar("sequences/s") as tick:
         report = build_amass(cfg, progress=lambda done, total, info: tick(
             done, total, "sequences", f"{info['source_fps']:.0f} src frames/s"))

@@ -49,7 +49,7 @@ def scripted_build(monkeypatch):
 
     monkeypatch.setattr(build, "build_amass", build_amass)
     validate = types.ModuleType("schemas.validate")
-    validate.validate_corpus = lambda path, version=None: list(plan["problems"])
+    validate.validate_corpus = lambda path, version=None, keys=None: list(plan["problems"])
     monkeypatch.setitem(sys.modules, "schemas.validate", validate)
     return plan
 

@@ -53,7 +53,7 @@ def fake_build(monkeypatch):
 
     monkeypatch.setattr(build, "build_amass", build_amass)
     validate = types.ModuleType("schemas.validate")
-    validate.validate_corpus = lambda path, version=None: []
+    validate.validate_corpus = lambda path, version=None, keys=None: []
     monkeypatch.setitem(sys.modules, "schemas.validate", validate)
     return state
 

@@ -75,8 +75,11 @@ def test_round_trip_arrays_manifests_attrs(tmp_path):
     assert [x["view_id"] for x in view_rows] == list(range(7))
     assert view_rows[2]["camera_id"] == "cam1" and view_rows[2]["trimmed_frames"] == seqs[1].views[1].trimmed_frames
     assert view_rows[2]["in_view_fraction"] == pytest.approx(seqs[1].views[1].in_view.all(-1).mean())
+    # the writer counts out-of-view joints as it writes them (the build report reads no array back)
+    assert [x["n_out_of_view"] for x in view_rows] == [int((~v.in_view).sum()) for v in views]
     assert r.rejects.to_pylist() == [{"source_path": "/data/bad.npz", "source_sha256": "abc", "kind": "amass",
-                                      "reason": "poses has shape (10, 3)"}]
+                                      "reason": "poses has shape (10, 3)", "source_size": None,
+                                      "source_mtime_ns": None, "source_inode": None}]
     for name, t in (("sequences", r.sequences), ("views", r.views), ("rejects", r.rejects)):
         assert t.schema.equals(M.MANIFESTS[name])
 

@@ -140,3 +140,22 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     assert CorpusReader.open(url, a.version_id).fps == 25.0 and CorpusReader.open(url, b.version_id).fps == 30.0
     again = build_amass(build_config(inputs, url, fps=25.0))  # the S3 parent is found: nothing to redo
     assert again.up_to_date and again.version_id == a.version_id and len(list_versions(url)) == 2
+
+
+@pytest.mark.slow
+def test_two_worker_build_equals_one_worker_build_on_s3(s3, tmp_path):
+    """Workers write their shards straight into the S3 repository through forked sessions; 2 workers
+    build what 1 builds, array by array and row by row, and no build branch is left behind."""
+    from benchmarks.harness.builds import build_config, make_inputs
+    from pipelines.build_amass import build_amass
+    from schemas.reader import CorpusReader
+    from schemas.repository import open_repository
+    from tests.pipelines.test_build_scale import SHARD_MB, assert_same_corpus
+
+    inputs = make_inputs(tmp_path / "in", n_sequences=4, duration_s=(2.0, 4.0))
+    for n in (1, 2):
+        build_amass(build_config(inputs, f"s3://{BUCKET}/workers{n}", n_workers=n, shard_mb=SHARD_MB))
+    one, two = CorpusReader.open(f"s3://{BUCKET}/workers1"), CorpusReader.open(f"s3://{BUCKET}/workers2")
+    assert_same_corpus(one, two)
+    assert one.sequences.num_rows >= 4
+    assert open_repository(f"s3://{BUCKET}/workers2").list_branches() == {"main"}
