@@ -13,8 +13,8 @@ cameras of the 28 H36M cameras, as ``amass_351``) and then the same ``--steps`` 
 weights (same optimiser settings: only the initialisation differs). Both report test MPJPE (mm, all
 frames, action-averaged) at s_in 5 and 20.
 
-Variants: the ``paper`` recipe, the ``official-code`` recipe, and each recipe item flipped alone
-from the default recipe (``uplift.config.RECIPE_ITEMS``); items that cannot change a CPU run of this
+Variants: the ``paper`` recipe, the ``official-code`` recipe, and each item of ``official-code``
+added alone to ``paper`` (``uplift.config.RECIPE_ITEMS``); items that cannot change a CPU run of this
 proxy are listed with the reason instead of run (``precision``: CPU trains in fp32 either way;
 ``ema_start``: these configs keep no EMA, as ``amass_351`` / ``h36m_351``). Seeds run two at a
 time in separate processes, one thread each (on 2 cores that is faster than one process on two).
@@ -22,8 +22,8 @@ time in separate processes, one thread each (on 2 cores that is faster than one 
 Usage: ``python benchmarks/pretrain_gain.py [--steps 300] [--pretrain-steps 600] [--seeds 3] [--quick]``
 (``--quick``: 150 and 300 steps).
 Last line: JSON with ``mpjpe_scratch_mm`` / ``mpjpe_pretrained_mm`` (means over seeds, s_in 20, the
-default recipe), their ``*_std_mm``, ``seeds``, ``gain_mm`` and ``ablation``: one entry per variant
-(mean and std over seeds at s_in 5 and 20).
+default recipe, ``uplift.train.RunConfig().recipe``; scratch trains with it too), their ``*_std_mm``,
+``seeds``, ``gain_mm`` and ``ablation``: one entry per variant (mean and std over seeds at s_in 5 and 20).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ S_IN = (5, 10, 20)  # drawn in training
 EVAL_S_IN = (5, 20)
 MODEL = {"seq_len": 81, "s_out": 5, "strides": [3, 3], "paddings": [[0, 0], [0, 0]], "d_joint": 16,
          "d_temp": 64, "depth_joint": 2, "depth_temp": 2, "num_heads": 4}
-DEFAULT_RECIPE = "paper"  # uplift.train.RunConfig.recipe's default; this script measures the choice
+FLIPS_FROM = "paper"  # the ablation adds each official-code item alone to this recipe
 NOT_APPLICABLE = {"precision": "CPU trains in fp32 whatever the setting",
                   "ema_start": "the proxy keeps no EMA (as amass_351 and h36m_351)"}
 
@@ -71,7 +71,7 @@ def prepare(work: Path, amass_sequences: int, h36m_frames: int) -> dict[str, str
     return specs
 
 
-def variants(default: str) -> dict[str, dict]:
+def variants(default: str = FLIPS_FROM) -> dict[str, dict]:
     """name -> run-config overrides: both recipes, then each item flipped alone from ``default``."""
     from uplift.config import RECIPE_ITEMS, RECIPES, recipe_values
 
@@ -146,11 +146,14 @@ def main() -> None:
     specs = prepare(work, a.amass_sequences, a.h36m_frames)
     print(f"corpora built in {time.perf_counter() - t_start:.0f} s", flush=True)
 
-    todo = variants(DEFAULT_RECIPE)
+    from uplift.train import RunConfig
+
+    default = RunConfig().recipe
+    todo = variants(FLIPS_FROM)
     if a.only:
-        todo = {k: v for k, v in todo.items() if k in a.only.split(",") or k == DEFAULT_RECIPE}
+        todo = {k: v for k, v in todo.items() if k in a.only.split(",") or k == default}
     budget = {"steps": a.steps, "pretrain_steps": a.pretrain_steps, "batch": a.batch, "lr": a.lr}
-    jobs = [(name, ov, specs, str(work), seed, budget) for name, ov in [("scratch", {}), *todo.items()]
+    jobs = [(name, ov, specs, str(work), seed, budget) for name, ov in [("scratch", {"recipe": default}), *todo.items()]
             for seed in range(a.seeds)]
     results: dict[str, list[dict]] = {}
     with ProcessPoolExecutor(a.processes, mp_context=mp.get_context("spawn")) as pool:
@@ -168,11 +171,11 @@ def main() -> None:
 
     ablation = {name: summary(name) for name in todo}
     scratch = summary("scratch")
-    pre = ablation[DEFAULT_RECIPE]
+    pre = ablation[default]
     res = {"mpjpe_scratch_mm": scratch["s20_mm"], "mpjpe_pretrained_mm": pre["s20_mm"],
            "scratch_std_mm": scratch["s20_std_mm"], "pretrained_std_mm": pre["s20_std_mm"],
            "gain_mm": round(scratch["s20_mm"] - pre["s20_mm"], 2), "seeds": a.seeds,
-           "default_recipe": DEFAULT_RECIPE, "scratch": scratch, "ablation": ablation,
+           "default_recipe": default, "flips_from": FLIPS_FROM, "scratch": scratch, "ablation": ablation,
            "not_applicable": NOT_APPLICABLE, "steps": a.steps, "pretrain_steps": a.pretrain_steps,
            "batch": a.batch, "amass_sequences": a.amass_sequences, "h36m_frames": a.h36m_frames,
            "seconds": round(time.perf_counter() - t_start, 1)}

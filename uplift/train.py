@@ -82,11 +82,12 @@ class RunConfig:
     eval_precision: str = "fp32"  # evaluation: fp32 unless "bf16" is asked for
     compile: str | None = None  # torch.compile mode for training ("default", "max-autotune", ...); None: eager
     prefetch_factor: int = 4  # batches each DataLoader worker keeps ready
-    # The training recipe (uplift.config.RECIPE_ITEMS): "paper" (the paper's equations) or
-    # "official-code" (the authors' released code, item by item). Every item is also a key of its
-    # own that overrides the recipe: here (placement, mirror, precision; None: the recipe's) or in
-    # ``train`` / ``model`` (loss, keyframe_draw, epoch_length, ema_start / temporal_drop_path, qkv_init).
-    recipe: str = "paper"
+    # The training recipe (uplift.config.RECIPE_ITEMS): "official-code" (the authors' released code,
+    # item by item: the default, see README "Training like the paper") or "paper" (the paper's
+    # equations). Every item is also a key of its own that overrides the recipe: here (placement,
+    # mirror, precision; None: the recipe's) or in ``train`` / ``model`` (loss, keyframe_draw,
+    # epoch_length, ema_start / temporal_drop_path, qkv_init).
+    recipe: str = "official-code"
     placement: str | None = None  # per-window AMASS windows: "centred" in the volume | "raw" as stored
     mirror: str | None = None  # per-window flips: about the volume centre's x | about x = 0
     precision: str | None = None  # training autocast on CUDA: "bf16" | "fp32" (heads and losses always fp32)
