@@ -14,6 +14,11 @@ Vocabulary (the paper's names, used everywhere in the code):
 
 Each rule about these settings is checked in one function here (``check_window``, ``check_s_in``,
 ``check_choice``) that every config type calls.
+
+Recipes (``RECIPES``, ``RECIPE_ITEMS``): where the paper's equations and the authors' released code
+differ in what the model learns, each difference is an item with a key of its own in the config that
+uses it (``TrainConfig.loss``, ``ModelConfig.qkv_init``, ``RunConfig.placement``, ...); a run's
+``recipe`` fills the items it does not set.
 """
 
 from __future__ import annotations
