@@ -1,166 +1,184 @@
-"""Proxy experiment: does pre-training on a large AMASS-like corpus help a small H36M/CPN-like task?
+"""Proxy ablation: does pre-training on AMASS help a Human3.6M/CPN-like task, under which recipe?
 
-Synthetic, CPU, tiny model, same fine-tuning budget:
-* large corpus ("AMASS-like"): many subjects (bone lengths) and a broad family of motions, two random
-  cameras per sequence, exact projected 2D;
-* small corpus ("H36M/CPN-like"): few subjects, a narrower motion family, one camera, 2D with
-  detector-like noise (Gaussian jitter plus rare gross outliers); a held-out subject is the test split.
-Runs (all through ``uplift.train.train``): scratch = ``--steps`` steps on the small corpus;
-pretrained = ``--pretrain-steps`` on the large corpus, then the same ``--steps`` steps on the small one
-starting from those weights (same optimiser settings, so only the initialisation differs).
-Reports test MPJPE (mm, all frames, action-averaged) at each s_in; the paper's claim is that
-pre-training helps, most at sparse input (s_in = 20).
+The corpora go through the code paths a user runs (``uplift`` never sees anything else):
+* pre-training corpus: ``synth body-model`` + ``synth amass`` (SMPL+H motion files, 8 motion kinds)
+  through ``build-amass`` twice: ``placement: rig`` (turned, moved into the H36M volume, cut where
+  needed; the paper recipe) and ``placement: raw`` (the mocap trajectory as stored; official-code);
+* target task: ``synth h36m`` (a procedural H36M-layout body seen by the real H36M cameras, CPN-like
+  2D: jitter, left/right swaps, outliers) through ``build-h36m --detections cpn``; train S1, S5-S8,
+  test S9 and S11, as the protocol.
+A run, per seed (all through ``uplift.train.train``, a small model on CPU): *scratch* trains
+``--steps`` steps on the H36M corpus; *pretrained* trains ``--pretrain-steps`` on AMASS (per-window
+cameras of the 28 H36M cameras, as ``amass_351``) and then the same ``--steps`` on H36M from those
+weights (same optimiser settings: only the initialisation differs). Both report test MPJPE (mm, all
+frames, action-averaged) at s_in 5 and 20.
 
-Usage: ``python benchmarks/pretrain_gain.py [--steps 1000] [--pretrain-steps 4000] [--seed 0]``.
-Last line: JSON with ``mpjpe_scratch_mm``, ``mpjpe_pretrained_mm`` (s_in = 20) and per-s_in figures.
+Variants: the ``paper`` recipe, the ``official-code`` recipe, and each item of ``official-code``
+added alone to ``paper`` (``uplift.config.RECIPE_ITEMS``); items that cannot change a CPU run of this
+proxy are listed with the reason instead of run (``precision``: CPU trains in fp32 either way;
+``ema_start``: these configs keep no EMA, as ``amass_351`` / ``h36m_351``). Seeds run two at a
+time in separate processes, one thread each (on 2 cores that is faster than one process on two).
+
+Usage: ``python benchmarks/pretrain_gain.py [--steps 300] [--pretrain-steps 600] [--seeds 3] [--quick]``
+(``--quick``: 150 and 300 steps).
+Last line: JSON with ``mpjpe_scratch_mm`` / ``mpjpe_pretrained_mm`` (means over seeds, s_in 20, the
+default recipe, ``uplift.train.RunConfig().recipe``; scratch trains with it too), their ``*_std_mm``,
+``seeds``, ``gain_mm`` and ``ablation``: one entry per variant (mean and std over seeds at s_in 5 and 20).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import shutil
+import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
-from schemas.skeletons import H36M_17
-
-J = 17
-S_IN = (5, 10, 20)
+S_IN = (5, 10, 20)  # drawn in training
+EVAL_S_IN = (5, 20)
 MODEL = {"seq_len": 81, "s_out": 5, "strides": [3, 3], "paddings": [[0, 0], [0, 0]], "d_joint": 16,
          "d_temp": 64, "depth_joint": 2, "depth_temp": 2, "num_heads": 4}
-
-# Rest pose (metres, z up, subject facing -y): offsets of each joint from its parent.
-_REST = np.array([[0, 0, 0], [-0.13, 0, 0], [0, 0, -0.45], [0, 0, -0.44], [0.13, 0, 0], [0, 0, -0.45],
-                  [0, 0, -0.44], [0, 0, 0.23], [0, 0, 0.25], [0, -0.02, 0.12], [0, 0, 0.12], [0.17, 0, 0],
-                  [0, 0, -0.28], [0, 0, -0.25], [-0.17, 0, 0], [0, 0, -0.28], [0, 0, -0.25]], np.float64)
+FLIPS_FROM = "paper"  # the ablation adds each official-code item alone to this recipe
+NOT_APPLICABLE = {"precision": "CPU trains in fp32 whatever the setting",
+                  "ema_start": "the proxy keeps no EMA (as amass_351 and h36m_351)"}
 
 
-def _rot(axis_angle: np.ndarray) -> np.ndarray:
-    """Rodrigues: (..., 3) axis-angle -> (..., 3, 3)."""
-    th = np.linalg.norm(axis_angle, axis=-1, keepdims=True)[..., None]
-    k = axis_angle / np.maximum(np.linalg.norm(axis_angle, axis=-1, keepdims=True), 1e-12)
-    K = np.zeros(axis_angle.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 0] = -k[..., 2], k[..., 1], k[..., 2]
-    K[..., 1, 2], K[..., 2, 0], K[..., 2, 1] = -k[..., 0], -k[..., 1], k[..., 0]
-    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * (K @ K)
+def prepare(work: Path, amass_sequences: int, h36m_frames: int) -> dict[str, str]:
+    """Synthetic inputs through the builds a user runs; returns corpus specs."""
+    from pipelines.build_amass import BuildConfig, build_amass
+    from pipelines.build_h36m import H36MBuildConfig, build_h36m
+    from pipelines.synthetic.body_model import write_body_model_tree
+    from pipelines.synthetic.h36m import write_h36m_files
+    from pipelines.synthetic.motions import write_amass_tree
+
+    if (work / "specs.json").exists():  # a --workdir kept from an earlier run with the same sizes
+        return json.loads((work / "specs.json").read_text())
+    write_body_model_tree(work / "body_models", seed=0)
+    write_amass_tree(work / "amass", n_sequences=amass_sequences, seed=0, duration_s=(4.0, 20.0), smplx_fraction=0.0)
+    specs = {}
+    for placement in ("rig", "raw"):
+        build_amass(BuildConfig(amass_root=work / "amass", body_models=work / "body_models",
+                                corpus=work / f"amass_{placement}", tag="v1", placement=placement, n_workers=2))
+        specs[placement] = f"{work / f'amass_{placement}'}@v1"
+    write_h36m_files(work / "h36m", seed=0, frames=h36m_frames)
+    build_h36m(H36MBuildConfig(data_dir=work / "h36m", corpus=work / "h36m_cpn", detections="cpn", tag="v1"))
+    specs["h36m"] = f"{work / 'h36m_cpn'}@v1"
+    (work / "specs.json").write_text(json.dumps(specs))
+    return specs
 
 
-def motion(rng: np.random.Generator, n: int, scale: np.ndarray, amp: float, fmax: float) -> np.ndarray:
-    """(n, J, 3) world joints: forward kinematics of sinusoidal joint rotations, walking root."""
-    t = np.arange(n)[:, None, None] / 50.0
-    freq = rng.uniform(0.2, fmax, size=(2, J, 3))
-    phase = rng.uniform(0, 2 * np.pi, size=(2, J, 3))
-    a = rng.uniform(0, amp, size=(2, J, 3))
-    aa = (a[0] * np.sin(2 * np.pi * freq[0] * t + phase[0]) + 0.5 * a[1] * np.sin(2 * np.pi * freq[1] * t + phase[1]))
-    aa[:, 0] *= [0.3, 0.3, 1.5]  # root: mostly turning about the vertical
-    R = _rot(aa)
-    rest = _REST * scale[:, None]
-    glob_R = np.empty_like(R)
-    pos = np.empty((n, J, 3))
-    for j, p in enumerate(H36M_17.parents):
-        if p < 0:
-            glob_R[:, j], pos[:, j] = R[:, j], 0.0
-        else:
-            glob_R[:, j] = glob_R[:, p] @ R[:, j]
-            pos[:, j] = pos[:, p] + np.einsum("nij,j->ni", glob_R[:, p], rest[j])
-    drift = np.cumsum(rng.normal(0, 0.004, size=(n, 1, 3)) * [1, 1, 0], axis=0)
-    return (pos + drift + [0, 0, 0.95]).astype(np.float32)
+def variants(default: str = FLIPS_FROM) -> dict[str, dict]:
+    """name -> run-config overrides: both recipes, then each item flipped alone from ``default``."""
+    from uplift.config import RECIPE_ITEMS, RECIPES, recipe_values
+
+    out = {r: {"recipe": r} for r in RECIPES}
+    other = recipe_values([r for r in RECIPES if r != default][0])
+    for item, (where, _) in RECIPE_ITEMS.items():
+        if item in NOT_APPLICABLE:
+            continue
+        value = other[item]
+        out[f"{item}={value}"] = {"recipe": default, **({item: value} if where == "run" else {where: {item: value}})}
+    return out
 
 
-def camera_view(rng: np.random.Generator, world: np.ndarray, noise: float, outliers: float):
-    """World joints -> camera-frame joints and normalised 2D (pinhole, f = 2.3 normalised units)."""
-    yaw = rng.uniform(0, 2 * np.pi)
-    dist, height = rng.uniform(4.0, 6.0), rng.uniform(1.0, 2.0)
-    centre = world[:, 0].mean(0)
-    eye = centre + np.array([np.cos(yaw) * dist, np.sin(yaw) * dist, height - centre[2]])
-    fwd = centre - eye
-    fwd /= np.linalg.norm(fwd)
-    right = np.cross(fwd, [0, 0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    R = np.stack([right, down, fwd])  # camera x right, y down, z forward
-    cam = ((world - eye) @ R.T).astype(np.float32)
-    kp = 2.3 * cam[..., :2] / cam[..., 2:]
-    kp = kp + rng.normal(0, noise, size=kp.shape)
-    bad = rng.random(kp.shape[:2]) < outliers
-    kp[bad] += rng.normal(0, 0.1, size=(int(bad.sum()), 2))
-    return cam, kp.astype(np.float32)
+def _run_config(overrides: dict, steps: int, seed: int, batch: int, lr: float, pretraining: bool):
+    from uplift.train import RunConfig
+
+    epochs = 4
+    train = {"s_in": list(S_IN), "batch_size": batch, "epochs": epochs, "lr": lr, "weight_decay": lr * 0.01,
+             "decay_rate": 0.9, "ema_decay": None, **overrides.get("train", {})}
+    run = {k: v for k, v in overrides.items() if k not in ("train", "model")}
+    return RunConfig(preset="tiny", model={**MODEL, **overrides.get("model", {})}, train=train, finetune=False,
+                     seed=seed, eval_every=0 if pretraining else epochs, eval_s_in=list(EVAL_S_IN),
+                     steps_per_epoch=max(steps // epochs, 1), block_frames=256, buffer_blocks=16,
+                     cameras="per-window" if pretraining else "precomputed", camera_rig="h36m", **run)
 
 
-def build(path: Path, rng, n_subjects, seqs_per_subject, n_frames, views, amp, fmax, noise, outliers,
-          test_subjects=()):
-    from pipelines.writer import CorpusWriter
-    from schemas.records import SequenceData, ViewData
+def one_seed(job: tuple) -> dict:
+    """One seed of one variant (or of scratch): ``{"5": mm, "20": mm, "seconds": s}``."""
+    name, overrides, specs, work, seed, a = job
+    import torch
 
-    w = CorpusWriter(path, num_joints=J, fps=50.0)
-    for s in range(n_subjects):
-        scale = rng.uniform(0.85, 1.15, size=J)
-        subj = f"S{s}"
-        for q in range(seqs_per_subject):
-            world = motion(rng, n_frames, scale, amp, fmax)
-            vs = []
-            for c in range(views):
-                cam, kp = camera_view(rng, world, noise, outliers)
-                vs.append(ViewData("h36m", str(c), subj, "cpn" if noise else "projected", kp, cam,
-                                   np.ones((n_frames, J), bool), np.zeros(11), np.zeros((3, 4))))
-            w.add(SequenceData(key=f"{subj}/{q}", source="h36m" if noise else "amass", joints_world=world,
-                               views=vs, subject=subj, action=f"Act{q % 4}",
-                               split="test" if subj in test_subjects else "train"))
-    w.commit("synthetic", tag="v1")
-    return f"{path}@v1"
+    torch.set_num_threads(1)
+    from uplift.train import train
+
+    t0 = time.perf_counter()
+    out = Path(work) / "runs" / f"{name}-{seed}"
+    init = None
+    if name != "scratch":
+        cfg = _run_config(overrides, a["pretrain_steps"], seed, a["batch"], a["lr"], pretraining=True)
+        corpus = specs["raw" if cfg.recipe_items()["placement"] == "raw" else "rig"]
+        init = train(cfg, out / "pretrain", corpus).checkpoint
+    res = train(_run_config(overrides, a["steps"], seed, a["batch"], a["lr"], pretraining=False), out / "finetune",
+                specs["h36m"], init=init)
+    mm = {str(r["s_in"]): r["mpjpe_mm"] for r in res.eval_table if r["action"] == "*" and r["frames"] == "all"}
+    shutil.rmtree(out, ignore_errors=True)
+    return {**mm, "seconds": time.perf_counter() - t0}
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1000, help="steps on the small corpus (both runs)")
-    ap.add_argument("--pretrain-steps", type=int, default=4000)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=300, help="steps on the H36M corpus (scratch and fine-tune)")
+    ap.add_argument("--pretrain-steps", type=int, default=600)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--amass-sequences", type=int, default=60)
+    ap.add_argument("--h36m-frames", type=int, default=600, help="3D frames a (subject, action) of synthetic H36M")
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated variants (default: all)")
+    ap.add_argument("--quick", action="store_true", help="smaller budgets: a smoke run of the whole ablation")
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args()
+    if a.quick:
+        a.steps, a.pretrain_steps = 150, 300
 
-    import torch
-
-    from uplift.train import RunConfig, train
-
-    torch.set_num_threads(2)
     t_start = time.perf_counter()
     work = Path(a.workdir or tempfile.mkdtemp(prefix="pretrain_gain_"))
-    rng = np.random.default_rng(a.seed)
-    large = build(work / "amass_like", rng, n_subjects=40, seqs_per_subject=5, n_frames=1000, views=2,
-                  amp=0.6, fmax=1.5, noise=0.0, outliers=0.0)
-    small = build(work / "h36m_like", rng, n_subjects=4, seqs_per_subject=4, n_frames=600, views=1,
-                  amp=0.4, fmax=1.0, noise=0.008, outliers=0.01, test_subjects=("S3",))
+    specs = prepare(work, a.amass_sequences, a.h36m_frames)
     print(f"corpora built in {time.perf_counter() - t_start:.0f} s", flush=True)
 
-    def cfg(steps, eval_every=1):
-        epochs = 4
-        return RunConfig(preset="tiny", model=MODEL, finetune=False, seed=a.seed, eval_every=eval_every,
-                         eval_s_in=list(S_IN), steps_per_epoch=max(steps // epochs, 1), block_frames=1024,
-                         buffer_blocks=4,
-                         train={"s_in": list(S_IN), "batch_size": a.batch, "epochs": epochs, "lr": a.lr,
-                                "weight_decay": a.lr * 0.01, "decay_rate": 0.9, "ema_decay": None})
+    from uplift.train import RunConfig
 
-    def test_mpjpe(res):
-        return {r["s_in"]: r["mpjpe_mm"] for r in res.eval_table if r["action"] == "*" and r["frames"] == "all"}
+    default = RunConfig().recipe
+    todo = variants(FLIPS_FROM)
+    if a.only:
+        todo = {k: v for k, v in todo.items() if k in a.only.split(",") or k == default}
+    budget = {"steps": a.steps, "pretrain_steps": a.pretrain_steps, "batch": a.batch, "lr": a.lr}
+    jobs = [(name, ov, specs, str(work), seed, budget) for name, ov in [("scratch", {"recipe": default}), *todo.items()]
+            for seed in range(a.seeds)]
+    results: dict[str, list[dict]] = {}
+    with ProcessPoolExecutor(a.processes, mp_context=mp.get_context("spawn")) as pool:
+        for job, res in zip(jobs, pool.map(one_seed, jobs)):
+            results.setdefault(job[0], []).append(res)
+            print(f"{job[0]} seed {job[4]}: {json.dumps({k: round(v, 1) for k, v in res.items()})}", flush=True)
 
-    t = time.perf_counter()
-    scratch = test_mpjpe(train(cfg(a.steps, eval_every=4), work / "scratch", small))
-    print(f"scratch ({a.steps} steps, {time.perf_counter() - t:.0f} s): {scratch}", flush=True)
-    t = time.perf_counter()
-    pre = train(cfg(a.pretrain_steps, eval_every=0), work / "pretrain", large)
-    print(f"pre-training ({a.pretrain_steps} steps): {time.perf_counter() - t:.0f} s", flush=True)
-    t = time.perf_counter()
-    ft = test_mpjpe(train(cfg(a.steps, eval_every=4), work / "finetune", small, init=pre.checkpoint))
-    print(f"pre-trained + fine-tuned ({a.steps} steps, {time.perf_counter() - t:.0f} s): {ft}", flush=True)
-    res = {"mpjpe_scratch_mm": round(scratch[20], 2), "mpjpe_pretrained_mm": round(ft[20], 2),
-           "per_s_in": {str(s): {"scratch_mm": round(scratch[s], 2), "pretrained_mm": round(ft[s], 2)} for s in S_IN},
-           "steps": a.steps, "pretrain_steps": a.pretrain_steps, "seconds": round(time.perf_counter() - t_start, 1)}
+    def summary(name):
+        rs = results[name]
+        out = {}
+        for s in EVAL_S_IN:
+            m, sd = _stats([r[str(s)] for r in rs])
+            out[f"s{s}_mm"], out[f"s{s}_std_mm"] = round(m, 2), round(sd, 2)
+        return out
+
+    ablation = {name: summary(name) for name in todo}
+    scratch = summary("scratch")
+    pre = ablation[default]
+    res = {"mpjpe_scratch_mm": scratch["s20_mm"], "mpjpe_pretrained_mm": pre["s20_mm"],
+           "scratch_std_mm": scratch["s20_std_mm"], "pretrained_std_mm": pre["s20_std_mm"],
+           "gain_mm": round(scratch["s20_mm"] - pre["s20_mm"], 2), "seeds": a.seeds,
+           "default_recipe": default, "flips_from": FLIPS_FROM, "scratch": scratch, "ablation": ablation,
+           "not_applicable": NOT_APPLICABLE, "steps": a.steps, "pretrain_steps": a.pretrain_steps,
+           "batch": a.batch, "amass_sequences": a.amass_sequences, "h36m_frames": a.h36m_frames,
+           "seconds": round(time.perf_counter() - t_start, 1)}
     if not a.workdir:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(res))

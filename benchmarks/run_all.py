@@ -41,8 +41,8 @@ BENCHMARKS = {
     "loader": ("benchmarks/bench_loader.py", ["--sizes", "1000000,10000000"], ["--sizes", "200000,400000",
                "--batches", "100", "--rss-batches", "100"], 420),
     "model": ("benchmarks/bench_model.py", ["--rounds", "4"], ["--rounds", "1", "--batch", "8"], 300),
-    "pretrain": ("benchmarks/pretrain_gain.py", ["--steps", "300", "--pretrain-steps", "1200"],
-                 ["--steps", "40", "--pretrain-steps", "80"], 420),
+    "pretrain": ("benchmarks/pretrain_gain.py", ["--steps", "300", "--pretrain-steps", "600", "--seeds", "3"],
+                 ["--quick"], 7200),
     "reliability": ("benchmarks/reliability_report.py", ["--fuzz-cases", "200", "--kill-random", "12"],
                     ["--fuzz-cases", "20", "--kill-random", "1"], 1500),
     "window_reads": ("benchmarks/corpus_window_reads.py", ["--frames", "1000000", "--windows", "1000"],
@@ -203,9 +203,19 @@ def rows_for(name: str, e: dict) -> list[tuple[str, str, str, str]]:
                 ("model CPU poses/s (N=351, spatial pass on key frames only)", _n(r["pps_cpu_351"]),
                  f"{_n(base)} (spatial pass on all frames, as the official code)", f"{r['keyframe_speedup_351']:.2f}x")]
     if name == "pretrain":
-        return [(f"pre-training proxy: test MPJPE at s_in=20 (mm, {r['steps']} fine-tune steps)",
-                 f"{r['mpjpe_pretrained_mm']:.1f} (pre-trained {r['pretrain_steps']} steps)",
-                 f"{r['mpjpe_scratch_mm']:.1f} (scratch)", f"{r['mpjpe_scratch_mm'] / r['mpjpe_pretrained_mm']:.2f}x")]
+        seeds = r.get("seeds", 1)
+        pm = lambda m, sd: f"{m:.1f} ± {sd:.1f}"  # noqa: E731 mean ± std over seeds
+        rows = [(f"pre-training proxy: H36M/CPN-like test MPJPE at s_in=20 (mm, mean ± std of {seeds} seeds, "
+                 f"{r['steps']} steps on H36M)",
+                 f"{pm(r['mpjpe_pretrained_mm'], r.get('pretrained_std_mm', 0))} (pre-trained {r['pretrain_steps']} "
+                 f"steps on AMASS, recipe {r.get('default_recipe', 'paper')})",
+                 f"{pm(r['mpjpe_scratch_mm'], r.get('scratch_std_mm', 0))} (scratch)",
+                 f"{r['mpjpe_scratch_mm'] / r['mpjpe_pretrained_mm']:.2f}x")]
+        for variant, v in r.get("ablation", {}).items():
+            rows.append((f"pre-training proxy ablation: {variant} (test MPJPE mm at s_in=20 / s_in=5)",
+                         f"{pm(v['s20_mm'], v['s20_std_mm'])} / {pm(v['s5_mm'], v['s5_std_mm'])}",
+                         "", ""))
+        return rows
     if name == "reliability":
         phases = ", ".join(f"{k} {v}" for k, v in r.get("kills_by_phase", {}).items())
         return [("reliability: malformed files (distinct) / escaped exceptions / pickle payloads run",

@@ -67,6 +67,10 @@ class BuildConfig(BaseModel):
     corpus: CorpusLocation = Field(description="corpus repository: a local folder or s3://bucket/prefix")
     tag: str | None = Field(None, description="tag for the committed version, e.g. amass-h36m-v1")
     rig: Literal["h36m", "3dhp"] = "h36m"
+    placement: Literal["rig", "raw"] = Field(
+        "rig", description="rig: each sequence turned (seeded yaw), moved into the rig's capture volume and cut "
+                           "where no placement keeps it in view; raw: stored as the mocap world has it, uncut "
+                           "(the authors' pre-training projects it so, see uplift placement 'raw')")
     calibration: Path | None = Field(None, description="MPI-INF-3DHP camera.calibration file (rig 3dhp): its "
                                                        "cameras replace the shipped 3DHP figures")
     cameras_per_sequence: int = Field(4, ge=1, le=14)
@@ -95,11 +99,15 @@ class BuildConfig(BaseModel):
         return Path(found) if found else None
 
     def data_settings(self) -> dict:
-        """The settings that shape per-sequence data (not where things live)."""
-        return {"rig": self.rig, "calibration": str(self.calibration) if self.calibration else None,
-                "cameras_per_sequence": self.cameras_per_sequence, "fps": self.fps,
-                "seed": self.seed, "val_fraction": self.val_fraction, "pipeline": PIPELINE_VERSION,
-                "store_format": STORE_FORMAT}
+        """The settings that shape per-sequence data (not where things live). ``placement`` appears only
+        when not the default, so that versions built before it existed keep their config hash."""
+        settings = {"rig": self.rig, "calibration": str(self.calibration) if self.calibration else None,
+                    "cameras_per_sequence": self.cameras_per_sequence, "fps": self.fps,
+                    "seed": self.seed, "val_fraction": self.val_fraction, "pipeline": PIPELINE_VERSION,
+                    "store_format": STORE_FORMAT}
+        if self.placement != "rig":
+            settings["placement"] = self.placement
+        return settings
 
 
 @dataclass

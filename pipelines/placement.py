@@ -19,6 +19,11 @@ the image. Instead each sequence is moved rigidly on the floor into the rig's ca
 Cameras: "h36m" picks a seeded random subject and ``cameras_per_sequence`` of its 4 cameras (default
 all 4); "3dhp" picks a seeded random ``cameras_per_sequence`` of the 14 training cameras. The same
 cameras serve every segment of a sequence.
+
+``project_in_place`` is the other placement (a build's ``placement: raw``): the motion stays where
+the mocap world has it, neither turned, moved nor cut, as the authors' released pre-training
+projects AMASS (a trainer that draws cameras per window then projects it as stored). Its views may
+leave the image; their in-view flags say where.
 """
 
 from __future__ import annotations
@@ -219,6 +224,32 @@ def _views(placed: np.ndarray, cams: list[Camera], rig: str, rig_subject: str,
     return views
 
 
+def _check_joints(joints: np.ndarray, root_joint: int) -> None:
+    if joints.ndim != 3 or joints.shape[-1] != 3 or joints.shape[0] == 0:
+        raise ValueError(f"joints_world must be (T>0, J, 3), got shape {joints.shape}")
+    if not np.isfinite(joints).all():
+        raise ValueError("joints_world has non-finite values")
+    if not 0 <= root_joint < joints.shape[1]:
+        raise ValueError(f"root_joint {root_joint} out of range for {joints.shape[1]} joints")
+
+
+def project_in_place(joints_world: np.ndarray, rig: str = "h36m", cameras_per_sequence: int = 4,
+                     rng: np.random.Generator | int | None = None, min_segment_frames: int = 50,
+                     root_joint: int = 0, camera_pool: list[Camera] | None = None) -> list[PlacedSegment]:
+    """``joints_world (T, J, 3)`` as it is (one segment, no yaw, no shift, no cut) seen by the rig's
+    seeded cameras (``choose_cameras``); ``fits`` says whether every joint is in every view.
+    Same signature as ``place_and_project`` (``min_segment_frames`` unused)."""
+    joints = np.asarray(joints_world, dtype=np.float64)
+    _check_joints(joints, root_joint)
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0 if rng is None else rng)
+    if rig not in ("h36m", "3dhp"):
+        raise ConfigError(f"unknown rig {rig!r}; expected 'h36m' or '3dhp'")
+    rig_subject, cams = choose_cameras(rig, cameras_per_sequence, rng, camera_pool)
+    views = _views(joints, cams, rig, rig_subject)
+    fits = all(bool(v.in_view.all()) for v in views)
+    return [PlacedSegment(start=0, stop=len(joints), joints_world=joints.astype(np.float32), views=views, fits=fits)]
+
+
 def place_and_project(joints_world: np.ndarray, rig: str = "h36m", cameras_per_sequence: int = 4,
                       rng: np.random.Generator | int | None = None, min_segment_frames: int = 50,
                       root_joint: int = 0, camera_pool: list[Camera] | None = None) -> list[PlacedSegment]:
@@ -228,12 +259,7 @@ def place_and_project(joints_world: np.ndarray, rig: str = "h36m", cameras_per_s
     segments. Returns segments covering ``[0, T)`` in order; see the module doc for the search.
     """
     joints = np.asarray(joints_world, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[-1] != 3 or joints.shape[0] == 0:
-        raise ValueError(f"joints_world must be (T>0, J, 3), got shape {joints.shape}")
-    if not np.isfinite(joints).all():
-        raise ValueError("joints_world has non-finite values")
-    if not 0 <= root_joint < joints.shape[1]:
-        raise ValueError(f"root_joint {root_joint} out of range for {joints.shape[1]} joints")
+    _check_joints(joints, root_joint)
     if min_segment_frames < 1:
         raise ConfigError(f"min_segment_frames must be >= 1, got {min_segment_frames}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0 if rng is None else rng)

@@ -396,7 +396,7 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
     """
     # imported here, not at the top: tests replace pipelines.placement.place_and_project
     from pipelines.amass import read_amass
-    from pipelines.placement import place_and_project
+    from pipelines.placement import place_and_project, project_in_place
 
     notes: list[str] = []
     try:
@@ -407,7 +407,8 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
                                  settings.get("regressor_order", "auto"), notes,
                                  deftrafo=settings.get("deftrafo"), smplx_regressor=settings.get("smplx_regressor"),
                                  perms=settings.get("perms"))
-        segments = place_and_project(joints, rig=settings["rig"],
+        place = project_in_place if settings.get("placement", "rig") == "raw" else place_and_project
+        segments = place(joints, rig=settings["rig"],
                                      cameras_per_sequence=settings["cameras_per_sequence"],
                                      rng=_sequence_rng(settings["seed"], key),
                                      camera_pool=camera_pool(settings.get("calibration"),

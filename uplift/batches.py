@@ -81,17 +81,19 @@ def assemble(pieces: Sequence[tuple[Group, int, int]], n: int, cfg: StreamConfig
                 intr, extr, centre = g.pool
                 cam = torch.from_numpy(g.camera[a + pi_])
                 mirror = torch.from_numpy(fl[pi_])
+                how = {"centre_path": cfg.placement == "centred", "mirror_x": 0.0 if cfg.mirror == "x0" else None}
                 if len(pi_) == k:  # all per-window: project straight into the batch
                     project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root,
-                                    out=(kp[o:o + k], j3[o:o + k], iv[o:o + k]))
+                                    out=(kp[o:o + k], j3[o:o + k], iv[o:o + k]), **how)
                 else:
                     sel = torch.from_numpy(pi_ + o)
-                    kp[sel], j3[sel], iv[sel] = project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root)
+                    kp[sel], j3[sel], iv[sel] = project_windows(world, intr[cam], extr[cam], mirror, centre, perm, root,
+                                                                **how)
                 if cfg.in_batch:  # the flipped copy: mirrored in world space, same camera
                     h = slice(n + o, n + o + k)
                     kpf, j3f, ivf = project_windows(world, intr[cam], extr[cam], torch.ones(len(pi_), dtype=torch.bool),
                                                     centre, perm, root,
-                                                    out=(kp[h], j3[h], iv[h]) if len(pi_) == k else None)
+                                                    out=(kp[h], j3[h], iv[h]) if len(pi_) == k else None, **how)
         valid[o:o + k], s_in[o:o + k] = ok, g.s_in[a:b]
         if g.shift is None:  # evaluation: key frames aligned to global frame indices
             key[o:o + k] = keyframe_mask(N, cfg.s_out, g.s_in[a:b], 0, centre=g.t[a:b])

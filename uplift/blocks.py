@@ -17,7 +17,7 @@ import pyarrow as pa
 import torch
 
 from schemas.store import IN_VIEW, JOINTS_CAM, JOINTS_WORLD, KEYPOINTS_2D
-from uplift.keyframes import draw_keyframes
+from uplift.keyframes import draw_keyframes, draw_keyframes_coupled
 from uplift.views import draw_cameras, rig_pool
 from uplift.windows import StreamConfig, block_centres
 
@@ -141,7 +141,10 @@ def load_group(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray,
         pos_a, valid_a, view_a, t_a = pos_a[order], valid_a[order], view_a[order], t_a[order]
         pw_a, flipped = pw_a[order], flipped[order]
     if train and (len(cfg.s_in) > 1 or cfg.random_shift):
-        s_in, shift = draw_keyframes(rng, n, cfg.s_in, cfg.s_out)
+        if cfg.keyframe_draw == "coupled":  # the released generators, seeded once a group
+            s_in, shift = draw_keyframes_coupled(int(rng.integers(2**63)), n, cfg.s_in, cfg.s_out)
+        else:
+            s_in, shift = draw_keyframes(rng, n, cfg.s_in, cfg.s_out)
         if not cfg.random_shift:
             shift = np.zeros(n, np.int64)
     else:

@@ -14,6 +14,11 @@ Vocabulary (the paper's names, used everywhere in the code):
 
 Each rule about these settings is checked in one function here (``check_window``, ``check_s_in``,
 ``check_choice``) that every config type calls.
+
+Recipes (``RECIPES``, ``RECIPE_ITEMS``): where the paper's equations and the authors' released code
+differ in what the model learns, each difference is an item with a key of its own in the config that
+uses it (``TrainConfig.loss``, ``ModelConfig.qkv_init``, ``RunConfig.placement``, ...); a run's
+``recipe`` fills the items it does not set.
 """
 
 from __future__ import annotations
@@ -27,6 +32,45 @@ from schemas.errors import ConfigError
 CAMERA_MODES = ("precomputed", "per-window")  # AMASS views: build-time cameras or one drawn per window
 CAMERA_RIGS = ("h36m", "3dhp")  # per-window camera pools
 PRECISIONS = ("bf16", "fp32")
+
+# Training recipes. The paper's equations and the authors' released code (goldbricklemon/
+# uplift-upsample-3dhpe, AMASS-to-3DHPE) differ in items that change what the model learns; a run
+# picks one recipe (RunConfig.recipe) and may flip any item on its own. Each item is a key of one
+# config: item -> (config holding it, paper value, official-code value). The first value of each
+# choice tuple below is the paper's.
+LOSSES = ("root-aligned-valid", "raw-all-frames")  # L on root-aligned poses of valid frames | raw prediction
+# vs root-relative target, copy-padded frames kept, divided by B*N*J
+PLACEMENTS = ("centred", "raw")  # per-window AMASS path centred in the volume | projected as stored
+KEYFRAME_DRAWS = ("uniform", "coupled")  # s_in and phase independent | two generators of one seed
+TEMPORAL_DROP_PATHS = ("linspace", "released")  # linspace(0, p, depth) | linspace(0, p, d_temp)[:depth]
+EPOCH_LENGTHS = ("pass-or-steps", "steps")  # the shorter of a pass and steps_per_epoch | always steps
+QKV_INITS = ("fused", "split")  # Glorot over the fused (d, 3d) layer | over each (d, d) of q, k, v
+EMA_STARTS = ("copy", "mix")  # first update copies the weights | mixes in 0.1 of the initial ones
+MIRRORS = ("volume-centre", "x0")  # world flip about the capture-volume centre | about x = 0
+RECIPES = ("paper", "official-code")
+RECIPE_ITEMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "loss": ("train", LOSSES),
+    "placement": ("run", PLACEMENTS),
+    "keyframe_draw": ("train", KEYFRAME_DRAWS),
+    "temporal_drop_path": ("model", TEMPORAL_DROP_PATHS),
+    "epoch_length": ("train", EPOCH_LENGTHS),
+    "qkv_init": ("model", QKV_INITS),
+    "ema_start": ("train", EMA_STARTS),
+    "mirror": ("run", MIRRORS),
+    "precision": ("run", PRECISIONS),
+}
+
+
+def recipe_values(recipe: str) -> dict[str, str]:
+    """Every item of ``recipe`` ("paper" or "official-code") -> its value."""
+    check_choice("recipe", recipe, RECIPES)
+    i = RECIPES.index(recipe)
+    return {item: choices[i] for item, (_, choices) in RECIPE_ITEMS.items()}
+
+
+def recipe_overrides(recipe: str, where: str) -> dict[str, str]:
+    """The items of ``recipe`` held by config ``where`` ("train", "model" or "run")."""
+    return {k: v for k, v in recipe_values(recipe).items() if RECIPE_ITEMS[k][0] == where}
 
 # Keys renamed to the paper's vocabulary, and keys that no longer exist because nothing read them
 # (the window stream flips half of every batch, or adds a flipped copy of every window, and always
@@ -210,10 +254,17 @@ class ModelConfig:
     strides: tuple[int, ...] = (3, 10, 3)  # strided Transformer, r_k
     paddings: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))  # zero padding of each strided conv
     masked_temporal_blocks: int = 1  # first blocks whose keys/values come only from pose (key-frame) tokens
+    # Recipe items (RECIPE_ITEMS): the released models' temporal drop-path rates came from
+    # linspace(0, drop_path_temp, d_temp)[:depth_temp] (fixed upstream after release); q, k, v as one
+    # fused layer or three, each Glorot-initialised on its own (the Keras layers).
+    temporal_drop_path: str = "linspace"
+    qkv_init: str = "fused"
 
     def __post_init__(self):
         check_fields(self)
         check_window(self.seq_len, self.s_out)
+        check_choice("temporal_drop_path", self.temporal_drop_path, TEMPORAL_DROP_PATHS)
+        check_choice("qkv_init", self.qkv_init, QKV_INITS)
         for d in (self.d_joint, self.d_temp):
             if d % self.num_heads:
                 raise ConfigError(f"width {d} is not divisible by num_heads {self.num_heads}")
@@ -271,11 +322,20 @@ class TrainConfig:
     # flipped copies are separate samples shuffled with the rest (a batch holds batch_size distinct
     # windows and an epoch twice as many samples).
     in_batch_flip: bool = True
+    # Recipe items (RECIPE_ITEMS; the first value is the paper's, the second the official code's)
+    loss: str = "root-aligned-valid"
+    keyframe_draw: str = "uniform"
+    epoch_length: str = "pass-or-steps"
+    ema_start: str = "copy"
 
     def __post_init__(self):
         check_fields(self)
         if not self.s_in:
             raise ConfigError("s_in is empty")
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("keyframe_draw", self.keyframe_draw, KEYFRAME_DRAWS)
+        check_choice("epoch_length", self.epoch_length, EPOCH_LENGTHS)
+        check_choice("ema_start", self.ema_start, EMA_STARTS)
         if not (0.0 < self.decay_rate <= 1.0):
             raise ConfigError(f"decay_rate {self.decay_rate} not in (0, 1]")
         if self.lr <= 0 or self.weight_decay < 0:

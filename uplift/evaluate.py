@@ -74,7 +74,7 @@ def _rows(err_mm: np.ndarray, perr_mm: np.ndarray, actions: np.ndarray, s_in: in
 def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in: Sequence[int],
                    batch_size: int = 256, test_flip: bool = True, root: int = 0, device=None,
                    split: str | Sequence[str] | None = "test", precision: str = "fp32", progress=None,
-                   **filters) -> list[dict]:
+                   frame_step: int | None = None, **filters) -> list[dict]:
     """Metrics table (list of dicts) of ``model`` on the selected views of ``sources`` (specs or readers).
 
     One row per (s_in, frames in {"all", "key"}, action) plus an ``action == "*"`` row holding the
@@ -83,6 +83,8 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
     ``precision``: "fp32" (default: the figures the paper's differences are measured in) or "bf16"
     (autocast on CUDA, faster, heads still fp32).
     ``progress``: optional ``callback(done_windows, total_windows, {"s_in"})`` as batches finish.
+    ``frame_step``: window centres every ``frame_step`` frames (a multiple of ``s_out``; None: every
+    ``s_out``-th, the protocol), interpolated in between as always: cheaper, for validation.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     check_choice("precision", precision, PRECISIONS)
@@ -93,7 +95,8 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
     table: list[dict] = []
     try:
         for s in s_in:
-            cfg = StreamConfig(seq_len=seq_len, s_out=s_out, s_in=(s,), batch_size=batch_size, frame_step=s_out)
+            cfg = StreamConfig(seq_len=seq_len, s_out=s_out, s_in=(s,), batch_size=batch_size,
+                               frame_step=frame_step or s_out)
             stream = WindowStream(readers, cfg, train=False, eval_s_in=s, split=split, **filters)
             if stream.num_windows == 0:
                 continue

@@ -201,7 +201,7 @@ class UpliftUpsampleTransformer(nn.Module):
         self.spatial = SpatialTransformer(cfg)
         self.upsample_token = _trunc_normal(d)
         self.temporal_pos = _trunc_normal(n, d)
-        dpr = torch.linspace(0, cfg.drop_path_temp, cfg.depth_temp).tolist()
+        dpr = temporal_drop_path_rates(cfg)
         self.temporal_blocks = nn.ModuleList(
             Block(d, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, dpr[i], nn.ReLU, cfg.drop, cfg.attn_drop)
             for i in range(cfg.depth_temp))
@@ -214,6 +214,10 @@ class UpliftUpsampleTransformer(nn.Module):
             for i, (s, p) in enumerate(zip(cfg.strides, cfg.paddings)))
         self.head_center = nn.Linear(d, 3 * j)
         self.apply(_init_weights)
+        if cfg.qkv_init == "split":
+            for m in self.modules():
+                if isinstance(m, Attention):
+                    split_qkv_init(m.qkv)
 
     def pose_tokens(self, x2d: torch.Tensor, keyframes: torch.Tensor) -> torch.Tensor:
         """Pose embeddings at key frames, the upsampling token elsewhere: ``(B, n_out, d_temp)``."""
@@ -250,6 +254,23 @@ class UpliftUpsampleTransformer(nn.Module):
             x = blk(x + pos)
         center = _fp32_head(self.head_center, x[:, 0]).reshape(b, j, 3)
         return UpliftOutput(seq, center)
+
+
+def temporal_drop_path_rates(cfg: ModelConfig) -> list[float]:
+    """Stochastic-depth rate of each temporal block: ``linspace(0, drop_path_temp, depth_temp)``, or
+    with ``temporal_drop_path = "released"`` the rates the released models were trained with,
+    ``linspace(0, drop_path_temp, d_temp)[:depth_temp]`` (about [0, 2.6e-4, 5.2e-4, 7.8e-4]; the
+    authors' code spaced the rates over the width before a later fix)."""
+    n = cfg.d_temp if cfg.temporal_drop_path == "released" else cfg.depth_temp
+    return torch.linspace(0, cfg.drop_path_temp, n)[: cfg.depth_temp].tolist()
+
+
+def split_qkv_init(qkv: nn.Linear) -> None:
+    """Glorot-uniform on each ``(d, d)`` third of a fused ``(3d, d)`` q/k/v layer, as three separate
+    Keras layers are initialised (bound ``sqrt(6 / 2d)``; one fused layer gets ``sqrt(6 / 4d)``)."""
+    with torch.no_grad():
+        for w in qkv.weight.chunk(3, dim=0):
+            nn.init.xavier_uniform_(w)
 
 
 def max_keyframes(n_out: int, s_out: int, s_in: int) -> int:

@@ -5,13 +5,16 @@ then the loop over epochs and steps, each step and each epoch end calling a name
 
 A run directory holds::
 
-    config.json          the RunConfig and the resolved UpliftConfig
+    config.json          the RunConfig, the resolved UpliftConfig and every recipe item's value
+    split.json           the AMASS training / validation split: sub-datasets and source keys of each side
     corpora.json         the corpus versions (PATH@SNAPSHOT) used for training and evaluation
     steps.jsonl          one row per optimizer step (the global batch's loss terms)
     metrics.json/.csv    one row per epoch (loss terms, lr, evaluation summary)
     metrics.png          loss and MPJPE curves
     eval_epochXXX.json   full evaluation tables
+    val_epochXXX.json    validation tables (the AMASS validation datasets)
     checkpoints/last/    the latest checkpoint (``uplift.checkpoint``), for resume
+    checkpoints/best/    the checkpoint of the best validation MPJPE so far (``keep_best``)
     checkpoints/final/   the same after the last epoch
 
 Resuming a run continues the exact sample order and RNG streams (``state.pt``).
@@ -34,8 +37,10 @@ from schemas.faults import trace
 from uplift import distributed as D
 from uplift.checkpoint import (Checkpoint, is_checkpoint, load_checkpoint, recover_checkpoint, restore_rng, rng_state,
                                save_checkpoint)
-from uplift.config import (CAMERA_MODES, CAMERA_RIGS, PRECISIONS, ModelConfig, TrainConfig, UpliftConfig,
-                           PRESETS, check_choice, check_fields, check_keys, finetune_overrides, get_preset, tuples)
+from uplift import amass_split
+from uplift.config import (CAMERA_MODES, CAMERA_RIGS, MIRRORS, PLACEMENTS, PRECISIONS, PRESETS, RECIPE_ITEMS, RECIPES,
+                           ModelConfig, TrainConfig, UpliftConfig, check_choice, check_fields, check_keys,
+                           finetune_overrides, get_preset, recipe_overrides, recipe_values, tuples)
 from uplift.corpora import open_corpora
 from uplift.loader import close_loader, make_loader
 from uplift.stream import StreamConfig, WindowStream
@@ -75,10 +80,25 @@ class RunConfig:
     # amass_* presets, precomputed otherwise. H36M detections (cpn, gt) always keep their views.
     cameras: str | None = None
     camera_rig: str | None = None  # per-window pool: "h36m" (28 cameras) or "3dhp" (14); None: each view's rig
-    precision: str = "bf16"  # training autocast on CUDA: "bf16" or "fp32" (heads and losses always fp32)
     eval_precision: str = "fp32"  # evaluation: fp32 unless "bf16" is asked for
     compile: str | None = None  # torch.compile mode for training ("default", "max-autotune", ...); None: eager
     prefetch_factor: int = 4  # batches each DataLoader worker keeps ready
+    # The training recipe (uplift.config.RECIPE_ITEMS): "official-code" (the authors' released code,
+    # item by item: the default, see README "Training like the paper") or "paper" (the paper's
+    # equations). Every item is also a key of its own that overrides the recipe: here (placement,
+    # mirror, precision; None: the recipe's) or in ``train`` / ``model`` (loss, keyframe_draw,
+    # epoch_length, ema_start / temporal_drop_path, qkv_init).
+    recipe: str = "official-code"
+    placement: str | None = None  # per-window AMASS windows: "centred" in the volume | "raw" as stored
+    mirror: str | None = None  # per-window flips: about the volume centre's x | about x = 0
+    precision: str | None = None  # training autocast on CUDA: "bf16" | "fp32" (heads and losses always fp32)
+    # AMASS split by sub-dataset (uplift.amass_split): None = the preset's (the authors' 14 / 3
+    # datasets for amass_* presets; every dataset for training and none held out otherwise);
+    # ["*"] for training = every dataset not held out.
+    amass_train_datasets: list | None = None
+    amass_val_datasets: list | None = None
+    val_frame_step: int | None = None  # validation window centres every k frames (None: s_out); a multiple of s_out
+    keep_best: bool = True  # checkpoints/best: the weights of the best validation MPJPE
 
     def __post_init__(self):
         check_fields(self)  # types and documented ranges (uplift.config.RANGES), before anything else
@@ -86,10 +106,35 @@ class RunConfig:
             check_choice("cameras", self.cameras, CAMERA_MODES)
         if self.camera_rig is not None:
             check_choice("camera_rig", self.camera_rig, CAMERA_RIGS)
-        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("recipe", self.recipe, RECIPES)
+        for name, allowed in (("placement", PLACEMENTS), ("mirror", MIRRORS), ("precision", PRECISIONS)):
+            if getattr(self, name) is not None:
+                check_choice(name, getattr(self, name), allowed)
         check_choice("eval_precision", self.eval_precision, PRECISIONS)
         check_keys(TrainConfig, self.train, "train: ")
         check_keys(ModelConfig, self.model, "model: ")
+        if self.val_frame_step is not None and self.val_frame_step < 1:
+            raise ConfigError(f"val_frame_step must be >= 1, got {self.val_frame_step}")
+
+    def recipe_items(self) -> dict[str, str]:
+        """Every recipe item's value for this run: the key's own value where given, else the recipe's."""
+        out = recipe_values(self.recipe)
+        for item, (where, _) in RECIPE_ITEMS.items():
+            given = getattr(self, item) if where == "run" else (self.train if where == "train" else self.model).get(item)
+            if given is not None:
+                out[item] = given
+        return out
+
+    def amass_lists(self) -> tuple[list[str], list[str]]:
+        """``(training, validation)`` AMASS sub-dataset lists (see ``amass_train_datasets``)."""
+        official = self.preset.startswith("amass")
+        tr = self.amass_train_datasets
+        val = self.amass_val_datasets
+        if tr is None:
+            tr = list(amass_split.OFFICIAL_TRAIN) if official else [amass_split.ALL_OTHERS]
+        if val is None:
+            val = list(amass_split.OFFICIAL_VALIDATION) if official else []
+        return [str(x) for x in tr], [str(x) for x in val]
 
     @property
     def camera_mode(self) -> str:
@@ -100,10 +145,10 @@ class RunConfig:
 
     def uplift_config(self, finetuning: bool = False) -> UpliftConfig:
         base = get_preset(self.preset)
-        tr = dict(self.train)
+        tr = {**recipe_overrides(self.recipe, "train"), **self.train}
         if finetuning if self.finetune is None else self.finetune:
             tr = {**finetune_overrides(self.preset), **tr}
-        model = replace(base.model, **tuples(self.model)) if self.model else base.model
+        model = replace(base.model, **tuples({**recipe_overrides(self.recipe, "model"), **self.model}))
         return replace(base, model=model, train=replace(base.train, **tuples(tr)))
 
 
@@ -211,7 +256,8 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     run_dir.mkdir(parents=True, exist_ok=True)
     dinfo = D.setup(D.pick_device(rcfg.device).type)  # torchrun / launch_train: join the process group
     device = D.device_for(dinfo, rcfg.device)
-    amp = device.type == "cuda" and rcfg.precision == "bf16"
+    items = rcfg.recipe_items()
+    amp = device.type == "cuda" and items["precision"] == "bf16"
     train_src = open_corpora(corpus)
     eval_src = open_corpora(eval_corpus) or train_src
     if not train_src:
@@ -234,12 +280,19 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
         D.restore_rank_rng(state, rcfg.seed, dinfo)
     else:
         D.seed_rank(rcfg.seed, dinfo)
+    split = _amass_split(rcfg, train_src, corpora["train"])
     if dinfo.is_main:
         _write_run_files(run_dir, rcfg, ucfg, init, corpora, dinfo.world_size, fresh=state is None)
+        if split is not None:
+            (run_dir / "split.json").write_text(json.dumps(split.report, indent=1))
     D.check_batch(tcfg.batch_size, dinfo)
+    if rcfg.camera_mode == "per-window" and items["placement"] == "raw":
+        _check_raw_corpora(train_src, corpora["train"])
 
     # -- data: every rank streams the 1-process batch order and keeps its rows (uplift.distributed)
     filters = _filters(rcfg.train_split, rcfg.train_subjects)
+    if split is not None:
+        filters["keys"] = split.train_keys
     stream = WindowStream(train_src, _stream_config(rcfg, ucfg), train=True, rank=0, world_size=1, **filters)
     if stream.num_windows == 0:
         raise ConfigError(f"no training windows in {corpora['train']} with {filters}")
@@ -250,7 +303,9 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
         fwd = torch.compile(fwd, mode=rcfg.compile)
 
     spe = tcfg.steps_per_epoch if rcfg.steps_per_epoch is None else rcfg.steps_per_epoch
+    repeating = tcfg.epoch_length == "steps" and spe > 0  # epochs of exactly spe steps over a repeating stream
     history = read_history(run_dir) if state is not None else []
+    best = _best_so_far(history)
     epoch0, batch0 = (int(state["epoch"]), int(state["batch"])) if state is not None else (0, 0)
     trace(f"train_start:{epoch0}:{batch0}")  # what was loaded (reliability trials tell a resume from a restart)
     performed = [0]  # optimizer steps this call took
@@ -277,14 +332,17 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
         batch = batch0 if epoch == epoch0 else 0
         if budget <= 0:  # spent at an epoch boundary
             return pause(epoch, batch)
-        stream.set_epoch(epoch, batch)
-        n_batches = stream.batches_per_epoch(rcfg.num_workers)
-        limit = min(n_batches, spe) if spe else n_batches
+        if repeating:
+            limit, batches = spe, _repeating(stream, loader, rcfg.num_workers, epoch * spe + batch)
+        else:
+            stream.set_epoch(epoch, batch)
+            n_batches = stream.batches_per_epoch(rcfg.num_workers)
+            limit, batches = (min(n_batches, spe) if spe else n_batches), loader
         stop = min(limit, batch + budget)
         if batch == 0:
             stats = EpochStats()
         t0, first = time.perf_counter(), batch
-        for b in loader:
+        for b in batches:
             if batch >= stop:
                 break
             terms = _train_step(fwd, bundle, model, D.rank_slice(b, dinfo), tcfg, dinfo, device, amp)
@@ -312,6 +370,14 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
             (run_dir / f"eval_epoch{epoch + 1:03d}.json").write_text(json.dumps(eval_table, indent=1))
             row.update(summary(eval_table))
             model.train()
+        if dinfo.is_main and split is not None and split.val_keys and rcfg.eval_every and (
+                (epoch + 1) % rcfg.eval_every == 0 or epoch + 1 == tcfg.epochs):
+            val_model = bundle.ema.module if bundle.ema is not None else model
+            val_table = _evaluate(val_model, train_src, rcfg, ucfg, device, _eval_progress(progress, epoch + 1, tcfg.epochs),
+                                  validation=split.val_keys)
+            (run_dir / f"val_epoch{epoch + 1:03d}.json").write_text(json.dumps(val_table, indent=1))
+            row.update(validation_summary(val_table))
+            model.train()
         history.append(row)
         log.info("epoch %d: %s", epoch + 1, row)
         batch0 = 0
@@ -319,6 +385,12 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
         if dinfo.is_main:
             write_history(run_dir, history)
         checkpoint(last, epoch + 1, 0)
+        if dinfo.is_main and rcfg.keep_best and row.get(VAL_METRIC) is not None and (best is None or row[VAL_METRIC] < best):
+            best = row[VAL_METRIC]  # weights only (rank 0 alone validates): not a resume point
+            ema = bundle.ema.module if bundle.ema is not None else None
+            save_checkpoint(run_dir / "checkpoints" / "best", model, ema, ucfg,
+                            {**meta, "epoch": epoch + 1, "batch": 0, VAL_METRIC: best},
+                            {"epoch": torch.tensor(epoch + 1), "batch": torch.tensor(0)})
     close_loader(loader)
     final = run_dir / "checkpoints" / "final"
     checkpoint(final, tcfg.epochs, 0)
@@ -368,7 +440,8 @@ def _training_state(bundle: OptimBundle, epoch: int, batch: int, stats: EpochSta
 
 def _write_run_files(run_dir: Path, rcfg: RunConfig, ucfg: UpliftConfig, init, corpora: dict, world_size: int,
                      fresh: bool) -> None:
-    (run_dir / "config.json").write_text(json.dumps({"run": asdict(rcfg), "uplift": asdict(ucfg),
+    recipe = {"name": rcfg.recipe, "items": rcfg.recipe_items()}
+    (run_dir / "config.json").write_text(json.dumps({"run": asdict(rcfg), "uplift": asdict(ucfg), "recipe": recipe,
                                                      "init": str(init) if init else None,
                                                      "world_size": world_size}, indent=1))
     (run_dir / "corpora.json").write_text(json.dumps(corpora, indent=1))
@@ -380,13 +453,88 @@ def _filters(split, subjects) -> dict:
     return {"split": split} if subjects is None else {"split": split, "subjects": subjects}
 
 
+@dataclass
+class _Split:
+    train_keys: list[str] | None  # the training stream's key filter (None: no AMASS sequence held out)
+    val_keys: list[str]  # the validation sequences' keys ([]: no validation)
+    report: dict  # split.json
+
+
+def _amass_split(rcfg: RunConfig, readers: list, specs: list[str]) -> _Split | None:
+    """The AMASS split of the training corpora (``uplift.amass_split``); None when they hold no AMASS."""
+    tables = [(spec, r.sequences) for spec, r in zip(specs, readers)]
+    if not any((t["source"].to_numpy(zero_copy_only=False) == "amass").any() for _, t in tables if t.num_rows):
+        return None
+    tr, val = rcfg.amass_lists()
+    sides = [amass_split.split_sequences(t, tr, val) for _, t in tables]
+    held_out = any(s["val"] or s["unused"] for s in sides)
+    train_keys = sorted({k for s in sides for k in s["train"]}) if held_out else None
+    val_keys = sorted({k for s in sides for k in s["val"]})
+    report = amass_split.split_report(tables, tr, val)
+    missing = [n for n in val if not any(amass_split.dataset_name(d) == amass_split.dataset_name(n)
+                                         for e in report["corpora"].values() for d in e["val"])]
+    if missing:
+        log.warning("AMASS validation datasets %s are not in the training corpora", missing)
+    report["missing_val_datasets"] = missing
+    return _Split(train_keys, val_keys, report)
+
+
+def _check_raw_corpora(readers: list, specs: list[str]) -> None:
+    """``placement: raw`` projects the stored AMASS trajectories as they are: they must be stored so
+    (a corpus built with ``placement: raw``), not turned, moved and cut into the rig's volume."""
+    for spec, r in zip(specs, readers):
+        seq = r.sequences
+        if not (seq.num_rows and (seq["source"].to_numpy(zero_copy_only=False) == "amass").any()):
+            continue
+        built = (r.build_info.get("settings") or {}).get("placement", "rig")
+        if built != "raw":
+            raise ConfigError(f"{spec}: placement 'raw' projects AMASS motion as stored, but this version was "
+                              f"built with placement {built!r} (turned, moved and cut into the rig's volume); "
+                              f"build it with --placement raw, or train with placement 'centred'")
+
+
+def _repeating(stream: WindowStream, loader, num_workers: int, start: int):
+    """Batches of an endless stream of passes from global batch ``start`` on (``epoch_length: steps``):
+    pass p is the stream's epoch p, so a resume at any step continues the same order."""
+    p, skip = 0, start
+    while True:
+        stream.set_epoch(p, 0)
+        n = stream.batches_per_epoch(num_workers)
+        if n == 0:
+            raise ConfigError("the training stream yields no full batch: a repeating stream needs one")
+        if skip < n:
+            break
+        p, skip = p + 1, skip - n
+    while True:
+        stream.set_epoch(p, skip)
+        yield from loader
+        p, skip = p + 1, 0
+
+
+VAL_METRIC = "val_mpjpe_mm"  # the mean over the validation s_in of the all-frames MPJPE
+
+
+def validation_summary(table: list[dict]) -> dict[str, float]:
+    """``{"val_mpjpe_mm": mean over s_in, "val_mpjpe_mm_s20": ..., ...}`` of a validation table."""
+    per = {k.replace("mpjpe_mm", "val_mpjpe_mm").replace("p_val_", "val_p_"): v for k, v in summary(table).items()}
+    means = [v for k, v in per.items() if k.startswith("val_mpjpe_mm_s")]
+    return {VAL_METRIC: float(sum(means) / len(means)), **per} if means else {}
+
+
+def _best_so_far(history: list[dict]) -> float | None:
+    vals = [r[VAL_METRIC] for r in history if r.get(VAL_METRIC) is not None]
+    return min(vals) if vals else None
+
+
 def _stream_config(rcfg: RunConfig, ucfg: UpliftConfig) -> StreamConfig:
     """The training window stream: the model's window, the drawn input strides, flips and cameras."""
     m, t = ucfg.model, ucfg.train
+    items = rcfg.recipe_items()
     return StreamConfig(seq_len=m.seq_len, s_out=m.s_out, s_in=tuple(t.s_in), batch_size=t.batch_size, flip=True,
                         random_shift=t.keyframe_random_shift, block_frames=rcfg.block_frames,
                         buffer_blocks=rcfg.buffer_blocks, seed=rcfg.seed, in_batch_flip=t.in_batch_flip,
-                        cameras=rcfg.camera_mode, camera_rig=rcfg.camera_rig)
+                        cameras=rcfg.camera_mode, camera_rig=rcfg.camera_rig, keyframe_draw=t.keyframe_draw,
+                        placement=items["placement"], mirror=items["mirror"])
 
 
 def _train_step(fwd, bundle: OptimBundle, model, b: dict, tcfg: TrainConfig, dinfo, device, amp: bool
@@ -402,7 +550,7 @@ def _train_step(fwd, bundle: OptimBundle, model, b: dict, tcfg: TrainConfig, din
     seq_count, center_count = D.global_counts(valid, dinfo)
     terms = uplift_loss(out.seq.float(), out.center.float(), y, valid, root=tcfg.root_joint,
                         w_seq=tcfg.loss_weight_seq, w_center=tcfg.loss_weight_center,
-                        seq_count=seq_count, center_count=center_count)
+                        seq_count=seq_count, center_count=center_count, mode=tcfg.loss)
     bundle.optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
     bundle.optimizer.step()
@@ -411,13 +559,20 @@ def _train_step(fwd, bundle: OptimBundle, model, b: dict, tcfg: TrainConfig, din
     return D.global_mean([terms.total.item(), terms.seq.item(), terms.center.item()], dinfo, device)
 
 
-def _evaluate(model, eval_src: list, rcfg: RunConfig, ucfg: UpliftConfig, device, progress=None) -> list[dict]:
-    """The evaluation table of ``model`` (the EMA copy when there is one) on the eval split."""
+def _evaluate(model, eval_src: list, rcfg: RunConfig, ucfg: UpliftConfig, device, progress=None,
+              validation: list[str] | None = None) -> list[dict]:
+    """The evaluation table of ``model`` (the EMA copy when there is one) on the eval split, or with
+    ``validation`` (sequence keys) on those sequences, window centres every ``val_frame_step`` frames."""
     m, t = ucfg.model, ucfg.train
+    if validation is None:
+        filters, step = _filters(rcfg.eval_split, rcfg.eval_subjects), None
+    else:
+        filters, step = {"split": None, "keys": validation}, rcfg.val_frame_step
+        if step is not None and step % m.s_out:
+            raise ConfigError(f"val_frame_step {step} must be a multiple of s_out {m.s_out}")
     return evaluate_model(model, eval_src, seq_len=m.seq_len, s_out=m.s_out, s_in=list(rcfg.eval_s_in or t.s_in),
                           batch_size=rcfg.eval_batch_size, test_flip=t.test_flip, root=t.root_joint, device=device,
-                          precision=rcfg.eval_precision, progress=progress,
-                          **_filters(rcfg.eval_split, rcfg.eval_subjects))
+                          precision=rcfg.eval_precision, progress=progress, frame_step=step, **filters)
 
 
 def _eval_progress(progress, epoch: int, epochs: int):

@@ -16,6 +16,11 @@ already placed in the rig's volume at build time; centring only removes the rema
 Flip (mirror) happens in world space, as the official code does: reflect about the vertical plane
 ``x = centre_x`` through the volume centre and swap left/right joints, then project through the
 same camera; the 2D input is then a true projection (distortion included) of a mirrored person.
+
+Recipe items (``uplift.config.RECIPE_ITEMS``): ``placement = "raw"`` skips the centring (the
+released code projects the AMASS trajectory as stored: read it from a corpus built with
+``placement: raw``, i.e. neither turned, moved nor cut); ``mirror = "x0"`` reflects about the
+world plane ``x = 0`` instead of the volume centre's (the released code's ``x -> -x``).
 """
 
 from __future__ import annotations
@@ -48,9 +53,13 @@ def draw_cameras(rng: np.random.Generator, n: int, pool_size: int) -> np.ndarray
 
 
 def project_windows(world: torch.Tensor, intrinsics: torch.Tensor, extrinsics: torch.Tensor,
-                    mirror: torch.Tensor | None, centre_xy, perm, root: int = 0, out=None
+                    mirror: torch.Tensor | None, centre_xy, perm, root: int = 0, out=None, *,
+                    centre_path: bool = True, mirror_x: float | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Place, optionally mirror, and project windows through one camera each.
+
+    ``centre_path``: move each window's root path to the volume centre (False: project as stored);
+    ``mirror_x``: the x of the mirror plane (None: the volume centre's ``centre_xy[0]``).
 
     world: (K, N, J, 3) metres (z-up); intrinsics (K, 11), extrinsics (K, 3, 4): each window's camera;
     mirror: (K,) bool or None. Returns ``keypoints_2d (K, N, J, 2)`` normalised, ``joints_3d
@@ -67,13 +76,15 @@ def project_windows(world: torch.Tensor, intrinsics: torch.Tensor, extrinsics: t
     X, Y, Z = world.to(torch.float32).permute(3, 0, 1, 2).reshape(3, k, n * j).contiguous()
     rx, ry = X.view(k, n, j)[:, :, root], Y.view(k, n, j)[:, :, root]
     cx_w, cy_w = float(centre_xy[0]), float(centre_xy[1])
-    X += (cx_w - 0.5 * (rx.amax(1) + rx.amin(1)))[:, None]  # centre the root path (xy)
-    Y += (cy_w - 0.5 * (ry.amax(1) + ry.amin(1)))[:, None]
+    if centre_path:
+        X += (cx_w - 0.5 * (rx.amax(1) + rx.amin(1)))[:, None]  # centre the root path (xy)
+        Y += (cy_w - 0.5 * (ry.amax(1) + ry.amin(1)))[:, None]
     if mirror is not None and bool(mirror.any()):
         p = torch.as_tensor([int(i) for i in perm])
         m = mirror[:, None]
         swap = (lambda P: P.view(k, n, j).index_select(2, p).view(k, n * j))  # noqa: E731
-        X = torch.where(m, 2.0 * cx_w - swap(X), X)
+        mx = cx_w if mirror_x is None else float(mirror_x)
+        X = torch.where(m, 2.0 * mx - swap(X), X)
         Y = torch.where(m, swap(Y), Y)
         Z = torch.where(m, swap(Z), Z)
     c = lambda v: v.to(torch.float32)[:, None]  # noqa: E731 per-camera constant (K, 1)

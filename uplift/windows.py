@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.errors import ConfigError
-from uplift.config import CAMERA_MODES, check_choice, check_s_in, check_window
+from uplift.config import (CAMERA_MODES, KEYFRAME_DRAWS, MIRRORS, PLACEMENTS, check_choice, check_s_in,
+                           check_window)
 
 
 def window_indices(t: np.ndarray | int, n_frames: np.ndarray | int, n_out: int, s_out: int
@@ -65,11 +66,19 @@ class StreamConfig:
     cameras: str = "precomputed"  # or "per-window" (AMASS views, see uplift.views)
     prefetch_group: bool | None = None  # load the next group in a background thread; None: where > 2 cores
     camera_rig: str | None = None  # per-window pool: "h36m" | "3dhp"; None: each view's own rig
+    # Recipe items (uplift.config.RECIPE_ITEMS): how (s_in, phase) are drawn; per-window cameras:
+    # centre the window's root path or project it as stored, and the mirror plane of the flips.
+    keyframe_draw: str = "uniform"
+    placement: str = "centred"
+    mirror: str = "volume-centre"
 
     def __post_init__(self):
         check_window(self.seq_len, self.s_out)
         check_s_in(self.s_in, self.s_out)
         check_choice("cameras", self.cameras, CAMERA_MODES)
+        check_choice("keyframe_draw", self.keyframe_draw, KEYFRAME_DRAWS)
+        check_choice("placement", self.placement, PLACEMENTS)
+        check_choice("mirror", self.mirror, MIRRORS)
         if self.in_batch and self.batch_size % 2:
             raise ConfigError(f"batch_size must be even with flip, got {self.batch_size}")
         if self.batch_size < 1 or self.block_frames < 1 or self.buffer_blocks < 1 or self.frame_step < 1:

@@ -137,6 +137,10 @@ def build_amass_cmd(amass_root: Path,
                     rig: str = typer.Option("h36m", help="h36m | 3dhp", callback=one_of("h36m", "3dhp")),
                     calibration: Optional[Path] = typer.Option(
                         None, help="MPI-INF-3DHP camera.calibration (rig 3dhp): use its cameras"),
+                    placement: str = typer.Option("rig", help="rig: turn, move into the rig's volume and cut "
+                                                              "where needed | raw: keep the mocap trajectory "
+                                                              "as it is (recipe official-code)",
+                                                  callback=one_of("rig", "raw")),
                     cameras_per_sequence: int = typer.Option(4, callback=at_least(1)),
                     fps: float = typer.Option(50.0, callback=positive),
                     seed: int = typer.Option(0),
@@ -153,7 +157,8 @@ def build_amass_cmd(amass_root: Path,
     from pipelines.build_amass import BuildConfig, build_amass
 
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
-                      tag=tag, rig=rig, calibration=calibration, cameras_per_sequence=cameras_per_sequence,
+                      tag=tag, rig=rig, calibration=calibration, placement=placement,
+                      cameras_per_sequence=cameras_per_sequence,
                       fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order,
                       deftrafo=deftrafo, smplx_regressor=smplx_regressor, verify=verify)
     with bar("sequences/s") as tick:

@@ -112,3 +112,20 @@ def test_3dhp_build_with_a_users_calibration_file(inputs, tmp_path):
     assert stored <= {tuple(np.round([c.fx, c.fy, c.cx, c.cy], 6)) for c in cams}
     with pytest.raises(Exception, match="3dhp"):
         build_amass(_cfg(inputs, tmp_path / "other", rig="h36m", calibration=calib))
+
+
+def test_raw_placement_stores_the_mocap_trajectory_uncut(inputs, tmp_path):
+    """``placement: raw`` (recipe official-code): joints as regressed, one sequence a source, and the
+    choice recorded in the version's build info; the default build's settings (and hash) stay as before."""
+    assert "placement" not in _cfg(inputs, tmp_path / "x").data_settings()
+    build_amass(_cfg(inputs, tmp_path / "raw", tag="v1", placement="raw"))
+    reader = CorpusReader.open(tmp_path / "raw", "v1")
+    assert reader.build_info["settings"]["placement"] == "raw"
+    assert reader.build_info["config"]["placement"] == "raw"
+    assert not any("#" in k for k in reader.sequences["key"].to_pylist())  # never cut
+    from pipelines.amass import read_amass
+
+    for row in reader.sequences.to_pylist():
+        expected = sequence_joints(read_amass(row["source_path"]), inputs / "body_models",
+                                   inputs / "body_models" / "J_regressor_h36m.npy", 50.0)
+        np.testing.assert_array_equal(reader.read_sequence(row["key"])["joints_world"], expected)
