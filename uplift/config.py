@@ -124,7 +124,7 @@ RANGES: dict[str, dict[str, tuple[float, float]]] = {
         "eval_every": (0, 1 << 20), "eval_s_in": (1, 4096), "eval_batch_size": (1, 1 << 16),
         "steps_per_epoch": (0, 1 << 30), "checkpoint_every": (0, 1 << 30), "num_workers": (0, 64),
         "buffer_blocks": (1, 1 << 16), "block_frames": (1, 1 << 16), "seed": (0, (1 << 63) - 1),
-        "prefetch_factor": (1, 64),
+        "prefetch_factor": (1, 64), "val_frame_step": (1, 1 << 20),
     },
 }
 MAX_COLLECTION = 1024  # items in one list / tuple setting (strides, s_in, subjects)
