@@ -83,7 +83,7 @@ class BuildConfig(BaseModel):
         "auto", description="auto: check the regressor's left/right rows on the body model's template and "
                             "swap mismatched pairs; as-is: trust the file's row order")
     max_in_flight: int = Field(0, ge=0, le=100_000, description="shards computed and held at a time (0: 2 per worker)")
-    shard_mb: float = Field(64.0, gt=0, le=65_536, description="source megabytes per worker task (a shard); shards "
+    shard_mb: float = Field(64.0, gt=0, le=1e7, description="source megabytes per worker task (a shard); shards "
                                                               "start on a chunk boundary, so fewer, bigger shards pad less")
     verify: bool = Field(False, description="hash every source and input file instead of trusting an "
                                             "unchanged file status (size, mtime, inode)")

@@ -386,6 +386,16 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _read_sha(seq, exc: Exception, path: str, listed: str) -> str:
+    """The sha256 a reject row records: of the bytes read (the parsed sequence's, or the reading error's
+    when the file itself was bad), else the listing's ("" when the listing did not hash it)."""
+    if seq is not None:
+        return seq.sha256
+    if isinstance(exc, InputError) and exc.path == path:
+        return getattr(exc, "source_sha256", None) or listed
+    return listed
+
+
 def process_source(path: str, key: str, dataset: str, subject: str, name: str, sha256: str,
                    body_models: str, regressor: str, settings: dict, config_hash: str) -> SourceResult | Reject:
     """Read -> regress -> resample -> place/project one source file. Whatever goes wrong with this
@@ -399,6 +409,7 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
     from pipelines.placement import place_and_project, project_in_place
 
     notes: list[str] = []
+    seq = None
     try:
         # the real path must stay inside the AMASS root, checked on the opened file (a link swapped in
         # after the listing is refused too); the sha256 recorded is that of the bytes parsed
@@ -416,13 +427,11 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
     except InputError as exc:
         # an error about another file (the body model, the regressor) names that file in the reason
         reason = exc.reason if exc.path == path else f"{exc.path}: {exc.reason}"
-        # the hash of what was read, when the file was read (it may differ from the listing's)
-        read_sha = getattr(exc, "source_sha256", None) if exc.path == path else None
-        return Reject(source_path=path, reason=reason, kind=exc.kind, source_sha256=read_sha or sha256)
+        return Reject(source_path=path, reason=reason, kind=exc.kind, source_sha256=_read_sha(seq, exc, path, sha256))
     except Exception as exc:  # noqa: BLE001 - one source must never take the build down
         log.warning("build: %s failed: %s", path, _one_line(exc))
         return Reject(source_path=path, reason=f"failed while building: {_one_line(exc)}", kind="error",
-                      source_sha256=sha256)
+                      source_sha256=_read_sha(seq, exc, path, sha256))
     out = SourceResult(notes=notes)
     for i, seg in enumerate(segments):
         seg_key = key if len(segments) == 1 else f"{key}#{i:03d}"

@@ -3,8 +3,10 @@ source that must fail before anything is committed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,7 +126,9 @@ def test_an_unexpected_error_in_one_source_is_a_reject(tree, monkeypatch):
     settings = BuildConfig(amass_root=root / "amass", body_models=root / "body_models", corpus=root / "c").data_settings()
     out = process_source(good[0], "k", "d", "s", "n", "sha", str(root / "body_models"),
                          str(root / "body_models" / "J_regressor_h36m.npy"), settings, "h")
-    assert isinstance(out, Reject) and out.kind == "error" and out.source_sha256 == "sha"
+    # the row records the hash of the bytes the failed attempt read, not the listing's ("sha")
+    assert isinstance(out, Reject) and out.kind == "error"
+    assert out.source_sha256 == hashlib.sha256(Path(good[0]).read_bytes()).hexdigest()
     assert out.reason == "failed while building: RuntimeError: placement failed"
 
 
