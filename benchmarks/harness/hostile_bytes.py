@@ -174,8 +174,9 @@ def write_zip_inflating(path: Path, name: str, header: bytes, zero_mib: int, oth
     return path
 
 
-def write_zip_many_members(path: Path, n: int) -> Path:
-    """A zip of ``n`` empty stored members (~100 bytes each in the file, a ZipInfo each when parsed)."""
+def write_zip_many_members(path: Path, n: int, claimed: int | None = None) -> Path:
+    """A zip of ``n`` empty stored members (~100 bytes each in the file, a ZipInfo each when parsed);
+    ``claimed``: the member count its end record states instead (a lie when it differs from ``n``)."""
     out, central = bytearray(), bytearray()
     for i in range(n):
         fn = f"{i}.npy".encode()
@@ -183,7 +184,7 @@ def write_zip_many_members(path: Path, n: int) -> Path:
         out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, 0, 0, 0, len(fn), 0) + fn
         central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, 0, 0, 0, len(fn),
                                0, 0, 0, 0, 0, offset) + fn
-    n16 = min(n, 0xFFFF)  # (a zip64 end record would carry the full count; the classic one is enough here)
+    n16 = min(n if claimed is None else claimed, 0xFFFF)  # (a zip64 end record would carry the full count)
     eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n16, n16, len(central), len(out), 0)
     path.write_bytes(bytes(out + central + eocd))
     return path

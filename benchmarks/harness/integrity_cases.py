@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.harness.hostile_bytes import (BUILD, FALSE, MARK, PROTO, STOP, array_op, bytes_op, dtype_op, int_op,
-                                              str_op, tuple_op)
+                                              str_op, tuple_op, write_zip_many_members)
 from benchmarks.harness.hostile_cases import Case, amass_arrays, vp3d_2d_arrays
 
 # ---------------------------------------------------------------------------------------------
@@ -481,16 +481,7 @@ def _zip_directory_lies(work: Path):
     """A zip whose end record claims one entry while its central directory holds a million (96 MB)."""
     p = work / "CMU" / "01" / "lie_poses.npz"
     p.parent.mkdir(parents=True)
-    n = 1_000_000
-    out, central = bytearray(), bytearray()
-    for i in range(n):
-        fn = f"{i}.npy".encode()
-        offset = len(out)
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, 0, 0, 0, len(fn), 0) + fn
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, 0, 0, 0, len(fn),
-                               0, 0, 0, 0, 0, offset) + fn
-    eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(out), 0)
-    p.write_bytes(bytes(out + central + eocd))
+    write_zip_many_members(p, 1_000_000, claimed=1)
     return _case("pipelines.amass:read_amass", p)
 
 

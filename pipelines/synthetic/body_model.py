@@ -154,11 +154,7 @@ def make_body_model(gender: str, seed: int = 0) -> dict[str, np.ndarray]:
         Jreg[j, ring] = 1.0 / len(ring)
     kintree = np.stack([_PARENTS, np.arange(52)]).astype(np.int64)
     kintree[0, 0] = 4294967295  # how the released files spell "no parent"
-    hands = {}
-    for side in ("l", "r"):
-        q, _ = np.linalg.qr(rng.normal(size=(45, 45)))
-        hands[f"hands_components{side}"] = q.T
-        hands[f"hands_mean{side}"] = rng.normal(0.0, 0.15, 45)
+    hands = hand_pca(rng)
     return {
         "v_template": mesh.verts, "shapedirs": _shape_dirs(mesh, J), "posedirs": _pose_dirs(mesh, J, rng),
         "J_regressor": Jreg, "weights": mesh.weights, "kintree_table": kintree, "f": mesh.faces.astype(np.int32),
@@ -195,3 +191,14 @@ def write_body_model_tree(directory, seed: int = 0, smplx: bool = False) -> dict
         out.update(write_smplx_models(root, seed))
         out["deftrafo"] = write_deformation_transfer(root, seed)
     return out
+
+
+def hand_pca(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``hands_components{l,r}`` (45, 45) orthonormal and ``hands_mean{l,r}`` (45,), as the released
+    SMPL+H and SMPL-X files hold them (AMASS poses hands with 45 values a hand, so neither is used)."""
+    hands = {}
+    for side in ("l", "r"):
+        q, _ = np.linalg.qr(rng.normal(size=(45, 45)))
+        hands[f"hands_components{side}"] = q.T
+        hands[f"hands_mean{side}"] = rng.normal(0.0, 0.15, 45)
+    return hands

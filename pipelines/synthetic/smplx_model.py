@@ -39,7 +39,7 @@ import scipy.sparse
 import scipy.spatial
 import trimesh
 
-from pipelines.synthetic.body_model import _pose_dirs, _shape_dirs
+from pipelines.synthetic.body_model import _pose_dirs, _shape_dirs, hand_pca
 from pipelines.synthetic.tube_mesh import Mesh, _build_tube, _fit_torso, _Tube, _tube_specs, build_mesh, rest_joints
 from schemas.skeletons import GENDERS, SMPLH_52, SMPLX_55, SMPLX_NUM_EXPRESSION, SMPLX_NUM_SHAPE
 
@@ -200,11 +200,7 @@ def make_smplx_model(gender: str, seed: int = 0) -> dict[str, np.ndarray]:
     P[P == 0.0] = 1e-7
     kintree = np.stack([np.asarray(SMPLX_55.parents), np.arange(55)]).astype(np.int64)
     kintree[0, 0] = 4294967295  # how the released files spell "no parent"
-    hands = {}
-    for side in ("l", "r"):
-        q, _ = np.linalg.qr(rng.normal(size=(45, 45)))
-        hands[f"hands_components{side}"] = q.T
-        hands[f"hands_mean{side}"] = rng.normal(0.0, 0.15, 45)
+    hands = hand_pca(rng)
     head_faces = np.flatnonzero(np.isin(xm.tube_names[mesh.faces[:, 0]], ("head", "jaw")))
 
     def bary(*shape):

@@ -28,10 +28,16 @@ def test_build_progress_reaches_the_last_source_with_rates(tmp_path):
 
     root = make_inputs(tmp_path / "in", n_sequences=3, seed=2, duration_s=(1.0, 1.5), broken=True)
     calls = []
-    build_amass(build_config(root, tmp_path / "c"), progress=lambda done, total, info: calls.append((done, total, info)))
+    # progress comes a shard at a time: one source a shard here, so every source is reported
+    build_amass(build_config(root, tmp_path / "c", shard_mb=1e-6),
+                progress=lambda done, total, info: calls.append((done, total, info)))
     assert [(d, t) for d, t, _ in calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     last = calls[-1][2]
     assert last["source_frames"] > 0 and last["source_fps"] > 0
+    # with the default shards (all four files in one), the one report is the last source
+    calls.clear()
+    build_amass(build_config(root, tmp_path / "d"), progress=lambda done, total, info: calls.append((done, total, info)))
+    assert calls and calls[-1][:2] == (4, 4)
 
 
 class Lines(logging.Handler):
