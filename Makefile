@@ -32,7 +32,7 @@ test: $(DEV_STAMP)
 
 # Every benchmark (~15 min on 2 cores) -> benchmarks/RESULTS.md, then the README's figures from it.
 bench: $(DEV_STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python -m benchmarks.run_all
 
 # The packages the H200 device image lacks, as Python 3.12 wheels of the versions installed here, in
 # .whl/ (ignored) for benchmarks/device_check.sh: the device call carries .whl.

@@ -22,7 +22,7 @@ and of the largest worker, for builds of ``--memory-frames`` source frames (CLI 
 No-op: ``--noop-files`` small sources are built once, then an unchanged rebuild is timed against
 ``mocap-corpus versions`` on the same corpus (both as CLI commands, the median of 3 runs each).
 
-    .venv/bin/python benchmarks/bench_build.py [--frames 1000000] [--workers 2] \\
+    .venv/bin/python -m benchmarks.bench_build [--frames 1000000] [--workers 2] \\
         [--memory-frames 300000,3000000] [--noop-files 10000]
 
 Ends with one JSON line: source_fps, workers_1_fps, workers_2_fps, serial_share, speedup_projected,
@@ -103,7 +103,7 @@ def reference_fps(body_models: Path, regressor: Path, amass_files: list[Path], f
     fastest of ``repeats`` timed passes (on a loaded machine: the least disturbed one)."""
     import torch
 
-    from benchmarks.harness.smplx_reference import smplx_forward_joints, smplx_reference_model
+    from tests.support.smplx_reference import smplx_forward_joints, smplx_reference_model
     from pipelines.amass import read_amass
     from pipelines.body_model import load_body_model
     from pipelines.sequence import resolved_regressor

@@ -24,7 +24,7 @@ flipped copies), same machine, same run.
   cameras drawn per window, projected on the fly with distortion, flipped copy mirrored in world
   space), ours vs the official-style generator projecting each window in numpy.
 
-Usage: ``python benchmarks/bench_loader.py [--sizes 1000000,10000000] [--workdir DIR] [--keep]``.
+Usage: ``python -m benchmarks.bench_loader [--sizes 1000000,10000000] [--workdir DIR] [--keep]``.
 Last line: JSON with ``ours_wps``, ``baseline_wps``, ``ratio``, ``ours_1thread_prefetch_wps``,
 ``ratio_1thread_prefetch``, ``rss_mb_1m``, ``rss_mb_10m``,
 ``ours_2workers_wps``, ``ratio_2cores`` (ours through 2 DataLoader workers vs the single-threaded

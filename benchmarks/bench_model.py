@@ -11,7 +11,7 @@ For both published configs (N = 351 / s_out = 5 and N = 81 / s_out = 2) this pri
 The last line is one JSON object with params_351, params_81, flops_351, flops_81 (FLOPs at the
 largest s_in), pps_cpu_351, pps_cpu_81 (key-frame path, largest s_in) and keyframe_speedup_351.
 
-Usage: ``python benchmarks/bench_model.py [--batch 32] [--rounds 8]`` (about a minute on 2 cores).
+Usage: ``python -m benchmarks.bench_model [--batch 32] [--rounds 8]`` (about a minute on 2 cores).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What parsing an untrusted pickle in a worker process would cost, on a full-size VideoPose3D file.
 
-    .venv/bin/python benchmarks/bench_pickle_isolation.py [--frames 950] [--repeats 3]
+    .venv/bin/python -m benchmarks.bench_pickle_isolation [--frames 950] [--repeats 3]
 
 Issue 16 asks whether the allow-listed unpickler can be made safe in-process, and if not, what a
 short-lived worker per file (memory/CPU limits through ``setrlimit``) would cost. ``safe_pickle``
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import REPO
+from tests.support import REPO
 from pipelines.h36m import load_positions_3d
 from pipelines.safe_pickle import prescan_pickle
 

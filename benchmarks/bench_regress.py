@@ -1,6 +1,6 @@
 """Mesh-free joint regression vs the full-mesh smplx path, on the procedural SMPL+H and SMPL-X models.
 
-    .venv/bin/python benchmarks/bench_regress.py [--frames N] [--batch B] [--ref-batches 256,1024,4096] [--threads T]
+    .venv/bin/python -m benchmarks.bench_regress [--frames N] [--batch B] [--ref-batches 256,1024,4096] [--threads T]
         [--smplx-ref-batches 64,256,1024] [--no-smplx]
 
 Both sides run in this process on the same frames (random poses incl. hands, 16 betas, 8 DMPLs) with
@@ -33,7 +33,7 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.harness.smplx_reference import (reference_joints, reference_joints_smplx, smplx_forward_joints,
+from tests.support.smplx_reference import (reference_joints, reference_joints_smplx, smplx_forward_joints,
                                                 smplx_reference_model, smplx_x_forward_joints, smplx_x_reference_model)
 from pipelines.body_model import load_body_models, load_regressor, model_density
 from pipelines.regressor_order import resolve_regressor_order

@@ -13,7 +13,7 @@ Measured in one run, side by side:
   used to fail with "CUDA error: invalid argument" in the spatial attention before it was chunked).
 
 Without CUDA it prints a skip line and ``{"skipped": "no CUDA device"}``. Last line: one JSON object.
-Usage: ``python benchmarks/bench_train_gpu.py [--steps 60] [--workers 4] [--compile-mode default]``.
+Usage: ``python -m benchmarks.bench_train_gpu [--steps 60] [--workers 4] [--compile-mode default]``.
 """
 
 from __future__ import annotations

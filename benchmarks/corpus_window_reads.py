@@ -3,7 +3,7 @@
 Compares the store layout of ``schemas.store`` (TIME_CHUNK-frame chunks, Blosc-LZ4) with and without
 sharding, one window per call, and the block-read pattern (read one chunk, cut many windows).
 
-    .venv/bin/python benchmarks/corpus_window_reads.py [--frames 1000000] [--windows 2000]
+    .venv/bin/python -m benchmarks.corpus_window_reads [--frames 1000000] [--windows 2000]
 """
 
 from __future__ import annotations

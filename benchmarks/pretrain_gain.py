@@ -19,7 +19,7 @@ proxy are listed with the reason instead of run (``precision``: CPU trains in fp
 ``ema_start``: these configs keep no EMA, as ``amass_351`` / ``h36m_351``). Seeds run two at a
 time in separate processes, one thread each (on 2 cores that is faster than one process on two).
 
-Usage: ``python benchmarks/pretrain_gain.py [--steps 300] [--pretrain-steps 600] [--seeds 3] [--quick]``
+Usage: ``python -m benchmarks.pretrain_gain [--steps 300] [--pretrain-steps 600] [--seeds 3] [--quick]``
 (``--quick``: 150 and 300 steps).
 Last line: JSON with ``mpjpe_scratch_mm`` / ``mpjpe_pretrained_mm`` (means over seeds, s_in 20, the
 default recipe, ``uplift.train.RunConfig().recipe``; scratch trains with it too), their ``*_std_mm``,

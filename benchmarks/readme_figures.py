@@ -1,6 +1,6 @@
 """Rewrite the README's figures section from ``benchmarks/RESULTS.md`` (no figure typed by hand).
 
-    python benchmarks/readme_figures.py [--check]
+    python -m benchmarks.readme_figures [--check]
 
 Everything between the ``<!-- figures:begin -->`` and ``<!-- figures:end -->`` markers is replaced
 by RESULTS.md's header and table. ``--check`` exits 1 when the README is not what RESULTS.md gives.
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     same = update_readme(check=a.check)
     if a.check and not same:
-        print("README figures differ from benchmarks/RESULTS.md: run `python benchmarks/readme_figures.py`")
+        print("README figures differ from benchmarks/RESULTS.md: run `python -m benchmarks.readme_figures`")
         return 1
     return 0
 

@@ -1,9 +1,9 @@
 """Reliability report: malformed inputs, killed builds / workers / training, concurrent writers, garbage.
 
-    .venv/bin/python benchmarks/reliability_report.py [--fuzz-cases 1000] [--kill-random 14] [--seed 0]
+    .venv/bin/python -m benchmarks.reliability_report [--fuzz-cases 1000] [--kill-random 14] [--seed 0]
                                                       [--sections fuzz,kill,checkpoint,concurrency,hostile,integrity]
 
-Runs the same experiments as ``tests/reliability`` (through ``benchmarks.harness``) with
+Runs the same experiments as ``tests/reliability`` (through ``tests.support``) with
 seeds instead of hypothesis and longer counts, prints a table, and ends with one JSON line that counts
 only what really happened (a kill counts when the child died by SIGKILL where it was aimed):
 
@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import checkpoint_kills, concurrency, hostile_runner, kill_trials
-from benchmarks.harness.builds import build_config, make_inputs
-from benchmarks.harness.fuzz import FuzzStats, fuzz_case
-from benchmarks.harness.training_corpus import projected_corpus
+from tests.support import checkpoint_kills, concurrency, hostile_runner, kill_trials
+from tests.support.builds import build_config, make_inputs
+from tests.support.fuzz import FuzzStats, fuzz_case
+from tests.support.training_corpus import projected_corpus
 from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
-from benchmarks.harness.malformed import WRITERS, mutations
+from tests.support.malformed import WRITERS, mutations
 from schemas.reader import CorpusReader
 
 

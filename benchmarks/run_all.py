@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark once, write ``benchmarks/RESULTS.md``, refresh the README's figures.
 
-    python benchmarks/run_all.py [--only regress,build] [--quick] [--no-readme]
+    python -m benchmarks.run_all [--only regress,build] [--quick] [--no-readme]
 
 Each script runs in its own process (as a module of the installed ``benchmarks`` package) with the
 arguments listed in ``BENCHMARKS`` (sized so that the whole run stays under ~15 minutes on 2 cores)

@@ -1,6 +1,6 @@
 """Exact joint regression from SMPL+H parameters without building the mesh.
 
-The reference path (AMASS conversion; ``benchmarks/harness/smplx_reference.py``) poses all V vertices by linear blend skinning and applies a
+The reference path (AMASS conversion; ``tests/support/smplx_reference.py``) poses all V vertices by linear blend skinning and applies a
 regressor R (N, V). For fixed bone transforms LBS is linear in the rest vertices, so
 
     y_n = sum_b [ c_nb (t_b - Q_b j_b) + Q_b m_nb(t) ] + trans,

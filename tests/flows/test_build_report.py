@@ -28,7 +28,7 @@ def test_both_builds_return_one_result_type_with_the_same_report_keys(tmp_path):
     from pipelines.build_amass import BuildConfig, build_amass
     from pipelines.build_h36m import H36MBuildConfig, build_h36m
     from pipelines.synthetic.h36m import write_h36m_files
-    from benchmarks.harness.builds import make_inputs
+    from tests.support.builds import make_inputs
 
     root = make_inputs(tmp_path / "in", n_sequences=2, seed=4, duration_s=(1.0, 1.5))
     amass = build_amass(BuildConfig(amass_root=root / "amass", body_models=root / "body_models",

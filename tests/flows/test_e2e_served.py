@@ -27,7 +27,7 @@ def served(prefect_stack):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    from benchmarks.harness.builds import make_inputs
+    from tests.support.builds import make_inputs
 
     return make_inputs(tmp_path_factory.mktemp("e2e"), n_sequences=3, seed=3, duration_s=(1.0, 2.0), broken=True)
 

@@ -23,7 +23,7 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 
 def test_build_progress_reaches_the_last_source_with_rates(tmp_path):
     """The build reported each source but the last (the CLI bar ended at 8/9, the artifact at 89 %)."""
-    from benchmarks.harness.builds import build_config, make_inputs
+    from tests.support.builds import build_config, make_inputs
     from pipelines.build_amass import build_amass
 
     root = make_inputs(tmp_path / "in", n_sequences=3, seed=2, duration_s=(1.0, 1.5), broken=True)

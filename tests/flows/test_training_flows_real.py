@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from benchmarks.harness.training_corpus import projected_corpus
+    from tests.support.training_corpus import projected_corpus
 
     return projected_corpus(tmp_path_factory.mktemp("flows-train") / "c", n_seq=3, n_frames=160)
 

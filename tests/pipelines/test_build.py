@@ -16,7 +16,7 @@ from schemas.validate import validate_corpus
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    from benchmarks.harness.builds import make_inputs
+    from tests.support.builds import make_inputs
 
     return make_inputs(tmp_path_factory.mktemp("build"), n_sequences=6, seed=3, duration_s=(1.0, 4.0), broken=True)
 

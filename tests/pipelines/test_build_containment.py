@@ -29,7 +29,7 @@ def _with_betas(src, dst, betas):
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    from benchmarks.harness.builds import make_inputs
+    from tests.support.builds import make_inputs
 
     root = make_inputs(tmp_path_factory.mktemp("contain"), n_sequences=3, seed=7, duration_s=(1.0, 2.0))
     amass = root / "amass"

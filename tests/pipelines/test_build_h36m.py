@@ -189,7 +189,7 @@ def _vp3d_run_prepares(pos3d: dict, pos2d: dict) -> None:
 
 def test_export_without_stored_32_puts_static_joints_at_their_parents(tmp_path):
     from pipelines.writer import CorpusWriter
-    from benchmarks.harness.corpus_fixtures import make_seq
+    from tests.support.corpus_fixtures import make_seq
 
     rng = np.random.default_rng(0)
     with CorpusWriter(tmp_path / "c") as w:

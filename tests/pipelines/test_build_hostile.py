@@ -11,7 +11,7 @@ from pipelines.build_amass import BuildConfig, build_amass
 
 @pytest.mark.timeout(300)  # hashing or reading the FIFO / /dev/zero would block or never end
 def test_fifo_and_dev_zero_sources_become_rejects(tmp_path):
-    from benchmarks.harness.builds import make_inputs
+    from tests.support.builds import make_inputs
 
     root = make_inputs(tmp_path / "in", n_sequences=2, seed=4, duration_s=(1.0, 1.5))
     folder = next(p.parent for p in (root / "amass").rglob("*_poses.npz"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.harness.builds import build_config, make_inputs
+from tests.support.builds import build_config, make_inputs
 from pipelines.build_amass import build_amass
 from pipelines.build_result import BuildResult
 from pipelines.hashing import corpus_checksums
@@ -179,7 +179,7 @@ def test_noop_rebuild_reads_no_source_byte_and_status_changes_rehash(inputs, tmp
 def test_rebuild_on_a_format_1_corpus_hashes_and_carries(inputs, tmp_path):
     """A version written before file status was recorded (format 1, no status columns) still reads,
     validates and serves as a rebuild's parent: its sources are hashed once, then trusted."""
-    from benchmarks.harness.builds import build_config as cfg_of
+    from tests.support.builds import build_config as cfg_of
     from schemas import manifests as M
     from tests.schemas.test_validate import _replace_manifest, _rewrite
 
@@ -252,7 +252,7 @@ def test_validation_of_recomputed_sequences_reads_only_their_rows(inputs, tmp_pa
 
 
 def test_a_killed_builds_branch_is_removed_by_gc(tmp_path):
-    from benchmarks.harness.corpus_fixtures import write_corpus, make_seqs
+    from tests.support.corpus_fixtures import write_corpus, make_seqs
     from pipelines.forked_writer import ForkedCorpusWriter
     from pipelines.versions import collect_garbage
     from schemas.repository import BUILD_BRANCH_PREFIX, open_repository

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from benchmarks.harness.corpus_fixtures import LENGTHS, J, make_seq, make_seqs, write_corpus
+from tests.support.corpus_fixtures import LENGTHS, J, make_seq, make_seqs, write_corpus
 from pipelines.versions import list_versions
 from pipelines.writer import CorpusWriter
 from schemas import manifests as M
@@ -151,7 +151,7 @@ def test_process_dying_before_commit_leaves_previous_version(tmp_path):
     v1 = write_corpus(p, make_seqs(0, lengths=(40,)))
     script = textwrap.dedent(f"""
         import os, numpy as np
-        from benchmarks.harness.corpus_fixtures import make_seq
+        from tests.support.corpus_fixtures import make_seq
         from pipelines.writer import CorpusWriter
         w = CorpusWriter({str(p)!r})
         w.add(make_seq(np.random.default_rng(5), "crash/a", {2 * S.TIME_CHUNK + 3}))
@@ -271,7 +271,7 @@ def test_concurrent_writers_processes_never_corrupt(tmp_path):
     write_corpus(p, make_seqs(0, lengths=(20,)))
     script = textwrap.dedent("""
         import sys, numpy as np
-        from benchmarks.harness.corpus_fixtures import make_seq
+        from tests.support.corpus_fixtures import make_seq
         from pipelines.writer import CorpusWriter
         from schemas.errors import VersionConflictError
         path, who = sys.argv[1], sys.argv[2]

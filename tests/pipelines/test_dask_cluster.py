@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.harness.s3_server import BUCKET, S3_ENV, create_bucket, start_s3_server
+from tests.support.s3_server import BUCKET, S3_ENV, create_bucket, start_s3_server
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_killed_worker_on_a_real_cluster_build_equals_local_build(tmp_path, monk
 
     from pipelines.hashing import corpus_checksums
     from schemas.reader import CorpusReader
-    from benchmarks.harness.builds import make_inputs
+    from tests.support.builds import make_inputs
 
     inputs = make_inputs(tmp_path / "in", n_sequences=6, duration_s=(2.0, 4.0))
     server, endpoint = start_s3_server()

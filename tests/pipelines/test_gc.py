@@ -12,7 +12,7 @@ from pipelines.writer import CorpusWriter
 from schemas.repository import open_repository
 from pipelines.versions import collect_garbage, list_versions, store_bytes
 from schemas.validate import validate_corpus
-from benchmarks.harness.corpus_fixtures import make_seq
+from tests.support.corpus_fixtures import make_seq
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import torch
 
 from pipelines.body_model import load_body_models, load_regressor
 from pipelines.regressor_order import check_regressor_sides, resolve_regressor_order
-from benchmarks.harness.smplx_reference import reference_joints
+from tests.support.smplx_reference import reference_joints
 from pipelines.regress import JointRegressor, rodrigues_soa
 from pipelines.synthetic.body_model import write_body_model_tree
 from schemas.skeletons import H36M_17

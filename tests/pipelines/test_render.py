@@ -16,7 +16,7 @@ from pipelines.render import (Clip, LEFT_COLOUR, RIGHT_COLOUR, _draw_2d, camera_
                               corpus_clip, facing_azimuth, joint_colours, parse_frames, playback, view_box, write)
 from schemas.errors import InputError  # noqa: E402
 from schemas.skeletons import H36M_17  # noqa: E402
-from benchmarks.harness.corpus_fixtures import make_seq  # noqa: E402
+from tests.support.corpus_fixtures import make_seq  # noqa: E402
 
 
 def test_left_is_blue_right_is_orange():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.harness.s3_server import BUCKET, S3_ENV, create_bucket, start_s3_server
+from tests.support.s3_server import BUCKET, S3_ENV, create_bucket, start_s3_server
 from flows.cli import app
 from schemas.errors import ConfigError, VersionConflictError
 from schemas.storage import S3_ENDPOINT_ENV, is_url, parse_location, s3_parts
@@ -96,7 +96,7 @@ def test_racing_commit_is_refused_by_icechunk_on_s3(s3, monkeypatch):
     from schemas.reader import CorpusReader
     from pipelines.writer import CorpusWriter
     from pipelines.versions import list_versions
-    from benchmarks.harness.corpus_fixtures import make_seq
+    from tests.support.corpus_fixtures import make_seq
 
     url = f"s3://{BUCKET}/race"
     rng = np.random.default_rng(0)
@@ -120,7 +120,7 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     from pipelines.build_amass import build_amass
     from schemas.reader import CorpusReader
     from pipelines.versions import list_versions
-    from benchmarks.harness.builds import build_config, make_inputs
+    from tests.support.builds import build_config, make_inputs
 
     inputs = make_inputs(tmp_path / "in", n_sequences=3, duration_s=(1.0, 2.0))
     url = f"s3://{BUCKET}/concurrent"
@@ -146,7 +146,7 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
 def test_two_worker_build_equals_one_worker_build_on_s3(s3, tmp_path):
     """Workers write their shards straight into the S3 repository through forked sessions; 2 workers
     build what 1 builds, array by array and row by row, and no build branch is left behind."""
-    from benchmarks.harness.builds import build_config, make_inputs
+    from tests.support.builds import build_config, make_inputs
     from pipelines.build_amass import build_amass
     from schemas.reader import CorpusReader
     from schemas.repository import open_repository

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from benchmarks.harness.smplx_reference import reference_joints_smplx
+from tests.support.smplx_reference import reference_joints_smplx
 from pipelines.amass import read_amass
 from pipelines.body_model import load_body_model, load_body_models, load_regressor, model_density
 from pipelines.deftrafo import compose_regressor, load_deformation_transfer

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-from benchmarks.harness.corpus_fixtures import make_seq
+from tests.support.corpus_fixtures import make_seq
 
 from schemas.reader import CorpusReader, open_corpus
 from pipelines.writer import CorpusWriter

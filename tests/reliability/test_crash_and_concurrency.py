@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.harness.builds import build_config, make_inputs
-from benchmarks.harness.checkpoint_kills import checkpoint_kill_trial, final_weights, run_training, write_train_config
-from benchmarks.harness.concurrency import concurrent_builds, writer_rounds
-from benchmarks.harness.kill_trials import TRIAL_TAG, killed_worker_build, run_kill_trials
-from benchmarks.harness.training_corpus import projected_corpus
+from tests.support.builds import build_config, make_inputs
+from tests.support.checkpoint_kills import checkpoint_kill_trial, final_weights, run_training, write_train_config
+from tests.support.concurrency import concurrent_builds, writer_rounds
+from tests.support.kill_trials import TRIAL_TAG, killed_worker_build, run_kill_trials
+from tests.support.training_corpus import projected_corpus
 from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
 from schemas.reader import CorpusReader

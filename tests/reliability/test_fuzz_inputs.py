@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.harness.builds import build_config, make_inputs
-from benchmarks.harness.fuzz import FuzzStats, fuzz_case
-from benchmarks.harness.malformed import DEEP_BODY_MODEL_MUTATIONS, FILE_MUTATIONS, MUTATIONS, WRITERS, mutations
+from tests.support.builds import build_config, make_inputs
+from tests.support.fuzz import FuzzStats, fuzz_case
+from tests.support.malformed import DEEP_BODY_MODEL_MUTATIONS, FILE_MUTATIONS, MUTATIONS, WRITERS, mutations
 
 CASES = 1000
 # Each body-model case is a full 6890-vertex SMPL+H file (~40 MB): fewer here, 1,000 in the report.
@@ -63,7 +63,7 @@ def test_a_build_full_of_bad_files_commits_every_good_sequence(tmp_path):
     import numpy as np
 
     from pipelines.build_amass import build_amass
-    from benchmarks.harness.malformed import write_malformed_amass
+    from tests.support.malformed import write_malformed_amass
 
     root = make_inputs(tmp_path / "in", n_sequences=4)
     good = sorted(p for p in (root / "amass").rglob("*.npz") if p.name != "shape.npz")

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from benchmarks.harness import REPO
-from benchmarks.harness.hostile_cases import CASES
-from benchmarks.harness.hostile_runner import run_suite, summary
+from tests.support import REPO
+from tests.support.hostile_cases import CASES
+from tests.support.hostile_runner import run_suite, summary
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_runner_isolates_a_segfault_and_a_hang(tmp_path):
     Run from a fresh interpreter (as run_suite does), never forked from this multi-threaded pytest.
     """
     code = (
-        "import json, sys; from pathlib import Path; from benchmarks.harness import hostile_runner as h\n"
-        "from benchmarks.harness.hostile_cases import Case\n"
+        "import json, sys; from pathlib import Path; from tests.support import hostile_runner as h\n"
+        "from tests.support.hostile_cases import Case\n"
         "crash = Case('segfault', 'self_test', lambda w: ('ctypes:string_at', [0], ''))\n"
         "hang = Case('hang', 'self_test', lambda w: ('time:sleep', [30], ''))\n"
         "w = Path(sys.argv[1])\n"
@@ -64,8 +64,8 @@ def test_each_case_has_its_own_payload_marker(tmp_path):
 
     The first case's target leaves its marker (``open(marker, "w")``); the second does nothing."""
     code = (
-        "import json, sys; from pathlib import Path; from benchmarks.harness import hostile_runner as h\n"
-        "from benchmarks.harness.hostile_cases import Case\n"
+        "import json, sys; from pathlib import Path; from tests.support import hostile_runner as h\n"
+        "from tests.support.hostile_cases import Case\n"
         "w = Path(sys.argv[1])\n"
         "ran = Case('ran', 'self_test', lambda d: ('builtins:open', [str(h.payload_marker(w, ran)), 'w'], ''),\n"
         "           expect='loads')\n"

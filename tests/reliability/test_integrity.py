@@ -1,7 +1,7 @@
 """Integrity at every door (issue 23): each crafted input ends as a typed error naming the file and the
 limit it broke, or as a reject row of a build that goes on, within seconds and a few hundred MB.
 
-All cases of ``benchmarks.harness.integrity_cases`` run once, each in its own forked child of a fresh
+All cases of ``tests.support.integrity_cases`` run once, each in its own forked child of a fresh
 interpreter under a memory and a CPU limit (``hostile_runner.run_suite``): a case that hangs or bombs
 fails its own test. One test per case, named by its class.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.harness.hostile_runner import integrity_summary, run_suite
-from benchmarks.harness.integrity_cases import CASES, CATEGORIES
+from tests.support.hostile_runner import integrity_summary, run_suite
+from tests.support.integrity_cases import CASES, CATEGORIES
 
 ISSUE_CLASSES = {"amplification", "work_before_budget", "unbounded_reader", "parameter_range", "implausible_value",
                  "lying_version", "failure_after_commit", "untyped"}

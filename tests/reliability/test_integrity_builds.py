@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.harness import REPO
-from benchmarks.harness.builds import CLI, build_config, make_inputs
-from benchmarks.harness.hostile_cases import amass_arrays
+from tests.support import REPO
+from tests.support.builds import CLI, build_config, make_inputs
+from tests.support.hostile_cases import amass_arrays
 from pipelines import build_amass as B
 from pipelines.build_amass import build_amass
 from schemas.errors import CorpusError
@@ -108,7 +108,7 @@ def test_a_file_swapped_between_listing_and_reading_is_noticed_by_the_next_build
 def test_a_tag_that_fails_after_the_commit_moves_main_back(tmp_path, monkeypatch):
     """Tags are checked before the commit; should creating one still fail (the store refusing it), the
     branch is moved back: the command reports a failure and has committed nothing."""
-    from benchmarks.harness.corpus_fixtures import make_seqs, write_corpus
+    from tests.support.corpus_fixtures import make_seqs, write_corpus
     from pipelines import writer as W
 
     p = tmp_path / "c"

@@ -11,7 +11,7 @@ from schemas.errors import CorpusError
 from schemas.h36m import action_take, canonical_action
 from schemas.reader import CorpusReader, open_corpus
 from schemas.repository import split_path_at_version
-from benchmarks.harness.corpus_fixtures import make_seq
+from tests.support.corpus_fixtures import make_seq
 
 
 def test_path_at_version_splits_on_the_last_at_unless_the_path_exists(tmp_path):

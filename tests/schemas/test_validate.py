@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
 
-from benchmarks.harness.corpus_fixtures import J, make_seqs, write_corpus
+from tests.support.corpus_fixtures import J, make_seqs, write_corpus
 from schemas import manifests as M
 from schemas import store as S
 from schemas.reader import CorpusReader

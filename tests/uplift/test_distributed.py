@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 
-from benchmarks.harness.training_corpus import projected_corpus
+from tests.support.training_corpus import projected_corpus
 from uplift.distributed import DistInfo, rank_slice
 from uplift.launch import launch_train
 from uplift.losses import uplift_loss

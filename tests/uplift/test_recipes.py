@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.harness.training_corpus import projected_corpus
+from tests.support.training_corpus import projected_corpus
 from schemas.errors import ConfigError
 from schemas.skeletons import H36M_17
 from uplift import distributed as D

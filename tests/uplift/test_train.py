@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from benchmarks.harness.training_corpus import projected_corpus
+from tests.support.training_corpus import projected_corpus
 from schemas.errors import ConfigError
 from uplift.config import finetune_overrides, get_preset
 from uplift.evaluate import ALL_ACTIONS, evaluate, interpolate_lattice

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness.malformed import WRITERS
+from tests.support.malformed import WRITERS
 from schemas.errors import InputError
 
 

@@ -2,7 +2,7 @@
 
 Each case writes one crafted file (or special file) under a work folder and names the loader that
 must refuse it with a typed error naming the file (or, for the legitimate cases, load it). Payloads
-only ever try to create ``<work>/<case>/payload.executed``: each case has its own marker. ``benchmarks/harness/hostile_runner.py`` runs
+only ever try to create ``<work>/<case>/payload.executed``: each case has its own marker. ``tests/support/hostile_runner.py`` runs
 every case in its own forked child.
 """
 
@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.harness.hostile_bytes import (PROTO, REDUCE, STOP, array_op, bytes_op, deep_list, dict_op, dtype_op,
+from tests.support.hostile_bytes import (PROTO, REDUCE, STOP, array_op, bytes_op, deep_list, dict_op, dtype_op,
                                               global_op, long_binput, nested_object_arrays, ndarray_call, npy_bytes,
                                               npy_header, object_field_past_item, object_member,
                                               object_scalar_pointer, reconstruct_many_objects, self_list, str_op,
@@ -190,7 +190,7 @@ def _h36m_unicode_subject(work: Path):
     d.mkdir()
     np.savez(d / "data_3d_h36m.npz", **vp3d_3d_arrays(("S1", "²")))
     np.savez(d / "data_2d_h36m_cpn_ft_h36m_dbb.npz", **vp3d_2d_arrays(None, ("S1", "²")))
-    return "benchmarks.harness.hostile_cases:run_h36m_import", [str(d)], str(d)
+    return "tests.support.hostile_cases:run_h36m_import", [str(d)], str(d)
 
 
 def run_h36m_import(folder: str) -> int:
@@ -207,7 +207,7 @@ def _dmpl_missing(work: Path):
     p = work / "CMU" / "01" / "03_01_poses.npz"
     p.parent.mkdir(parents=True, exist_ok=True)
     np.savez(p, **amass_arrays(dmpls=True))
-    return ("benchmarks.harness.hostile_cases:run_sequence_joints",
+    return ("tests.support.hostile_cases:run_sequence_joints",
             [str(p), str(work / "models"), str(files["J_regressor_h36m"])], str(work / "models"))
 
 
@@ -222,7 +222,7 @@ def _legit_p2_empty(work: Path):
     p = work / "model.pkl"
     p.write_bytes(pickle.dumps({"empty": np.zeros((0, 3)), "e32": np.zeros(0, np.float32), "x": np.arange(3.0),
                                 "s": np.float64(2.5), "n": np.int64(17)}, protocol=2))
-    return "benchmarks.harness.hostile_cases:run_check_empty_pickle", [str(p)], str(p)
+    return "tests.support.hostile_cases:run_check_empty_pickle", [str(p)], str(p)
 
 
 def run_check_empty_pickle(path: str) -> str:
@@ -276,7 +276,7 @@ CASES: tuple[Case, ...] = (
     # 3. memory bombs
     Case("ndarray_call_375e6_objects_pkl", "memory_bomb", _pkl(ndarray_call(375_000_000))),
     Case("reconstruct_2e8_objects_pkl", "memory_bomb", _pkl(reconstruct_many_objects(200_000_000),
-                                                            "benchmarks.harness.hostile_cases:run_load_objects")),
+                                                            "tests.support.hostile_cases:run_load_objects")),
     Case("long_binput_150M_pkl", "memory_bomb", _pkl(long_binput(150_000_000))),
     Case("zero_itemsize_1e18_amass_member", "memory_bomb", _amass_member("poses", npy_header([], (10**18,)))),
     Case("zero_itemsize_1e18_regressor_npy", "memory_bomb", _regressor_file(".npy", npy_header([], (10**18,)))),

@@ -19,8 +19,8 @@ import numpy as np
 import psutil
 from distributed import LocalCluster
 
-from benchmarks.harness import REPO
-from benchmarks.harness.builds import CLI, build_cmd, build_config, kill_group
+from tests.support import REPO
+from tests.support.builds import CLI, build_cmd, build_config, kill_group
 from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
 from pipelines.versions import list_versions, store_bytes

@@ -1,7 +1,7 @@
 """The hostile-file runner: every case of ``hostile_cases.CASES`` in its own forked child.
 
 The runner forks one child per case from a clean, single-threaded process (``python -m
-benchmarks.harness.hostile_runner run WORK``), so a segfault, a hang or a memory bomb ends that child
+tests.support.hostile_runner run WORK``), so a segfault, a hang or a memory bomb ends that child
 only: the parent records it as ``crash`` / ``hang`` / ``over_budget`` and goes on. Every child runs
 under ``RLIMIT_AS`` (its start size + 2 GiB) and ``RLIMIT_CPU``; its peak RSS growth is read from
 ``/proc/self/status`` (``VmHWM`` - ``VmRSS`` at start).
@@ -24,8 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.harness import REPO
-from benchmarks.harness.hostile_cases import CASES, RSS_BUDGET_MB, Case
+from tests.support import REPO
+from tests.support.hostile_cases import CASES, RSS_BUDGET_MB, Case
 
 HANG_S = 60.0  # a case still running after this is a hang
 
@@ -142,7 +142,7 @@ def run_case(case: Case, work: Path, hang_s: float = HANG_S) -> dict:
 
 
 # The suites this runner runs: the module whose CASES it forks one child for each.
-SUITES = {"hostile": "benchmarks.harness.hostile_cases", "integrity": "benchmarks.harness.integrity_cases"}
+SUITES = {"hostile": "tests.support.hostile_cases", "integrity": "tests.support.integrity_cases"}
 
 
 def suite_cases(suite: str = "hostile") -> tuple[Case, ...]:
@@ -193,7 +193,7 @@ def run_suite(work: Path, names=None, timeout_s: float = 1800, suite: str = "hos
     """Run every case of ``suite`` from a fresh, single-threaded interpreter (fork-safe), return the
     per-case results."""
     out = Path(work) / f"{suite}_results.json"
-    cmd = [sys.executable, "-m", "benchmarks.harness.hostile_runner", "run", str(work), "--out", str(out),
+    cmd = [sys.executable, "-m", "tests.support.hostile_runner", "run", str(work), "--out", str(out),
            "--suite", suite]
     if names:
         cmd += ["--only", ",".join(names)]

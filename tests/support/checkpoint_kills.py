@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from benchmarks.harness import REPO
-from benchmarks.harness.builds import CLI, kill_group
+from tests.support import REPO
+from tests.support.builds import CLI, kill_group
 from schemas.faults import ENV, TRACE_ENV
 from uplift.checkpoint import find_checkpoint
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness.hostile_bytes import (BUILD, FALSE, MARK, PROTO, STOP, array_op, bytes_op, dtype_op, int_op,
+from tests.support.hostile_bytes import (BUILD, FALSE, MARK, PROTO, STOP, array_op, bytes_op, dtype_op, int_op,
                                               str_op, tuple_op, write_zip_many_members)
-from benchmarks.harness.hostile_cases import Case, amass_arrays, vp3d_2d_arrays
+from tests.support.hostile_cases import Case, amass_arrays, vp3d_2d_arrays
 
 # ---------------------------------------------------------------------------------------------
 # Builders: work dir -> (target "module:function", args, what the error must name)
@@ -94,7 +94,7 @@ def _npz_members_share_budget(work: Path):
     p = work / "data_3d_h36m.npz"
     members = {k: {"S1": {f"A{i}": arr for i in range(1100)}} for k in ("positions_3d", "metadata", "extra")}
     save_vp3d_npz(p, **members)
-    return _case("benchmarks.harness.integrity_cases:load_all_members", p)
+    return _case("tests.support.integrity_cases:load_all_members", p)
 
 
 def load_all_members(path: str) -> int:
@@ -143,7 +143,7 @@ def _sparse_source(work: Path):
     p.parent.mkdir(parents=True)
     with open(p, "wb") as fh:
         fh.truncate(4 << 40)
-    return _case("benchmarks.harness.integrity_cases:listing_rejects", root)
+    return _case("tests.support.integrity_cases:listing_rejects", root)
 
 
 def listing_rejects(root: str) -> str:
@@ -188,14 +188,14 @@ name          0
 
 def _sparse_npy(work: Path):
     """A .npy whose header declares (2**32, 17, 2) float64 (1.1 TB) and whose size on disk matches (sparse)."""
-    from benchmarks.harness.hostile_bytes import npy_header
+    from tests.support.hostile_bytes import npy_header
 
     p = work / "keypoints.npy"
     head = npy_header("<f8", (1 << 32, 17, 2))
     with open(p, "wb") as fh:
         fh.write(head)
         fh.truncate(len(head) + (1 << 32) * 17 * 2 * 8)
-    return _case("benchmarks.harness.integrity_cases:read_pixels", p)
+    return _case("tests.support.integrity_cases:read_pixels", p)
 
 
 def _yaml_alias_bomb(work: Path):
@@ -204,7 +204,7 @@ def _yaml_alias_bomb(work: Path):
     levels += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     p = work / "run.yaml"
     p.write_text("preset: tiny\ntrain_subjects:\n" + "\n".join(levels) + "\n")
-    return _case("benchmarks.harness.integrity_cases:run_config_as_json", p)
+    return _case("tests.support.integrity_cases:run_config_as_json", p)
 
 
 def run_config_as_json(path: str) -> str:
@@ -258,7 +258,7 @@ def _amass_fps(fps: float):
 
 
 def _target_fps(work: Path):
-    return _case("benchmarks.harness.integrity_cases:joints_at_fps", _amass_file(work), "1e7",
+    return _case("tests.support.integrity_cases:joints_at_fps", _amass_file(work), "1e7",
                  named="target frame rate")
 
 
@@ -297,7 +297,7 @@ def _h36m_far_3d(work: Path):
     save_vp3d_npz(d / "data_3d_h36m.npz", positions_3d={"S1": {"Walking 1": x * 1e30}, "S5": {"Walking 1": x}})
     arrays = vp3d_2d_arrays(None, ("S1", "S5"))
     np.savez(d / "data_2d_h36m_cpn_ft_h36m_dbb.npz", **arrays)
-    return _case("benchmarks.harness.integrity_cases:h36m_rejects", d)
+    return _case("tests.support.integrity_cases:h36m_rejects", d)
 
 
 def h36m_rejects(folder: str) -> str:
@@ -332,7 +332,7 @@ def _nan_pixels_api(work: Path):
     px = np.full((20, 17, 2), 500.0)
     px[4, 4, 0] = np.nan  # a key frame (s_in 4): its 2D is read
     np.save(work / "pixels.npy", px)
-    return _case("benchmarks.harness.integrity_cases:infer_pixels", ck, work / "pixels.npy", named="<keypoints>")
+    return _case("tests.support.integrity_cases:infer_pixels", ck, work / "pixels.npy", named="<keypoints>")
 
 
 def infer_pixels(checkpoint: str, pixels: str):
@@ -351,7 +351,7 @@ def _symlink_out_of_root(work: Path):
     (root / "CMU" / "01").mkdir(parents=True)
     _amass_file(root, "CMU/01/ok_poses.npz")
     os.symlink(outside, root / "CMU" / "01" / "link_poses.npz")
-    return _case("benchmarks.harness.integrity_cases:listing_and_reading", root, named=str(root))
+    return _case("tests.support.integrity_cases:listing_and_reading", root, named=str(root))
 
 
 def listing_and_reading(root: str) -> str:
@@ -369,7 +369,7 @@ def listing_and_reading(root: str) -> str:
 
 
 def _tampered_manifest(work: Path):
-    from benchmarks.harness.corpus_fixtures import make_seqs, write_corpus
+    from tests.support.corpus_fixtures import make_seqs, write_corpus
 
     p = work / "corpus"
     write_corpus(p, make_seqs(0, lengths=(30, 70, 15)))
@@ -413,7 +413,7 @@ def _swapped_source(work: Path):
     other = {**amass_arrays(), "poses": rng.normal(scale=0.2, size=(12, 156))}
     b = work / "b.npz"
     np.savez(b, **other)
-    return _case("benchmarks.harness.integrity_cases:swap_then_process", root, a, b, work / "models",
+    return _case("tests.support.integrity_cases:swap_then_process", root, a, b, work / "models",
                  files["J_regressor_h36m"], named=str(a))
 
 
@@ -443,17 +443,17 @@ def swap_then_process(root: str, path: str, replacement: str, models: str, regre
 
 def _bad_tag(tag: str):
     def build(work: Path):
-        from benchmarks.harness.corpus_fixtures import make_seqs, write_corpus
+        from tests.support.corpus_fixtures import make_seqs, write_corpus
 
         p = work / "corpus"
         write_corpus(p, make_seqs(0, lengths=(30,)), tag="v1")
-        return _case("benchmarks.harness.integrity_cases:commit_with_tag", p, tag, named=str(p))
+        return _case("tests.support.integrity_cases:commit_with_tag", p, tag, named=str(p))
     return build
 
 
 def commit_with_tag(path: str, tag: str) -> str:
     """Commit a version tagged ``tag``; when refused, say whether ``main`` and the tags stayed unchanged."""
-    from benchmarks.harness.corpus_fixtures import make_seqs, write_corpus
+    from tests.support.corpus_fixtures import make_seqs, write_corpus
     from schemas.errors import CorpusError
     from schemas.repository import open_repository
 
@@ -474,7 +474,7 @@ def _case_collision(work: Path):
     _amass_file(root, "CMU/01/a_poses.npz")
     _amass_file(root, "CMU/01/a_poses.NPZ")
     _amass_file(root, "CMU/01/b_poses.npz")
-    return _case("benchmarks.harness.integrity_cases:listing_rejects", root)
+    return _case("tests.support.integrity_cases:listing_rejects", root)
 
 
 def _zip_directory_lies(work: Path):
@@ -538,7 +538,7 @@ CASES: tuple[Case, ...] = (
          _oversized("camera.calibration", "pipelines.calibration:parse_3dhp_calibration", 2 << 20, _CALIBRATION,
                     b"\n"), match="over the 1048576-byte limit"),
     Case("infer_npy_fifo", "unbounded_reader",
-         _special_file("fifo", "keypoints.npy", "benchmarks.harness.integrity_cases:read_pixels"), match="FIFO"),
+         _special_file("fifo", "keypoints.npy", "tests.support.integrity_cases:read_pixels"), match="FIFO"),
     Case("infer_npy_sparse_1TB", "unbounded_reader", _sparse_npy, match="over the 536870912-byte limit"),
     Case("run_config_fifo", "unbounded_reader", _special_file("fifo", "run.json", "uplift.train:load_run_config"),
          match="FIFO"),

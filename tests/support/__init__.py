@@ -1,5 +1,8 @@
-"""Experiment code shared by the tests and the benchmarks (installed, so neither imports the other).
+"""Test support code: fixtures and experiments the suite runs, which the benchmarks reuse (as
+``tests.support``, from the checkout's root; none of it is installed, and the product imports none of it).
 
+- ``faults``: crash points and traces injected from outside the product (wrapping its functions) for
+  the kill trials, in the trial's child process and in its Dask workers
 - ``builds``: synthetic build inputs, the CLI build command, killing a process group
 - ``kill_trials``: SIGKILLed builds and Dask workers, rerun and compared; garbage and gc
 - ``concurrency``: builds and writers committing to one corpus at once, with pinned readers

@@ -1,7 +1,7 @@
 """Hostile bytes: hand-assembled pickles, ``.npy`` headers and zip containers that ``pickle.dumps``,
 ``np.save`` and ``zipfile`` would never write (crafted dtype states, memo indices, inflating members).
 
-The building blocks of the cases in ``benchmarks/harness/hostile_cases.py``.
+The building blocks of the cases in ``tests/support/hostile_cases.py``.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import REPO
-from benchmarks.harness.builds import build_cmd, build_config, kill_group
-from benchmarks.harness.corpus_fixtures import make_seq
+from tests.support import REPO
+from tests.support.builds import build_cmd, build_config, kill_group
+from tests.support.corpus_fixtures import make_seq
 from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
 from pipelines.versions import list_versions
@@ -66,7 +66,7 @@ def concurrent_builds(root: Path, corpus: Path) -> ConcurrentOutcome:
 
 _WRITER_SCRIPT = """
 import sys, numpy as np
-from benchmarks.harness.corpus_fixtures import make_seq
+from tests.support.corpus_fixtures import make_seq
 from pipelines.writer import CorpusWriter
 from schemas.errors import VersionConflictError
 path, who, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
