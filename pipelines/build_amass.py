@@ -36,7 +36,6 @@ from pipelines.sequence import (PIPELINE_VERSION, REGRESSOR_FILE, default_deftra
 from schemas import manifests as M
 from schemas.bounds import TARGET_FPS
 from schemas.errors import ConfigError, RegressorError, VersionConflictError
-from schemas.faults import export_build_pid, fault_point
 from schemas.reader import CorpusReader
 from schemas.records import Reject
 from schemas.repository import check_tag_name
@@ -441,7 +440,6 @@ def _write_shards(cfg: BuildConfig, inputs: _Inputs, sources: list[Source], unre
         _report(progress, done, len(sources), stats, t0)
         return fork, starts
 
-    export_build_pid()
     try:
         t = time.perf_counter()
         with dask_cluster(cfg.scheduler, cfg.n_workers) as client:
@@ -456,7 +454,6 @@ def _write_shards(cfg: BuildConfig, inputs: _Inputs, sources: list[Source], unre
                 stats.worker_s += write_s
             t = time.perf_counter()
         stats.clock["cluster_s"] += time.perf_counter() - t  # and closing it
-        fault_point("commit")
         t = time.perf_counter()
         version = writer.commit(f"build-amass: {len(sources)} sources, {stats.recomputed} recomputed",
                                 tag=cfg.tag, build_info={**build_info(cfg, inputs, stats.notes, stats.body_models),

@@ -40,7 +40,6 @@ from pipelines.writer import CorpusWriter, Parts, _Appender, _create_arrays, che
 from schemas import manifests as M
 from schemas import store as S
 from schemas.errors import CorpusError
-from schemas.faults import fault_point
 from schemas.reader import array_spec
 from schemas.repository import LAYOUT_META_KEY, build_branch_name, one_line, repository_lock
 
@@ -99,7 +98,6 @@ def write_shard(fork: ForkSession, shard: Shard, starts: dict[str, int]) -> Fork
         return appenders[path]
 
     for _row, frames, views in shard.parts:
-        fault_point("write")
         for p, a in frames.items():
             appender(p).append(a)
         for _vrow, varrays in views:

@@ -43,7 +43,6 @@ import zarr
 from schemas import manifests as M
 from schemas import store as S
 from schemas.errors import CorpusError, VersionConflictError
-from schemas.faults import armed, fault_point, trace
 from schemas.reader import CorpusReader, array_spec
 from schemas.records import Reject, SequenceData
 from schemas.repository import (DEFAULT_BRANCH, COMMIT_META_KEY, check_tag_name, create_tag, one_line, open_repository,
@@ -170,16 +169,10 @@ def _create_arrays(root: zarr.Group, specs: tuple[S.ArraySpec, ...], num_joints:
 # Chunks buffered per array before a write: one resize and one multi-chunk write (which zarr encodes
 # concurrently) per flush instead of per chunk; memory stays a few MB per array.
 FLUSH_CHUNKS = 8
-# Reliability trials only: flush every N rows (may be below one chunk: then writes are not chunk-aligned,
-# slower, same content) so small synthetic builds go through many flushes before their commit.
-FLUSH_ROWS_ENV = "MOCAP_CORPUS_FLUSH_ROWS"
 
 
 def _flush_rows(chunk: int) -> tuple[int, int]:
     """(rows per flush, write unit in rows) for an array with ``chunk`` rows per chunk."""
-    rows = int(os.environ.get(FLUSH_ROWS_ENV) or 0)
-    if rows > 0:
-        return rows, min(rows, chunk)
     return chunk * FLUSH_CHUNKS, chunk
 
 
@@ -221,18 +214,10 @@ class _Appender:
         n = len(block) if final else (len(block) // self.unit) * self.unit
         if n:
             start, stop = self.written, self.written + n
-            trace("chunk_write_begin")
             if self.grow:
                 self.arr.resize((stop, *self.arr.shape[1:]))
-            if armed("chunk_write"):  # fault trial: write in two halves and die between them
-                half = start + n // 2
-                self.arr[start:half] = block[:half - start]
-                fault_point("chunk_write")
-                self.arr[half:stop] = block[half - start:n]
-            else:
-                self.arr[start:stop] = block[:n]
+            self.arr[start:stop] = block[:n]
             self.written = stop
-            fault_point("flush")
         rest = block[n:]
         # Copy the tail so the caller's (possibly large) sequence array is not kept alive.
         self.pending = [rest.copy()] if len(rest) else []
@@ -338,7 +323,6 @@ class CorpusWriter:
             except CorpusError:
                 self.abort()
                 raise
-        trace("commit_begin")
         try:
             for app in self._arrays.values():
                 app.finish()
@@ -374,9 +358,7 @@ class CorpusWriter:
                     raise CorpusError(f"{self.path}: tag {tag!r} already exists (tags are immutable)")
                 snap = self._commit_snapshot(message, meta)
                 if tag is not None:
-                    fault_point("tag")
                     self._tag_or_move_back(tag, snap)
-                    trace("tagged")
             self._state = "committed"
             return snap
         except BaseException:
@@ -387,14 +369,11 @@ class CorpusWriter:
         """Icechunk's commit in its two steps: write the snapshot (``flush``: data, manifests and the
         snapshot file, no ref moves), then move the branch only if it still points at our base. A kill
         between the two leaves an unreferenced snapshot (garbage for ``gc``), never a visible one."""
-        trace("icechunk_commit_begin")
         snap = self._session.flush(message, metadata=meta)
-        fault_point("icechunk_commit")
         try:
             self._repo.reset_branch(self.branch, snap, from_snapshot_id=self._base)
         except icechunk.IcechunkError as e:  # belt and braces: the branch moved under the lock
             raise VersionConflictError(f"{self.path}: version conflict: {one_line(e)}; nothing was committed") from e
-        trace("branch_moved")
         return snap
 
     def _tag_or_move_back(self, tag: str, snap: str) -> None:

@@ -26,7 +26,6 @@ import torch
 from safetensors.torch import save_file
 
 from schemas.errors import CheckpointError, ConfigError
-from schemas.faults import fault_point, trace
 from schemas.files import read_bounded
 from uplift.config import UpliftConfig, config_from_dict
 from uplift.distributed import pick_device
@@ -65,23 +64,18 @@ def save_checkpoint(path: Path, model, ema, ucfg: UpliftConfig, meta: dict, stat
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file(_weights(model), str(tmp / "model.safetensors"))
-    fault_point("ckpt_files")  # a kill while the new checkpoint's files are being written
     if ema is not None:
         save_file(_weights(ema), str(tmp / "ema.safetensors"))
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps({**meta, "config": asdict(ucfg)}, indent=1))
     _fsync_tree(tmp)
-    fault_point("ckpt_written")
     if is_checkpoint(path):  # keep an existing aside copy while it is the only complete one
         shutil.rmtree(aside, ignore_errors=True)
         os.replace(path, aside)
     else:
         shutil.rmtree(path, ignore_errors=True)
-    fault_point("ckpt_aside")  # the old one aside, the new one not yet in: only the aside copy is whole
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-    trace(f"ckpt_complete:{path.name}:{meta.get('epoch')}:{meta.get('batch')}")
-    fault_point("ckpt_in")
     shutil.rmtree(aside, ignore_errors=True)
 
 

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import torch
 from schemas.errors import ConfigError, ConfigFileError
-from schemas.faults import trace
 from uplift import distributed as D
 from uplift.checkpoint import (Checkpoint, is_checkpoint, load_checkpoint, recover_checkpoint, restore_rng, rng_state,
                                save_checkpoint)
@@ -307,8 +306,6 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     history = read_history(run_dir) if state is not None else []
     best = _best_so_far(history)
     epoch0, batch0 = (int(state["epoch"]), int(state["batch"])) if state is not None else (0, 0)
-    trace(f"train_start:{epoch0}:{batch0}")  # what was loaded (reliability trials tell a resume from a restart)
-    performed = [0]  # optimizer steps this call took
     stats = EpochStats.from_tensor(state["sums"]) if state is not None else EpochStats()
     budget = math.inf if max_steps is None else max_steps  # optimizer steps left in this call
     eval_table: list[dict] = []
@@ -323,7 +320,6 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     def pause(epoch: int, batch: int) -> RunResult:  # the step budget is spent: save the position, return
         checkpoint(last, epoch, batch)
         close_loader(loader)
-        trace(f"train_steps:{performed[0]}")
         return RunResult(run_dir, last, history, eval_table, corpora)
 
     # -- the loop
@@ -350,7 +346,6 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
             if dinfo.is_main:
                 append_step(run_dir, epoch, batch, terms)
             batch += 1
-            performed[0] += 1
             if progress is not None:
                 progress(batch, limit, {"phase": "train", "epoch": epoch + 1, "epochs": tcfg.epochs,
                                         "loss": stats.loss / stats.steps})
@@ -394,7 +389,6 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     close_loader(loader)
     final = run_dir / "checkpoints" / "final"
     checkpoint(final, tcfg.epochs, 0)
-    trace(f"train_steps:{performed[0]}")
     return RunResult(run_dir, final, history, eval_table, corpora)
 
 

@@ -2,9 +2,9 @@
 the final weights with an uninterrupted run.
 
 Equal weights alone cannot tell a resume from a restart (training is deterministic), so a trial also
-reads what the restarted training itself reported (``train_start:EPOCH:BATCH``, ``train_steps:N`` in
-its trace): the position it loaded must be the last complete checkpoint and the steps it performed
-exactly the rest of the run.
+reads what the restarted training itself did (``train_start:EPOCH:BATCH``, ``train_steps:N`` in its
+trace, recorded from outside by ``tests.support.faults``): the position it loaded must be the last
+complete checkpoint and the optimizer steps it took exactly the rest of the run.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import torch
 from safetensors.torch import load_file
 
 from tests.support import REPO
-from tests.support.builds import CLI, kill_group
-from schemas.faults import ENV, TRACE_ENV
+from tests.support.builds import kill_group
+from tests.support.faults import FAULT_ENV, TRACE_ENV, trial_cli
 from uplift.checkpoint import find_checkpoint
 
 
 def train_cmd(config: Path, corpus: str, out_dir: Path) -> list[str]:
-    return [*CLI, "train", "--config", str(config), "--corpus", corpus, "--out", str(out_dir)]
+    """The CLI training run, with the checkpoint points and the training trace installed from outside."""
+    return [*trial_cli("training"), "train", "--config", str(config), "--corpus", corpus, "--out", str(out_dir)]
 
 
 def write_train_config(path: Path) -> Path:
@@ -42,9 +43,9 @@ _TRAIN_ENV = {"OMP_NUM_THREADS": "1"}  # same thread count in every run: bit-ide
 
 def run_training(config: Path, corpus: str, out_dir: Path, trace: Path | None = None) -> None:
     """Train (or resume an interrupted run in ``out_dir``) to the end, as a user would from the CLI;
-    ``trace``: where training writes what it loaded and how many steps it took (``schemas.faults``)."""
+    ``trace``: where training's trace goes (what it loaded, how many steps it took)."""
     env = {**os.environ, **_TRAIN_ENV}
-    env.pop(ENV, None)
+    env.pop(FAULT_ENV, None)
     if trace is not None:
         trace.unlink(missing_ok=True)
         env[TRACE_ENV] = str(trace)
@@ -119,7 +120,7 @@ def checkpoint_kill_trial(config: Path, corpus: str, out_dir: Path, fault: str, 
     """SIGKILL training inside its n-th ``save_checkpoint``, resume it to the end, compare with ``straight``."""
     trace = out_dir.with_name(out_dir.name + ".trace")
     trace.unlink(missing_ok=True)
-    env = {**os.environ, **_TRAIN_ENV, ENV: fault, TRACE_ENV: str(trace)}
+    env = {**os.environ, **_TRAIN_ENV, FAULT_ENV: fault, TRACE_ENV: str(trace)}
     proc = subprocess.Popen(train_cmd(config, corpus, out_dir), start_new_session=True, cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.wait(timeout=600)

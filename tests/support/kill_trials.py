@@ -1,5 +1,7 @@
 """Killed builds: SIGKILL a build at a named fault point or a random moment, check what stays visible,
 rerun it and compare with an uninterrupted build; a killed Dask worker; garbage left and collected.
+The killed builds run under ``tests.support.faults``, which puts the named points into the product
+from outside (in the build and in its Dask workers).
 
 Each function runs one kind of trial and returns what happened; ``tests/reliability`` asserts on it,
 ``benchmarks/reliability_report.py`` counts it.
@@ -11,7 +13,6 @@ import os
 import signal
 import subprocess
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,10 @@ from distributed import LocalCluster
 
 from tests.support import REPO
 from tests.support.builds import CLI, build_cmd, build_config, kill_group
+from tests.support.faults import FAULT_ENV, FLUSH_ROWS_ENV, TRACE_ENV, flush_every, trial_cli
 from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
 from pipelines.versions import list_versions, store_bytes
-from pipelines.writer import FLUSH_ROWS_ENV
-from schemas.faults import ENV, TRACE_ENV
 from schemas.reader import CorpusReader
 from schemas.repository import open_repository
 from schemas.store import ARRAYS
@@ -39,7 +39,7 @@ def repository_created(corpus: Path) -> bool:
 
 # Where a kill can land, in build order (``landed_phase`` reads them off the child's trace).
 PHASES = ("before_writes", "chunk_write", "between_flushes", "icechunk_commit", "commit_to_tag", "after_tag")
-# Named kill points -> (MOCAP_CORPUS_FAULT spec, the phase the kill must land in).
+# Named kill points (tests.support.faults) -> (MOCAP_TRIAL_FAULT spec, the phase the kill must land in).
 NAMED_KILLS = {
     "chunk_write": [("chunk_write:1", "chunk_write"), ("chunk_write:5", "chunk_write"), ("chunk_write:12", "chunk_write")],
     "between_flushes": [("flush:2", "between_flushes"), ("flush:9", "between_flushes")],
@@ -54,22 +54,14 @@ TRIAL_FLUSH_ROWS = 512
 
 def trial_env(trace: Path, fault: str | None = None) -> dict:
     env = {**os.environ, FLUSH_ROWS_ENV: str(TRIAL_FLUSH_ROWS), TRACE_ENV: str(trace)}
-    env.pop(ENV, None)
-    return {**env, ENV: fault} if fault else env
+    env.pop(FAULT_ENV, None)
+    return {**env, FAULT_ENV: fault} if fault else env
 
 
-@contextmanager
-def trial_flush_size():
-    """This process's writers flush every TRIAL_FLUSH_ROWS rows while inside the block."""
-    old = os.environ.get(FLUSH_ROWS_ENV)
-    os.environ[FLUSH_ROWS_ENV] = str(TRIAL_FLUSH_ROWS)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(FLUSH_ROWS_ENV, None)
-        else:
-            os.environ[FLUSH_ROWS_ENV] = old
+def trial_build_cmd(root: Path, corpus: Path) -> list[str]:
+    """The CLI build a trial runs (and kills), with the build's fault points installed from outside."""
+    cmd = build_cmd(root, corpus, "--tag", TRIAL_TAG)
+    return [*trial_cli("build"), *cmd[len(CLI):]]
 
 
 def landed_phase(events: list[str]) -> str:
@@ -109,7 +101,7 @@ def timed_build_phases(root: Path, corpus: Path) -> tuple[float, float]:
     trace = corpus.with_name(corpus.name + ".trace")
     trace.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(build_cmd(root, corpus, "--tag", TRIAL_TAG), cwd=REPO, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(trial_build_cmd(root, corpus), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=trial_env(trace))
     first_write = wait_for_event(proc, trace, "write")
     first_write = (first_write if first_write is not None else time.perf_counter()) - t0
@@ -163,7 +155,7 @@ def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | Non
     array and manifest by manifest."""
     trace = corpus.with_name(corpus.name + ".trace")
     trace.unlink(missing_ok=True)
-    proc = subprocess.Popen(build_cmd(root, corpus, "--tag", TRIAL_TAG), env=trial_env(trace, fault),
+    proc = subprocess.Popen(trial_build_cmd(root, corpus), env=trial_env(trace, fault),
                             start_new_session=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if fault is None:
         if after_first_write:
@@ -182,7 +174,7 @@ def kill_build_trial(root: Path, corpus: Path, reference: dict, fault: str | Non
     point = fault.partition(":")[0] if fault else None
     killed = alive and proc.returncode == -signal.SIGKILL and (point is None or events[-1:] == [f"kill:{point}"])
     opened, half = check_visible_versions(corpus, reference)
-    with trial_flush_size():  # the rerun writes like the killed build did, so bytes on disk compare
+    with flush_every(TRIAL_FLUSH_ROWS):  # the rerun writes like the killed build did, so bytes on disk compare
         report = build_amass(build_config(root, corpus, tag=TRIAL_TAG))
     reader = CorpusReader.open(corpus, TRIAL_TAG)
     sums = corpus_checksums(reader)
