@@ -23,7 +23,7 @@ import time
 import torch
 
 from uplift.config import H36M_81, H36M_351, UpliftConfig
-from uplift.flops import forward_flops
+from benchmarks.flops import forward_flops
 from uplift.keyframes import keyframe_mask
 from uplift.model import build_model, count_parameters
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
+from pipelines.amass import read_amass
 from pipelines.hashing import sha256_file
+from pipelines.placement import place_and_project, project_in_place
 from schemas.bounds import (MAX_POSITION_M, MAX_RESAMPLED_FRAMES, TARGET_FPS, beyond, out_of_range, range_text,
                             record_problem)
 from schemas.errors import (AmassFormatError, BodyModelError, ConfigError, DeformationTransferError, InputError,
@@ -404,10 +406,6 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
     ``settings``: ``BuildConfig.data_settings()`` plus ``regressor_order``. One source may give
     several sequences (a motion that no camera placement fits whole is cut: keys ``KEY#000``, ...).
     """
-    # imported here, not at the top: tests replace pipelines.placement.place_and_project
-    from pipelines.amass import read_amass
-    from pipelines.placement import place_and_project, project_in_place
-
     notes: list[str] = []
     seq = None
     try:

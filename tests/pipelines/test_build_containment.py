@@ -115,14 +115,14 @@ def test_every_good_file_is_built_and_shared_problems_commit_nothing(tree, tmp_p
 
 
 def test_an_unexpected_error_in_one_source_is_a_reject(tree, monkeypatch):
-    import pipelines.placement
+    import pipelines.sequence
 
     root, good = tree
 
     def boom(*args, **kwargs):
         raise RuntimeError("placement\nfailed")
 
-    monkeypatch.setattr(pipelines.placement, "place_and_project", boom)
+    monkeypatch.setattr(pipelines.sequence, "place_and_project", boom)
     settings = BuildConfig(amass_root=root / "amass", body_models=root / "body_models", corpus=root / "c").data_settings()
     out = process_source(good[0], "k", "d", "s", "n", "sha", str(root / "body_models"),
                          str(root / "body_models" / "J_regressor_h36m.npy"), settings, "h")
