@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test venv clean bench device-wheels
+.PHONY: demo test test-fast venv clean bench device-wheels
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,8 +27,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m flows.demo $(if $(V),-v)
 
+# Every test (CI: .ci/run). `make test-fast`: all but the `slow` ones, the loop to run while working
+# (under 3 minutes on 2 cores; a test over 20 s is marked slow, see tests/conftest.py).
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 # Every benchmark (~15 min on 2 cores) -> benchmarks/RESULTS.md, then the README's figures from it.
 bench: $(DEV_STAMP)

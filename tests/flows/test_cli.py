@@ -84,6 +84,7 @@ def test_bad_file_is_one_clear_line_and_exit_1(tmp_path):
     assert len(lines) == 1 and str(bad) in lines[0] and "error" in lines[0]
 
 
+@pytest.mark.slow
 def test_build_versions_validate_diff_tag_rejects(data, tmp_path):
     corpus = tmp_path / "corpus"
     run("build-amass", data / "amass", "--body-models", data / "bm", "--corpus", corpus, "--tag", "v1",

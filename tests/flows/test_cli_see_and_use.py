@@ -202,6 +202,7 @@ def test_quiet_by_default_verbose_on_request(capsys):
 
 # ------------------------------------------------------------------------------------------ a quiet build
 
+@pytest.mark.slow
 def test_console_build_is_quiet_even_with_port_8787_taken(tmp_path):
     """The real console entry in a subprocess: stderr holds no Dask INFO lines and no port warning;
     ``-v`` brings the library logs back."""

@@ -48,6 +48,7 @@ def test_build_commits_good_sequences_and_rejects_the_bad_one(inputs, tmp_path):
         np.testing.assert_allclose(bones(stored), bones(expected), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_noop_rebuild_commits_nothing_and_one_changed_file_recomputes_one(inputs, tmp_path):
     root = tmp_path / "in"
     shutil.copytree(inputs, root)

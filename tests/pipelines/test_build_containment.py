@@ -56,6 +56,7 @@ def _state(corpus):
     return [(v.id, tuple(v.tags)) for v in list_versions(corpus)]
 
 
+@pytest.mark.slow
 def test_every_good_file_is_built_and_shared_problems_commit_nothing(tree, tmp_path, monkeypatch):
     root, good = tree
     corpus = tmp_path / "corpus"

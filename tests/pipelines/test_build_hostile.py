@@ -9,6 +9,7 @@ import pytest
 from pipelines.build_amass import BuildConfig, build_amass
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)  # hashing or reading the FIFO / /dev/zero would block or never end
 def test_fifo_and_dev_zero_sources_become_rejects(tmp_path):
     from tests.support.builds import make_inputs

@@ -113,6 +113,7 @@ def test_racing_commit_is_refused_by_icechunk_on_s3(s3, monkeypatch):
     assert CorpusReader.open(url).sequences.column("key").to_pylist() == ["D/s/a"]
 
 
+@pytest.mark.slow
 def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
     """Build B commits while build A computes; A's commit conflicts, A rebuilds on top of B and commits."""
     from distributed import LocalCluster

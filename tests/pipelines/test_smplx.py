@@ -22,6 +22,8 @@ from pipelines.synthetic.motions import write_amass_tree
 from schemas.errors import BodyModelError, DeformationTransferError, RegressorError, UnsafePickleError
 from schemas.skeletons import SMPLX_55
 
+pytestmark = pytest.mark.slow  # the SMPL-X stand-in tree alone takes ~9 s to write, the module ~20 s on 2 cores
+
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):

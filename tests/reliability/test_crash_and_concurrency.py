@@ -17,6 +17,8 @@ from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
 from schemas.reader import CorpusReader
 
+pytestmark = pytest.mark.slow  # every trial runs builds or training in child processes (5-45 s each on 2 cores)
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
@@ -57,7 +59,6 @@ def test_sigkilled_builds_rerun_to_identical_content(inputs, reference, tmp_path
     assert_trials(out, min_killed=4, min_in_write_or_commit=2)
 
 
-@pytest.mark.slow
 def test_many_sigkilled_builds(inputs, reference, tmp_path):
     """>= 20 verified kills, >= 5 of them inside a chunk write or the Icechunk commit."""
     out = run_kill_trials(inputs, tmp_path, reference, n_random=14, seed=11)

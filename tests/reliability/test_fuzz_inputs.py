@@ -25,7 +25,9 @@ DEEP_BODY_MODEL_REASONS = ("skinning weights", "faces index", "kintree_table", "
 ALWAYS_REFUSED = tuple(m for m in FILE_MUTATIONS if m != "bad_member")
 
 
-@pytest.mark.parametrize("kind", sorted(WRITERS))
+# the body-model loader takes ~45 s on 2 cores (large arrays in every malformed file): slow
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if k == "body_model" else k
+                                  for k in sorted(WRITERS)])
 def test_loader_survives_malformed_files(kind, tmp_path):
     _, suffixes = WRITERS[kind]
     cases = CASES_BY_KIND.get(kind, CASES)
@@ -58,6 +60,7 @@ def test_loader_survives_malformed_files(kind, tmp_path):
     assert grown_mb < 500, f"memory grew by {grown_mb:.0f} MB over {stats.cases} cases"
 
 
+@pytest.mark.slow
 def test_a_build_full_of_bad_files_commits_every_good_sequence(tmp_path):
     """Malformed files among good ones become rejects; every good sequence is committed."""
     import numpy as np

@@ -23,6 +23,7 @@ def results(tmp_path_factory):
     return {r["name"]: r for r in run_suite(work, suite="integrity")}
 
 
+@pytest.mark.slow  # the suite behind ``results`` runs every case in its own child (~8 s on 2 cores)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.category}-{c.name}")
 def test_integrity_case(results, case):
     r = results[case.name]
@@ -38,6 +39,7 @@ def test_every_class_of_the_issue_has_cases():
     assert len({c.name for c in CASES}) == len(CASES)
 
 
+@pytest.mark.slow
 def test_summary_counts_failures_per_class(results):
     counts = integrity_summary(list(results.values()))
     assert counts["integrity_cases"] == len(CASES) and counts["integrity_failures"] == 0

@@ -107,6 +107,7 @@ def test_epoch_covers_every_frame_once_and_shuffles(corpus):
     assert _ids(ds) == ids
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_shards_disjoint_2_workers_x_2_ranks(corpus):
     cfg = StreamConfig(**{**CFG.__dict__, "drop_last": False})
@@ -121,7 +122,7 @@ def test_shards_disjoint_2_workers_x_2_ranks(corpus):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # DataLoader workers: slow
 def test_resume_mid_epoch_reproduces_remaining_order(corpus, workers):
     ds = WindowStream(corpus, CFG, split="train")
     ds.set_epoch(2)
@@ -136,6 +137,7 @@ def test_resume_mid_epoch_reproduces_remaining_order(corpus, workers):
             assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("ring", [None, 1])
 def test_workers_reuse_buffers_but_never_overwrite_a_batch_held(corpus, ring):
@@ -194,6 +196,7 @@ def test_prefetch_thread_changes_nothing(corpus, monkeypatch):
             assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_exit_with_a_group_load_in_flight_is_clean(corpus, tmp_path):
     """A script that ends while the prefetch thread is loading a group exits cleanly: the load finishes
@@ -281,6 +284,7 @@ def test_separate_flips_and_groups_smaller_than_a_window(tmp_path):
     assert max(seen.values()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_persistent_workers_follow_set_epoch_and_shut_down(corpus):
     """One persistent 2-worker loader over epochs 0, 1 (and a resume inside epoch 1) yields exactly

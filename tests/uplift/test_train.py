@@ -118,6 +118,7 @@ def test_restart_from_zero_is_told_apart(tmp_path, corpus):
         check_resume(tmp_path, corpus, resume=False)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_resume_with_loader_workers(tmp_path, corpus):
     """The same through 2 persistent DataLoader workers (shared epoch position, reused batch buffers)."""
