@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from schemas.errors import ConfigError
+from schemas.reader import open_corpus
+from uplift.evaluate import ALL_ACTIONS, evaluate_model
 from uplift.infer import video_windows
 from uplift.keyframes import draw_keyframes, draw_keyframes_coupled, is_keyframe, keyframe_mask
 from uplift.metrics import keyframe_split
+from uplift.model import UpliftOutput
 from uplift.stream import StreamConfig, WindowStream
 
 
@@ -171,3 +175,29 @@ def test_metrics_and_evaluation_split_frames_by_the_same_rule():
         np.testing.assert_array_equal(is_keyframe(frames, s_in), ref)
         split = keyframe_split(frames.astype(float), frames, s_in)
         assert split["key"] == frames[ref].mean() and split["non_key"] == frames[~ref].mean()
+
+
+class _Zero(torch.nn.Module):
+    """Predicts every joint at the origin: its error at a frame is the mean root-relative joint norm there."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x2d, keyframes):
+        centre = torch.zeros(x2d.shape[0], x2d.shape[2], 3)
+        return UpliftOutput(centre[:, None].expand(-1, x2d.shape[1], -1, -1), centre)
+
+
+def test_evaluation_key_rows_hold_the_key_frames(corpus):
+    """``evaluate``'s "key" rows average the frames the rule calls key frames (the same ones as
+    ``metrics.keyframe_split``), its "all" rows every frame."""
+    s_in = 4
+    table = evaluate_model(_Zero(), corpus, seq_len=81, s_out=2, s_in=[s_in], split="train", test_flip=False)
+    gt = open_corpus(corpus).read_sequence("h/0")["joints_world"].astype(np.float64)  # = the view's joints_cam here
+    err = np.linalg.norm(gt - gt[:, :1], axis=-1).mean(-1) * 1000.0
+    ref = keyframe_split(err, np.arange(len(err)), s_in)
+    row = {r["frames"]: r for r in table if r["action"] == ALL_ACTIONS}
+    assert row["key"]["n"] == len(err[::s_in]) and row["all"]["n"] == len(err)
+    assert row["key"]["mpjpe_mm"] == pytest.approx(ref["key"], rel=1e-5)
+    assert row["all"]["mpjpe_mm"] == pytest.approx(ref["all"], rel=1e-5)

@@ -133,6 +133,23 @@ def test_kernel_equals_numpy_model_in_float64(published, mirrored):
         assert not iv[:, 0, 0].any() and not iv[:, 0, 1].any()  # behind the camera; clamped by the model
 
 
+def test_kernel_flags_clamped_points_out_of_view():
+    """A wide lens (fx = 200 px on a 1000 px image) puts the model's clamp |x/z| <= 1 inside the picture: a
+    point beyond it lands on a pixel in the image, and only the clamp test flags it (the published lenses
+    never see that far)."""
+    wide = npcam.Camera(rig="h36m", id="wide", subject="", res_w=1000, res_h=1000, fx=200.0, fy=200.0, cx=500.0,
+                        cy=500.0, k=(-0.05, 0.01, 0.0), p=(0.001, -0.002), R=tuple(map(tuple, np.eye(3))), t=(0.0, 0.0, 0.0))
+    intr, extr = npcam.cameras_to_arrays([wide])
+    X = np.array([[[[0.5, 0.2, 2.0], [6.0, 0.5, 2.0], [0.3, -5.0, 2.0], [1.9, 1.9, 2.0]]]])  # (1, 1, 4, 3) camera frame
+    kp, j3, iv = project_windows(torch.as_tensor(X), torch.as_tensor(intr), torch.as_tensor(extr), None, (0.0, 0.0),
+                                 [0, 1, 2, 3], centre_path=False)
+    uv, px, rel, mask = _numpy_model(X, intr, extr)
+    inside = (px >= 0).all(-1) & (px[..., 0] < 1000) & (px[..., 1] < 1000)
+    assert inside.all() and mask.tolist() == [[[True, False, False, True]]]
+    np.testing.assert_array_equal(iv.numpy(), mask)
+    np.testing.assert_allclose(kp.numpy(), uv, rtol=0, atol=1e-12)
+
+
 def test_kernel_in_float32_is_within_float_rounding(published):
     cams, intr, extr, X = published
     f32 = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
