@@ -214,3 +214,15 @@ def test_in_image_mask():
     edge = np.array([[0.0, 0.0], [999.99, 999.99], [1000.0, 10.0], [10.0, -0.01]])
     front = np.tile([0.0, 0.0, 1.0], (4, 1))
     assert in_image(edge, 1000, 1000, front).tolist() == [True, True, False, False]
+
+
+def test_in_image_flags_clamped_points_inside_the_picture():
+    """A wide lens (fx = 200 px on 1000 px) puts the clamp |x/z| <= 1 inside the image: a point beyond it gets
+    an in-image pixel that is not where the point is, and only the clamp test marks it out of view."""
+    wide = Camera(rig="h36m", id="wide", subject="", res_w=1000, res_h=1000, fx=200.0, fy=200.0, cx=500.0, cy=500.0,
+                  k=(0.0, 0.0, 0.0), p=(0.0, 0.0), R=tuple(map(tuple, np.eye(3))), t=(0.0, 0.0, 0.0))
+    Xc = np.array([[1.0, 0.5, 2.0], [6.0, 0.5, 2.0], [0.3, -5.0, 2.0]])  # |x/z| 0.5; x/z = 3; y/z = -2.5
+    px = project(Xc, wide)
+    assert ((px >= 0) & (px < 1000)).all()  # every pixel lands in the picture
+    np.testing.assert_allclose(px[1], [700.0, 550.0])  # x/z clamped to 1
+    assert in_image(px, 1000, 1000, Xc).tolist() == [True, False, False]
