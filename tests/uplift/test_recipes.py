@@ -63,7 +63,7 @@ def official_temporal_drop_path(dpr, temporal_d_model, temporal_depth):
 
 def official_per_window(world, cam, mirror, perm):
     """AMASS generator + tf_world_to_cam_and_2d: no centring; flip = x -> -x in world space."""
-    import pipelines.cameras as npcam
+    import schemas.cameras as npcam
 
     w = world.astype(np.float64)
     if mirror:
