@@ -38,6 +38,14 @@ def test_every_problem_is_one_config_error_line(make):
     assert "\n" not in str(err.value) and "pydantic" not in str(err.value) and len(str(err.value)) < 300
 
 
+def test_nan_and_inf_are_refused_as_such():
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ConfigError, match="lr must be finite"):
+            TrainConfig(lr=bad)
+        with pytest.raises(ConfigError, match="mlp_ratio must be finite"):
+            ModelConfig.from_data({"mlp_ratio": bad})
+
+
 def test_the_training_stream_takes_each_setting_of_the_run_by_its_name():
     run = RunConfig(preset="tiny", recipe="paper", train={"batch_size": 6, "keyframe_random_shift": False,
                                                           "in_batch_flip": False, "s_in": [4]},
@@ -49,6 +57,8 @@ def test_the_training_stream_takes_each_setting_of_the_run_by_its_name():
     assert (sc.block_frames, sc.buffer_blocks, sc.seed, sc.camera_rig) == (33, 7, 5, "3dhp")
     assert (sc.cameras, sc.keyframe_draw, sc.placement, sc.mirror) == ("per-window", "uniform", "centred", "x0")
     assert (sc.flip, sc.frame_step, sc.drop_last, sc.prefetch_group) == (True, 1, True, None)  # the stream's own
+    amass = RunConfig(preset="amass_351")  # cameras unset: the preset's mode, resolved by the run
+    assert StreamConfig.for_training(amass, amass.uplift_config()).cameras == amass.camera_mode == "per-window"
     # every other stream setting has a namesake in the run's settings
     named = set(ModelConfig.model_fields) | set(TrainConfig.model_fields) | set(RunConfig.model_fields)
     assert set(StreamConfig.model_fields) - set(StreamConfig.STREAM_ONLY) <= named
