@@ -95,7 +95,7 @@ def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, ov
     """Train once (in ``nproc`` data-parallel processes); returns the RunResult as JSON (``result_to_json``)
     and marks the run dir as finished. ``nproc`` is not in the cache key: N processes train on the same samples."""
     from uplift.launch import launch_train
-    from uplift.train import load_run_config
+    from uplift.run_config import load_run_config
 
     cfg = load_run_config(config, overrides)  # loaded once: the launcher and the trainer take this RunConfig
     extra = {"progress": TrainProgress(Path(out_dir).name)} if nproc == 1 else {}  # a closure stays in-process

@@ -16,7 +16,6 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-
 from typing import Literal
 
 import numpy as np

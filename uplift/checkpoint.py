@@ -170,7 +170,7 @@ def read_meta(path: Path) -> dict:
     if not isinstance(meta, dict) or "config" not in meta:
         raise CheckpointError(path, "must be a JSON object with a 'config'")
     try:
-        meta["_config"] = UpliftConfig.from_data(meta["config"])  # earlier key names load too
+        meta["_config"] = UpliftConfig.model_validate(meta["config"])  # earlier key names load too
     except ConfigError as exc:
         raise CheckpointError(path, f"config: {exc}") from None
     return meta

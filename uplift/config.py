@@ -150,7 +150,7 @@ Overrides = Annotated[dict[Text, Any], Field(max_length=MAX_COLLECTION)]
 
 class Config(BaseModel):
     """Base of every settings model: frozen, unknown keys refused, floats finite, strings bounded. Built
-    from code (``Cls(...)``, ``cfg.replace(...)``) or from a file's data (``Cls.from_data``), a bad
+    from code (``Cls(...)``, ``cfg.replace(...)``) or from a file's data (``Cls.model_validate``), a bad
     value is a ``ConfigError`` naming the setting."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_max_length=MAX_TEXT)
@@ -166,11 +166,6 @@ class Config(BaseModel):
         except ValidationError as exc:
             raise config_error(exc, cls) from None
 
-    @classmethod
-    def from_data(cls, data):
-        """``cls`` from plain data (a mapping read from a file); ConfigError naming the setting otherwise."""
-        return cls.model_validate(data)
-
     def replace(self, **changes):
         """A copy with ``changes``, checked like a new one."""
         return type(self)(**{**dict(self), **changes})
@@ -179,8 +174,8 @@ class Config(BaseModel):
 class Range(NamedTuple):
     """A setting's documented range; ``str``: ``[1, 64]``, ``(0, 1]`` (an open end excludes its bound)."""
 
-    lo: float | None
-    hi: float | None
+    lo: float
+    hi: float
     lo_open: bool = False
     hi_open: bool = False
 
@@ -243,8 +238,8 @@ def _problem(err: dict, model: type[BaseModel]) -> str:
     where = " ".join([model.__name__, ".".join(names)]).strip()
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
-        owner = " ".join([model.__name__, ".".join(names[:-1])]).strip()
-        return f"unknown {owner} key {_short(names[-1] if names else value)}"
+        owner = " ".join([model.__name__, ".".join(str(p) for p in loc[:-1])]).strip()
+        return f"unknown {owner} key {_short(loc[-1])}"
     if kind in _TYPE_NAMES:
         shown = f" ({_short(value)})" if isinstance(value, (bool, int, float, str)) else ""
         return f"{where} must be {_TYPE_NAMES[kind]}, got a {type(value).__name__}{shown}{item}"

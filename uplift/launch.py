@@ -15,7 +15,8 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from schemas.errors import ConfigError, MocapCorpusError
 from uplift.distributed import pick_device, teardown
-from uplift.train import RunConfig, train
+from uplift.run_config import RunConfig
+from uplift.train import train
 
 
 @record

@@ -12,7 +12,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
@@ -189,7 +189,7 @@ def load_run_config(spec: str | os.PathLike, overrides: dict | None = None) -> R
     try:
         if not isinstance(data, dict):
             raise ConfigError(f"holds a {type(data).__name__}, expected a mapping of RunConfig keys")
-        rcfg = RunRecord.from_data(data).run if "run" in data and "uplift" in data else RunConfig.from_data(data)
+        rcfg = RunRecord.model_validate(data).run if "run" in data and "uplift" in data else RunConfig.model_validate(data)
         return rcfg.with_overrides(overrides)
     except ConfigError as e:
         raise ConfigFileError(p, str(e)) from None

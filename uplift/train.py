@@ -46,7 +46,7 @@ from uplift.history import EpochStats, append_step, read_history, write_history
 from uplift.losses import uplift_loss
 from uplift.model import build_model
 from uplift.optim import OptimBundle, make_optimizer
-from uplift.run_config import RunConfig, RunRecord, load_run_config  # noqa: F401 - load_run_config: the run's loader
+from uplift.run_config import RunConfig, RunRecord, load_run_config  # noqa: F401 - importable from here as before
 
 log = logging.getLogger(__name__)
 

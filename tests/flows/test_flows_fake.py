@@ -117,7 +117,6 @@ def fake_train(monkeypatch):
 
     train_mod.train = train
     train_mod.RunResult = RunResult
-    train_mod.load_run_config = lambda name, overrides=None: {"preset": name, **(overrides or {})}
     monkeypatch.setitem(sys.modules, "uplift.train", train_mod)
     import uplift.checkpoint
     import uplift.launch

@@ -34,7 +34,7 @@ def test_a_run_dirs_config_json_loads_to_the_settings_it_recorded(name):
     assert ucfg.model_dump(mode="json") == record["uplift"]
     assert rcfg.recipe_items() == record["recipe"]["items"]
     assert rcfg.model_dump(mode="json") == record["run"]
-    assert RunRecord.from_data(record).uplift == ucfg
+    assert RunRecord.model_validate(record).uplift == ucfg
 
 
 @pytest.mark.parametrize("name", NAMES)

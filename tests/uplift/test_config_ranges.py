@@ -93,11 +93,11 @@ def test_model_size_is_bounded_before_building():
 
 def test_checkpoint_config_must_be_a_mapping_of_known_keys():
     good = json.loads(json.dumps(get_preset("tiny").model_dump()))
-    assert UpliftConfig.from_data(good) == get_preset("tiny")
+    assert UpliftConfig.model_validate(good) == get_preset("tiny")
     for bad in ([1, 2], {**good, "model": [1]}, {**good, "model": {**good["model"], "bogus": 1}},
                 {**good, "train": {**good["train"], "epochs": "3"}}, {1: 2}, {**good, "model": {1: 2}}):
         with pytest.raises(ConfigError):
-            UpliftConfig.from_data(bad)
+            UpliftConfig.model_validate(bad)
 
 
 @pytest.mark.parametrize("name,text,match", [

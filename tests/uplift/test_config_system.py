@@ -17,16 +17,16 @@ from uplift.windows import StreamConfig
 def test_configs_are_frozen_hashable_and_keep_tuples():
     with pytest.raises(ValidationError):  # pydantic's frozen-instance error: a programming error, not input
         TINY.model.seq_len = 3
-    assert hash(TINY) == hash(UpliftConfig.from_data(json.loads(json.dumps(TINY.model_dump()))))
-    m = ModelConfig.from_data({**TINY.model.model_dump(mode="json"), "strides": [3, 3], "paddings": [[0, 0], [0, 0]]})
+    assert hash(TINY) == hash(UpliftConfig.model_validate(json.loads(json.dumps(TINY.model_dump()))))
+    m = ModelConfig.model_validate({**TINY.model.model_dump(mode="json"), "strides": [3, 3], "paddings": [[0, 0], [0, 0]]})
     assert m.strides == (3, 3) and m.paddings == ((0, 0), (0, 0)) and m == TINY.model
     assert TrainConfig(s_in=[2, 4]).s_in == (2, 4)
 
 
 @pytest.mark.parametrize("make", [
     lambda: TrainConfig(batch_size=True), lambda: TrainConfig(lr=float("inf")), lambda: ModelConfig(paddings=((0, 2),)),
-    lambda: UpliftConfig.from_data({"name": 3}), lambda: UpliftConfig.from_data({1: 2}),
-    lambda: UpliftConfig.from_data({"name": "x", "model": {"num_heads": 3}}), lambda: RunConfig(train=[1]),
+    lambda: UpliftConfig.model_validate({"name": 3}), lambda: UpliftConfig.model_validate({1: 2}),
+    lambda: UpliftConfig.model_validate({"name": "x", "model": {"num_heads": 3}}), lambda: RunConfig(train=[1]),
     lambda: RunConfig(model={"d_temp": "big"}), lambda: RunConfig(train={"in_strides": [2]}),
     lambda: RunConfig(eval_s_in=[0]), lambda: RunConfig(train_subjects=["S1", 2]), lambda: RunConfig(device="x" * 2000),
     lambda: StreamConfig(seq_len=10), lambda: StreamConfig(batch_size=3), lambda: StreamConfig(s_in=(3,)),
@@ -43,7 +43,7 @@ def test_nan_and_inf_are_refused_as_such():
         with pytest.raises(ConfigError, match="lr must be finite"):
             TrainConfig(lr=bad)
         with pytest.raises(ConfigError, match="mlp_ratio must be finite"):
-            ModelConfig.from_data({"mlp_ratio": bad})
+            ModelConfig.model_validate({"mlp_ratio": bad})
 
 
 def test_the_training_stream_takes_each_setting_of_the_run_by_its_name():
