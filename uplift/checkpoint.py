@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from schemas.errors import CheckpointError, ConfigError
 from schemas.faults import fault_point, trace
 from schemas.files import read_bounded
-from uplift.config import UpliftConfig, config_from_dict
+from uplift.config import UpliftConfig
 from uplift.distributed import pick_device
 from uplift.model import build_model
 
@@ -69,7 +69,7 @@ def save_checkpoint(path: Path, model, ema, ucfg: UpliftConfig, meta: dict, stat
     if ema is not None:
         save_file(_weights(ema), str(tmp / "ema.safetensors"))
     torch.save(state, tmp / "state.pt")
-    (tmp / "meta.json").write_text(json.dumps({**meta, "config": asdict(ucfg)}, indent=1))
+    (tmp / "meta.json").write_text(json.dumps({**meta, "config": ucfg.model_dump(mode="json")}, indent=1))
     _fsync_tree(tmp)
     fault_point("ckpt_written")
     if is_checkpoint(path):  # keep an existing aside copy while it is the only complete one
@@ -170,11 +170,9 @@ def read_meta(path: Path) -> dict:
     if not isinstance(meta, dict) or "config" not in meta:
         raise CheckpointError(path, "must be a JSON object with a 'config'")
     try:
-        meta["_config"] = config_from_dict(meta["config"])
+        meta["_config"] = UpliftConfig.model_validate(meta["config"])  # earlier key names load too
     except ConfigError as exc:
         raise CheckpointError(path, f"config: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(path, f"config: {' '.join(str(exc).split())[:200]}") from None
     return meta
 
 
