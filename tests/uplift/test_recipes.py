@@ -19,7 +19,7 @@ from schemas.errors import ConfigError
 from schemas.skeletons import H36M_17
 from uplift import distributed as D
 from uplift.config import RECIPE_ITEMS, get_preset, recipe_values
-from uplift.keyframes import draw_keyframes_coupled, keyframe_mask
+from uplift.keyframes import draw_keyframes_coupled
 from uplift.losses import uplift_loss
 from uplift.model import build_model
 from uplift.optim import make_ema, make_optimizer
