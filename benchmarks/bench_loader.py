@@ -87,7 +87,7 @@ def official_style_batches(videos_3d, videos_2d, batch, seed=0, cameras=None):
     projected (and its flipped copy mirrored in world space and projected) in numpy, as the official
     AMASS generator does.
     """
-    from pipelines import cameras as npcam
+    from schemas import cameras as npcam
     from schemas.skeletons import H36M_17
 
     flip = H36M_17.flip_permutation

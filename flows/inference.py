@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from schemas.cameras import normalize_pixels
 from schemas.errors import InputError
 
 NUM_JOINTS = 17
@@ -111,9 +112,8 @@ def infer_keypoints(checkpoint, pixels: np.ndarray, width: float, height: float,
     """Root-relative 3D poses ``(T, 17, 3)`` float32 in metres (camera axes) from pixels ``(T, 17, 2)``.
 
     ``checkpoint``: a path (checkpoint or run dir) or a loaded ``uplift.checkpoint.Checkpoint``. 2D is
-    normalised like the corpus (``pipelines.cameras.normalize_pixels``), then ``uplift.infer.infer_normalised``.
+    normalised like the corpus (``schemas.cameras.normalize_pixels``), then ``uplift.infer.infer_normalised``.
     """
-    from pipelines.cameras import normalize_pixels
     from uplift.infer import infer_normalised
     from uplift.checkpoint import Checkpoint, load_checkpoint
     from uplift.distributed import pick_device

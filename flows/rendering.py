@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.cameras import denormalize_pixels
 from pipelines.render import Clip, camera_to_display, write
+from schemas.cameras import denormalize_pixels
 
 
 def window_clip(shown, label: str) -> Clip:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,18 +61,6 @@ def result_from_json(data: dict) -> "RunResult":
     return RunResult(**{**data, "run_dir": Path(data["run_dir"]), "checkpoint": Path(data["checkpoint"])})
 
 
-def apply_overrides(cfg, overrides: dict):
-    """Override a RunConfig: its own fields by name, anything else goes into its ``train`` overrides."""
-    if not overrides:
-        return cfg
-    own = {f.name for f in fields(cfg)}
-    top = {k: v for k, v in overrides.items() if k in own}
-    train = {k: v for k, v in overrides.items() if k not in own}
-    if train:
-        top["train"] = {**dict(cfg.train), **train}
-    return replace(cfg, **top)
-
-
 class TrainProgress:
     """``uplift.train.train``'s progress callback in a flow: the run's optimizer steps over all epochs as
     one ``Progress`` (log lines with steps/s, a progress artifact that ends at 100 %), and each
@@ -107,9 +95,9 @@ def run_train(corpus: list[str], config: str, out_dir: str, init: str | None, ov
     """Train once (in ``nproc`` data-parallel processes); returns the RunResult as JSON (``result_to_json``)
     and marks the run dir as finished. ``nproc`` is not in the cache key: N processes train on the same samples."""
     from uplift.launch import launch_train
-    from uplift.train import load_run_config
+    from uplift.run_config import load_run_config
 
-    cfg = apply_overrides(load_run_config(config), overrides)
+    cfg = load_run_config(config, overrides)  # loaded once: the launcher and the trainer take this RunConfig
     extra = {"progress": TrainProgress(Path(out_dir).name)} if nproc == 1 else {}  # a closure stays in-process
     result = launch_train(nproc, cfg, Path(out_dir), list(corpus), init=Path(init) if init else None, **extra)
     (Path(out_dir) / DONE_MARKER).write_text(json.dumps({"corpus": corpus, "config": config, "init": init,

@@ -31,8 +31,8 @@ from pipelines.fanout import dask_cluster, held_results, n_workers_of
 from pipelines.hashing import json_hash
 from pipelines.rebuild import (RebuildPlan, Source, body_model_hashes, file_status, list_sources, parent_reader,
                                plan_rebuild)
-from pipelines.sequence import (PIPELINE_VERSION, REGRESSOR_FILE, default_deftrafo, model_families, process_source,
-                                resolved_regressor, resolved_smplx_regressor, smplx_regressor_missing)
+from pipelines.sequence import (PIPELINE_VERSION, REGRESSOR_FILE, WorkerSettings, default_deftrafo, model_families,
+                                process_source, resolved_regressor, resolved_smplx_regressor, smplx_regressor_missing)
 from schemas import manifests as M
 from schemas.bounds import TARGET_FPS
 from schemas.errors import ConfigError, RegressorError, VersionConflictError
@@ -116,7 +116,7 @@ class _Inputs:
     regressor: Path
     reg_order: object  # pipelines.regressor_order.RegressorOrder of SMPL+H sequences, None without SMPL+H models
     model_shas: dict[str, str]
-    settings: dict  # data_settings() (+ calibration_sha256) + regressor_order: what the workers get
+    settings: WorkerSettings  # what the workers get (and build_info records)
     config_hash: str  # of everything that shapes the data
     smplx_order: object = None  # RegressorOrder of SMPL-X sequences (through the deformation transfer), or None
     smplx_missing: str | None = None  # why SMPL-X sequences cannot be regressed (they become reject rows)
@@ -197,11 +197,12 @@ def _check_inputs(cfg: BuildConfig) -> _Inputs:
                              "smplx_regressor": smplx, "body_models": model_shas})
     # what the workers need besides; the applied permutations and file hashes (in the hash) shape the data
     perms = {fam: list(o.perm) for fam, o in (("smplh", reg_order), ("smplx", smplx_order)) if o is not None}
-    settings = {**settings, "regressor_order": cfg.regressor_order, "perms": perms,
-                "deftrafo": None if smplx_order is None or cfg.smplx_regressor is not None else str(deftrafo),
-                "smplx_regressor": None if cfg.smplx_regressor is None else str(cfg.smplx_regressor),
-                "source_root": str(Path(cfg.amass_root).resolve())}
-    return _Inputs(regressor, reg_order, model_shas, settings, config_hash, smplx_order, smplx_missing)
+    worker = WorkerSettings(
+        **settings, regressor_order=cfg.regressor_order, perms=perms,
+        deftrafo=None if smplx_order is None or cfg.smplx_regressor is not None else str(deftrafo),
+        smplx_regressor=None if cfg.smplx_regressor is None else str(cfg.smplx_regressor),
+        source_root=str(Path(cfg.amass_root).resolve()))
+    return _Inputs(regressor, reg_order, model_shas, worker, config_hash, smplx_order, smplx_missing)
 
 
 def build_info(cfg: BuildConfig, inputs: _Inputs, notes: list[str], body_models_used: dict | None = None) -> dict:
@@ -209,7 +210,7 @@ def build_info(cfg: BuildConfig, inputs: _Inputs, notes: list[str], body_models_
     fps and package version). Read back by rebuilds (``config_hash``) and results (order, notes).
     ``body_models_used``: sequences per "family/gender" (e.g. ``{"smplx/neutral": 3}``)."""
     reg, smplx = inputs.reg_order, inputs.smplx_order
-    return {"config": json.loads(cfg.model_dump_json()), "settings": inputs.settings,
+    return {"config": json.loads(cfg.model_dump_json()), "settings": inputs.settings.record(),
             "config_hash": inputs.config_hash, "body_model_sha256": inputs.model_shas,
             "regressor_sha256": reg.sha256 if reg else None, "regressor_order": reg.as_dict() if reg else None,
             "smplx_regressor_order": smplx.as_dict() if smplx else None, "smplx_unavailable": inputs.smplx_missing,
@@ -355,7 +356,7 @@ class _ShardResult:
 
 
 def process_source_shard(items: list[_Item], parent_spec: str | None, body_models: str, regressor: str,
-                         settings: dict, config_hash: str, num_joints: int) -> _ShardResult:
+                         settings: WorkerSettings, config_hash: str, num_joints: int) -> _ShardResult:
     """Compute (or carry over) every source of one shard, in order. Runs on a worker; a source that
     fails becomes its Reject, as in ``process_source``."""
     from pipelines.forked_writer import Shard

@@ -34,14 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.cameras import in_image, normalize_pixels, project, world_to_camera
 from pipelines.hashing import json_hash
 from schemas.records import Reject, SequenceData, ViewData
 from pipelines.safe_files import check_regular, dtype_text
 from pipelines.safe_pickle import safe_load_npz
 from schemas.bounds import record_problem
 from schemas.files import read_bounded
-from schemas.cameras import H36M_CAMERA_IDS, Camera, h36m_camera
+from schemas.cameras import H36M_CAMERA_IDS, Camera, h36m_camera, in_image, normalize_pixels, project, world_to_camera
 from schemas.errors import CameraError, H36MFormatError
 from schemas.h36m import action_take, canonical_action, split_of
 from schemas.skeletons import H36M_17, H36M_32_PARENTS, H36M_32_TO_17

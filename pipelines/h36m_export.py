@@ -27,10 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.cameras import denormalize_pixels
 from pipelines.h36m import (NUM_CAMERAS, VP3D_METADATA, expand_17_to_32, reduce_32_to_17, save_vp3d_npz,
                             vp3d_filenames)
-from schemas.cameras import H36M_CAMERA_IDS
+from schemas.cameras import H36M_CAMERA_IDS, denormalize_pixels
 from schemas.reader import CorpusReader
 
 log = logging.getLogger(__name__)

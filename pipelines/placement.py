@@ -34,10 +34,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from pipelines.cameras import cameras_to_arrays, in_image, normalize_pixels, project, world_to_camera
 from schemas.records import ViewData
-from schemas.cameras import (H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, all_rig_cameras, capture_volume_centre, h36m_rig,
-                             mpi_inf_3dhp_rig)
+from schemas.cameras import (H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, all_rig_cameras, cameras_to_arrays,
+                             capture_volume_centre, h36m_rig, in_image, mpi_inf_3dhp_rig, normalize_pixels, project,
+                             world_to_camera)
 from schemas.errors import ConfigError
 from schemas.skeletons import H36M_17
 

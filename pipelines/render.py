@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from schemas.cameras import denormalize_pixels
 from schemas.errors import InputError
 from schemas.skeletons import H36M_17, Skeleton
 
@@ -315,8 +316,6 @@ def corpus_clip(reader, key: str, view: int = 0, frames: str | None = None) -> C
 
     3D: the world joints (z up). 2D: the view's keypoints in pixels, with the stored in-view flags.
     """
-    from pipelines.cameras import denormalize_pixels
-
     if not reader.has_sequence(key):
         import difflib
 

@@ -16,9 +16,11 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import scipy.sparse
+from pydantic import BaseModel, ConfigDict
 
 from pipelines.amass import read_amass
 from pipelines.hashing import sha256_file
@@ -35,6 +37,35 @@ log = logging.getLogger(__name__)
 # Bump when the per-sequence math changes: it invalidates every cached sequence.
 PIPELINE_VERSION = "amass-2"  # 2: SMPL-X sequences; the body_model manifest column
 REGRESSOR_FILE = "J_regressor_h36m.npy"  # looked for in the body-model folder when no regressor is given
+
+
+class WorkerSettings(BaseModel):
+    """What every build worker gets, in the order a version's ``build_info["settings"]`` records it: the
+    data settings (``BuildConfig.data_settings()``, the config hash's input; ``placement`` only when not
+    "rig", ``calibration_sha256`` only with a calibration), then what the driver resolved for the workers
+    (``regressor_order``, the row orders ``perms`` it decided per family, the SMPL-X inputs, the AMASS root)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rig: Literal["h36m", "3dhp"]
+    calibration: str | None = None  # an MPI-INF-3DHP camera.calibration replacing the rig's cameras
+    cameras_per_sequence: int
+    fps: float  # target frame rate
+    seed: int
+    val_fraction: float
+    pipeline: str = PIPELINE_VERSION
+    store_format: str | None = None
+    placement: Literal["rig", "raw"] = "rig"
+    calibration_sha256: str | None = None  # the calibration's bytes when the build started
+    regressor_order: Literal["auto", "as-is"] = "auto"
+    perms: dict[str, list[int]] | None = None  # family -> regressor row order (None: each worker decides)
+    deftrafo: str | None = None
+    smplx_regressor: str | None = None
+    source_root: str | None = None  # the resolved AMASS root: a source's real path must stay inside it
+
+    def record(self) -> dict:
+        """``build_info["settings"]``: the settings as the driver gave them (defaults it left out stay out)."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,29 +430,26 @@ def _read_sha(seq, exc: Exception, path: str, listed: str) -> str:
 
 
 def process_source(path: str, key: str, dataset: str, subject: str, name: str, sha256: str,
-                   body_models: str, regressor: str, settings: dict, config_hash: str) -> SourceResult | Reject:
+                   body_models: str, regressor: str, settings: WorkerSettings, config_hash: str) -> SourceResult | Reject:
     """Read -> regress -> resample -> place/project one source file. Whatever goes wrong with this
     one file (bad input or an unexpected error) returns a Reject with a one-line reason.
 
-    ``settings``: ``BuildConfig.data_settings()`` plus ``regressor_order``. One source may give
-    several sequences (a motion that no camera placement fits whole is cut: keys ``KEY#000``, ...).
+    One source may give several sequences (a motion that no camera placement fits whole is cut: keys
+    ``KEY#000``, ...).
     """
     notes: list[str] = []
     seq = None
     try:
         # the real path must stay inside the AMASS root, checked on the opened file (a link swapped in
         # after the listing is refused too); the sha256 recorded is that of the bytes parsed
-        seq = read_amass(path, root=settings.get("source_root"))
-        joints = sequence_joints(seq, body_models, regressor, settings["fps"],
-                                 settings.get("regressor_order", "auto"), notes,
-                                 deftrafo=settings.get("deftrafo"), smplx_regressor=settings.get("smplx_regressor"),
-                                 perms=settings.get("perms"))
-        place = project_in_place if settings.get("placement", "rig") == "raw" else place_and_project
-        segments = place(joints, rig=settings["rig"],
-                                     cameras_per_sequence=settings["cameras_per_sequence"],
-                                     rng=_sequence_rng(settings["seed"], key),
-                                     camera_pool=camera_pool(settings.get("calibration"),
-                                                             settings.get("calibration_sha256")))
+        seq = read_amass(path, root=settings.source_root)
+        joints = sequence_joints(seq, body_models, regressor, settings.fps, settings.regressor_order, notes,
+                                 deftrafo=settings.deftrafo, smplx_regressor=settings.smplx_regressor,
+                                 perms=settings.perms)
+        place = project_in_place if settings.placement == "raw" else place_and_project
+        segments = place(joints, rig=settings.rig, cameras_per_sequence=settings.cameras_per_sequence,
+                         rng=_sequence_rng(settings.seed, key),
+                         camera_pool=camera_pool(settings.calibration, settings.calibration_sha256))
     except InputError as exc:
         # an error about another file (the body model, the regressor) names that file in the reason
         reason = exc.reason if exc.path == path else f"{exc.path}: {exc.reason}"
@@ -444,6 +472,6 @@ def process_source(path: str, key: str, dataset: str, subject: str, name: str, s
             dataset=dataset, subject=subject, name=name, action="", source_path=path,
             source_sha256=seq.sha256, gender=seq.gender, body_model=seq.model_type,
             betas=np.asarray(seq.betas, np.float32),
-            source_fps=float(seq.fps), fps=float(settings["fps"]), n_source_frames=seq.n_frames,
-            split=_split_for(key, settings["val_fraction"]), config_hash=config_hash))
+            source_fps=float(seq.fps), fps=float(settings.fps), n_source_frames=seq.n_frames,
+            split=_split_for(key, settings.val_fraction), config_hash=config_hash))
     return out

@@ -140,12 +140,12 @@ def load_group(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray,
         order = rng.permutation(n)
         pos_a, valid_a, view_a, t_a = pos_a[order], valid_a[order], view_a[order], t_a[order]
         pw_a, flipped = pw_a[order], flipped[order]
-    if train and (len(cfg.s_in) > 1 or cfg.random_shift):
+    if train and (len(cfg.s_in) > 1 or cfg.keyframe_random_shift):
         if cfg.keyframe_draw == "coupled":  # the released generators, seeded once a group
             s_in, shift = draw_keyframes_coupled(int(rng.integers(2**63)), n, cfg.s_in, cfg.s_out)
         else:
             s_in, shift = draw_keyframes(rng, n, cfg.s_in, cfg.s_out)
-        if not cfg.random_shift:
+        if not cfg.keyframe_random_shift:
             shift = np.zeros(n, np.int64)
     else:
         s_in = np.full(n, cfg.s_in[0], np.int64)

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 
 from schemas.errors import CheckpointError, ConfigError
 from schemas.files import read_bounded
-from uplift.config import UpliftConfig, config_from_dict
+from uplift.config import UpliftConfig
 from uplift.distributed import pick_device
 from uplift.model import build_model
 
@@ -67,7 +67,7 @@ def save_checkpoint(path: Path, model, ema, ucfg: UpliftConfig, meta: dict, stat
     if ema is not None:
         save_file(_weights(ema), str(tmp / "ema.safetensors"))
     torch.save(state, tmp / "state.pt")
-    (tmp / "meta.json").write_text(json.dumps({**meta, "config": asdict(ucfg)}, indent=1))
+    (tmp / "meta.json").write_text(json.dumps({**meta, "config": ucfg.model_dump(mode="json")}, indent=1))
     _fsync_tree(tmp)
     if is_checkpoint(path):  # keep an existing aside copy while it is the only complete one
         shutil.rmtree(aside, ignore_errors=True)
@@ -164,11 +164,9 @@ def read_meta(path: Path) -> dict:
     if not isinstance(meta, dict) or "config" not in meta:
         raise CheckpointError(path, "must be a JSON object with a 'config'")
     try:
-        meta["_config"] = config_from_dict(meta["config"])
+        meta["_config"] = UpliftConfig.model_validate(meta["config"])  # earlier key names load too
     except ConfigError as exc:
         raise CheckpointError(path, f"config: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(path, f"config: {' '.join(str(exc).split())[:200]}") from None
     return meta
 
 

@@ -8,12 +8,16 @@ The published settings are named presets, values from the paper and the authors'
 Vocabulary (the paper's names, used everywhere in the code):
 - ``seq_len`` (N): frames a window spans at the full frame rate (351 or 81).
 - ``s_out``: the model sees/predicts every s_out-th of those frames, so a window has
-  ``n_out = (N - 1) / s_out + 1`` tokens (71 or 41).
+  ``n_out = (N - 1) / s_out + 1`` tokens (71 or 41; ``window_tokens``).
 - ``s_in``: 2D input is available every s_in-th frame (key frames); a multiple of s_out.
   ``TrainConfig.s_in`` is the tuple of strides drawn per window in training.
 
-Each rule about these settings is checked in one function here (``check_window``, ``check_s_in``,
-``check_choice``) that every config type calls.
+One config system: every setting model (``ModelConfig``, ``TrainConfig``, ``UpliftConfig`` here,
+``uplift.run_config.RunConfig``, ``uplift.windows.StreamConfig``) is a frozen pydantic model (``Config``)
+that refuses unknown keys, a float where an int belongs, a bool for a number, NaN and inf; each
+numeric setting carries its documented range (``Field(ge=, le=)``, ``setting_range``), each choice is a
+``Literal``, and the rules between settings are model validators. A problem is one ``ConfigError``
+line naming the setting (``config_error``), never pydantic's own report.
 
 Recipes (``RECIPES``, ``RECIPE_ITEMS``): where the paper's equations and the authors' released code
 differ in what the model learns, each difference is an item with a key of its own in the config that
@@ -21,33 +25,43 @@ uses it (``TrainConfig.loss``, ``ModelConfig.qkv_init``, ``RunConfig.placement``
 ``recipe`` fills the items it does not set.
 """
 
-from __future__ import annotations
+import typing
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
-from dataclasses import dataclass, field, fields, replace
-
+import annotated_types
 import numpy as np
+from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError,
+                      model_validator)
 
 from schemas.errors import ConfigError
 
-CAMERA_MODES = ("precomputed", "per-window")  # AMASS views: build-time cameras or one drawn per window
-CAMERA_RIGS = ("h36m", "3dhp")  # per-window camera pools
-PRECISIONS = ("bf16", "fp32")
+MAX_COLLECTION = 1024  # items in one list / tuple / mapping setting (strides, s_in, subjects, overrides)
+MAX_MODEL_PARAMETERS = 100_000_000  # 400 MB of float32 weights (the N=351 model: ~4 M)
+MAX_TEXT = 1024  # characters in one string setting
 
-# Training recipes. The paper's equations and the authors' released code (goldbricklemon/
-# uplift-upsample-3dhpe, AMASS-to-3DHPE) differ in items that change what the model learns; a run
-# picks one recipe (RunConfig.recipe) and may flip any item on its own. Each item is a key of one
-# config: item -> (config holding it, paper value, official-code value). The first value of each
-# choice tuple below is the paper's.
-LOSSES = ("root-aligned-valid", "raw-all-frames")  # L on root-aligned poses of valid frames | raw prediction
+# -- the choices. The first value of each recipe item's choice is the paper's, the second the official
+# code's (the authors' uplift-upsample-3dhpe, AMASS-to-3DHPE).
+CameraMode = Literal["precomputed", "per-window"]  # AMASS views: build-time cameras or one drawn per window
+CameraRig = Literal["h36m", "3dhp"]  # per-window camera pools
+Precision = Literal["bf16", "fp32"]
+Loss = Literal["root-aligned-valid", "raw-all-frames"]  # L on root-aligned poses of valid frames | raw prediction
 # vs root-relative target, copy-padded frames kept, divided by B*N*J
-PLACEMENTS = ("centred", "raw")  # per-window AMASS path centred in the volume | projected as stored
-KEYFRAME_DRAWS = ("uniform", "coupled")  # s_in and phase independent | two generators of one seed
-TEMPORAL_DROP_PATHS = ("linspace", "released")  # linspace(0, p, depth) | linspace(0, p, d_temp)[:depth]
-EPOCH_LENGTHS = ("pass-or-steps", "steps")  # the shorter of a pass and steps_per_epoch | always steps
-QKV_INITS = ("fused", "split")  # Glorot over the fused (d, 3d) layer | over each (d, d) of q, k, v
-EMA_STARTS = ("copy", "mix")  # first update copies the weights | mixes in 0.1 of the initial ones
-MIRRORS = ("volume-centre", "x0")  # world flip about the capture-volume centre | about x = 0
-RECIPES = ("paper", "official-code")
+Placement = Literal["centred", "raw"]  # per-window AMASS path centred in the volume | projected as stored
+KeyframeDraw = Literal["uniform", "coupled"]  # s_in and phase independent | two generators of one seed
+TemporalDropPath = Literal["linspace", "released"]  # linspace(0, p, depth) | linspace(0, p, d_temp)[:depth]
+EpochLength = Literal["pass-or-steps", "steps"]  # the shorter of a pass and steps_per_epoch | always steps
+QkvInit = Literal["fused", "split"]  # Glorot over the fused (d, 3d) layer | over each (d, d) of q, k, v
+EmaStart = Literal["copy", "mix"]  # first update copies the weights | mixes in 0.1 of the initial ones
+Mirror = Literal["volume-centre", "x0"]  # world flip about the capture-volume centre | about x = 0
+Recipe = Literal["paper", "official-code"]
+
+CAMERA_MODES, CAMERA_RIGS, PRECISIONS = get_args(CameraMode), get_args(CameraRig), get_args(Precision)
+LOSSES, PLACEMENTS, KEYFRAME_DRAWS = get_args(Loss), get_args(Placement), get_args(KeyframeDraw)
+TEMPORAL_DROP_PATHS, EPOCH_LENGTHS, QKV_INITS = get_args(TemporalDropPath), get_args(EpochLength), get_args(QkvInit)
+EMA_STARTS, MIRRORS, RECIPES = get_args(EmaStart), get_args(Mirror), get_args(Recipe)
+
+# Training recipes: a run picks one (RunConfig.recipe) and may flip any item on its own. Each item is a
+# key of one config: item -> (config holding it, its choices).
 RECIPE_ITEMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "loss": ("train", LOSSES),
     "placement": ("run", PLACEMENTS),
@@ -72,19 +86,11 @@ def recipe_overrides(recipe: str, where: str) -> dict[str, str]:
     """The items of ``recipe`` held by config ``where`` ("train", "model" or "run")."""
     return {k: v for k, v in recipe_values(recipe).items() if RECIPE_ITEMS[k][0] == where}
 
-# Keys renamed to the paper's vocabulary, and keys that no longer exist because nothing read them
-# (the window stream flips half of every batch, or adds a flipped copy of every window, and always
-# copy-pads windows past the sequence ends).
-RENAMED_KEYS = {"out_stride": "s_out", "in_strides": "s_in"}
-REMOVED_KEYS = ("flip_prob", "edge_padding")
 
-
-def check_window(seq_len: int, s_out: int) -> None:
-    """A window of ``seq_len`` frames at stride ``s_out`` has an odd token count (a centre frame)."""
-    if seq_len < 1 or s_out < 1 or (seq_len - 1) % s_out:
-        raise ConfigError(f"seq_len - 1 = {seq_len - 1} must be a multiple of s_out {s_out}")
-    if ((seq_len - 1) // s_out + 1) % 2 == 0:
-        raise ConfigError(f"n_out = {(seq_len - 1) // s_out + 1} must be odd so that the window has a centre frame")
+def check_choice(name: str, value, allowed) -> None:
+    """A function argument that must be one of ``allowed`` (the configs' fields are ``Literal``s)."""
+    if value not in allowed:
+        raise ConfigError(f"{name} must be {' or '.join(repr(a) for a in allowed)}, got {value!r}")
 
 
 def check_s_in(s_in, s_out: int, context: str = ""):
@@ -97,126 +103,168 @@ def check_s_in(s_in, s_out: int, context: str = ""):
     return s_in
 
 
-def check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name} must be {' or '.join(repr(a) for a in allowed)}, got {value!r}")
+def window_tokens(seq_len: int, s_out: int) -> int:
+    """``n_out``: tokens of a window of ``seq_len`` frames at stride ``s_out``, ``(N - 1) / s_out + 1``."""
+    return (seq_len - 1) // s_out + 1
 
 
-# Documented range (inclusive) of every numeric setting, by config class and field; a tuple or list
-# field's range applies to each of its items. Checked with the types (``check_fields``) in every
-# config's ``__post_init__``, so a run config or a checkpoint's meta.json with a value outside its range
-# is refused before a model, an optimizer or a loader is built. A new numeric field needs a row here
-# (tests/uplift/test_config_ranges.py fails without one).
-RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    "ModelConfig": {
-        "num_joints": (1, 128), "seq_len": (1, 4097), "s_out": (1, 64), "d_joint": (1, 1024), "d_temp": (1, 4096),
-        "depth_joint": (1, 64), "depth_temp": (1, 64), "num_heads": (1, 64), "mlp_ratio": (0.01, 16.0),
-        "drop_path_joint": (0.0, 1.0), "drop_path_temp": (0.0, 1.0), "drop_path_strided": (0.0, 1.0),
-        "drop": (0.0, 1.0), "attn_drop": (0.0, 1.0), "strides": (1, 1024), "paddings": (0, 1),
-        "masked_temporal_blocks": (0, 64),
-    },
-    "TrainConfig": {
-        "s_in": (1, 4096), "loss_weight_seq": (0.0, 1e3), "loss_weight_center": (0.0, 1e3), "root_joint": (0, 127),
-        "lr": (0.0, 10.0), "weight_decay": (0.0, 10.0), "decay_rate": (0.0, 1.0), "ema_decay": (0.0, 1.0),
-        "batch_size": (1, 1 << 16), "epochs": (1, 1 << 20), "steps_per_epoch": (1, 1 << 30),
-    },
-    "RunConfig": {
-        "eval_every": (0, 1 << 20), "eval_s_in": (1, 4096), "eval_batch_size": (1, 1 << 16),
-        "steps_per_epoch": (0, 1 << 30), "checkpoint_every": (0, 1 << 30), "num_workers": (0, 64),
-        "buffer_blocks": (1, 1 << 16), "block_frames": (1, 1 << 16), "seed": (0, (1 << 63) - 1),
-        "prefetch_factor": (1, 64), "val_frame_step": (1, 1 << 20),
-    },
-}
-MAX_COLLECTION = 1024  # items in one list / tuple setting (strides, s_in, subjects)
-MAX_MODEL_PARAMETERS = 100_000_000  # 400 MB of float32 weights (the N=351 model: ~4 M)
-MAX_TEXT = 1024  # characters in one string setting
+def window_problem(seq_len: int, s_out: int) -> str | None:
+    """Why a window of ``seq_len`` frames at stride ``s_out`` is impossible (None when it is fine): it
+    needs a whole number of strides and an odd token count (a centre frame)."""
+    if (seq_len - 1) % s_out:
+        return f"seq_len - 1 = {seq_len - 1} must be a multiple of s_out {s_out}"
+    if window_tokens(seq_len, s_out) % 2 == 0:
+        return f"n_out = {window_tokens(seq_len, s_out)} must be odd so that the window has a centre frame"
+    return None
 
 
-def _type_ok(value, annotation: str) -> bool:
-    """Whether ``value`` fits a field annotation as the configs spell them (``int``, ``float | None``,
-    ``tuple[int, ...]``, ``dict``, ...); an annotation not understood here accepts anything."""
-    return any(_one_type_ok(value, alt.strip()) for alt in _top_level_split(annotation))
+# -- the value types. Numbers from numpy count as numbers; a bool is never a number, a float never an int.
+
+def _plain_number(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
 
 
-def _top_level_split(annotation: str) -> list[str]:
-    parts, depth, cur = [], 0, ""
-    for ch in annotation:
-        depth += (ch == "[") - (ch == "]")
-        if ch == "|" and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    return parts + [cur]
+Int = Annotated[int, Strict(), BeforeValidator(_plain_number)]
+Float = Annotated[float, Strict(), BeforeValidator(_plain_number)]  # an int is a float too
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, Strict()]  # at most MAX_TEXT characters (Config.model_config)
 
 
-def _one_type_ok(v, a: str) -> bool:
-    if a == "None":
-        return v is None
-    if a == "bool":
-        return isinstance(v, bool)
-    if a == "int":
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-    if a == "float":
-        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-    if a == "str":
-        return isinstance(v, str) and len(v) <= MAX_TEXT
-    if a.startswith("tuple[") or a.startswith("list["):
-        inner = a[a.index("[") + 1:-1].strip()
-        if not isinstance(v, (tuple, list)) or len(v) > MAX_COLLECTION:
-            return False
-        if inner.endswith(", ...") or a.startswith("list["):  # any length, one item type
-            item = inner.removesuffix(", ...").strip()
-            return all(_type_ok(x, item) for x in v)
-        items = _top_level_split(inner.replace(",", "|")) if "[" not in inner else None
-        return items is None or (len(v) == len(items) and all(_type_ok(x, t.strip()) for x, t in zip(v, items)))
-    if a in ("list", "tuple"):
-        return isinstance(v, (tuple, list)) and len(v) <= MAX_COLLECTION
-    if a == "dict" or a.startswith("dict["):
-        return isinstance(v, dict) and len(v) <= MAX_COLLECTION
-    return True
+def within(kind, lo, hi):
+    """``kind`` (Int or Float) in its documented range ``[lo, hi]``: the type of a tuple or list item."""
+    return Annotated[kind, Field(ge=lo, le=hi)]
 
 
-def _numbers(value):
-    """The numbers inside a setting (itself, or the items of a tuple / list, nested)."""
-    if isinstance(value, (tuple, list)):
-        for x in value:
-            yield from _numbers(x)
-    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        yield value
+def items_of(kind, *, min_length: int = 0):
+    """A tuple setting of ``kind`` items (a JSON list becomes a tuple), at most MAX_COLLECTION of them."""
+    return Annotated[tuple[kind, ...], Field(min_length=min_length, max_length=MAX_COLLECTION)]
 
 
-def check_fields(obj, where: str = "") -> None:
-    """Every field of the dataclass ``obj`` has its annotated type and lies within ``RANGES``;
-    ConfigError naming the field, the value's type or the range otherwise. Floats must be finite."""
-    cls = type(obj).__name__
-    ranges = RANGES.get(cls, {})
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        if not _type_ok(value, annotation):
-            raise ConfigError(f"{where}{cls} {f.name} must be {annotation}, got a {type(value).__name__}"
-                              + (f" ({value!r})" if isinstance(value, (bool, int, float)) else ""))
-        lo, hi = ranges.get(f.name, (None, None))
-        for x in _numbers(value):
-            if not np.isfinite(float(x)) or (lo is not None and not lo <= x <= hi):
-                raise ConfigError(f"{where}{cls} {f.name} = {_short(x)} is outside its documented range "
-                                  f"[{lo:g}, {hi:g}]" if lo is not None else f"{where}{cls} {f.name} must be finite")
+Names = Annotated[list[Text], Field(max_length=MAX_COLLECTION)]
+Overrides = Annotated[dict[Text, Any], Field(max_length=MAX_COLLECTION)]
+
+
+class Config(BaseModel):
+    """Base of every settings model: frozen, unknown keys refused, floats finite, strings bounded. Built
+    from code (``Cls(...)``, ``cfg.replace(...)``) or from a file's data (``Cls.model_validate``), a bad
+    value is a ``ConfigError`` naming the setting."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_max_length=MAX_TEXT)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line_errors(cls, data, handler):
+        """pydantic's report (types, ranges, choices, unknown keys, field validators) becomes a ConfigError
+        here, in the innermost model with a problem; it passes through the models around it unchanged. A
+        model's own ``mode="after"`` validators run outside this one: they raise ConfigError themselves."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise config_error(exc, cls) from None
+
+    def replace(self, **changes):
+        """A copy with ``changes``, checked like a new one."""
+        return type(self)(**{**dict(self), **changes})
+
+
+class Range(NamedTuple):
+    """A setting's documented range; ``str``: ``[1, 64]``, ``(0, 1]`` (an open end excludes its bound)."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __str__(self) -> str:
+        return f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+
+def setting_range(model: type[BaseModel], loc: tuple | str) -> Range | None:
+    """The documented range of the setting at ``loc`` of ``model`` (``"lr"``, ``("model", "d_temp")``;
+    a tuple setting's range is that of each item); None for a setting without one."""
+    field = None
+    for part in (loc,) if isinstance(loc, str) else loc:
+        fields = getattr(model, "model_fields", {})
+        if isinstance(part, str) and part in fields:
+            field = fields[part]
+            model = field.annotation
+    if field is None:
+        return None
+    lo = hi = None
+    lo_open = hi_open = False
+    for m in _constraints(field.metadata, field.annotation):
+        if isinstance(m, (annotated_types.Ge, annotated_types.Gt)):
+            lo, lo_open = getattr(m, "ge", getattr(m, "gt", None)), isinstance(m, annotated_types.Gt)
+        elif isinstance(m, (annotated_types.Le, annotated_types.Lt)):
+            hi, hi_open = getattr(m, "le", getattr(m, "lt", None)), isinstance(m, annotated_types.Lt)
+    return None if lo is None or hi is None else Range(lo, hi, lo_open, hi_open)
+
+
+def _constraints(metadata, annotation):
+    """The constraint objects of a field: its own, then those inside its (Annotated, tuple, Optional) type."""
+    for m in metadata:
+        yield from getattr(m, "metadata", [m])  # a Field(...) inside Annotated holds its constraints
+    if typing.get_origin(annotation) is Annotated:
+        base, *meta = get_args(annotation)
+        yield from _constraints(meta, base)
+    else:
+        for arg in get_args(annotation):
+            if arg is not Ellipsis and not isinstance(arg, str):
+                yield from _constraints([], arg)
+
+
+_TYPE_NAMES = {"int_type": "int", "bool_type": "bool", "float_type": "float", "string_type": "str",
+               "tuple_type": "a list", "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping"}
+_BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def config_error(exc: ValidationError, model: type[BaseModel]) -> ConfigError:
+    """pydantic's report on ``model`` as one line naming the setting (the first problem, and how many more)."""
+    errors = exc.errors(include_url=False)
+    text = _problem(errors[0], model)
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return ConfigError(f"{text}{more}")
+
+
+def _problem(err: dict, model: type[BaseModel]) -> str:
+    loc = err["loc"]
+    names = [p for p in loc if isinstance(p, str)]
+    indices = [str(p) for p in loc if isinstance(p, int)]
+    item = f" (item {', '.join(indices)})" if indices else ""
+    where = " ".join([model.__name__, ".".join(names)]).strip()
+    kind, value = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        owner = " ".join([model.__name__, ".".join(str(p) for p in loc[:-1])]).strip()
+        return f"unknown {owner} key {_short(loc[-1])}"
+    if kind in _TYPE_NAMES:
+        shown = f" ({_short(value)})" if isinstance(value, (bool, int, float, str)) else ""
+        return f"{where} must be {_TYPE_NAMES[kind]}, got a {type(value).__name__}{shown}{item}"
+    if kind == "literal_error":
+        return f"{where} must be {err['ctx']['expected']}, got {_short(value)}"
+    if kind in _BOUNDS:
+        rng = setting_range(model, loc)
+        limit = f"its documented range {rng}" if rng else err["msg"].lower()
+        return f"{where} = {_short(value)} is outside {limit}{item}"
+    if kind == "finite_number":
+        return f"{where} must be finite{item}"
+    if kind in ("too_long", "string_too_long"):
+        return f"{where} is too long: {err['msg'].lower().removeprefix('input should have ')}"
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind == "too_short":
+        return f"{where} is empty"
+    if kind == "value_error":
+        return f"{where}: {err['ctx']['error']}"
+    return f"{where}: {err['msg']}"
 
 
 def _short(x) -> str:
     text = repr(x)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def check_keys(kind, given, where: str = "") -> None:
-    """Override keys of dataclass ``kind``: a renamed key names its new name, an unknown one is refused."""
-    known = {f.name for f in fields(kind)}
-    for k in given:
-        if RENAMED_KEYS.get(k) in known:
-            raise ConfigError(f"{where}{kind.__name__} key {k!r} is now {RENAMED_KEYS[k]!r}")
-        if k not in known:
-            raise ConfigError(f"{where}unknown {kind.__name__} key {k!r}")
 
 
 def strided_lengths(n: int, strides: tuple[int, ...], paddings: tuple[tuple[int, int], ...],
@@ -232,53 +280,52 @@ def strided_lengths(n: int, strides: tuple[int, ...], paddings: tuple[tuple[int,
     return tuple(lengths)
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Config):
     """Architecture. Defaults are the N = 351, s_out = 5 setting."""
 
-    num_joints: int = 17
-    seq_len: int = 351  # N, frames at full rate
-    s_out: int = 5  # the model's output stride
-    d_joint: int = 32  # joint token width of the spatial Transformer
-    d_temp: int = 384  # pose token width (the paper's text says 348, its released configs 384)
-    depth_joint: int = 4  # K_joint
-    depth_temp: int = 4  # K_temp
-    num_heads: int = 8
-    mlp_ratio: float = 2.0
-    qkv_bias: bool = True
-    drop_path_joint: float = 0.1  # stochastic depth, rising linearly from 0 over the blocks
-    drop_path_temp: float = 0.1
-    drop_path_strided: float = 0.0  # official configs: DROP_PATH_RATE = [0.1, 0.1, 0.0]
-    drop: float = 0.0  # dropout after attention projection / MLP (official: 0)
-    attn_drop: float = 0.0
-    strides: tuple[int, ...] = (3, 10, 3)  # strided Transformer, r_k
-    paddings: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))  # zero padding of each strided conv
-    masked_temporal_blocks: int = 1  # first blocks whose keys/values come only from pose (key-frame) tokens
+    num_joints: Int = Field(17, ge=1, le=128)
+    seq_len: Int = Field(351, ge=1, le=4097)  # N, frames at full rate
+    s_out: Int = Field(5, ge=1, le=64, validation_alias=AliasChoices("s_out", "out_stride"))  # the output stride
+    d_joint: Int = Field(32, ge=1, le=1024)  # joint token width of the spatial Transformer
+    d_temp: Int = Field(384, ge=1, le=4096)  # pose token width (the paper's text says 348, its configs 384)
+    depth_joint: Int = Field(4, ge=1, le=64)  # K_joint
+    depth_temp: Int = Field(4, ge=1, le=64)  # K_temp
+    num_heads: Int = Field(8, ge=1, le=64)
+    mlp_ratio: Float = Field(2.0, ge=0.01, le=16.0)
+    qkv_bias: Bool = True
+    drop_path_joint: Float = Field(0.1, ge=0.0, le=1.0)  # stochastic depth, rising linearly from 0 over the blocks
+    drop_path_temp: Float = Field(0.1, ge=0.0, le=1.0)
+    drop_path_strided: Float = Field(0.0, ge=0.0, le=1.0)  # official configs: DROP_PATH_RATE = [0.1, 0.1, 0.0]
+    drop: Float = Field(0.0, ge=0.0, le=1.0)  # dropout after attention projection / MLP (official: 0)
+    attn_drop: Float = Field(0.0, ge=0.0, le=1.0)
+    strides: items_of(within(Int, 1, 1024)) = (3, 10, 3)  # strided Transformer, r_k
+    # zero padding (p0, p1) of each strided conv: 0 or 1 a side for a kernel-3 conv
+    paddings: items_of(tuple[within(Int, 0, 1), within(Int, 0, 1)]) = ((0, 0), (0, 0), (0, 0))
+    masked_temporal_blocks: Int = Field(1, ge=0, le=64)  # first blocks whose keys/values come only from key frames
     # Recipe items (RECIPE_ITEMS): the released models' temporal drop-path rates came from
     # linspace(0, drop_path_temp, d_temp)[:depth_temp] (fixed upstream after release); q, k, v as one
     # fused layer or three, each Glorot-initialised on its own (the Keras layers).
-    temporal_drop_path: str = "linspace"
-    qkv_init: str = "fused"
+    temporal_drop_path: TemporalDropPath = "linspace"
+    qkv_init: QkvInit = "fused"
 
-    def __post_init__(self):
-        check_fields(self)
-        check_window(self.seq_len, self.s_out)
-        check_choice("temporal_drop_path", self.temporal_drop_path, TEMPORAL_DROP_PATHS)
-        check_choice("qkv_init", self.qkv_init, QKV_INITS)
+    @model_validator(mode="after")
+    def _buildable(self):
+        problem = window_problem(self.seq_len, self.s_out)
+        if problem:
+            raise ConfigError(problem)
         for d in (self.d_joint, self.d_temp):
             if d % self.num_heads:
                 raise ConfigError(f"width {d} is not divisible by num_heads {self.num_heads}")
         if len(self.strides) != len(self.paddings):
             raise ConfigError(f"{len(self.strides)} strides but {len(self.paddings)} paddings")
-        if any(p0 > 1 or p1 > 1 or p0 < 0 or p1 < 0 for p0, p1 in self.paddings):
-            raise ConfigError(f"paddings {self.paddings}: each side must be 0 or 1 for a kernel-3 conv")
         if self.strided_lengths[-1] != 1:
             raise ConfigError(f"strides {self.strides} reduce {self.n_out} tokens to {self.strided_lengths[-1]}, not 1")
-        if not 0 <= self.masked_temporal_blocks <= self.depth_temp:
+        if self.masked_temporal_blocks > self.depth_temp:
             raise ConfigError(f"masked_temporal_blocks {self.masked_temporal_blocks} not in [0, {self.depth_temp}]")
         if self.approx_parameters > MAX_MODEL_PARAMETERS:
             raise ConfigError(f"a model of about {self.approx_parameters:.3g} parameters is over the limit of "
-                              f"{MAX_MODEL_PARAMETERS:.0e} (widths and depths are checked before it is built)")
+                             f"{MAX_MODEL_PARAMETERS:.0e} (widths and depths are checked before it is built)")
+        return self
 
     @property
     def approx_parameters(self) -> int:
@@ -293,7 +340,7 @@ class ModelConfig:
     @property
     def n_out(self) -> int:
         """Tokens per window: ``(N - 1) / s_out + 1``."""
-        return (self.seq_len - 1) // self.s_out + 1
+        return window_tokens(self.seq_len, self.s_out)
 
     @property
     def strided_lengths(self) -> tuple[int, ...]:
@@ -301,59 +348,67 @@ class ModelConfig:
         return strided_lengths(self.n_out, self.strides, self.paddings)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Objective, augmentation, optimiser and schedule (official values)."""
 
-    s_in: tuple[int, ...] = (5, 10, 20)  # input strides, one drawn per window during training
-    keyframe_random_shift: bool = True  # shift the key-frame grid randomly in training (official)
-    loss_weight_seq: float = 0.5
-    loss_weight_center: float = 0.5
-    root_joint: int = 0  # pelvis in H36M_17
-    test_flip: bool = True  # average the prediction with that of the mirrored input at test time
-    lr: float = 4e-5
-    weight_decay: float = 4e-6  # absolute decoupled decay per step, decays with the lr
-    decay_rate: float = 0.99  # per epoch, for both lr and weight decay
-    ema_decay: float | None = 0.999  # None disables the EMA copy
-    batch_size: int = 512
-    epochs: int = 120
-    steps_per_epoch: int = 6000
+    # input strides, one drawn per window during training
+    s_in: items_of(within(Int, 1, 4096), min_length=1) = Field(
+        (5, 10, 20), validation_alias=AliasChoices("s_in", "in_strides"))
+    keyframe_random_shift: Bool = True  # shift the key-frame grid randomly in training (official)
+    loss_weight_seq: Float = Field(0.5, ge=0.0, le=1e3)
+    loss_weight_center: Float = Field(0.5, ge=0.0, le=1e3)
+    root_joint: Int = Field(0, ge=0, le=127)  # pelvis in H36M_17
+    test_flip: Bool = True  # average the prediction with that of the mirrored input at test time
+    lr: Float = Field(4e-5, gt=0.0, le=10.0)
+    weight_decay: Float = Field(4e-6, ge=0.0, le=10.0)  # absolute decoupled decay per step, decays with the lr
+    decay_rate: Float = Field(0.99, gt=0.0, le=1.0)  # per epoch, for both lr and weight decay
+    ema_decay: Annotated[Float, Field(gt=0.0, lt=1.0)] | None = 0.999  # None disables the EMA copy
+    batch_size: Int = Field(512, ge=1, le=1 << 16)
+    epochs: Int = Field(120, ge=1, le=1 << 20)
+    steps_per_epoch: Int = Field(6000, ge=1, le=1 << 30)
     # Official IN_BATCH_AUGMENT: True = the second half of a batch is the flipped first half; False =
     # flipped copies are separate samples shuffled with the rest (a batch holds batch_size distinct
     # windows and an epoch twice as many samples).
-    in_batch_flip: bool = True
+    in_batch_flip: Bool = True
     # Recipe items (RECIPE_ITEMS; the first value is the paper's, the second the official code's)
-    loss: str = "root-aligned-valid"
-    keyframe_draw: str = "uniform"
-    epoch_length: str = "pass-or-steps"
-    ema_start: str = "copy"
-
-    def __post_init__(self):
-        check_fields(self)
-        if not self.s_in:
-            raise ConfigError("s_in is empty")
-        check_choice("loss", self.loss, LOSSES)
-        check_choice("keyframe_draw", self.keyframe_draw, KEYFRAME_DRAWS)
-        check_choice("epoch_length", self.epoch_length, EPOCH_LENGTHS)
-        check_choice("ema_start", self.ema_start, EMA_STARTS)
-        if not (0.0 < self.decay_rate <= 1.0):
-            raise ConfigError(f"decay_rate {self.decay_rate} not in (0, 1]")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError(f"lr {self.lr} must be > 0 and weight_decay {self.weight_decay} >= 0")
-        if self.ema_decay is not None and not (0.0 < self.ema_decay < 1.0):
-            raise ConfigError(f"ema_decay {self.ema_decay} not in (0, 1)")
+    loss: Loss = "root-aligned-valid"
+    keyframe_draw: KeyframeDraw = "uniform"
+    epoch_length: EpochLength = "pass-or-steps"
+    ema_start: EmaStart = "copy"
 
 
-@dataclass(frozen=True)
-class UpliftConfig:
-    """A complete named setting: architecture plus training."""
+# Keys that no longer exist because nothing read them (the window stream flips half of every batch, or
+# adds a flipped copy of every window, and always copy-pads windows past the sequence ends): dropped from
+# the train section of a stored UpliftConfig (a checkpoint's meta.json), refused anywhere else. Renamed
+# keys are the fields' validation aliases (``out_stride`` is ``s_out``, ``in_strides`` is ``s_in``).
+REMOVED_TRAIN_KEYS = ("flip_prob", "edge_padding")
 
-    name: str
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self):
+def old_names(model: type[BaseModel]) -> dict[str, str]:
+    """The keys ``model`` still reads under an earlier name: old name -> field name."""
+    return {alias: name for name, f in model.model_fields.items() if isinstance(f.validation_alias, AliasChoices)
+            for alias in f.validation_alias.choices if alias != name}
+
+
+class UpliftConfig(Config):
+    """A complete named setting: architecture plus training (a checkpoint's ``meta.json`` ``config``)."""
+
+    name: Text
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_removed_keys(cls, data):
+        train = data.get("train") if isinstance(data, dict) else None
+        if isinstance(train, dict) and any(k in train for k in REMOVED_TRAIN_KEYS):
+            data = {**data, "train": {k: v for k, v in train.items() if k not in REMOVED_TRAIN_KEYS}}
+        return data
+
+    @model_validator(mode="after")
+    def _strides_fit(self):
         check_s_in(self.train.s_in, self.model.s_out)
+        return self
 
 
 # N = 351, s_out = 5 -> 71 tokens; strides 3, 10, 3 without padding: 71 -> 23 -> 3 -> 1.
@@ -412,35 +467,8 @@ def get_preset(name: str, **train_overrides) -> UpliftConfig:
     """The named preset, optionally with some ``TrainConfig`` fields replaced."""
     try:
         cfg = PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; known: {sorted(PRESETS)}") from None
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown preset {_short(name)}; known: {sorted(PRESETS)}") from None
     if train_overrides:
-        cfg = replace(cfg, train=replace(cfg.train, **train_overrides))
+        cfg = cfg.replace(train=cfg.train.replace(**train_overrides))
     return cfg
-
-
-def tuples(d: dict) -> dict:
-    """JSON lists back to the tuples the frozen configs use (nested: paddings)."""
-    return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-            for k, v in d.items()}
-
-
-def _migrate(d: dict) -> dict:
-    """Keys as written before the stride rename (checkpoints keep loading): renamed, removed ones dropped."""
-    return {RENAMED_KEYS.get(k, k): v for k, v in d.items() if k not in REMOVED_KEYS}
-
-
-def config_from_dict(d: dict) -> UpliftConfig:
-    """Inverse of ``dataclasses.asdict(UpliftConfig)`` (a checkpoint's ``meta.json``), old keys included.
-
-    ``d`` comes from a file: it must be a mapping of ``name``, ``model`` and ``train``, each of known
-    keys with values of the right types and ranges (ConfigError otherwise, never a TypeError).
-    """
-    if not isinstance(d, dict) or not isinstance(d.get("model"), dict) or not isinstance(d.get("train"), dict):
-        raise ConfigError("config must be a mapping with 'model' and 'train' mappings")
-    if not isinstance(d.get("name"), str) or len(d["name"]) > MAX_TEXT:
-        raise ConfigError("config 'name' must be a string")
-    model, train = _migrate(d["model"]), _migrate(d["train"])
-    check_keys(ModelConfig, model, "model: ")
-    check_keys(TrainConfig, train, "train: ")
-    return UpliftConfig(name=d["name"], model=ModelConfig(**tuples(model)), train=TrainConfig(**tuples(train)))

@@ -2,9 +2,9 @@
 
 Follows the official protocol (goldbricklemon/uplift-upsample-3dhpe ``eval.py``): windows are centred
 on every s_out-th frame with the key-frame mask aligned to global frame indices (frame f has 2D input
-iff ``f % s_in == 0``); the centre predictions are linearly interpolated to every frame for the
-"all frames" figures, and read directly at ``f % s_in == 0`` for the "key frames" figures. Human3.6M
-averages per action first, then over actions.
+iff ``f % s_in == 0``: ``uplift.keyframes``); the centre predictions are linearly interpolated to every
+frame for the "all frames" figures, and read directly at the key frames for the "key frames" figures.
+Human3.6M averages per action first, then over actions.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from uplift.config import PRECISIONS, check_choice
 from uplift.corpora import open_corpora
 from uplift.stream import StreamConfig, WindowStream
 from uplift.distributed import pick_device
+from uplift.keyframes import is_keyframe
 from uplift.metrics import action_average, mpjpe, p_mpjpe, per_action
 
 ALL_ACTIONS = "*"  # the ``action`` value of the protocol-average rows
@@ -125,7 +126,7 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
                 action = canonical_action(vt["action"][v].as_py() or "-") if "action" in vt.column_names else "-"
                 e, pe = mpjpe(full, gt, root) * 1000.0, p_mpjpe(full, gt) * 1000.0
                 errs.append(e), perrs.append(pe), acts.append(np.full(n, action, object))
-                key = frame[a:b] % s == 0
+                key = is_keyframe(frame[a:b], s)
                 if key.any():
                     kp, kg = pred[a:b][key], gt[frame[a:b][key]]
                     kerrs.append(mpjpe(kp, kg, root) * 1000.0), kperrs.append(p_mpjpe(kp, kg) * 1000.0)

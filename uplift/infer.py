@@ -3,10 +3,10 @@
 A video has ``T`` frames; 2D input exists only at key frames ``t mod s_in == 0``. A window is centred
 on every ``s_out``-th frame ``c = 0, s_out, 2 s_out, ...`` (up to the first ``c >= T - 1``); its tokens
 are frames ``c + (i - n_out // 2) * s_out`` and its key-frame mask is aligned to the global frame
-indices. Tokens outside the video are edge-padded: frames before 0 repeat frame 0's 2D, frames after the
-last key frame repeat the last key frame's 2D (so padding never invents a key frame's 2D). The centre
-output of each window gives the pose at ``c``; linear interpolation between consecutive centres
-gives every frame.
+indices (``uplift.keyframes``, the rule training and evaluation use). Tokens outside the video are
+edge-padded: frames before 0 repeat frame 0's 2D, frames after the last key frame repeat the last key
+frame's 2D (so padding never invents a key frame's 2D). The centre output of each window gives the
+pose at ``c``; linear interpolation between consecutive centres gives every frame.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from schemas.bounds import MAX_POSITION_M, beyond
 from schemas.errors import CheckpointError, InputError
 from uplift.augment import H36M_FLIP_PERM, flip_2d, flip_3d
 from uplift.config import check_s_in
+from uplift.keyframes import keyframe_mask, window_frames
 
 
 def window_centers(num_frames: int, s_out: int) -> np.ndarray:
@@ -39,8 +40,8 @@ def video_windows(poses_2d: np.ndarray, s_in: int, s_out: int, n_out: int
     if t < 1:
         raise ValueError("empty video")
     centers = window_centers(t, s_out)
-    frames = centers[:, None] + (np.arange(n_out) - n_out // 2)[None, :] * s_out  # (C, n_out)
-    keyframes = frames % s_in == 0
+    frames = window_frames(n_out, s_out, centers)  # (C, n_out)
+    keyframes = keyframe_mask(n_out, s_out, s_in, centre=centers)
     last_key = ((t - 1) // s_in) * s_in
     # Where a key frame lies outside the video, use the nearest real key frame (edge padding).
     source = np.clip(frames, 0, last_key)
@@ -94,9 +95,9 @@ def infer_video(model: nn.Module, poses_2d: np.ndarray, s_in: int, *, batch_size
                 test_flip: bool = True, flip_perm=H36M_FLIP_PERM, principal_point=None,
                 device=None) -> np.ndarray:
     """3D poses ``(T, J, 3)`` (root-relative as trained, metres) for a video ``poses_2d (T, J, 2)``
-    whose 2D is only read at frames ``t % s_in == 0``. ``s_in`` must be a multiple of the model's s_out."""
+    whose 2D is only read at frames ``t % s_in == 0``. ``s_in`` must be a multiple of the model's s_out
+    (``keyframe_mask`` refuses others)."""
     cfg = model.cfg
-    check_s_in(s_in, cfg.s_out)
     windows, keyframes, _ = video_windows(np.asarray(poses_2d), s_in, cfg.s_out, cfg.n_out)
     centers = predict_centers(model, windows, keyframes, batch_size=batch_size, test_flip=test_flip,
                               flip_perm=flip_perm, principal_point=principal_point, device=device)

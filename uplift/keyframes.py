@@ -1,10 +1,14 @@
-"""Key-frame masks: which tokens of a window carry a 2D input.
+"""Key frames: which frames, and so which tokens of a window, carry a 2D input. The one rule for
+training (``uplift.batches``), evaluation (``uplift.batches``, ``uplift.evaluate``, ``uplift.metrics``)
+and inference (``uplift.infer``).
 
-A window has ``n_out`` tokens spaced ``s_out`` frames apart around its centre; ``s_in`` (a multiple of
-``s_out``) is the spacing of the frames that have 2D input, so every ``m = s_in / s_out``-th token is a
-key frame. Training moves that lattice by a random phase (``draw_keyframes``, the official
-augmentation); evaluation and inference align it to the video: frame ``f`` is a key frame iff
-``f % s_in == 0`` (``keyframe_mask(..., centre=f)``).
+A window has ``n_out`` tokens spaced ``s_out`` frames apart around its centre (``window_frames``);
+``s_in`` (a multiple of ``s_out``) is the spacing of the frames that have 2D input: frame ``f`` is a key
+frame iff ``f % s_in == 0`` (``is_keyframe``), so every ``m = s_in / s_out``-th token is one
+(``keyframe_mask``). Evaluation and inference read that lattice off the video (``centre=`` the window's
+centre frame); training moves it by a random phase in tokens (``shift``, the official augmentation),
+which is the same mask as a window centred on frame ``shift * s_out``: every phase training draws is one
+that inference meets (tests/uplift/test_keyframes.py).
 
 Two ways to draw ``(s_in, phase)`` per training window (``TrainConfig.keyframe_draw``):
 
@@ -30,23 +34,34 @@ import numpy as np
 from uplift.config import check_s_in
 
 
+def is_keyframe(frames, s_in) -> np.ndarray:
+    """The key-frame rule: frame ``f`` has 2D input iff ``f % s_in == 0``. Bool, ``frames`` and ``s_in``
+    broadcast together (``frames (..., n_out)`` with ``s_in (..., 1)``, or ``(F,)`` with an int)."""
+    return np.asarray(frames) % s_in == 0
+
+
+def window_frames(n_out: int, s_out: int, centre: np.ndarray | int = 0) -> np.ndarray:
+    """Frame ``(..., n_out)`` int64 of each token of the windows centred on ``centre (...)``:
+    ``centre + (i - n_out // 2) * s_out`` (may lie outside the video)."""
+    return np.asarray(centre, dtype=np.int64)[..., None] + (np.arange(n_out, dtype=np.int64) - n_out // 2) * s_out
+
+
 def keyframe_mask(n_out: int, s_out: int, s_in: np.ndarray | int, shift: np.ndarray | int = 0,
                   centre: np.ndarray | int | None = None) -> np.ndarray:
     """Key-frame mask ``(..., n_out)`` bool, vectorised over ``s_in``, ``shift`` and ``centre`` ``(...)``.
 
-    Token ``i`` is a key frame when ``(i - n_out // 2 + shift) * s_out (+ centre)`` is a multiple of
-    ``s_in``. ``shift`` (in tokens) moves the key-frame lattice (training); ``centre`` aligns it to the
-    global frame index of the window centre (evaluation). An ``s_in`` that is not a multiple of
-    ``s_out`` raises ``ConfigError``.
+    Token ``i`` is a key frame when its frame ``(i - n_out // 2 + shift) * s_out (+ centre)`` is
+    (``is_keyframe``). ``shift`` (in tokens) moves the key-frame lattice (training); ``centre`` aligns it
+    to the global frame index of the window centre (evaluation, inference). An ``s_in`` that is not a
+    multiple of ``s_out`` raises ``ConfigError``.
     """
     # The two former copies differed here: the per-window one accepted any s_in and then marked
     # tokens on a lattice no 2D input lies on; now it is refused (tests/uplift/test_keyframes.py).
     s_in = np.asarray(check_s_in(s_in, s_out), dtype=np.int64)
-    off = (np.arange(n_out, dtype=np.int64) - n_out // 2) * s_out
-    off = off + np.asarray(shift, dtype=np.int64)[..., None] * s_out
+    lattice = np.asarray(shift, dtype=np.int64) * s_out
     if centre is not None:
-        off = off + np.asarray(centre, dtype=np.int64)[..., None]
-    return off % s_in[..., None] == 0
+        lattice = lattice + np.asarray(centre, dtype=np.int64)
+    return is_keyframe(window_frames(n_out, s_out, lattice), s_in[..., None])
 
 
 def draw_keyframes(rng: np.random.Generator, n: int, s_in_choices: Sequence[int], s_out: int

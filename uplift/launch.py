@@ -15,7 +15,8 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from schemas.errors import ConfigError, MocapCorpusError
 from uplift.distributed import pick_device, teardown
-from uplift.train import load_run_config, train
+from uplift.run_config import RunConfig
+from uplift.train import train
 
 
 @record
@@ -28,7 +29,7 @@ def _train_entry(cfg, out_dir, corpus, kwargs):
     return result if int(os.environ.get("RANK", "0")) == 0 else None
 
 
-def launch_train(nproc: int, cfg, out_dir, corpus, **kwargs):
+def launch_train(nproc: int, cfg: RunConfig, out_dir, corpus, **kwargs):
     """``uplift.train.train`` in ``nproc`` processes (1: in this process); returns rank 0's RunResult.
 
     Uses torch's elastic launcher with a local c10d rendezvous (as ``torchrun --standalone``);
@@ -42,7 +43,6 @@ def launch_train(nproc: int, cfg, out_dir, corpus, **kwargs):
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError(f"--nproc {nproc} under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}): "
                           f"let torchrun start the processes, drop --nproc")
-    cfg = load_run_config(cfg)
     if pick_device(cfg.device).type == "cuda" and nproc > torch.cuda.device_count():
         raise ConfigError(f"--nproc {nproc}: only {torch.cuda.device_count()} CUDA devices here (one process a GPU)")
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

@@ -9,7 +9,7 @@ Per-pose errors of ``(..., J, 3)`` arrays return ``(...)``:
   thresholds 5, 10, ..., 150 mm.
 Aggregation: ``per_action`` / ``action_average`` average the frames of each action, then the actions
 (Human3.6M protocol: every action weighs the same however many frames it has); ``keyframe_split``
-separates frames with 2D input (t mod s_in == 0) from upsampled ones.
+separates frames with 2D input (``uplift.keyframes.is_keyframe``: t mod s_in == 0) from upsampled ones.
 
 Public API on purpose: ``uplift.evaluate`` builds its tables from ``mpjpe``, ``p_mpjpe`` and
 ``per_action``; ``n_mpjpe``, ``pck`` / ``auc`` (MPI-INF-3DHP), ``keyframe_split`` and ``evaluate``
@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from schemas.h36m import canonical_action
+from uplift.keyframes import is_keyframe
 
 PCK_THRESHOLD = 0.150  # metres
 AUC_THRESHOLDS = np.linspace(0.005, 0.150, 30)  # 5 mm .. 150 mm in 5 mm steps
@@ -121,9 +122,10 @@ def action_average(values, actions: Sequence[str], normalise=canonical_action) -
 
 
 def keyframe_split(values, frame_indices, s_in: int) -> dict[str, float]:
-    """Mean of per-frame ``values`` over key frames (``t % s_in == 0``), the other frames, and all."""
+    """Mean of per-frame ``values`` over key frames (``is_keyframe``: ``t % s_in == 0``), the other
+    frames, and all."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
-    key = np.asarray(frame_indices).reshape(-1) % s_in == 0
+    key = is_keyframe(np.asarray(frame_indices).reshape(-1), s_in)
     nan = float("nan")
     return {
         "key": float(values[key].mean()) if key.any() else nan,

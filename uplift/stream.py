@@ -131,9 +131,8 @@ class WindowStream(IterableDataset):
         if not isinstance(sources, (list, tuple)):
             sources = [sources]
         if not train:
-            config = replace(config, flip=False, random_shift=False, drop_last=False)
             s = eval_s_in if eval_s_in is not None else config.s_in[0]
-            config = replace(config, s_in=(s,))
+            config = config.replace(flip=False, keyframe_random_shift=False, drop_last=False, s_in=(s,))
         self.config = config
         self.train = train
         self.filters = filters

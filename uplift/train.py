@@ -1,11 +1,11 @@
 """Trainer: pre-train on a corpus version, fine-tune from a checkpoint on another, evaluate every k epochs.
 
-Read top to bottom: the run's settings (``RunConfig``), then ``train``: set up, resume or start,
+Read top to bottom: ``train`` (its settings: ``uplift.run_config.RunConfig``): set up, resume or start,
 then the loop over epochs and steps, each step and each epoch end calling a named helper.
 
 A run directory holds::
 
-    config.json          the RunConfig, the resolved UpliftConfig and every recipe item's value
+    config.json          the RunConfig, the resolved UpliftConfig and every recipe item's value (``RunRecord``)
     split.json           the AMASS training / validation split: sub-datasets and source keys of each side
     corpora.json         the corpus versions (PATH@SNAPSHOT) used for training and evaluation
     steps.jsonl          one row per optimizer step (the global batch's loss terms)
@@ -27,19 +27,16 @@ import logging
 import math
 import os
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from schemas.errors import ConfigError, ConfigFileError
+from schemas.errors import ConfigError
 from uplift import distributed as D
 from uplift.checkpoint import (Checkpoint, is_checkpoint, load_checkpoint, recover_checkpoint, restore_rng, rng_state,
                                save_checkpoint)
 from uplift import amass_split
-from uplift.config import (CAMERA_MODES, CAMERA_RIGS, MIRRORS, PLACEMENTS, PRECISIONS, PRESETS, RECIPE_ITEMS, RECIPES,
-                           ModelConfig, TrainConfig, UpliftConfig, check_choice, check_fields, check_keys,
-                           finetune_overrides, get_preset, recipe_overrides, recipe_values, tuples)
+from uplift.config import TrainConfig, UpliftConfig
 from uplift.corpora import open_corpora
 from uplift.loader import close_loader, make_loader
 from uplift.stream import StreamConfig, WindowStream
@@ -48,183 +45,9 @@ from uplift.history import EpochStats, append_step, read_history, write_history
 from uplift.losses import uplift_loss
 from uplift.model import build_model
 from uplift.optim import OptimBundle, make_optimizer
+from uplift.run_config import RunConfig, RunRecord, load_run_config  # noqa: F401 - importable from here as before
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a run needs besides the corpora. Load with ``load_run_config(path_or_preset)``."""
-
-    preset: str = "tiny"  # uplift.config preset: amass_351, h36m_351, h36m_81, tiny
-    train: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 3}
-    model: dict = field(default_factory=dict)  # ModelConfig overrides
-    finetune: bool | None = None  # None: apply uplift.config.finetune_overrides when starting from --init
-    train_split: str | None = "train"
-    train_subjects: list | None = None
-    eval_split: str | None = "test"
-    eval_subjects: list | None = None
-    eval_every: int = 1  # epochs; 0 disables evaluation during training
-    eval_s_in: list | None = None  # default: train.s_in
-    eval_batch_size: int = 256
-    steps_per_epoch: int | None = None  # None: the train config's; 0: a full pass over the corpus
-    checkpoint_every: int = 0  # also checkpoint every k steps inside an epoch (0: epoch ends only)
-    num_workers: int = 0
-    buffer_blocks: int = 512  # blocks shuffled together (memory ~ buffer_blocks * (block_frames + N) frames)
-    block_frames: int = 256
-    seed: int = 0
-    device: str | None = None  # None: cuda if available else cpu
-    # AMASS views: "precomputed" (the corpus's build-time cameras) or "per-window" (a camera drawn
-    # from the rig's pool per window and epoch, projected on the fly); None: per-window for the
-    # amass_* presets, precomputed otherwise. H36M detections (cpn, gt) always keep their views.
-    cameras: str | None = None
-    camera_rig: str | None = None  # per-window pool: "h36m" (28 cameras) or "3dhp" (14); None: each view's rig
-    eval_precision: str = "fp32"  # evaluation: fp32 unless "bf16" is asked for
-    compile: str | None = None  # torch.compile mode for training ("default", "max-autotune", ...); None: eager
-    prefetch_factor: int = 4  # batches each DataLoader worker keeps ready
-    # The training recipe (uplift.config.RECIPE_ITEMS): "official-code" (the authors' released code,
-    # item by item: the default, see README "Training like the paper") or "paper" (the paper's
-    # equations). Every item is also a key of its own that overrides the recipe: here (placement,
-    # mirror, precision; None: the recipe's) or in ``train`` / ``model`` (loss, keyframe_draw,
-    # epoch_length, ema_start / temporal_drop_path, qkv_init).
-    recipe: str = "official-code"
-    placement: str | None = None  # per-window AMASS windows: "centred" in the volume | "raw" as stored
-    mirror: str | None = None  # per-window flips: about the volume centre's x | about x = 0
-    precision: str | None = None  # training autocast on CUDA: "bf16" | "fp32" (heads and losses always fp32)
-    # AMASS split by sub-dataset (uplift.amass_split): None = the preset's (the authors' 14 / 3
-    # datasets for amass_* presets; every dataset for training and none held out otherwise);
-    # ["*"] for training = every dataset not held out.
-    amass_train_datasets: list | None = None
-    amass_val_datasets: list | None = None
-    val_frame_step: int | None = None  # validation window centres every k frames (None: s_out); a multiple of s_out
-    keep_best: bool = True  # checkpoints/best: the weights of the best validation MPJPE
-
-    def __post_init__(self):
-        check_fields(self)  # types and documented ranges (uplift.config.RANGES), before anything else
-        if self.cameras is not None:
-            check_choice("cameras", self.cameras, CAMERA_MODES)
-        if self.camera_rig is not None:
-            check_choice("camera_rig", self.camera_rig, CAMERA_RIGS)
-        check_choice("recipe", self.recipe, RECIPES)
-        for name, allowed in (("placement", PLACEMENTS), ("mirror", MIRRORS), ("precision", PRECISIONS)):
-            if getattr(self, name) is not None:
-                check_choice(name, getattr(self, name), allowed)
-        check_choice("eval_precision", self.eval_precision, PRECISIONS)
-        check_keys(TrainConfig, self.train, "train: ")
-        check_keys(ModelConfig, self.model, "model: ")
-        if self.val_frame_step is not None and self.val_frame_step < 1:
-            raise ConfigError(f"val_frame_step must be >= 1, got {self.val_frame_step}")
-
-    def recipe_items(self) -> dict[str, str]:
-        """Every recipe item's value for this run: the key's own value where given, else the recipe's."""
-        out = recipe_values(self.recipe)
-        for item, (where, _) in RECIPE_ITEMS.items():
-            given = getattr(self, item) if where == "run" else (self.train if where == "train" else self.model).get(item)
-            if given is not None:
-                out[item] = given
-        return out
-
-    def amass_lists(self) -> tuple[list[str], list[str]]:
-        """``(training, validation)`` AMASS sub-dataset lists (see ``amass_train_datasets``)."""
-        official = self.preset.startswith("amass")
-        tr = self.amass_train_datasets
-        val = self.amass_val_datasets
-        if tr is None:
-            tr = list(amass_split.OFFICIAL_TRAIN) if official else [amass_split.ALL_OTHERS]
-        if val is None:
-            val = list(amass_split.OFFICIAL_VALIDATION) if official else []
-        return [str(x) for x in tr], [str(x) for x in val]
-
-    @property
-    def camera_mode(self) -> str:
-        """``cameras`` resolved: per-window for the AMASS pre-training presets unless set."""
-        if self.cameras is not None:
-            return self.cameras
-        return "per-window" if self.preset.startswith("amass") else "precomputed"
-
-    def uplift_config(self, finetuning: bool = False) -> UpliftConfig:
-        base = get_preset(self.preset)
-        tr = {**recipe_overrides(self.recipe, "train"), **self.train}
-        if finetuning if self.finetune is None else self.finetune:
-            tr = {**finetune_overrides(self.preset), **tr}
-        model = replace(base.model, **tuples({**recipe_overrides(self.recipe, "model"), **self.model}))
-        return replace(base, model=model, train=replace(base.train, **tuples(tr)))
-
-
-CONFIG_SUFFIXES = (".json", ".toml", ".yaml", ".yml")
-
-
-def load_run_config(spec: str | os.PathLike | RunConfig | None) -> RunConfig:
-    """A preset name (``"tiny"``) or a JSON / TOML / YAML file with RunConfig fields.
-
-    The file is read through the bounded reader (a regular file of at most 1 MiB), must hold a mapping
-    of known keys with values of the right types and documented ranges (``uplift.config.RANGES``),
-    and YAML may not use anchors or aliases. Every problem is a ``ConfigFileError`` naming the file;
-    the resolved settings (preset, overrides) are checked here, before any work starts.
-    """
-    if spec is None:
-        return RunConfig()
-    if isinstance(spec, RunConfig):
-        return spec
-    p = Path(spec)
-    if not p.exists() and not p.is_symlink():
-        if p.suffix.lower() in CONFIG_SUFFIXES or os.sep in str(spec):
-            raise ConfigFileError(p.absolute(), f"config file not found (presets: {', '.join(sorted(PRESETS))})")
-        get_preset(str(spec))  # ConfigError when unknown
-        return RunConfig(preset=str(spec))
-    data = _parse_config_file(p)
-    try:
-        if not isinstance(data, dict):
-            raise ConfigError(f"holds a {type(data).__name__}, expected a mapping of RunConfig keys")
-        unknown = sorted(str(k)[:40] for k in data if k not in {f.name for f in fields(RunConfig)})
-        if unknown:
-            raise ConfigError(f"unknown config keys {unknown}")
-        rcfg = RunConfig(**data)
-        rcfg.uplift_config()  # the preset with its overrides: every value checked now
-        return rcfg
-    except ConfigError as e:
-        raise ConfigFileError(p, str(e)) from None
-    except (TypeError, ValueError) as e:  # a replace() of a frozen config with a bad value
-        raise ConfigFileError(p, f"invalid settings: {' '.join(str(e).split())[:200]}") from None
-
-
-def _parse_config_file(p: Path):
-    """The parsed contents of a run-config file (JSON unless .toml / .yaml / .yml); ConfigFileError for
-    an unreadable, oversized, empty or malformed file."""
-    from schemas.files import read_text_bounded
-
-    text = read_text_bounded(p, "run_config", ConfigFileError)
-    if not text.strip():
-        raise ConfigFileError(p, "config file is empty")
-    try:
-        if p.suffix.lower() == ".toml":
-            return tomllib.loads(text)
-        if p.suffix.lower() in (".yaml", ".yml"):
-            return _yaml_without_aliases(p, text)
-        return json.loads(text)
-    except ConfigFileError:
-        raise
-    except RecursionError:
-        raise ConfigFileError(p, "config nests too deeply") from None
-    except Exception as e:  # noqa: BLE001 - JSON / TOML / YAML syntax errors, integers past Python's digit limit
-        raise ConfigFileError(p, f"not a valid {p.suffix.lower().lstrip('.') or 'json'} file: "
-                                 f"{' '.join(str(e).split())[:200]}") from None
-
-
-def _yaml_without_aliases(p: Path, text: str):
-    """``yaml.safe_load`` with anchors and aliases refused: an alias bomb (a few KB that expand to
-    billions of nodes) would hang whatever walks the result."""
-    import yaml
-
-    class NoAliasLoader(yaml.SafeLoader):
-        def compose_node(self, parent, index):
-            event = self.peek_event()
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-                raise ConfigFileError(p, f"YAML anchors and aliases are not allowed in a run config "
-                                         f"(line {event.start_mark.line + 1})")
-            return super().compose_node(parent, index)
-
-    return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass
@@ -236,10 +59,11 @@ class RunResult:
     corpora: dict[str, list[str]]
 
 
-def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike, corpus, *,
+def train(cfg: RunConfig, out_dir: str | os.PathLike, corpus, *,
           init: str | os.PathLike | None = None, eval_corpus=None, resume: bool = True,
           max_steps: int | None = None, progress=None) -> RunResult:
-    """Train (or fine-tune from ``init``) on ``corpus`` ("PATH@VERSION", a reader, or a list).
+    """Train (or fine-tune from ``init``) on ``corpus`` ("PATH@VERSION", a reader, or a list) with the
+    settings ``cfg`` (``load_run_config`` makes one from a preset name or a file).
 
     ``eval_corpus`` defaults to ``corpus`` (its ``eval_split``). With ``resume`` an interrupted run
     in ``out_dir`` continues from ``checkpoints/last`` with the same sample order.
@@ -250,7 +74,9 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     "epoch", "epochs", "s_in"})`` during each evaluation (CLI bars, flow logs).
     """
     # -- settings, process group, corpora
-    rcfg = load_run_config(cfg)
+    if not isinstance(cfg, RunConfig):
+        raise TypeError(f"train takes a RunConfig (load_run_config makes one), got a {type(cfg).__name__}")
+    rcfg = cfg
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     dinfo = D.setup(D.pick_device(rcfg.device).type)  # torchrun / launch_train: join the process group
@@ -292,7 +118,7 @@ def train(cfg: RunConfig | str | os.PathLike | None, out_dir: str | os.PathLike,
     filters = _filters(rcfg.train_split, rcfg.train_subjects)
     if split is not None:
         filters["keys"] = split.train_keys
-    stream = WindowStream(train_src, _stream_config(rcfg, ucfg), train=True, rank=0, world_size=1, **filters)
+    stream = WindowStream(train_src, StreamConfig.for_training(rcfg, ucfg), train=True, rank=0, world_size=1, **filters)
     if stream.num_windows == 0:
         raise ConfigError(f"no training windows in {corpora['train']} with {filters}")
     loader = make_loader(stream, rcfg.num_workers, pin_memory=device.type == "cuda", persistent=True,
@@ -434,10 +260,7 @@ def _training_state(bundle: OptimBundle, epoch: int, batch: int, stats: EpochSta
 
 def _write_run_files(run_dir: Path, rcfg: RunConfig, ucfg: UpliftConfig, init, corpora: dict, world_size: int,
                      fresh: bool) -> None:
-    recipe = {"name": rcfg.recipe, "items": rcfg.recipe_items()}
-    (run_dir / "config.json").write_text(json.dumps({"run": asdict(rcfg), "uplift": asdict(ucfg), "recipe": recipe,
-                                                     "init": str(init) if init else None,
-                                                     "world_size": world_size}, indent=1))
+    (run_dir / "config.json").write_text(RunRecord.of(rcfg, ucfg, init, world_size).to_json())
     (run_dir / "corpora.json").write_text(json.dumps(corpora, indent=1))
     if fresh:
         (run_dir / "steps.jsonl").unlink(missing_ok=True)
@@ -518,17 +341,6 @@ def validation_summary(table: list[dict]) -> dict[str, float]:
 def _best_so_far(history: list[dict]) -> float | None:
     vals = [r[VAL_METRIC] for r in history if r.get(VAL_METRIC) is not None]
     return min(vals) if vals else None
-
-
-def _stream_config(rcfg: RunConfig, ucfg: UpliftConfig) -> StreamConfig:
-    """The training window stream: the model's window, the drawn input strides, flips and cameras."""
-    m, t = ucfg.model, ucfg.train
-    items = rcfg.recipe_items()
-    return StreamConfig(seq_len=m.seq_len, s_out=m.s_out, s_in=tuple(t.s_in), batch_size=t.batch_size, flip=True,
-                        random_shift=t.keyframe_random_shift, block_frames=rcfg.block_frames,
-                        buffer_blocks=rcfg.buffer_blocks, seed=rcfg.seed, in_batch_flip=t.in_batch_flip,
-                        cameras=rcfg.camera_mode, camera_rig=rcfg.camera_rig, keyframe_draw=t.keyframe_draw,
-                        placement=items["placement"], mirror=items["mirror"])
 
 
 def _train_step(fwd, bundle: OptimBundle, model, b: dict, tcfg: TrainConfig, dinfo, device, amp: bool

@@ -3,8 +3,8 @@
 The official AMASS generator draws, for every window and again every epoch, one of the 28 Human3.6M
 cameras and projects the world motion through it. Here the pool is a rig's cameras (``h36m``: 7
 subjects x 4 cameras = 28; ``3dhp``: the 14 training cameras), the projection is the corpus's own
-camera model (``uplift.camera``, the same distortion as ``pipelines/cameras.py``) and in-view flags
-are computed from it.
+camera model (``schemas.cameras``, distortion and clamp included) and in-view flags are computed from
+it. ``project_windows`` is uplift's one torch form of that model.
 
 Placement, per window: the window's root path (xy bounding-box centre over its frames) is moved to
 the rig's capture-volume centre, z untouched (floor stays at z = 0). Per window rather than per
@@ -30,8 +30,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from schemas.cameras import all_rig_cameras, capture_volume_centre
-from uplift.camera import camera_tensors
+from schemas.cameras import all_rig_cameras, cameras_to_arrays, capture_volume_centre
 
 
 @lru_cache(maxsize=None)
@@ -40,9 +39,10 @@ def rig_pool(rig: str) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]
 
     h36m: the 4 cameras of each of the 7 subjects (P = 28); 3dhp: the 14 training cameras.
     ``centre_xy``: the capture-volume centre (floor point below the optical axes' convergence).
+    The vectors are float32 (the loader's precision), rounded from the float64 figures.
     """
     cams = all_rig_cameras(rig)
-    intr, extr = camera_tensors(cams)
+    intr, extr = (torch.as_tensor(a, dtype=torch.float32) for a in cameras_to_arrays(cams))
     c = capture_volume_centre(cams)
     return intr, extr, (float(c[0]), float(c[1]))
 
@@ -64,16 +64,17 @@ def project_windows(world: torch.Tensor, intrinsics: torch.Tensor, extrinsics: t
     world: (K, N, J, 3) metres (z-up); intrinsics (K, 11), extrinsics (K, 3, 4): each window's camera;
     mirror: (K,) bool or None. Returns ``keypoints_2d (K, N, J, 2)`` normalised, ``joints_3d
     (K, N, J, 3)`` root-relative camera frame, ``in_view (K, N, J)`` bool, written into ``out`` (the
-    same three tensors) when given.
+    same three tensors) when given. Computed in float32 (the loader), or in float64 when ``world`` is.
 
-    The model of ``uplift.camera`` (``world_to_camera``, ``project`` with distortion and clamp,
+    The model of ``schemas.cameras`` (``world_to_camera``, ``project`` with distortion and clamp,
     ``normalize_pixels``, ``in_image``), evaluated on coordinate planes ``(K, N*J)`` with fused
     multiply-adds and per-camera constants ``(K, 1)`` (a ``(K, 1, 1)`` broadcast is 10x slower on
-    CPU): ~10x faster than the general functions at loader batch sizes on one core, equal to them up
-    to float rounding (tested against ``pipelines/cameras.py``).
+    CPU): ~10x faster than a general batched form at loader batch sizes on one core, equal to the
+    numpy model up to float rounding (tests/uplift/test_views.py).
     """
     k, n, j, _ = world.shape
-    X, Y, Z = world.to(torch.float32).permute(3, 0, 1, 2).reshape(3, k, n * j).contiguous()
+    dtype = torch.promote_types(world.dtype, torch.float32)  # float32, or float64 for float64 windows
+    X, Y, Z = world.to(dtype).permute(3, 0, 1, 2).reshape(3, k, n * j).contiguous()
     rx, ry = X.view(k, n, j)[:, :, root], Y.view(k, n, j)[:, :, root]
     cx_w, cy_w = float(centre_xy[0]), float(centre_xy[1])
     if centre_path:
@@ -87,7 +88,7 @@ def project_windows(world: torch.Tensor, intrinsics: torch.Tensor, extrinsics: t
         X = torch.where(m, 2.0 * mx - swap(X), X)
         Y = torch.where(m, swap(Y), Y)
         Z = torch.where(m, swap(Z), Z)
-    c = lambda v: v.to(torch.float32)[:, None]  # noqa: E731 per-camera constant (K, 1)
+    c = lambda v: v.to(dtype)[:, None]  # noqa: E731 per-camera constant (K, 1)
     E = extrinsics
     # (P * a).add_(b) rather than addcmul(b, a, P): a broadcast first operand is a slow path
     xc = (X * c(E[:, 0, 0])).add_(c(E[:, 0, 3])).addcmul_(c(E[:, 0, 1]), Y).addcmul_(c(E[:, 0, 2]), Z)
@@ -104,11 +105,12 @@ def project_windows(world: torch.Tensor, intrinsics: torch.Tensor, extrinsics: t
     # normalised pixels: u = px / w * 2 - 1, v = py / w * 2 - h / w, with px = fx * xd + cx
     u = (xd * (2.0 * fx / w)).add_(2.0 * px0 / w - 1.0)
     v = (yd * (2.0 * fy / w)).add_(2.0 * py0 / w - h / w)
-    # in view: pixel in [0, w) x [0, h), in front, not clamped (as uplift.camera.in_image)
+    # in view: pixel in [0, w) x [0, h), in front, not clamped (as schemas.cameras.in_image)
     px, py = (u + 1.0).mul_(w / 2.0), (v + h / w).mul_(w / 2.0)
     iv = (px >= 0) & (px - w < 0) & (py >= 0) & (py - h < 0) & (zc > 0) & (xc.abs() <= zc) & (yc.abs() <= zc)
     if out is None:
-        out = (torch.empty(k, n, j, 2), torch.empty(k, n, j, 3), torch.empty(k, n, j, dtype=torch.bool))
+        out = (torch.empty(k, n, j, 2, dtype=dtype), torch.empty(k, n, j, 3, dtype=dtype),
+               torch.empty(k, n, j, dtype=torch.bool))
     kp, j3, ivo = out
     kp[..., 0], kp[..., 1] = u.view(k, n, j), v.view(k, n, j)
     for i, P in enumerate((xc, yc, zc)):

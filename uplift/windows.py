@@ -12,15 +12,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field, model_validator
 
 from schemas.errors import ConfigError
-from uplift.config import (CAMERA_MODES, KEYFRAME_DRAWS, MIRRORS, PLACEMENTS, check_choice, check_s_in,
-                           check_window)
+from uplift.config import (Bool, CameraMode, CameraRig, Config, Int, KeyframeDraw, Mirror, Placement, UpliftConfig,
+                           check_s_in, items_of, window_problem, window_tokens, within)
+
+if TYPE_CHECKING:
+    from uplift.run_config import RunConfig
 
 
 def window_indices(t: np.ndarray | int, n_frames: np.ndarray | int, n_out: int, s_out: int
@@ -43,51 +47,61 @@ def window_indices(t: np.ndarray | int, n_frames: np.ndarray | int, n_out: int, 
     return idx, valid
 
 
-@dataclass(frozen=True)
-class StreamConfig:
+class StreamConfig(Config):
     """Window and loader settings. Defaults are the published N=351, s_out=5, s_in in {5,10,20}.
 
     A window spans ``seq_len`` (N) frames at the full rate and holds ``n_out = (N-1)/s_out + 1``
-    tokens (71 for the published setting), as ``uplift.config.ModelConfig`` counts them.
+    tokens (71 for the published setting), as ``uplift.config.ModelConfig`` counts them. A training
+    run's stream is ``StreamConfig.for_training``: each setting is the run's setting of the same name.
     """
 
-    seq_len: int = 351
-    s_out: int = 5
-    s_in: tuple[int, ...] = (5, 10, 20)
-    batch_size: int = 512  # windows per batch, flipped copies included
-    flip: bool = True  # mirrored copies (left/right)
-    in_batch_flip: bool = True  # True: second half of each batch = flipped first half; False: separate samples
-    random_shift: bool = True  # random key-frame phase (training); evaluation aligns to global frames
-    frame_step: int = 1  # every frame_step-th frame is a window centre
-    block_frames: int = 256  # small blocks, many of them in a group: batches mix the corpus
-    buffer_blocks: int = 512  # blocks shuffled together; bounds memory
-    drop_last: bool = True
-    seed: int = 0
-    cameras: str = "precomputed"  # or "per-window" (AMASS views, see uplift.views)
-    prefetch_group: bool | None = None  # load the next group in a background thread; None: where > 2 cores
-    camera_rig: str | None = None  # per-window pool: "h36m" | "3dhp"; None: each view's own rig
+    seq_len: Int = Field(351, ge=1)
+    s_out: Int = Field(5, ge=1)
+    s_in: items_of(within(Int, 1, 4096), min_length=1) = (5, 10, 20)
+    batch_size: Int = Field(512, ge=1)  # windows per batch, flipped copies included
+    flip: Bool = True  # mirrored copies (left/right)
+    in_batch_flip: Bool = True  # True: second half of each batch = flipped first half; False: separate samples
+    keyframe_random_shift: Bool = True  # random key-frame phase (training); evaluation aligns to global frames
+    frame_step: Int = Field(1, ge=1)  # every frame_step-th frame is a window centre
+    block_frames: Int = Field(256, ge=1)  # small blocks, many of them in a group: batches mix the corpus
+    buffer_blocks: Int = Field(512, ge=1)  # blocks shuffled together; bounds memory
+    drop_last: Bool = True
+    seed: Int = 0
+    cameras: CameraMode = "precomputed"  # or "per-window" (AMASS views, see uplift.views)
+    prefetch_group: Bool | None = None  # load the next group in a background thread; None: where > 2 cores
+    camera_rig: CameraRig | None = None  # per-window pool: "h36m" | "3dhp"; None: each view's own rig
     # Recipe items (uplift.config.RECIPE_ITEMS): how (s_in, phase) are drawn; per-window cameras:
     # centre the window's root path or project it as stored, and the mirror plane of the flips.
-    keyframe_draw: str = "uniform"
-    placement: str = "centred"
-    mirror: str = "volume-centre"
+    keyframe_draw: KeyframeDraw = "uniform"
+    placement: Placement = "centred"
+    mirror: Mirror = "volume-centre"
 
-    def __post_init__(self):
-        check_window(self.seq_len, self.s_out)
+    @model_validator(mode="after")
+    def _consistent(self):
+        problem = window_problem(self.seq_len, self.s_out)
+        if problem:
+            raise ConfigError(problem)
         check_s_in(self.s_in, self.s_out)
-        check_choice("cameras", self.cameras, CAMERA_MODES)
-        check_choice("keyframe_draw", self.keyframe_draw, KEYFRAME_DRAWS)
-        check_choice("placement", self.placement, PLACEMENTS)
-        check_choice("mirror", self.mirror, MIRRORS)
         if self.in_batch and self.batch_size % 2:
             raise ConfigError(f"batch_size must be even with flip, got {self.batch_size}")
-        if self.batch_size < 1 or self.block_frames < 1 or self.buffer_blocks < 1 or self.frame_step < 1:
-            raise ConfigError("batch_size, block_frames, buffer_blocks and frame_step must be positive")
+        return self
+
+    # Settings of the stream alone; every other one is set by a training run (``for_training``).
+    STREAM_ONLY: ClassVar[tuple[str, ...]] = ("flip", "frame_step", "drop_last", "prefetch_group")
+
+    @classmethod
+    def for_training(cls, run: "RunConfig", uplift: UpliftConfig) -> "StreamConfig":
+        """The training stream of a run: every setting but ``STREAM_ONLY`` takes the value of the run's
+        setting of the same name, from the model and training settings, the run's own, its resolved
+        recipe items and camera mode (``uplift.config``, ``uplift.run_config``: one name per setting)."""
+        named = {**dict(uplift.model), **dict(uplift.train), **dict(run), **run.recipe_items(),
+                 "cameras": run.camera_mode}
+        return cls(**{k: named[k] for k in cls.model_fields if k not in cls.STREAM_ONLY})
 
     @property
     def n_out(self) -> int:
         """Tokens per window."""
-        return (self.seq_len - 1) // self.s_out + 1
+        return window_tokens(self.seq_len, self.s_out)
 
     @property
     def in_batch(self) -> bool:

@@ -147,6 +147,8 @@ def build_amass_cmd(amass_root: Path,
                     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address"),
                     workers: int = typer.Option(2, help="LocalCluster workers when no scheduler is given",
                                                 callback=at_least(1)),
+                    shard_mb: float = typer.Option(64.0, "--shard-mb", help="source megabytes per worker task",
+                                                   callback=positive),
                     regressor_order: str = typer.Option("auto", "--regressor-order", help=_ORDER_HELP,
                                                         callback=one_of(*REGRESSOR_ORDERS)),
                     deftrafo: Optional[Path] = typer.Option(None, "--deftrafo", help=_DEFTRAFO_HELP),
@@ -159,7 +161,8 @@ def build_amass_cmd(amass_root: Path,
     cfg = BuildConfig(amass_root=amass_root, body_models=body_models, regressor=regressor, corpus=corpus_arg(corpus),
                       tag=tag, rig=rig, calibration=calibration, placement=placement,
                       cameras_per_sequence=cameras_per_sequence,
-                      fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, regressor_order=regressor_order,
+                      fps=fps, seed=seed, scheduler=scheduler, n_workers=workers, shard_mb=shard_mb,
+                      regressor_order=regressor_order,
                       deftrafo=deftrafo, smplx_regressor=smplx_regressor, verify=verify)
     with bar("sequences/s") as tick:
         report = build_amass(cfg, progress=lambda done, total, info: tick(

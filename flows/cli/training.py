@@ -56,7 +56,7 @@ def train(config: str = typer.Option(..., "--config", help="preset name or confi
     """
     from uplift.distributed import teardown
     from uplift.launch import launch_train
-    from uplift.train import load_run_config
+    from uplift.run_config import load_run_config
 
     corpus = [corpus_spec(c) for c in corpus]
     with bar("steps/s") as tick, bar("windows/s") as eval_tick:

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.cameras import project, world_to_camera
 from pipelines.h36m import VP3D_METADATA, reduce_32_to_17, save_vp3d_npz, vp3d_filenames
-from schemas.cameras import H36M_SUBJECTS, h36m_camera
+from schemas.cameras import H36M_SUBJECTS, h36m_camera, project, world_to_camera
 from schemas.skeletons import H36M_17
 
 FPS = 50.0

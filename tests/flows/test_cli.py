@@ -132,6 +132,26 @@ def test_train_then_finetune_then_evaluate(data, tmp_path):
     assert "mpjpe_mm" in table and "p_mpjpe_mm" in table
 
 
+def test_train_reads_its_config_once_and_hands_the_trainer_that_run_config(tmp_path, monkeypatch):
+    """From the command line to ``train``: one read of the file (before: three loads); a run's own
+    config.json is a config too (the run's settings again)."""
+    from pathlib import Path
+
+    import uplift.launch
+    import uplift.run_config
+    from uplift.train import RunConfig, RunResult
+
+    reads, handed = [], []
+    parse = uplift.run_config._parse_config_file
+    monkeypatch.setattr(uplift.run_config, "_parse_config_file", lambda p: reads.append(p) or parse(p))
+    monkeypatch.setattr(uplift.launch, "train", lambda cfg, out_dir, corpus, **kw: handed.append(cfg) or RunResult(
+        Path(out_dir), Path(out_dir) / "checkpoints" / "final", [], [], {"train": corpus, "eval": corpus}))
+    recorded = Path(__file__).parents[1] / "uplift" / "data" / "runs_v1" / "tiny-official" / "config.json"
+    run("train", "--config", recorded, "--corpus", tmp_path / "c@v1", "--out", tmp_path / "run")
+    assert len(reads) == 1 and isinstance(handed[0], RunConfig)
+    assert handed[0].model_dump(mode="json") == json.loads(recorded.read_text())["run"]
+
+
 def test_cli_imports_no_prefect_and_runs_as_a_module():
     """``python -m flows.cli`` is the console script; importing the CLI must not pay for Prefect."""
     import os

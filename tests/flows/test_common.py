@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from flows.common import artifact_key, is_transient, markdown_table, rejects_markdown, table_rows
-from flows.training import apply_overrides, find_checkpoint
+from flows.training import find_checkpoint
 from schemas.repository import split_path_at_version as split_spec
 from schemas.records import Reject
 from schemas.errors import AmassFormatError, ConfigError, VersionConflictError
@@ -62,17 +62,6 @@ def test_find_checkpoint_run_dir_checkpoint_dir_and_file(tmp_path):
 
     with pytest.raises(ConfigError):
         find_checkpoint(tmp_path / "empty")
-
-
-def test_apply_overrides_goes_into_train_overrides_and_top_level():
-    from uplift.train import RunConfig
-
-    base = RunConfig(preset="tiny", train={"lr": 1e-3})
-    cfg = apply_overrides(base, {"epochs": 1, "steps_per_epoch": 2, "preset": "h36m_81"})
-    assert cfg.preset == "h36m_81" and cfg.steps_per_epoch == 2
-    assert cfg.train == {"lr": 1e-3, "epochs": 1}
-    assert cfg.uplift_config().train.epochs == 1  # the override reaches the trainer's config
-    assert apply_overrides(base, {}) == base
 
 
 def test_table_rows_from_dict_rows_and_arrow():

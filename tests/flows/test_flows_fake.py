@@ -117,7 +117,6 @@ def fake_train(monkeypatch):
 
     train_mod.train = train
     train_mod.RunResult = RunResult
-    train_mod.load_run_config = lambda name: {"preset": name}
     monkeypatch.setitem(sys.modules, "uplift.train", train_mod)
     import uplift.checkpoint
     import uplift.launch
@@ -127,7 +126,6 @@ def fake_train(monkeypatch):
     import flows.training as training
 
     monkeypatch.setattr(training, "pin_version", lambda s: s.split("@")[0] + "@SNAP-" + (s.split("@") + ["main"])[1])
-    monkeypatch.setattr(training, "apply_overrides", lambda cfg, o: {**cfg, **o})
     return state
 
 

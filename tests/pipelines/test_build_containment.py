@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipelines.build_amass import BuildConfig, build_amass
-from pipelines.sequence import process_source
+from pipelines.sequence import WorkerSettings, process_source
 from schemas.reader import CorpusReader
 from schemas.records import Reject
 from pipelines.versions import list_versions
@@ -124,7 +124,8 @@ def test_an_unexpected_error_in_one_source_is_a_reject(tree, monkeypatch):
         raise RuntimeError("placement\nfailed")
 
     monkeypatch.setattr(pipelines.sequence, "place_and_project", boom)
-    settings = BuildConfig(amass_root=root / "amass", body_models=root / "body_models", corpus=root / "c").data_settings()
+    settings = WorkerSettings(**BuildConfig(amass_root=root / "amass", body_models=root / "body_models",
+                                            corpus=root / "c").data_settings())
     out = process_source(good[0], "k", "d", "s", "n", "sha", str(root / "body_models"),
                          str(root / "body_models" / "J_regressor_h36m.npy"), settings, "h")
     # the row records the hash of the bytes the failed attempt read, not the listing's ("sha")

@@ -153,5 +153,5 @@ def test_the_transfer_and_a_ready_regressor_join_the_config_hash(inputs, tmp_pat
     np.save(ready, compose_regressor(load_regressor(files["J_regressor_h36m"]),
                                      load_deformation_transfer(files["deftrafo"])).toarray())
     given = _check_inputs(_cfg(root / "amass", root / "bm", tmp_path / "c", smplx_regressor=ready))
-    assert given.smplx_order.deftrafo_sha256 == "" and given.settings["smplx_regressor"] == str(ready)
+    assert given.smplx_order.deftrafo_sha256 == "" and given.settings.smplx_regressor == str(ready)
     assert given.smplx_order.perm == base.smplx_order.perm and given.config_hash != base.config_hash

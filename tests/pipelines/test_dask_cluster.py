@@ -80,7 +80,9 @@ def test_killed_worker_on_a_real_cluster_build_equals_local_build(tmp_path, monk
         procs += workers
         with Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=120)
-            build = subprocess.Popen(_build_cmd(inputs, f"s3://{BUCKET}/cluster", "--scheduler", address),
+            # one source per shard: six tasks, so both workers get some (one 64 MB shard could all go to w1)
+            build = subprocess.Popen(_build_cmd(inputs, f"s3://{BUCKET}/cluster", "--scheduler", address,
+                                                "--shard-mb", "0.001"),
                                      env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
             procs.append(build)
@@ -95,7 +97,7 @@ def test_killed_worker_on_a_real_cluster_build_equals_local_build(tmp_path, monk
             assert build.returncode == 0, out[-3000:]
             assert len(client.scheduler_info()["workers"]) == 1  # it really was gone
         # the reference: the same build on a LocalCluster
-        ref = subprocess.run(_build_cmd(inputs, f"s3://{BUCKET}/local", "--workers", "2"), env=env, cwd=REPO,
+        ref = subprocess.run(_build_cmd(inputs, f"s3://{BUCKET}/local", "--workers", "2", "--shard-mb", "0.001"), env=env, cwd=REPO,
                              capture_output=True, text=True, timeout=600)
         assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
         for k in (*S3_ENV, "MOCAP_CORPUS_S3_ENDPOINT"):

@@ -224,7 +224,7 @@ def _gt_pixels(X17, subject, c):
 
 @pytest.mark.parametrize("source", ["synthetic", "independent"])
 def test_camera_frame_3d_reprojects_onto_gt_2d(tmp_path, files, source):
-    from pipelines.cameras import denormalize_pixels, project
+    from schemas.cameras import denormalize_pixels, project
 
     if source == "synthetic":
         data = files[0]

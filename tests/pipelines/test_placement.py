@@ -7,10 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.cameras import in_image, normalize_pixels, project
 from pipelines.placement import PlacedSegment, place_and_project
-from schemas.cameras import capture_volume_centre
-from schemas.cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, h36m_rig
+from schemas.cameras import (H36M_CAMERA_IDS, H36M_SUBJECTS, Camera, capture_volume_centre, h36m_rig, in_image,
+                             normalize_pixels, project)
 from schemas.errors import ConfigError
 
 # A 17-joint stick figure (H36M order): (lateral, forward, height) in metres, facing +forward.

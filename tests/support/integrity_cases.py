@@ -208,12 +208,10 @@ def _yaml_alias_bomb(work: Path):
 
 
 def run_config_as_json(path: str) -> str:
-    """``load_run_config`` then what a run writes to config.json (``asdict``): the whole tree is walked."""
-    from dataclasses import asdict
-
+    """``load_run_config`` then what a run writes to config.json (``model_dump``): the whole tree is walked."""
     from uplift.train import load_run_config
 
-    return json.dumps(asdict(load_run_config(path)))[:100]
+    return json.dumps(load_run_config(path).model_dump(mode="json"))[:100]
 
 
 def _safetensors_header_claim(work: Path):
@@ -423,14 +421,14 @@ def swap_then_process(root: str, path: str, replacement: str, models: str, regre
     import hashlib
 
     from pipelines.rebuild import list_sources
-    from pipelines.sequence import process_source
+    from pipelines.sequence import WorkerSettings, process_source
 
     sources, _ = list_sources(Path(root).resolve())
     src = next(s for s in sources if s.path.endswith("a_poses.npz"))
     Path(src.path).write_bytes(Path(replacement).read_bytes())  # swapped after the listing
     swapped_sha = hashlib.sha256(Path(src.path).read_bytes()).hexdigest()
-    settings = {"rig": "h36m", "calibration": None, "cameras_per_sequence": 1, "fps": 30.0, "seed": 0,
-                "val_fraction": 0.0, "source_root": str(Path(root).resolve())}
+    settings = WorkerSettings(rig="h36m", cameras_per_sequence=1, fps=30.0, seed=0, val_fraction=0.0,
+                              source_root=str(Path(root).resolve()))
     out = process_source(src.path, src.key, src.dataset, src.subject, src.name, src.sha256, models, regressor,
                          settings, "cfg")
     recorded = {getattr(x, "source_sha256", None) for x in (out if isinstance(out, list) else [out])}

@@ -3,7 +3,6 @@ written before the stride rename still load."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -55,4 +54,4 @@ def test_checkpoints_written_before_the_stride_rename_load(tmp_path):
     t.update(flip_prob=0.5, edge_padding=True)
     (ck / "meta.json").write_text(json.dumps(meta))
     cfg = load_checkpoint(ck, device="cpu").config
-    assert cfg == TINY and dataclasses.asdict(cfg)["model"]["s_out"] == TINY.model.s_out
+    assert cfg == TINY and cfg.model_dump()["model"]["s_out"] == TINY.model.s_out

@@ -1,55 +1,76 @@
-"""Every numeric setting has a documented range (uplift.config.RANGES), checked with its type before
-anything is built; a value just outside a range is refused, one at its edge accepted."""
+"""Every numeric setting has a documented range (``Field(ge=, le=)``, read back by uplift.config.setting_range),
+checked with its type before anything is built; a value just outside a range is refused, one at its edge accepted."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import typing
 
 import pytest
 
 from schemas.errors import ConfigError, ConfigFileError
-from uplift.config import RANGES, ModelConfig, TrainConfig, config_from_dict, get_preset
+from uplift.config import ModelConfig, TrainConfig, UpliftConfig, get_preset, setting_range
 from uplift.train import RunConfig, load_run_config
 
 CLASSES = (ModelConfig, TrainConfig, RunConfig)
-NUMERIC = ("int", "float", "tuple[int, ...]", "tuple[tuple[int, int], ...]", "list | None", "int | None",
-           "float | None")
+NAME_LISTS = ("train_subjects", "eval_subjects", "amass_train_datasets", "amass_val_datasets")
+
+
+def _numbers_in(tp, into_collections: bool = True) -> set:
+    """The number types (int, float; never bool) a field's type holds, looking through Annotated,
+    Optional and (with ``into_collections``) tuples and lists."""
+    if tp in (int, float):
+        return {tp}
+    if not into_collections and typing.get_origin(tp) in (tuple, list, dict):
+        return set()
+    return set().union(*[_numbers_in(a, into_collections) for a in typing.get_args(tp) if a is not Ellipsis]) \
+        if typing.get_args(tp) else set()
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_every_numeric_field_has_a_documented_range(cls):
-    """A new numeric key without a row in RANGES fails here (add its range next to the others)."""
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.type in NUMERIC and f.name not in RANGES[cls.__name__]
-               and f.name not in ("train_subjects", "eval_subjects",  # lists of names, not numbers
-                                  "amass_train_datasets", "amass_val_datasets")]
+    """A new numeric key without a range fails here (give it ``Field(ge=, le=)``)."""
+    numeric = [n for n, f in cls.model_fields.items() if _numbers_in(f.annotation) and n not in NAME_LISTS]
+    assert len(numeric) >= 10
+    missing = [n for n in numeric if setting_range(cls, n) is None]
     assert not missing, f"{cls.__name__}: no documented range for {missing}"
-    assert set(RANGES[cls.__name__]) <= {f.name for f in dataclasses.fields(cls)}
 
 
 def _scalar_fields(cls):
-    for f in dataclasses.fields(cls):
-        if f.type in ("int", "float", "int | None", "float | None") and f.name in RANGES[cls.__name__]:
-            yield f
+    for name, f in cls.model_fields.items():
+        kinds = _numbers_in(f.annotation, into_collections=False)
+        if kinds and setting_range(cls, name) is not None:
+            yield name, kinds.pop()
 
 
 def _make(cls, **kw):
     if cls is RunConfig:
         return RunConfig(**kw)
     base = get_preset("h36m_351")
-    return dataclasses.replace(base.model if cls is ModelConfig else base.train, **kw)
+    return (base.model if cls is ModelConfig else base.train).replace(**kw)
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_values_outside_each_range_are_refused_by_name(cls):
-    for f in _scalar_fields(cls):
-        lo, hi = RANGES[cls.__name__][f.name]
+    fields = list(_scalar_fields(cls))
+    assert len(fields) >= 8
+    for name, kind in fields:
+        lo, hi = setting_range(cls, name)[:2]
         for bad in (hi * 2 + 1, lo - 1, float("nan")):
-            if f.type.startswith("int") and bad != bad:
+            if kind is int and bad != bad:
                 bad = 1.5  # a float where an int belongs
-            with pytest.raises(ConfigError, match=f.name):
-                _make(cls, **{f.name: int(bad) if f.type.startswith("int") and bad == int(bad) else bad})
+            with pytest.raises(ConfigError, match=name):
+                _make(cls, **{name: int(bad) if kind is int and bad == int(bad) else bad})
+
+
+def test_values_at_the_edges_of_a_closed_range_are_accepted():
+    for name in ("num_workers", "prefetch_factor", "eval_every", "seed"):
+        lo, hi, lo_open, hi_open = setting_range(RunConfig, name)
+        assert not lo_open and not hi_open
+        assert getattr(RunConfig(**{name: lo}), name) == lo and getattr(RunConfig(**{name: hi}), name) == hi
+    assert TrainConfig(weight_decay=0.0, decay_rate=1.0).decay_rate == 1.0
+    with pytest.raises(ConfigError, match=r"decay_rate = 0.0 is outside its documented range \(0, 1\]"):
+        TrainConfig(decay_rate=0.0)
 
 
 def test_wrong_types_are_refused():
@@ -71,12 +92,12 @@ def test_model_size_is_bounded_before_building():
 
 
 def test_checkpoint_config_must_be_a_mapping_of_known_keys():
-    good = json.loads(json.dumps(dataclasses.asdict(get_preset("tiny"))))
-    assert config_from_dict(good) == get_preset("tiny")
+    good = json.loads(json.dumps(get_preset("tiny").model_dump()))
+    assert UpliftConfig.model_validate(good) == get_preset("tiny")
     for bad in ([1, 2], {**good, "model": [1]}, {**good, "model": {**good["model"], "bogus": 1}},
-                {**good, "train": {**good["train"], "epochs": "3"}}):
+                {**good, "train": {**good["train"], "epochs": "3"}}, {1: 2}, {**good, "model": {1: 2}}):
         with pytest.raises(ConfigError):
-            config_from_dict(bad)
+            UpliftConfig.model_validate(bad)
 
 
 @pytest.mark.parametrize("name,text,match", [

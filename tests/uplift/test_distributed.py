@@ -6,7 +6,6 @@ Pure helpers first (no processes), then one launched 2-process run compared with
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import pytest
 import torch
@@ -82,7 +81,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     # where the straight 2-process run did
     launch_train(2, cfg(), tmp_path / "resumed", [corpus], max_steps=4)
     config = tmp_path / "cfg.json"
-    config.write_text(json.dumps(asdict(cfg())))
+    config.write_text(json.dumps(cfg().model_dump(mode="json")))
     result = CliRunner().invoke(app, ["train", "--config", str(config), "--corpus", corpus, "--out",
                                       str(tmp_path / "resumed"), "--nproc", "2"])
     assert result.exit_code == 0, result.output

@@ -3,7 +3,6 @@ strided blocks, attention masking, optimiser schedule and EMA."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -34,7 +33,7 @@ def test_config_validation():
     with pytest.raises(ConfigError):
         ModelConfig(strides=(3, 3, 3))  # 71 -> 23 -> 7 -> 2, not 1
     with pytest.raises(ConfigError):
-        dataclasses.replace(H36M_351, train=dataclasses.replace(H36M_351.train, s_in=(7,)))
+        H36M_351.replace(train=H36M_351.train.replace(s_in=(7,)))
     with pytest.raises(ConfigError):
         get_preset("nope")
     assert get_preset("h36m_81", lr=1e-3).train.lr == 1e-3
@@ -95,7 +94,7 @@ def test_keyframe_gather_equals_all_frame_spatial_pass():
 def test_first_temporal_block_attends_only_to_keyframes():
     """With every later block removed, the tokens see only pose tokens in block 1: changing the
     upsampling token's value changes nothing but the non-key tokens' own residual stream."""
-    cfg = dataclasses.replace(TINY.model, depth_temp=1, masked_temporal_blocks=1)
+    cfg = TINY.model.replace(depth_temp=1, masked_temporal_blocks=1)
     model = build_model(cfg, seed=4).eval()
     x, kf = _inputs(TINY)
     with torch.no_grad():
@@ -105,7 +104,7 @@ def test_first_temporal_block_attends_only_to_keyframes():
     torch.testing.assert_close(base[kf], moved[kf])  # key tokens never attended to upsampling tokens
     assert not torch.allclose(base[~kf], moved[~kf])
     # without the mask the key tokens would see the change
-    model2 = build_model(dataclasses.replace(cfg, masked_temporal_blocks=0), seed=4).eval()
+    model2 = build_model(cfg.replace(masked_temporal_blocks=0), seed=4).eval()
     with torch.no_grad():
         base2 = model2(x, kf).seq
         model2.upsample_token.add_(0.5)
@@ -131,7 +130,7 @@ def test_strided_block_length_and_residual_alignment(length, stride, padding, ex
 
 
 def test_drop_path_only_in_training():
-    model = build_model(dataclasses.replace(TINY.model, drop_path_temp=0.5), seed=0)
+    model = build_model(TINY.model.replace(drop_path_temp=0.5), seed=0)
     x, kf = _inputs(TINY)
     model.eval()
     with torch.no_grad():
@@ -164,7 +163,7 @@ def test_optimizer_schedule_decays_lr_and_weight_decay():
 
 def test_ema_update():
     model = torch.nn.Linear(2, 1, bias=False)
-    bundle = make_optimizer(model, dataclasses.replace(TINY.train, ema_decay=0.9))
+    bundle = make_optimizer(model, TINY.train.replace(ema_decay=0.9))
     with torch.no_grad():
         model.weight.fill_(1.0)
     bundle.ema.update_parameters(model)  # first call copies

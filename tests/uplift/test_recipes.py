@@ -9,7 +9,6 @@ rates, ``train.py`` EMA) in a few lines of numpy each.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,12 +19,12 @@ from schemas.errors import ConfigError
 from schemas.skeletons import H36M_17
 from uplift import distributed as D
 from uplift.config import RECIPE_ITEMS, get_preset, recipe_values
-from uplift.keyframes import draw_keyframes_coupled, keyframe_mask
+from uplift.keyframes import draw_keyframes_coupled
 from uplift.losses import uplift_loss
 from uplift.model import build_model
 from uplift.optim import make_ema, make_optimizer
 from uplift.stream import StreamConfig, WindowStream
-from uplift.train import RunConfig, _stream_config, _train_step, load_run_config, train
+from uplift.train import RunConfig, _train_step, load_run_config, train
 
 OFFICIAL, PAPER = RunConfig(recipe="official-code"), RunConfig(recipe="paper")
 
@@ -63,7 +62,7 @@ def official_temporal_drop_path(dpr, temporal_d_model, temporal_depth):
 
 def official_per_window(world, cam, mirror, perm):
     """AMASS generator + tf_world_to_cam_and_2d: no centring; flip = x -> -x in world space."""
-    import pipelines.cameras as npcam
+    import schemas.cameras as npcam
 
     w = world.astype(np.float64)
     if mirror:
@@ -86,7 +85,7 @@ def test_recipe_expands_to_every_item_and_each_item_flips_alone(tmp_path):
     assert (u.train.loss, u.train.keyframe_draw, u.train.epoch_length, u.train.ema_start) == (
         "raw-all-frames", "coupled", "steps", "mix")
     assert (u.model.temporal_drop_path, u.model.qkv_init) == ("released", "split")
-    sc = _stream_config(OFFICIAL, u)
+    sc = StreamConfig.for_training(OFFICIAL, u)
     assert (sc.keyframe_draw, sc.placement, sc.mirror) == ("coupled", "raw", "x0")
     # one item flipped back alone, in each of the three places an item lives
     one = RunConfig(recipe="official-code", train={"loss": "root-aligned-valid"}, model={"qkv_init": "fused"},
@@ -232,7 +231,7 @@ def test_stream_draws_coupled_key_frames_under_the_official_recipe():
 
 def test_released_temporal_drop_path_rates():
     cfg351 = get_preset("amass_351")
-    official = build_model(replace(cfg351.model, **{k: v for k, v in recipe_values("official-code").items()
+    official = build_model(cfg351.model.replace(**{k: v for k, v in recipe_values("official-code").items()
                                                     if RECIPE_ITEMS[k][0] == "model"}))
     got = [blk.drop_path.p for blk in official.temporal_blocks]
     np.testing.assert_allclose(got, official_temporal_drop_path(0.1, 384, 4), rtol=1e-6)
@@ -244,7 +243,7 @@ def test_released_temporal_drop_path_rates():
 def test_split_qkv_init_is_three_glorot_layers():
     d = 384
     cfg = get_preset("amass_351").model
-    split = build_model(replace(cfg, qkv_init="split"), seed=0).temporal_blocks[0].attn.qkv.weight.detach()
+    split = build_model(cfg.replace(qkv_init="split"), seed=0).temporal_blocks[0].attn.qkv.weight.detach()
     fused = build_model(cfg, seed=0).temporal_blocks[0].attn.qkv.weight.detach()
     for w in split.chunk(3):  # Glorot-uniform (d, d): U(-a, a), a = sqrt(6 / 2d), std a / sqrt(3)
         a = np.sqrt(6 / (2 * d))
@@ -306,9 +305,9 @@ def test_official_placement_and_mirror_equal_the_reference(pw_corpus):
 
     pool = [c for s in H36M_SUBJECTS for c in h36m_rig(s)]
     perm = H36M_17.flip_permutation
-    sc = replace(_stream_config(RunConfig(preset="tiny", recipe="official-code", cameras="per-window"),
-                                RunConfig(preset="tiny").uplift_config()), batch_size=16, block_frames=32,
-                 buffer_blocks=3)
+    sc = StreamConfig.for_training(RunConfig(preset="tiny", recipe="official-code", cameras="per-window"),
+                                   RunConfig(preset="tiny").uplift_config()).replace(batch_size=16, block_frames=32,
+                                                                                     buffer_blocks=3)
     ds = WindowStream(pw_corpus, sc, split="train")
     seqs = {k: pw_corpus.read_sequence(k)["joints_world"] for k in pw_corpus.sequences["key"].to_pylist()}
     views = ds.views
@@ -325,7 +324,7 @@ def test_official_placement_and_mirror_equal_the_reference(pw_corpus):
             checked += 1
     assert checked > 50
     # the paper's per-window windows are centred and mirrored about the volume centre: different
-    paper = WindowStream(pw_corpus, replace(sc, placement="centred", mirror="volume-centre"), split="train")
+    paper = WindowStream(pw_corpus, sc.replace(placement="centred", mirror="volume-centre"), split="train")
     a, b = next(iter(ds)), next(iter(paper))
     assert torch.equal(a["camera"], b["camera"])
     assert (a["keypoints_2d"] - b["keypoints_2d"]).abs().max() > 0.05
@@ -347,7 +346,7 @@ def test_raw_placement_needs_a_corpus_stored_unplaced(tmp_path):
                     steps_per_epoch=1, block_frames=32, buffer_blocks=2, eval_every=0)
     with pytest.raises(ConfigError, match="placement 'raw'.*built with placement 'rig'"):
         train(cfg, tmp_path / "run", f"{tmp_path / 'rig'}@v1")
-    train(replace(cfg, placement="centred"), tmp_path / "run2", f"{tmp_path / 'rig'}@v1")  # the item flipped: fine
+    train(cfg.replace(placement="centred"), tmp_path / "run2", f"{tmp_path / 'rig'}@v1")  # the item flipped: fine
 
 
 def test_project_in_place_keeps_the_motion_as_it_is():
@@ -375,7 +374,7 @@ def _steps_cfg(epoch_length):
 @pytest.mark.slow
 def test_epochs_of_exactly_steps_over_a_repeating_stream(tmp_path):
     corpus = projected_corpus(tmp_path / "c", n_seq=2, n_frames=24)  # 24 training windows: 6 batches of 4 + 4 flips
-    assert WindowStream(corpus, _stream_config(_steps_cfg("steps"), _steps_cfg("steps").uplift_config()),
+    assert WindowStream(corpus, StreamConfig.for_training(_steps_cfg("steps"), _steps_cfg("steps").uplift_config()),
                         split="train").batches_per_epoch() == 6
     full = train(_steps_cfg("steps"), tmp_path / "steps", corpus)
     assert [h["steps"] for h in full.history] == [8, 8]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -181,11 +180,11 @@ def test_prefetch_thread_changes_nothing(corpus, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(stream, "load_group", spy)
-    cfg = replace(CFG, block_frames=64, buffer_blocks=2)  # many groups
+    cfg = CFG.replace(block_frames=64, buffer_blocks=2)  # many groups
     got = {}
     for pf in (False, True):
         loaded_by.clear()
-        ds = WindowStream(corpus, replace(cfg, prefetch_group=pf), split="train")
+        ds = WindowStream(corpus, cfg.replace(prefetch_group=pf), split="train")
         ds.set_epoch(1)
         got[pf] = list(ds)
         threaded = sum(name.startswith("group-prefetch") for name in loaded_by)
@@ -239,8 +238,8 @@ def test_prefetch_default_follows_the_cores(monkeypatch):
     for cores, expect in ((1, False), (2, False), (3, True), (16, True)):
         monkeypatch.setattr("os.sched_getaffinity", lambda pid, n=cores: set(range(n)))
         assert use_prefetch(CFG) is expect
-        assert use_prefetch(replace(CFG, prefetch_group=True)) is True
-        assert use_prefetch(replace(CFG, prefetch_group=False)) is False
+        assert use_prefetch(CFG.replace(prefetch_group=True)) is True
+        assert use_prefetch(CFG.replace(prefetch_group=False)) is False
 
 
 def test_eval_stream_deterministic_and_aligned(corpus):

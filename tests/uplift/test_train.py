@@ -224,6 +224,20 @@ def test_config_files_with_the_old_stride_keys_name_the_new_ones(tmp_path):
     assert (cfg.train.s_in, cfg.model.s_out) == ((4,), 2)
 
 
+def test_overrides_go_into_train_overrides_and_top_level(tmp_path):
+    """A flow's overrides: a RunConfig setting by name, anything else a TrainConfig override."""
+    base = RunConfig(preset="tiny", train={"lr": 1e-3})
+    cfg = base.with_overrides({"epochs": 1, "steps_per_epoch": 2, "preset": "h36m_81"})
+    assert cfg.preset == "h36m_81" and cfg.steps_per_epoch == 2
+    assert cfg.train == {"lr": 1e-3, "epochs": 1}
+    assert cfg.uplift_config().train.epochs == 1  # the override reaches the trainer's config
+    assert base.with_overrides({}) == base
+    (tmp_path / "c.json").write_text(json.dumps({"preset": "tiny", "train": {"lr": 1e-3}}))
+    assert load_run_config(tmp_path / "c.json", {"epochs": 1, "steps_per_epoch": 2, "preset": "h36m_81"}) == cfg
+    with pytest.raises(ConfigError, match="epochs"):
+        base.with_overrides({"epochs": 0})
+
+
 def test_interpolate_lattice_by_hand():
     pred = np.array([[[0.0, 0, 0]], [[10.0, 0, 0]], [[20.0, 0, 0]]], np.float32)
     out = interpolate_lattice(pred, np.array([0, 5, 10]), 12)

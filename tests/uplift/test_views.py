@@ -1,4 +1,6 @@
-"""Per-window cameras and separate flipped copies in the window stream (checked against numpy references)."""
+"""Per-window cameras: uplift's one torch camera kernel (``project_windows``) equals the numpy camera model
+(``schemas.cameras``) on the published cameras; the window stream's per-window batches and separate flipped
+copies (checked against numpy references)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-import pipelines.cameras as npcam
+import schemas.cameras as npcam
 from pipelines.writer import CorpusWriter
 from schemas.reader import open_corpus
 from schemas.records import SequenceData, ViewData
-from schemas.cameras import H36M_SUBJECTS, h36m_rig
+from schemas.cameras import H36M_SUBJECTS, all_rig_cameras, h36m_rig, mpi_inf_3dhp_rig
 from schemas.skeletons import H36M_17
 from uplift.stream import StreamConfig, WindowStream
 from uplift.windows import window_indices
@@ -55,7 +57,7 @@ CFG = StreamConfig(seq_len=9, s_out=2, s_in=(2, 4), batch_size=16, block_frames=
 
 
 def _reference(world_seq, idx, cam, mirror):
-    """numpy: centre the window's root path on the rig centre, mirror, project (pipelines/cameras.py)."""
+    """numpy: centre the window's root path on the rig centre, mirror, project (schemas/cameras.py)."""
     _, _, centre = rig_pool("h36m")
     w = world_seq[idx].astype(np.float64)
     r = w[:, 0, :2]
@@ -74,6 +76,100 @@ def test_rig_pools():
     assert intr.shape == (28, 11) and extr.shape == (28, 3, 4)  # 7 subjects x 4 cameras
     assert rig_pool("3dhp")[0].shape == (14, 11)
     assert abs(centre[0]) < 1.0 and abs(centre[1]) < 1.0  # H36M's volume is near the world origin
+    for rig in ("h36m", "3dhp"):  # the stored vectors of the rig's cameras, in order, rounded to float32
+        intr, extr, centre = rig_pool(rig)
+        ref_i, ref_e = npcam.cameras_to_arrays(all_rig_cameras(rig))
+        assert intr.dtype == extr.dtype == torch.float32
+        np.testing.assert_array_equal(intr.numpy(), ref_i.astype(np.float32))
+        np.testing.assert_array_equal(extr.numpy(), ref_e.astype(np.float32))
+        np.testing.assert_allclose(centre, npcam.capture_volume_centre(all_rig_cameras(rig))[:2], rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# the torch kernel against the numpy camera model, on the published cameras
+
+@pytest.fixture(scope="module")
+def published():
+    """Every published camera (28 H36M + 14 3DHP) with world points around its line of sight: (C, 6, 17, 3)
+    float64, some off the image, one behind each camera, one far to the side (clamped by the model)."""
+    cams = all_rig_cameras("h36m") + mpi_inf_3dhp_rig()
+    intr, extr = npcam.cameras_to_arrays(cams)
+    rng = np.random.default_rng(0)
+    centres = np.stack([c.centre() + 4.0 * c.optical_axis() for c in cams])
+    X = centres[:, None, None, :] + rng.normal(scale=1.2, size=(len(cams), 6, 17, 3))
+    X[:, 0, 0] = np.stack([c.centre() - c.optical_axis() for c in cams])  # behind each camera
+    right = np.stack([np.asarray(c.R)[0] for c in cams])  # camera +x in world coordinates
+    X[:, 0, 1] = np.stack([c.centre() + c.optical_axis() for c in cams]) + 3.0 * right  # |x/z| = 3: clamped
+    return cams, intr, extr, X
+
+
+def _numpy_model(X, intr, extr, perm=None, mirror_x=None):
+    """``schemas.cameras`` on windows (C, N, J, 3): normalised 2D, pixels, root-relative camera joints, in view."""
+    if perm is not None:
+        X = X[:, :, list(perm)].copy()
+        X[..., 0] = 2.0 * mirror_x - X[..., 0]
+    xc = npcam.world_to_camera(X, extr)
+    px = npcam.project(xc, intr)
+    w, h = intr[:, 9], intr[:, 10]
+    return npcam.normalize_pixels(px, w, h), px, xc - xc[:, :, :1], npcam.in_image(px, w, h, xc)
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_kernel_equals_numpy_model_in_float64(published, mirrored):
+    cams, intr, extr, X = published
+    mirror = torch.full((len(cams),), mirrored)
+    kp, j3, iv = project_windows(torch.as_tensor(X), torch.as_tensor(intr), torch.as_tensor(extr), mirror, (0.3, -0.2),
+                                 PERM, centre_path=False)
+    assert kp.dtype == j3.dtype == torch.float64
+    uv, px, rel, mask = _numpy_model(X, intr, extr, PERM if mirrored else None, 0.3)
+    assert 0.3 < mask.mean() < 0.95  # points on both sides of the decision
+    w, h = intr[:, 9], intr[:, 10]
+    seen = np.isfinite(px).all(-1)  # (the point on the camera's plane has no pixel)
+    np.testing.assert_allclose(npcam.denormalize_pixels(kp.numpy(), w, h)[seen], px[seen], rtol=0, atol=1e-9)  # px
+    np.testing.assert_allclose(kp.numpy()[seen], uv[seen], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(j3.numpy(), rel, rtol=0, atol=1e-9)  # metres
+    np.testing.assert_array_equal(iv.numpy(), mask)
+    if not mirrored:
+        assert not iv[:, 0, 0].any() and not iv[:, 0, 1].any()  # behind the camera; clamped by the model
+
+
+def test_kernel_flags_clamped_points_out_of_view():
+    """A wide lens (fx = 200 px on a 1000 px image) puts the model's clamp |x/z| <= 1 inside the picture: a
+    point beyond it lands on a pixel in the image, and only the clamp test flags it (the published lenses
+    never see that far)."""
+    wide = npcam.Camera(rig="h36m", id="wide", subject="", res_w=1000, res_h=1000, fx=200.0, fy=200.0, cx=500.0,
+                        cy=500.0, k=(-0.05, 0.01, 0.0), p=(0.001, -0.002), R=tuple(map(tuple, np.eye(3))), t=(0.0, 0.0, 0.0))
+    intr, extr = npcam.cameras_to_arrays([wide])
+    X = np.array([[[[0.5, 0.2, 2.0], [6.0, 0.5, 2.0], [0.3, -5.0, 2.0], [1.9, 1.9, 2.0]]]])  # (1, 1, 4, 3) camera frame
+    kp, j3, iv = project_windows(torch.as_tensor(X), torch.as_tensor(intr), torch.as_tensor(extr), None, (0.0, 0.0),
+                                 [0, 1, 2, 3], centre_path=False)
+    uv, px, rel, mask = _numpy_model(X, intr, extr)
+    inside = (px >= 0).all(-1) & (px[..., 0] < 1000) & (px[..., 1] < 1000)
+    assert inside.all() and mask.tolist() == [[[True, False, False, True]]]
+    np.testing.assert_array_equal(iv.numpy(), mask)
+    np.testing.assert_allclose(kp.numpy(), uv, rtol=0, atol=1e-12)
+
+
+def test_kernel_in_float32_is_within_float_rounding(published):
+    cams, intr, extr, X = published
+    f32 = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    kp, j3, iv = project_windows(f32(X), f32(intr), f32(extr), None, (0.0, 0.0), PERM, centre_path=False)
+    assert kp.dtype == j3.dtype == torch.float32
+    uv, px, rel, mask = _numpy_model(X, intr, extr)
+    w, h = intr[:, 9], intr[:, 10]
+    got_px = npcam.denormalize_pixels(kp.numpy().astype(np.float64), w, h)
+    np.testing.assert_allclose(got_px[mask], px[mask], rtol=0, atol=0.05)  # float32 at ~1000 px
+    np.testing.assert_allclose(kp.numpy()[mask], uv[mask], rtol=0, atol=2e-4)
+    np.testing.assert_allclose(j3.numpy(), rel, rtol=0, atol=2e-5)
+    assert (iv.numpy() == mask).mean() > 0.999  # only points within rounding of an image edge may differ
+
+
+def test_kernel_is_differentiable(published):
+    _, intr, extr, X = published
+    pts = torch.as_tensor(X[:2, :1, 2:5]).requires_grad_(True)  # in front of the camera
+    kernel = lambda p: project_windows(p, torch.as_tensor(intr[:2]), torch.as_tensor(extr[:2]), None,  # noqa: E731
+                                       (0.0, 0.0), [0, 1, 2], centre_path=False)[0]
+    assert torch.autograd.gradcheck(kernel, (pts,))
 
 
 def test_per_window_batches_match_numpy_projection(corpus):
