@@ -86,7 +86,7 @@ def variants(default: str = FLIPS_FROM) -> dict[str, dict]:
 
 
 def _run_config(overrides: dict, steps: int, seed: int, batch: int, lr: float, pretraining: bool):
-    from uplift.train import RunConfig
+    from uplift.run_config import RunConfig
 
     epochs = 4
     train = {"s_in": list(S_IN), "batch_size": batch, "epochs": epochs, "lr": lr, "weight_decay": lr * 0.01,
@@ -146,7 +146,7 @@ def main() -> None:
     specs = prepare(work, a.amass_sequences, a.h36m_frames)
     print(f"corpora built in {time.perf_counter() - t_start:.0f} s", flush=True)
 
-    from uplift.train import RunConfig
+    from uplift.run_config import RunConfig
 
     default = RunConfig().recipe
     todo = variants(FLIPS_FROM)

@@ -45,7 +45,7 @@ from uplift.history import EpochStats, append_step, read_history, write_history
 from uplift.losses import uplift_loss
 from uplift.model import build_model
 from uplift.optim import OptimBundle, make_optimizer
-from uplift.run_config import RunConfig, RunRecord, load_run_config  # noqa: F401 - importable from here as before
+from uplift.run_config import RunConfig, RunRecord
 
 log = logging.getLogger(__name__)
 

@@ -139,7 +139,8 @@ def test_train_reads_its_config_once_and_hands_the_trainer_that_run_config(tmp_p
 
     import uplift.launch
     import uplift.run_config
-    from uplift.train import RunConfig, RunResult
+    from uplift.run_config import RunConfig
+    from uplift.train import RunResult
 
     reads, handed = [], []
     parse = uplift.run_config._parse_config_file

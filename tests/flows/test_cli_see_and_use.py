@@ -22,7 +22,8 @@ from pipelines.synthetic.h36m import write_h36m_files
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from uplift.train import RunConfig, train
+    from uplift.run_config import RunConfig
+    from uplift.train import train
 
     root = tmp_path_factory.mktemp("see")
     files = write_h36m_files(root / "h36m", seed=1, subjects=("S1", "S9"), actions=("Walking", "Sitting 1"),

@@ -7,7 +7,6 @@ import base64
 import logging
 import re
 
-import numpy as np
 import pytest
 
 from flows.cli import main

@@ -42,7 +42,8 @@ def test_build_publishes_contact_sheet_and_evaluate_median_worst_and_infer(prefe
     from pipelines.build_h36m import H36MBuildConfig
     from flows.evaluate import evaluate_flow
     from flows.infer import infer_flow
-    from uplift.train import RunConfig, train
+    from uplift.run_config import RunConfig
+    from uplift.train import train
 
     corpus = tmp_path / "corpus"
     state = build_h36m_flow(H36MBuildConfig(data_dir=h36m_files / "h36m", corpus=corpus, detections="gt", tag="gt"),

@@ -209,7 +209,7 @@ def _yaml_alias_bomb(work: Path):
 
 def run_config_as_json(path: str) -> str:
     """``load_run_config`` then what a run writes to config.json (``model_dump``): the whole tree is walked."""
-    from uplift.train import load_run_config
+    from uplift.run_config import load_run_config
 
     return json.dumps(load_run_config(path).model_dump(mode="json"))[:100]
 
@@ -272,7 +272,7 @@ def _run_config(settings: dict, name: str = "run.json"):
     def build(work: Path):
         p = work / name
         p.write_text(json.dumps({"preset": "tiny", **settings}))
-        return _case("uplift.train:load_run_config", p)
+        return _case("uplift.run_config:load_run_config", p)
     return build
 
 
@@ -508,12 +508,12 @@ def _config_text(name: str, text: str):
     def build(work: Path):
         p = work / name
         p.write_text(text)
-        return _case("uplift.train:load_run_config", p)
+        return _case("uplift.run_config:load_run_config", p)
     return build
 
 
 def _missing_config(work: Path):
-    return _case("uplift.train:load_run_config", work / "runs" / "missing.json")
+    return _case("uplift.run_config:load_run_config", work / "runs" / "missing.json")
 
 
 CASES: tuple[Case, ...] = (
@@ -538,10 +538,10 @@ CASES: tuple[Case, ...] = (
     Case("infer_npy_fifo", "unbounded_reader",
          _special_file("fifo", "keypoints.npy", "tests.support.integrity_cases:read_pixels"), match="FIFO"),
     Case("infer_npy_sparse_1TB", "unbounded_reader", _sparse_npy, match="over the 536870912-byte limit"),
-    Case("run_config_fifo", "unbounded_reader", _special_file("fifo", "run.json", "uplift.train:load_run_config"),
+    Case("run_config_fifo", "unbounded_reader", _special_file("fifo", "run.json", "uplift.run_config:load_run_config"),
          match="FIFO"),
     Case("run_config_2MiB", "unbounded_reader",
-         _oversized("run.json", "uplift.train:load_run_config", 2 << 20, b'{"preset": "tiny"}'),
+         _oversized("run.json", "uplift.run_config:load_run_config", 2 << 20, b'{"preset": "tiny"}'),
          match="over the 1048576-byte limit"),
     Case("run_config_yaml_alias_bomb", "unbounded_reader", _yaml_alias_bomb, match="anchors and aliases"),
     Case("checkpoint_meta_fifo", "unbounded_reader", _meta_fifo, match="FIFO"),

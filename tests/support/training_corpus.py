@@ -8,6 +8,10 @@ from pipelines.writer import CorpusWriter
 from schemas.records import SequenceData, ViewData
 
 
+# fx = width and the centre in the middle: pixels normalised the corpus way are 2 x/z and 2 y/z
+PINHOLE = np.array([1000.0, 1000.0, 500.0, 500.0, 0, 0, 0, 0, 0, 1000.0, 1000.0])
+
+
 def projected_corpus(path, n_seq=3, n_frames=120, seed=0, split="train", actions=("Walking 1", "Sitting")) -> str:
     """Smooth synthetic motion 4 m in front of a pinhole camera; 2D = its projection (learnable).
 
@@ -24,7 +28,7 @@ def projected_corpus(path, n_seq=3, n_frames=120, seed=0, split="train", actions
         j = bone[None] + amp * np.sin(2 * np.pi * freq * t) + np.array([0, 0, 4.0])
         j = j.astype(np.float32)
         kp = (j[..., :2] / j[..., 2:] * 2.0).astype(np.float32)
-        v = ViewData("h36m", "0", "S1", "projected", kp, j, np.ones((n_frames, 17), bool), np.zeros(11), np.zeros((3, 4)))
+        v = ViewData("h36m", "0", "S1", "projected", kp, j, np.ones((n_frames, 17), bool), PINHOLE, np.eye(3, 4))
         w.add(SequenceData(key=f"{split}/{i}", source="h36m", joints_world=j, views=[v],
                            split=split if i else "test", subject="S1", action=actions[i % len(actions)]))
     w.commit("synthetic", tag="v1")

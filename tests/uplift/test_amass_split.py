@@ -12,7 +12,8 @@ from pipelines.writer import CorpusWriter
 from schemas.errors import ConfigError
 from schemas.records import SequenceData, ViewData
 from uplift.amass_split import OFFICIAL_TRAIN, OFFICIAL_VALIDATION, dataset_name, split_sequences
-from uplift.train import RunConfig, train
+from uplift.run_config import RunConfig
+from uplift.train import train
 
 
 def test_official_lists():

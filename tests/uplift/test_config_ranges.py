@@ -10,7 +10,7 @@ import pytest
 
 from schemas.errors import ConfigError, ConfigFileError
 from uplift.config import ModelConfig, TrainConfig, UpliftConfig, get_preset, setting_range
-from uplift.train import RunConfig, load_run_config
+from uplift.run_config import RunConfig, load_run_config
 
 CLASSES = (ModelConfig, TrainConfig, RunConfig)
 NAME_LISTS = ("train_subjects", "eval_subjects", "amass_train_datasets", "amass_val_datasets")

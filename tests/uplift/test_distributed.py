@@ -18,7 +18,8 @@ from tests.support.training_corpus import projected_corpus
 from uplift.distributed import DistInfo, rank_slice
 from uplift.launch import launch_train
 from uplift.losses import uplift_loss
-from uplift.train import RunConfig, train
+from uplift.run_config import RunConfig
+from uplift.train import train
 
 
 def _steps(run_dir):

@@ -24,7 +24,8 @@ from uplift.losses import uplift_loss
 from uplift.model import build_model
 from uplift.optim import make_ema, make_optimizer
 from uplift.stream import StreamConfig, WindowStream
-from uplift.train import RunConfig, _train_step, load_run_config, train
+from uplift.run_config import RunConfig, load_run_config
+from uplift.train import _train_step, train
 
 OFFICIAL, PAPER = RunConfig(recipe="official-code"), RunConfig(recipe="paper")
 

@@ -13,7 +13,8 @@ from tests.support.training_corpus import projected_corpus
 from schemas.errors import ConfigError
 from uplift.config import finetune_overrides, get_preset
 from uplift.evaluate import ALL_ACTIONS, evaluate, interpolate_lattice
-from uplift.train import RunConfig, load_run_config, train
+from uplift.run_config import RunConfig, load_run_config
+from uplift.train import train
 
 
 @pytest.fixture(scope="module")
