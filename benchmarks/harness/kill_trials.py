@@ -23,7 +23,8 @@ from benchmarks.harness import REPO
 from benchmarks.harness.builds import CLI, build_cmd, build_config, kill_group
 from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
-from pipelines.versions import list_versions, store_bytes
+from pipelines.gc import store_bytes
+from schemas.versions import list_versions
 from pipelines.writer import FLUSH_ROWS_ENV
 from schemas.faults import ENV, TRACE_ENV
 from schemas.reader import CorpusReader

@@ -10,7 +10,7 @@ from benchmarks.harness.corpus_fixtures import make_seq
 
 from schemas.reader import CorpusReader, open_corpus
 from pipelines.writer import CorpusWriter
-from pipelines.versions import diff_versions, list_versions, resolve_version, tag_version
+from schemas.versions import diff_versions, list_versions, resolve_version, tag_version
 from schemas.errors import CorpusError
 
 
