@@ -132,3 +132,21 @@ def test_training_report_reads_the_real_run_result():
     assert "### Per epoch" in md and "/runs/a/checkpoints/final" in md
     with pytest.raises(TypeError):  # a field the trainer renamed fails loudly, never a silent gap
         result_from_json({**result_to_json(run), "metrics": {}})
+
+
+def test_the_failed_run_log_filter_is_installed_where_flows_start_not_on_import():
+    """Importing the flows changes no logging; a flow run starting (``fail_with_reason``) installs the
+    filter that keeps Prefect's engine traceback of an expected failure out of the run's logs."""
+    import subprocess
+    import sys
+
+    code = ("import logging, flows.build_amass, flows.training, flows.serve\n"
+            "from flows.failures import fail_with_reason\n"
+            "from flows.logs import FailedRunWithoutTraceback as F\n"
+            "has = lambda: any(isinstance(f, F) for f in logging.getLogger('prefect.flow_runs').filters)\n"
+            "before = has()\n"
+            "fail_with_reason(lambda: None)()\n"
+            "print(before, has())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-2:] == ["False", "True"], r.stdout

@@ -98,6 +98,26 @@ def test_plain_progress_lines_off_a_terminal():
     assert all("ETA" in ln for ln in lines[:-1])
 
 
+def test_one_progress_bar_on_a_terminal_lines_off_one():
+    """The CLI's ``bar`` and a flow's ``Progress`` draw the same rich bar on a terminal (label, counts,
+    rate in the unit); off a terminal the CLI prints plain lines instead."""
+    import io
+
+    from rich.console import Console
+
+    from flows.progress import LineTicker, TerminalBar, bar
+
+    screen = io.StringIO()
+    term = Console(file=screen, force_terminal=True, width=150)
+    with bar("frames/s", console=term) as tick:
+        assert isinstance(tick, TerminalBar)
+        for i in range(1, 6):
+            tick(i, 5, "drawing walk.gif", "x")
+    assert "drawing walk.gif" in screen.getvalue() and "5/5" in screen.getvalue()
+    with bar("frames/s", console=Console(file=io.StringIO(), force_terminal=False)) as tick:
+        assert isinstance(tick, LineTicker)
+
+
 # ------------------------------------------------------------------------------------------ pictures
 
 def test_image_markdown_embeds_the_picture_and_names_the_file(tmp_path):
