@@ -3,7 +3,7 @@ their traceback; Prefect retries a task only for infrastructure failures.
 
 Which errors are expected and which are transient is decided by class in ``schemas.errors``
 (``EXPECTED_ERRORS``, ``is_transient``). A version conflict is not retried here: the build retries its
-own commit on top of the new version (``pipelines.writer.on_top_of_conflicts``), the one layer that
+own commit on top of the new version (``pipelines.build_result.on_top_of_conflicts``), the one layer that
 knows what to carry over; retrying the whole task as well would run up to 9 builds for one conflict.
 """
 

@@ -117,7 +117,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (MocapCorpusError,)
 
 # Failures the same inputs would meet again, so never retried: the project's typed errors (bad input,
 # bad config, a corpus problem; a version conflict is retried by the build itself, see
-# ``pipelines.writer.on_top_of_conflicts``), a path that is missing or not allowed, a wrong value.
+# ``pipelines.build_result.on_top_of_conflicts``), a path that is missing or not allowed, a wrong value.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     MocapCorpusError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
     ValueError, TypeError, KeyError)
