@@ -180,18 +180,19 @@ def measure_ours(spec: str, n_batches: int, cameras: str = "precomputed", thread
     torch.set_num_threads(threads or process_cores())
     ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH, cameras=cameras,
                                          prefetch_group=prefetch))
-    it = iter(ds)
-    try:
-        next(it)
-        sources = []
-        t = time.perf_counter()
-        for _ in range(n_batches):
-            b = next(it)
-            sources.append(b["view"][~b["flipped"]].numpy())
-        return n_batches * BATCH / (time.perf_counter() - t), sources
-    finally:
-        it.close()  # stops a prefetch thread before the next measure
-        torch.set_num_threads(before)
+    with ds:  # open: the prefetch thread may load (use_prefetch); closing stops it before the next measure
+        it = iter(ds)
+        try:
+            next(it)
+            sources = []
+            t = time.perf_counter()
+            for _ in range(n_batches):
+                b = next(it)
+                sources.append(b["view"][~b["flipped"]].numpy())
+            return n_batches * BATCH / (time.perf_counter() - t), sources
+        finally:
+            it.close()
+            torch.set_num_threads(before)
 
 
 def process_cores() -> int:
@@ -243,10 +244,10 @@ def rss_child(spec: str, n_batches: int) -> None:
     from uplift.stream import StreamConfig, WindowStream
 
     torch.set_num_threads(1)
-    ds = WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH))
-    for i, _ in enumerate(ds):
-        if i + 1 >= n_batches:
-            break
+    with WindowStream(spec, StreamConfig(seq_len=SEQ_LEN, s_out=S_OUT, s_in=S_IN, batch_size=BATCH)) as ds:
+        for i, _ in enumerate(ds):
+            if i + 1 >= n_batches:
+                break
     print(peak_rss_mb())
 
 

@@ -12,7 +12,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.build_report import validate_and_publish
-from flows.common import Progress, fail_with_reason, resolve_config_paths, retry_transient, run_logger
+from flows.failures import fail_with_reason, retry_transient
+from flows.logs import run_logger
+from flows.paths import resolve_config_paths
+from flows.progress import Progress
 from pipelines.build_amass import BuildConfig
 from pipelines.build_result import BuildResult
 

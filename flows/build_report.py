@@ -10,9 +10,11 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (ExpectedFailure, markdown_table, publish_image, publish_link, publish_markdown,
-                          rejects_markdown, retry_transient, run_logger)
+from flows.artifacts import markdown_table, publish_image, publish_link, publish_markdown, rejects_markdown
+from flows.failures import ExpectedFailure, retry_transient
+from flows.logs import run_logger
 from pipelines.build_result import BuildResult
+from schemas.errors import one_line
 
 
 @task(name="validate-corpus", retries=1, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
@@ -84,7 +86,7 @@ def publish_preview(flow_name: str, corpus: Path, version_id: str, n_sequences: 
         path = corpus_overview(CorpusReader.open(corpus, version_id), preview_path(corpus, version_id),
                                n_sequences=n_sequences, views=views)
     except Exception as exc:  # noqa: BLE001 - never fail a committed build over a picture
-        run_logger().warning("no contact sheet for %s @ %s: %s", corpus, version_id, " ".join(str(exc).split())[:200])
+        run_logger().warning("no contact sheet for %s @ %s: %s", corpus, version_id, one_line(exc, 200))
         return None
     if path is not None:
         publish_image(path, key=f"{flow_name}-contact-sheet",

@@ -84,7 +84,7 @@ def run_deployment_cli(env: dict, deployment: str, params: dict, timeout_s: int 
 
 
 def summary(ws: Path, stack, timings: dict) -> str:
-    from pipelines.versions import list_versions
+    from schemas.versions import list_versions
 
     lines = ["", "=" * 72, "mocap-corpus demo: done", "=" * 72]
     for name in ("amass", "h36m"):
@@ -110,6 +110,7 @@ def summary(ws: Path, stack, timings: dict) -> str:
 def main(workspace: Path | None = None, verbose: bool = False) -> int:
     """The demo; ``verbose`` also streams every deployment's ``--watch`` output (``-v``)."""
     from flows.server import LocalStack, free_port, new_tag, tagged_processes
+    from schemas.versions import tag_exists
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     ws = (workspace or REPO / ".demo").resolve()
@@ -144,7 +145,7 @@ def main(workspace: Path | None = None, verbose: bool = False) -> int:
             ("evaluate/local", {"checkpoint": runs / "finetune", "corpus": f"{corpora / 'h36m'}@demo-h36m-cpn"}),
         ]
         for deployment, params in steps:
-            if deployment == "build-h36m/local" and _tag_exists(corpora / "h36m", "demo-h36m-cpn"):
+            if deployment == "build-h36m/local" and tag_exists(corpora / "h36m", "demo-h36m-cpn"):
                 # Tags are immutable and an import always commits: a second demo keeps the first import.
                 print(f"\n{deployment}: {corpora / 'h36m'}@demo-h36m-cpn exists, skipped", flush=True)
                 continue
@@ -172,18 +173,6 @@ def main(workspace: Path | None = None, verbose: bool = False) -> int:
     if ok:
         print(summary(ws, stack, timings), flush=True)
     return 0 if ok else 1
-
-
-def _tag_exists(corpus: Path, tag: str) -> bool:
-    if not corpus.exists():
-        return False
-    try:
-        from pipelines.versions import resolve_version
-
-        resolve_version(corpus, tag)
-        return True
-    except Exception:
-        return False
 
 
 if __name__ == "__main__":

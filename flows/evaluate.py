@@ -7,10 +7,13 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (fail_with_reason, file_stat_fingerprint, log_resolved, markdown_table, publish_image,
-                          publish_markdown, resolve_path, resolve_spec, retry_transient, run_logger, table_rows)
+from flows.artifacts import markdown_table, publish_image, publish_markdown, table_rows
+from flows.failures import fail_with_reason, retry_transient
+from flows.logs import run_logger
+from flows.paths import file_stat_fingerprint, log_resolved, resolve_path, resolve_spec
 from flows.training import find_checkpoint, resolve_specs
 from pipelines.hashing import json_hash
+from schemas.errors import one_line
 
 
 def eval_cache_key(context, parameters: dict) -> str:
@@ -41,7 +44,7 @@ def publish_examples(ck: str, pinned: str) -> dict:
     try:
         shown = render_examples(ck, pinned)
     except Exception as exc:  # noqa: BLE001 - the metrics table is the result; pictures are a bonus
-        run_logger().warning("no median/worst renders: %s", " ".join(str(exc).split())[:200])
+        run_logger().warning("no median/worst renders: %s", one_line(exc, 200))
         return {}
     for name, info in shown.items():
         publish_image(info["path"], key=f"evaluate-{name}-window",

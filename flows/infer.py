@@ -12,8 +12,11 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (Progress, fail_with_reason, image_data_uri, log_resolved, publish_image, publish_link,
-                          resolve_path, run_logger)
+from flows.artifacts import image_data_uri, publish_image, publish_link
+from flows.failures import fail_with_reason
+from flows.logs import run_logger
+from flows.paths import log_resolved, resolve_path
+from flows.progress import Progress
 
 FLOW_NAME = "infer"
 

@@ -36,6 +36,9 @@ def serve(limit: int | None = None) -> None:
     """Block serving every deployment (Ctrl-C / SIGTERM stops it)."""
     from prefect import serve as prefect_serve
 
+    from flows.logs import install_log_filters
+
+    install_log_filters()  # this process's; each flow run installs them in its own (``fail_with_reason``)
     prefect_serve(*deployments(), limit=limit, pause_on_shutdown=False)
 
 

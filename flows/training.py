@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import (fail_with_reason, file_stat_fingerprint, log_resolved, markdown_table, publish_image,
-                          publish_link, publish_markdown, resolve_path, resolve_spec, retry_transient, run_logger)
+from flows.artifacts import markdown_table, publish_image, publish_link, publish_markdown
+from flows.failures import fail_with_reason, retry_transient
+from flows.logs import run_logger
+from flows.paths import file_stat_fingerprint, log_resolved, resolve_path, resolve_spec
 from pipelines.hashing import json_hash
-from schemas.repository import pin_version
+from schemas.versions import pin_version
 
 if TYPE_CHECKING:
     from uplift.train import RunResult
@@ -67,7 +69,7 @@ class TrainProgress:
     evaluation pass (windows/s) as another."""
 
     def __init__(self, name: str):
-        from flows.common import Progress
+        from flows.progress import Progress
 
         self.steps = Progress(f"training {name}: optimizer steps")
         self.evaluation = Progress(f"evaluation {name}: windows (each pass)")
@@ -138,7 +140,7 @@ def _train_flow(kind: str, corpus: list[str], config: str, out_dir: Path, init: 
 
 
 def resolve_train_paths(corpus: list[str], config: str, out_dir, init):
-    """The training flows' path parameters made absolute (``flows.common.resolve_path``): corpus specs,
+    """The training flows' path parameters made absolute (``flows.paths.resolve_path``): corpus specs,
     a config file (a preset name stays a name), the run dir and the initial checkpoint."""
     from uplift.config import PRESETS
 

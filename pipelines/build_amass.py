@@ -26,7 +26,7 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, Field
 
-from pipelines.build_result import BuildResult
+from pipelines.build_result import BuildResult, on_top_of_conflicts
 from pipelines.fanout import dask_cluster, held_results, n_workers_of
 from pipelines.hashing import json_hash
 from pipelines.rebuild import (RebuildPlan, Source, body_model_hashes, file_status, list_sources, parent_reader,
@@ -35,20 +35,18 @@ from pipelines.sequence import (PIPELINE_VERSION, REGRESSOR_FILE, WorkerSettings
                                 process_source, resolved_regressor, resolved_smplx_regressor, smplx_regressor_missing)
 from schemas import manifests as M
 from schemas.bounds import TARGET_FPS
-from schemas.errors import ConfigError, RegressorError, VersionConflictError
+from schemas.errors import ConfigError, RegressorError
 from schemas.reader import CorpusReader
 from schemas.records import Reject
-from schemas.repository import check_tag_name
+from schemas.versions import check_tag_name, tag_if_new
 from schemas.skeletons import H36M_17
 from schemas.storage import CorpusLocation
 from schemas.store import STORE_FORMAT
 
 log = logging.getLogger(__name__)
 
-COMMIT_ATTEMPTS = 3  # builds started again on top of a version another build committed first
-
 # progress(done, total, info): info has source_frames, elapsed_s, source_fps, rejects
-Progress = Callable[[int, int, dict], None]
+ProgressCallback = Callable[[int, int, dict], None]
 
 
 class BuildConfig(BaseModel):
@@ -122,20 +120,14 @@ class _Inputs:
     smplx_missing: str | None = None  # why SMPL-X sequences cannot be regressed (they become reject rows)
 
 
-def build_amass(cfg: BuildConfig, progress: Progress | None = None) -> BuildResult:
+def build_amass(cfg: BuildConfig, progress: ProgressCallback | None = None) -> BuildResult:
     """Build (or incrementally rebuild) the AMASS corpus described by ``cfg``; one commit or none.
 
     When another build commits to the same corpus first, the build starts again on top of that new
-    version (carrying over whatever it can), up to ``COMMIT_ATTEMPTS`` times, then reports the conflict.
+    version (carrying over whatever it can), up to ``COMMIT_ATTEMPTS`` builds, then reports the conflict
+    (``pipelines.build_result.on_top_of_conflicts``).
     """
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        try:
-            return _build_once(cfg, progress)
-        except VersionConflictError as exc:
-            if attempt == COMMIT_ATTEMPTS:
-                raise
-            log.warning("build: %s; rebuilding on top of it (attempt %d of %d)", exc, attempt + 1, COMMIT_ATTEMPTS)
-    raise AssertionError("unreachable")
+    return on_top_of_conflicts(lambda: _build_once(cfg, progress))
 
 
 def _check_inputs(cfg: BuildConfig) -> _Inputs:
@@ -236,7 +228,7 @@ def input_fingerprint(cfg: BuildConfig) -> str:
                       "files": status}, length=32)
 
 
-def _build_once(cfg: BuildConfig, progress: Progress | None) -> BuildResult:
+def _build_once(cfg: BuildConfig, progress: ProgressCallback | None) -> BuildResult:
     t0 = time.perf_counter()
     if cfg.tag is not None:
         check_tag_name(cfg.corpus, cfg.tag)  # before any work (the writer checks the branches again)
@@ -261,8 +253,6 @@ def _build_once(cfg: BuildConfig, progress: Progress | None) -> BuildResult:
         if refreshed:  # re-hashed and unchanged: record their status, so the next rebuild reads nothing
             version = _refresh_status(parent, sources, cfg.tag, len(refreshed))
         elif cfg.tag:
-            from pipelines.versions import tag_if_new
-
             tag_if_new(cfg.corpus, parent.version_id, cfg.tag)
         log.info("build: up to date (%d sources, %d hashed, status of %d recorded anew)", len(sources), hashed,
                  len(refreshed))
@@ -413,7 +403,7 @@ def write_source_shard(result: _ShardResult, fork, starts: dict):
 
 def _write_shards(cfg: BuildConfig, inputs: _Inputs, sources: list[Source], unreadable: dict[str, Reject],
                   plan: RebuildPlan, parent: CorpusReader | None, fingerprint: str, stats: "_Stats",
-                  progress: Progress | None, t0: float) -> str:
+                  progress: ProgressCallback | None, t0: float) -> str:
     """Run the shards on Dask, give each its rows in key order, merge the forks, commit once."""
     from pipelines.forked_writer import ForkedCorpusWriter
 
@@ -466,7 +456,7 @@ def _write_shards(cfg: BuildConfig, inputs: _Inputs, sources: list[Source], unre
         raise
 
 
-def _report(progress: Progress | None, done: int, total: int, stats: "_Stats", t0: float) -> None:
+def _report(progress: ProgressCallback | None, done: int, total: int, stats: "_Stats", t0: float) -> None:
     elapsed = time.perf_counter() - t0
     info = {"source_frames": stats.source_frames, "elapsed_s": elapsed,
             "source_fps": stats.source_frames / max(elapsed, 1e-9), "rejects": len(stats.rejects)}

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from pipelines.build_result import BuildResult
+from pipelines.build_result import BuildResult, on_top_of_conflicts
 from pipelines.h36m import H36M_FPS, IMPORTER_VERSION, VP3DFiles, import_h36m, read_vp3d_files
-from schemas.repository import check_tag_name
+from schemas.versions import check_tag_name
 from schemas.reader import CorpusReader
 from schemas.records import Reject
 from schemas.storage import CorpusLocation
@@ -49,8 +49,14 @@ def build_h36m(cfg: H36MBuildConfig) -> BuildResult:
     """Import the VideoPose3D files into a corpus and commit one version (rejects recorded as rows).
 
     File-level errors (missing file, forbidden pickle global, wrong nesting) raise before the store
-    is opened: nothing is written.
+    is opened: nothing is written. When another build commits to the same corpus first, the import
+    starts again on top of that version (``pipelines.build_result.on_top_of_conflicts``).
     """
+    return on_top_of_conflicts(lambda: _import_once(cfg))
+
+
+def _import_once(cfg: H36MBuildConfig) -> BuildResult:
+    """One import: read, stream every sequence into a writer, commit."""
     from pipelines.writer import CorpusWriter
 
     t0 = time.perf_counter()

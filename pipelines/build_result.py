@@ -1,5 +1,6 @@
-"""What a build returns: one result type for every build (AMASS, Human3.6M), read from the committed
-version's reader plus the counts only the build itself knows (recomputed, carried over, elapsed).
+"""What every build shares: one result type (AMASS, Human3.6M), read from the committed version's
+reader plus the counts only the build itself knows (recomputed, carried over, elapsed); and one answer
+to a version conflict (``on_top_of_conflicts``).
 
 The CLI prints ``summary_rows()``, the flows publish the same fields; none of them needs to know
 which build ran.
@@ -7,10 +8,37 @@ which build ran.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from schemas.errors import VersionConflictError
 from schemas.reader import CorpusReader
 from schemas.records import Reject
+
+log = logging.getLogger(__name__)
+
+COMMIT_ATTEMPTS = 3  # builds started again on top of a version another build committed first
+T = TypeVar("T")
+
+
+def on_top_of_conflicts(build_once: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
+    """``build_once()``; when another build committed to the same branch first (``VersionConflictError``,
+    nothing of ours committed), start it again on top of that new version, up to ``attempts`` builds in
+    all, then let the conflict through.
+
+    The one layer that retries a version conflict: a build knows what it can carry over from the new
+    version, and the CLI and the flows get the same behaviour (the flows' task retries only
+    infrastructure failures, ``schemas.errors.is_transient``)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return build_once()
+        except VersionConflictError as exc:
+            if attempt == attempts:
+                raise
+            log.warning("build: %s; rebuilding on top of it (attempt %d of %d)", exc, attempt + 1, attempts)
+    raise AssertionError("unreachable")
 
 
 @dataclass

@@ -3,7 +3,7 @@ driver merges the forks and commits once.
 
 Icechunk 1.x forks only a session that has no changes, and a version is a fresh root group, so a
 build first lays its arrays out (every per-frame array ``LAYOUT_ROWS`` long, metadata only) in a
-snapshot on a branch of its own (``schemas.repository.build_branch_name``), never on ``main``. The
+snapshot on a branch of its own (``schemas.versions.build_branch_name``), never on ``main``. The
 driver's session on that branch stays clean for the whole build: each worker task gets a fork of it
 (:meth:`ForkedCorpusWriter.fork`) and writes its shard's frames into it (:func:`write_shard`); the
 forks that come back are merged into one fork the driver keeps (where it also appends the small
@@ -41,7 +41,9 @@ from schemas import manifests as M
 from schemas import store as S
 from schemas.errors import CorpusError
 from schemas.reader import array_spec
-from schemas.repository import LAYOUT_META_KEY, build_branch_name, one_line, repository_lock
+from schemas.errors import one_line
+from schemas.repository import repository_lock
+from schemas.versions import LAYOUT_META_KEY, build_branch_name
 
 log = logging.getLogger(__name__)
 
@@ -233,4 +235,4 @@ class ForkedCorpusWriter(CorpusWriter):
                     self._repo.delete_branch(self._build_branch)
         except Exception as exc:  # noqa: BLE001 - never turn a committed build into a failure over this
             log.warning("%s: could not delete build branch %s (gc removes it): %s", self.path, self._build_branch,
-                        one_line(exc))
+                        one_line(exc, 300))

@@ -28,7 +28,7 @@ from pipelines.placement import place_and_project, project_in_place
 from schemas.bounds import (MAX_POSITION_M, MAX_RESAMPLED_FRAMES, TARGET_FPS, beyond, out_of_range, range_text,
                             record_problem)
 from schemas.errors import (AmassFormatError, BodyModelError, ConfigError, DeformationTransferError, InputError,
-                            RegressorError)
+                            RegressorError, one_line)
 from schemas.records import Reject, SequenceData
 from schemas.skeletons import GENDERS
 
@@ -415,7 +415,8 @@ class SourceResult(list):
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:300]
+    """An unexpected error's class and message on one line: ``ZeroDivisionError: division by zero``."""
+    text = one_line(exc, 300, empty="")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

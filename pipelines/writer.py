@@ -45,8 +45,9 @@ from schemas import store as S
 from schemas.errors import CorpusError, VersionConflictError
 from schemas.reader import CorpusReader, array_spec
 from schemas.records import Reject, SequenceData
-from schemas.repository import (DEFAULT_BRANCH, COMMIT_META_KEY, check_tag_name, create_tag, one_line, open_repository,
-                                repository_lock)
+from schemas.errors import one_line
+from schemas.repository import open_repository, repository_lock
+from schemas.versions import DEFAULT_BRANCH, COMMIT_META_KEY, check_tag_name, create_tag
 from schemas.storage import parse_location
 
 # Manifest columns the writer computes itself; every other column must be a field of the record.
@@ -373,7 +374,7 @@ class CorpusWriter:
         try:
             self._repo.reset_branch(self.branch, snap, from_snapshot_id=self._base)
         except icechunk.IcechunkError as e:  # belt and braces: the branch moved under the lock
-            raise VersionConflictError(f"{self.path}: version conflict: {one_line(e)}; nothing was committed") from e
+            raise VersionConflictError(f"{self.path}: version conflict: {one_line(e, 300)}; nothing was committed") from e
         return snap
 
     def _tag_or_move_back(self, tag: str, snap: str) -> None:

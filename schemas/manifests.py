@@ -1,8 +1,15 @@
-"""Parquet manifest schemas: every column name and type a writer or reader may use."""
+"""Parquet manifest schemas: every column name and type a writer or reader may use, and how a stored
+manifest is read back (``read_manifest``)."""
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas import store as S
 
 SEQUENCES = pa.schema([
     pa.field("sequence_id", pa.int64(), nullable=False),
@@ -79,3 +86,15 @@ def conformed(name: str, table: pa.Table) -> pa.Table:
 
 
 SPLITS = ("train", "val", "test")
+
+
+def read_manifest(group, name: str) -> pa.Table:
+    """The Parquet manifest ``name`` stored as a 1-D uint8 array in ``group`` (a corpus root, a
+    ``zarr.Group``).
+
+    ValueError when the array is not Parquet bytes (validation reports it as a finding).
+    """
+    arr = group[f"{S.MANIFESTS_GROUP}/{name}"]
+    if arr.dtype != np.uint8 or arr.ndim != 1:
+        raise ValueError(f"manifest array {name} is {arr.dtype} {arr.shape}, expected 1-D uint8 Parquet bytes")
+    return pq.read_table(io.BytesIO(np.asarray(arr[:]).tobytes()))

@@ -21,9 +21,10 @@ import zarr
 
 from schemas import manifests as M
 from schemas import store as S
-from schemas.errors import CorpusError
+from schemas.errors import CorpusError, one_line
 from schemas.records import Reject
-from schemas.repository import open_version, read_manifest, split_path_at_version
+from schemas.manifests import read_manifest
+from schemas.versions import open_version, split_path_at_version
 from schemas.storage import parse_location
 
 _SPECS = {s.path: s for s in S.ARRAYS + S.OPTIONAL_ARRAYS}
@@ -80,7 +81,7 @@ class CorpusReader:
             raise CorpusError(f"{where}: {e}") from None
         except (KeyError, ValueError, TypeError, OSError, IndexError, pa.ArrowException) as e:
             raise CorpusError(f"{where}: unreadable manifests or arrays ({type(e).__name__}: "
-                              f"{' '.join(str(e).split())[:200]})") from None
+                              f"{one_line(e, 200)})") from None
         self._seq_by_id = {int(s): i for i, s in enumerate(self._seq_ids)}
         self._view_by_id = {int(v): i for i, v in enumerate(self._view_ids)}
         problem = self._layout_problem()

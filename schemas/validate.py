@@ -18,7 +18,8 @@ import zarr
 
 from schemas import manifests as M
 from schemas import store as S
-from schemas.repository import read_manifest
+from schemas.errors import one_line
+from schemas.manifests import read_manifest
 
 # Normalised coordinates live in [-1, 1] (the short side less); an in-view joint beyond this is a
 # units or normalisation bug (pixels stored instead of normalised coordinates), not detector noise.
@@ -319,7 +320,7 @@ def validate_corpus(path: str | os.PathLike, version: str | None = None, keys=No
     read-only and validate it (array values of the sequences ``keys`` only, when given). Problems
     opening it are reported, not raised."""
     from schemas.errors import CorpusError
-    from schemas.repository import open_version
+    from schemas.versions import open_version
 
     where = f"{path}@{version or 'main'}"
     try:
@@ -327,7 +328,7 @@ def validate_corpus(path: str | os.PathLike, version: str | None = None, keys=No
     except CorpusError as e:  # no repository, no such version, unreachable store: a finding, one line
         return [str(e)]
     except Exception as e:  # noqa: BLE001 - any failure to open is a finding, reported as one line
-        return [f"{where}: cannot open: {' '.join(str(e).split())[:200]}"]
+        return [f"{where}: cannot open: {one_line(e, 200)}"]
     out = []
     attrs = dict(group.attrs)
     if attrs.get(S.ATTR_FORMAT) not in S.READABLE_FORMATS:
@@ -341,7 +342,7 @@ def validate_corpus(path: str | os.PathLike, version: str | None = None, keys=No
         try:
             tables[name] = read_manifest(group, name)
         except Exception as e:  # noqa: BLE001
-            out.append(f"{where}: manifest {name} unreadable: {' '.join(str(e).split())[:200]}")
+            out.append(f"{where}: manifest {name} unreadable: {one_line(e, 200)}")
     if "sequences" not in tables or "views" not in tables:
         return out
     seqs = tables["sequences"]

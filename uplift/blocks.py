@@ -63,16 +63,68 @@ class Group:
     pool: object = None  # (intrinsics (P, 11), extrinsics (P, 3, 4), centre_xy) of the per-window rig
 
 
+@dataclass
+class Placed:
+    """A group's window centres placed in its arrays, before any read (K samples, one a centre).
+
+    The group arrays hold each block's row span ``(part, r0, r1, views)`` (its rows plus the halo its
+    windows reach) in ``s_out`` lattice planes, spans one after the other: ``rows`` positions in all.
+    """
+
+    centre: np.ndarray  # (K,) int64 position of each sample's centre frame in the group arrays
+    n_frames: np.ndarray  # (K,) int64 frames of each sample's view
+    view: np.ndarray  # (K,) int64 global view index
+    t: np.ndarray  # (K,) int64 centre frame in its view
+    per_window: np.ndarray  # (K,) bool: the sample's view is re-projected per window
+    spans: list  # [(part, r0, r1, views (V_i,))] one a non-empty block, in group order
+    rows: int  # R, positions of the group arrays (each span padded to a multiple of s_out)
+
+
 def load_group(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray, cfg: StreamConfig, skeleton, *,
                train: bool, epoch: int, shard: int, gi: int) -> Group:
-    """Read the blocks ``block_ref[blocks]`` (``(part, block)`` pairs) and fix their sample order."""
-    J = skeleton.num_joints
+    """Read the blocks ``block_ref[blocks]`` (``(part, block)`` pairs) and fix their sample order.
+
+    Places the blocks' window centres (``place_blocks``), reads the stored 2D / 3D / in-view rows
+    (``read_stored``) unless every view is re-projected per window, and the world joints of those that
+    are (``read_world``), then draws the group's sample order, key frames and cameras from one generator
+    seeded by ``(seed, epoch, shard, gi)`` (``sample_order``) and flips the stored arrays once.
+    """
     pw_mode = train and cfg.cameras == "per-window"
     # Every view per-window: the stored 2D/3D/in-view are never used, so never read.
     need_stored = not pw_mode or not all(
         parts[pi].per_window.all() for pi in np.unique(block_ref[blocks, 0]))
+    placed = place_blocks(parts, block_ref, blocks, cfg, pw_mode)
+    spans, dst = placed.spans, span_starts(placed.spans, cfg.s_out)
+    relayout = torch.from_numpy(plane_order(dst, padded_lengths(spans, cfg.s_out), cfg.s_out))
+    scratch = np.empty(placed.rows * skeleton.num_joints * 3 * 4, np.uint8)  # the largest array, reused by each
+    stored = read_stored(parts, spans, dst, relayout, scratch, skeleton, cfg.s_out) if need_stored else {}
+    world = read_world(parts, spans, dst, relayout, scratch, skeleton.num_joints) if pw_mode else None
+    del scratch  # before the flipped copies: peak memory
+    rng = np.random.default_rng([cfg.seed, epoch, shard, gi])
+    order = sample_order(placed, cfg, train, rng)
+    per_window = order.pop("per_window")
+    s_in, shift = draw_group_keyframes(len(per_window), cfg, train, rng)
+    camera, pool = None, None
+    if pw_mode:  # drawn after the key frames: the precomputed path's draws are unchanged
+        pool = pool_of(parts, order["view"][per_window][:1], cfg.camera_rig)
+        camera = np.where(per_window, draw_cameras(rng, len(per_window), len(pool[0])), -1)
+    flipped = (None,) * 3
+    if need_stored and cfg.flip:  # flipped once per group: a batch then only gathers rows
+        flipped = tuple(flip_rows(stored[spec], skeleton.flip_permutation, c, neg_x)
+                        for spec, c, neg_x in ((KEYPOINTS_2D, 2, True), (JOINTS_CAM, 3, True), (IN_VIEW, 1, False)))
+    return Group(kp2d=stored.get(KEYPOINTS_2D), j3d=stored.get(JOINTS_CAM), in_view=stored.get(IN_VIEW), world=world,
+                 kp2d_f=flipped[0], j3d_f=flipped[1], in_view_f=flipped[2], s_in=s_in, shift=shift, camera=camera,
+                 pool=pool, **order)
+
+
+def place_blocks(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray, cfg: StreamConfig,
+                 pw_mode: bool) -> Placed:
+    """Each block's window centres (``block_centres``) and the row span its windows reach (edge frames
+    at most, copy padding: one read), the spans laid out one after the other in ``s_out`` lattice planes
+    (``plane`` rows a plane), so a centre's position is ``base + (local % s_out) * plane + local // s_out``
+    for its row ``local`` inside the span. Blocks without a centre get no span."""
     S = cfg.s_out
-    pos, valid, view, ts, pwv, spans = [], [], [], [], [], []
+    pos, n_frames, view, ts, pwv, spans = [], [], [], [], [], []
     base = 0
     for bi in blocks:
         pi, b = block_ref[bi]
@@ -80,7 +132,6 @@ def load_group(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray,
         v, t = block_centres(part.offset, part.n_frames, int(b), cfg.block_frames, cfg.frame_step)
         if len(t) == 0:
             continue
-        # rows the block's windows reach: edge frames at most (copy padding), one read
         first, last = window_edges(t, part.n_frames[v], cfg.n_out, S)
         r0 = int((part.offset[v] + first).min())
         r1 = int((part.offset[v] + last).max()) + 1
@@ -89,57 +140,98 @@ def load_group(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray,
         if pw_mode:
             pwv.append(part.per_window[v])
         local = part.offset[v] + t - r0  # centre row inside the span
-        pos.append(base + (local % S) * plane + local // S)  # its position in the group arrays
-        valid.append(part.n_frames[v])
+        pos.append(base + (local % S) * plane + local // S)
+        n_frames.append(part.n_frames[v])
         view.append(v + part.view_base)
         ts.append(t)
         base += plane * S
-    # Group arrays: each span's rows in S lattice planes (rows r0 + rho, r0 + rho + S, ... then the
-    # next rho), so the N rows of a window are consecutive and a batch gathers contiguous runs.
-    # Read row-ordered into one scratch buffer, then laid out by one gather per array.
-    R = base
+    t_all = _concat(ts, np.int64)
+    per_window = _concat(pwv, bool) if pw_mode else np.zeros(len(t_all), bool)
+    return Placed(centre=_concat(pos, np.int64), n_frames=_concat(n_frames, np.int64), view=_concat(view, np.int64),
+                  t=t_all, per_window=per_window, spans=spans, rows=base)
+
+
+def _concat(xs: list[np.ndarray], dtype) -> np.ndarray:
+    """``xs`` end to end as ``dtype`` (``(0,)`` for none)."""
+    return (np.concatenate(xs) if xs else np.zeros((0,))).astype(dtype)
+
+
+def padded_lengths(spans, s: int) -> np.ndarray:
+    """``(n_spans,)`` rows of each span ``(part, r0, r1, views)`` rounded up to a multiple of ``s``."""
     lens = np.array([sp[2] - sp[1] for sp in spans], np.int64)
-    padded = -(-lens // S) * S
-    dst = np.cumsum(np.r_[0, padded])[:-1]
-    relayout = torch.from_numpy(plane_order(dst, padded, S))
-    scratch = np.empty(R * J * 3 * 4, np.uint8)  # the largest array's bytes, reused by each array
-    pad_rows = np.concatenate([np.arange(d + n, d + p) for d, n, p in zip(dst, lens, padded)] + [np.zeros(0, np.int64)])
-    layouts = ((KEYPOINTS_2D, np.float32, 2), (JOINTS_CAM, np.float32, 3), (IN_VIEW, np.bool_, 0))
-    stored, rows = {}, None
-    for spec, dtype, c in layouts if need_stored else ():
+    return -(-lens // s) * s
+
+
+def span_starts(spans, s: int) -> np.ndarray:
+    """``(n_spans,)`` first position of each span in the group arrays (spans padded to multiples of ``s``)."""
+    return np.cumsum(np.r_[0, padded_lengths(spans, s)])[:-1]
+
+
+def read_stored(parts: Sequence[Part], spans, dst: np.ndarray, relayout: torch.Tensor, scratch: np.ndarray,
+                skeleton, s: int) -> dict:
+    """The stored arrays of the group's spans in the plane layout: ``{KEYPOINTS_2D: (R, J*2) float32,
+    JOINTS_CAM: (R, J*3) float32 root-relative, IN_VIEW: (R, J) bool}``.
+
+    Each array is read row-ordered into ``scratch`` (coalesced reads per corpus), its padding rows
+    zeroed, then laid out by one gather (``relayout``: ``plane_order``)."""
+    J = skeleton.num_joints
+    R = len(relayout)
+    lens = np.array([sp[2] - sp[1] for sp in spans], np.int64)
+    pad_rows = np.concatenate([np.arange(d + n, d + p) for d, n, p in zip(dst, lens, padded_lengths(spans, s))]
+                              + [np.zeros(0, np.int64)])
+    stored = {}
+    for spec, dtype, c in ((KEYPOINTS_2D, np.float32, 2), (JOINTS_CAM, np.float32, 3), (IN_VIEW, np.bool_, 0)):
         rows = scratch[:R * J * max(c, 1) * np.dtype(dtype).itemsize].view(dtype).reshape((R, J, c) if c else (R, J))
-        for pi in sorted({sp[0] for sp in spans}):  # reads coalesced per corpus (see read_coalesced)
-            mine = [i for i, sp in enumerate(spans) if sp[0] == pi]
+        for pi, mine in _spans_by_part(spans):  # reads coalesced per corpus (see read_coalesced)
             read_coalesced(parts[pi].source.array(spec), [spans[i][1:3] for i in mine], rows, dst[mine])
         rows[pad_rows] = 0  # never gathered; zeros keep the arithmetic below clean
         if spec == JOINTS_CAM:
             root = skeleton.root
             rows -= rows[:, root:root + 1].copy()  # root-relative
         stored[spec] = torch.index_select(torch.from_numpy(rows.reshape(R, -1)), 0, relayout)
-    g_wo = None
-    if pw_mode:
-        rows = scratch[:R * J * 3 * 4].view(np.float32).reshape(R, J, 3)
-        rows[:] = 0  # rows of stored views stay zero
-        for pi in sorted({sp[0] for sp in spans}):
-            mine = [i for i, sp in enumerate(spans) if sp[0] == pi]
-            world_rows(parts[pi], [spans[i] for i in mine], rows, dst[mine])
-        g_wo = torch.index_select(torch.from_numpy(rows.reshape(R, -1)), 0, relayout)
-    del scratch, rows  # before the flipped copies: peak memory
-    cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
-    pos_a = cat(pos, (0,)).astype(np.int64)
-    valid_a = cat(valid, (0,)).astype(np.int64)  # n_frames of each sample's view
-    view_a, t_a = cat(view, (0,)).astype(np.int64), cat(ts, (0,)).astype(np.int64)
-    pw_a = cat(pwv, (0,)).astype(bool) if pw_mode else np.zeros(len(t_a), bool)
-    flipped = np.zeros(len(t_a), bool)
+    return stored
+
+
+def read_world(parts: Sequence[Part], spans, dst: np.ndarray, relayout: torch.Tensor, scratch: np.ndarray,
+               num_joints: int) -> torch.Tensor:
+    """``(R, J*3)`` float32 world joints of the per-window views in the plane layout (rows of stored
+    views zero), read row-ordered into ``scratch`` (``world_rows``) and laid out by one gather."""
+    R = len(relayout)
+    rows = scratch[:R * num_joints * 3 * 4].view(np.float32).reshape(R, num_joints, 3)
+    rows[:] = 0  # rows of stored views stay zero
+    for pi, mine in _spans_by_part(spans):
+        world_rows(parts[pi], [spans[i] for i in mine], rows, dst[mine])
+    return torch.index_select(torch.from_numpy(rows.reshape(R, -1)), 0, relayout)
+
+
+def _spans_by_part(spans) -> list[tuple[int, list[int]]]:
+    """``[(part, [span indices])]`` for each part the spans read from, parts ascending."""
+    return [(pi, [i for i, sp in enumerate(spans) if sp[0] == pi]) for pi in sorted({sp[0] for sp in spans})]
+
+
+def sample_order(placed: Placed, cfg: StreamConfig, train: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The group's samples in the order batches take them: ``centre, n_frames, view, t, per_window,
+    flipped``, each ``(K',)``. With separate flipped copies (``cfg.copies == 2``) every centre appears
+    twice (``K' = 2K``, the second ``flipped``); in training the samples are permuted (``rng``'s first
+    draw), in evaluation they stay in corpus order."""
+    cols = {"centre": placed.centre, "n_frames": placed.n_frames, "view": placed.view, "t": placed.t,
+            "per_window": placed.per_window}
+    flipped = np.zeros(len(placed.t), bool)
     if cfg.copies == 2:  # separate flipped copies: every window twice, shuffled together
-        pos_a, valid_a, view_a, t_a, pw_a = (np.concatenate([x, x]) for x in (pos_a, valid_a, view_a, t_a, pw_a))
+        cols = {k: np.concatenate([x, x]) for k, x in cols.items()}
         flipped = np.r_[flipped, ~flipped]
-    n = len(t_a)
-    rng = np.random.default_rng([cfg.seed, epoch, shard, gi])
+    cols["flipped"] = flipped
     if train:
-        order = rng.permutation(n)
-        pos_a, valid_a, view_a, t_a = pos_a[order], valid_a[order], view_a[order], t_a[order]
-        pw_a, flipped = pw_a[order], flipped[order]
+        order = rng.permutation(len(flipped))
+        cols = {k: x[order] for k, x in cols.items()}
+    return cols
+
+
+def draw_group_keyframes(n: int, cfg: StreamConfig, train: bool, rng: np.random.Generator
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(s_in (n,), shift (n,))`` of the group's samples: drawn in training when there is a choice
+    (several ``s_in`` or a random phase; ``cfg.keyframe_draw``), else the first ``s_in`` and phase 0;
+    in evaluation ``shift`` is None (key frames aligned to global frame indices)."""
     if train and (len(cfg.s_in) > 1 or cfg.keyframe_random_shift):
         if cfg.keyframe_draw == "coupled":  # the released generators, seeded once a group
             s_in, shift = draw_keyframes_coupled(int(rng.integers(2**63)), n, cfg.s_in, cfg.s_out)
@@ -147,19 +239,8 @@ def load_group(parts: Sequence[Part], block_ref: np.ndarray, blocks: np.ndarray,
             s_in, shift = draw_keyframes(rng, n, cfg.s_in, cfg.s_out)
         if not cfg.keyframe_random_shift:
             shift = np.zeros(n, np.int64)
-    else:
-        s_in = np.full(n, cfg.s_in[0], np.int64)
-        shift = np.zeros(n, np.int64) if train else None
-    camera, pool = None, None
-    if pw_mode:  # drawn after the key frames: the precomputed path's draws are unchanged
-        pool = pool_of(parts, view_a[pw_a][:1], cfg.camera_rig)
-        camera = np.where(pw_a, draw_cameras(rng, n, len(pool[0])), -1)
-    flipped_arrays = (None,) * 3
-    if need_stored and cfg.flip:  # flipped once per group: a batch then only gathers rows
-        flipped_arrays = tuple(flip_rows(stored[spec], skeleton.flip_permutation, c, neg_x)
-                               for spec, c, neg_x in ((KEYPOINTS_2D, 2, True), (JOINTS_CAM, 3, True), (IN_VIEW, 1, False)))
-    return Group(*(stored.get(spec) for spec in (KEYPOINTS_2D, JOINTS_CAM, IN_VIEW)), g_wo, *flipped_arrays,
-                 pos_a, valid_a, view_a, t_a, s_in, shift, flipped, camera, pool)
+        return s_in, shift
+    return np.full(n, cfg.s_in[0], np.int64), (np.zeros(n, np.int64) if train else None)
 
 
 def window_edges(t: np.ndarray, n_frames: np.ndarray, n_out: int, s_out: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from schemas.errors import CheckpointError, ConfigError
+from schemas.errors import CheckpointError, ConfigError, one_line
 from schemas.files import read_bounded
 from uplift.config import UpliftConfig
 from uplift.distributed import pick_device
@@ -160,13 +160,15 @@ def read_meta(path: Path) -> dict:
     try:
         meta = json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise CheckpointError(path, f"not valid JSON: {' '.join(str(exc).split())[:200]}") from None
+        raise CheckpointError(path, f"not valid JSON: {one_line(exc, 200)}") from None
     if not isinstance(meta, dict) or "config" not in meta:
         raise CheckpointError(path, "must be a JSON object with a 'config'")
     try:
         meta["_config"] = UpliftConfig.model_validate(meta["config"])  # earlier key names load too
     except ConfigError as exc:
         raise CheckpointError(path, f"config: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(path, f"config: {one_line(exc, 200)}") from None
     return meta
 
 
@@ -215,14 +217,14 @@ def _load_model(ucfg: UpliftConfig, weights: Path, device: torch.device) -> torc
     try:
         tensors = load_bytes(fb.data)
     except Exception as exc:  # noqa: BLE001 - safetensors' own checks (offsets, dtypes)
-        raise CheckpointError(weights, f"unreadable safetensors: {' '.join(str(exc).split())[:200]}") from None
+        raise CheckpointError(weights, f"unreadable safetensors: {one_line(exc, 200)}") from None
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(weights, f"{len(bad)} tensors hold NaN or inf (first {bad[0]!r}); refused")
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:  # dtype mismatches the header check cannot see
-        raise CheckpointError(weights, f"weights do not fit the model: {' '.join(str(exc).split())[:200]}") from None
+        raise CheckpointError(weights, f"weights do not fit the model: {one_line(exc, 200)}") from None
     return model.to(device)
 
 
@@ -232,7 +234,7 @@ def _load_state(path: Path, device: torch.device) -> dict:
     try:
         state = torch.load(io.BytesIO(fb.data), weights_only=True, map_location=device)
     except Exception as exc:  # noqa: BLE001 - torch's unpickler refuses what it does not allow
-        raise CheckpointError(path, f"unreadable state: {' '.join(str(exc).split())[:200]}") from None
+        raise CheckpointError(path, f"unreadable state: {one_line(exc, 200)}") from None
     if not isinstance(state, dict):
         raise CheckpointError(path, f"holds a {type(state).__name__}, expected the training state dict")
     return state

@@ -107,8 +107,9 @@ def evaluate_model(model: nn.Module, sources, *, seq_len: int, s_out: int, s_in:
                 done[0] += n
                 progress(done[0], total, {"s_in": s})
 
-            pred, view, frame = _centre_predictions(model, stream, device, test_flip, amp,
-                                                    tick if progress is not None else None)
+            with stream:  # open: the next group may load in a thread while this one is evaluated
+                pred, view, frame = _centre_predictions(model, stream, device, test_flip, amp,
+                                                        tick if progress is not None else None)
             vt = stream.views
             order = np.lexsort((frame, view))
             pred, view, frame = pred[order], view[order], frame[order]

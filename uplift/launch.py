@@ -13,7 +13,7 @@ import uuid
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from schemas.errors import ConfigError, MocapCorpusError
+from schemas.errors import ConfigError, MocapCorpusError, one_line
 from uplift.distributed import pick_device, teardown
 from uplift.run_config import RunConfig
 from uplift.train import train
@@ -69,7 +69,7 @@ class TrainingFailed(MocapCorpusError):
 
 def pin_specs(specs) -> list[str]:
     """Corpus specs or readers -> ``PATH@SNAPSHOT`` strings (opens each corpus once)."""
-    from schemas.repository import pin_version
+    from schemas.versions import pin_version
 
     return [pin_version(c) if isinstance(c, (str, os.PathLike)) else c.spec
             for c in (specs if isinstance(specs, (list, tuple)) else [specs])]
@@ -80,5 +80,4 @@ def _first_failure(e) -> str:
     msg = failure.message
     if isinstance(msg, dict):  # error file written by @record: {"message": {"message": "Type: text", ...}}
         msg = (msg.get("message") or {}).get("message", msg) if isinstance(msg.get("message"), dict) else msg.get("message", msg)
-    text = " ".join(str(msg).split())
-    return f"training process rank {rank} failed: {text[:400]}"
+    return f"training process rank {rank} failed: {one_line(str(msg), 400)}"

@@ -66,6 +66,8 @@ def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = F
     through shared memory, read at the start of each epoch's iteration. Call ``close_loader`` when
     done so that the workers exit cleanly instead of being killed at interpreter exit.
     Each worker reuses a ring of ``prefetch_factor + 2`` batch buffers (``uplift.worker_buffers``).
+    Without workers the stream runs in this process and is opened (``WindowStream.open``: the next
+    group may load in a thread) until ``close_loader``.
     """
     kw: dict = {}
     if num_workers:
@@ -83,12 +85,16 @@ def make_loader(stream: WindowStream, num_workers: int = 0, pin_memory: bool = F
                           generator=torch.Generator().manual_seed(stream.config.seed), **kw)
     # ring: the batches a worker has queued (prefetch_factor), the one being copied out, and one spare
     loader.buffer_ring = kw["prefetch_factor"] + 2 if num_workers else 0
+    if not num_workers:
+        stream.open()
     return loader
 
 
 def close_loader(loader: torch.utils.data.DataLoader) -> None:
-    """Shut a (persistent) loader's workers down now."""
+    """Shut a (persistent) loader's workers, or its in-process stream's prefetch thread, down now."""
     it = getattr(loader, "_iterator", None)
     if it is not None and hasattr(it, "_shutdown_workers"):
         it._shutdown_workers()
     loader._iterator = None
+    if isinstance(loader.dataset, WindowStream):
+        loader.dataset.close()

@@ -43,12 +43,10 @@ at random in training and aligned to global frame indices in evaluation.
 
 from __future__ import annotations
 
-import atexit
 import os
-import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
 import numpy as np
@@ -65,27 +63,10 @@ from uplift.windows import (StreamConfig, block_count, blocks_of, per_window_vie
                             select_views, shard_blocks)
 
 
-# Prefetch executors of streams being iterated. At interpreter exit, concurrent.futures first refuses
-# new work, then joins its threads; a group load still in flight then fails inside Zarr (which decodes
-# through asyncio.to_thread) and leaves Icechunk's runtime calling into a finalizing interpreter
-# (a "Fatal Python error" abort in 2 of 10 exits of a script that left a stream mid-group). So a hook that
-# runs before that refusal lets the loads in flight finish and cancels queued ones.
-_live_prefetchers: weakref.WeakSet[ThreadPoolExecutor] = weakref.WeakSet()
-
-
-def _finish_prefetch_loads() -> None:
-    for executor in list(_live_prefetchers):
-        executor.shutdown(wait=True, cancel_futures=True)
-
-
-# threading's exit hooks run in reverse order of registration, so this one runs before the hook that
-# concurrent.futures registered when it was imported (above); atexit would run after it.
-getattr(threading, "_register_atexit", atexit.register)(_finish_prefetch_loads)
-
-
 def use_prefetch(cfg: StreamConfig) -> bool:
-    """Whether the next group loads in a background thread: ``cfg.prefetch_group``, or when that is
-    None, only where this process may run on more than two cores.
+    """Whether the next group loads in a background thread while the stream is open (``with stream:``,
+    ``WindowStream.open``): ``cfg.prefetch_group``, or when that is None, only where this process may
+    run on more than two cores.
 
     Measured on 2 cores (``benchmarks/bench_loader.py``, ``ours_wps`` vs ``ours_1thread_prefetch_wps``
     in ``benchmarks/RESULTS.md``): a load overlapping the batch gathers slows them by ~1.4x (both are
@@ -122,6 +103,14 @@ class WindowStream(IterableDataset):
     ``train=True``: shuffled, random s_in and phase, flip, drop_last per config.
     ``train=False``: every selected frame in corpus order, one fixed ``eval_s_in``, key frames aligned
     to global frame indices, no flip, last batch kept.
+
+    Open (``with stream:``, or ``open()`` ... ``close()``; ``uplift.loader.make_loader`` opens it for
+    an in-process loader and ``close_loader`` closes it), the stream may load the next group in a
+    background thread while batches are cut (``use_prefetch``); ``close()`` waits for a load in flight
+    and stops the thread. Not open, every group loads in line. So no load outlives the scope that
+    opened the stream: at interpreter exit a load still reading would fail inside Zarr (whose decoding
+    runs on a thread pool that concurrent.futures shuts down first) and could abort the interpreter
+    from Icechunk's runtime.
     """
 
     def __init__(self, sources: Sequence[object] | object, config: StreamConfig = StreamConfig(), *,
@@ -149,11 +138,40 @@ class WindowStream(IterableDataset):
         self._sources = list(sources)
         self._parts: list[Part] | None = None
         self._build_parts()
+        self._prefetch: ThreadPoolExecutor | None = None  # while open and use_prefetch: one loader thread
+        self._close_prefetch = None  # weakref.finalize of that thread's shutdown
+
+    # -- lifetime of the prefetch thread ------------------------------------------------------
+
+    def open(self) -> "WindowStream":
+        """Allow the next group to load in a background thread while this process iterates
+        (``use_prefetch``). Never inside a DataLoader worker: workers overlap their reads with the
+        trainer already, and a thread still loading when a worker shuts down aborts the worker."""
+        if self._prefetch is None and use_prefetch(self.config) and get_worker_info() is None:
+            self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="group-prefetch")
+            # a stream dropped while open stops its thread too (after its iterations waited for their loads)
+            self._close_prefetch = weakref.finalize(self, self._prefetch.shutdown, wait=True, cancel_futures=True)
+        return self
+
+    def close(self) -> None:
+        """Wait for a group load in flight, drop queued ones and stop the prefetch thread; an iteration
+        still going on loads its next groups in line."""
+        executor, self._prefetch = self._prefetch, None
+        if executor is not None:
+            self._close_prefetch.detach()
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "WindowStream":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- pickling (DataLoader workers are spawned: Icechunk's runtime does not survive a fork) --
 
     def __getstate__(self):
         state = self.__dict__.copy()
+        state["_prefetch"] = state["_close_prefetch"] = None  # a copy (a DataLoader worker) loads in line
         state["_parts"] = [replace(p, source=_spec_of(p.source)) for p in self._parts]
         state["_sources"] = [_spec_of(_open(s)) if not isinstance(s, str) else s for s in self._sources]
         return state
@@ -263,23 +281,25 @@ class WindowStream(IterableDataset):
         end = n_batches * bsz if cfg.drop_last else sum(sizes)
         starts = np.cumsum([0] + sizes)
         resident: dict[int, Group] = {}
-        # The next group may load in a thread while this one is cut into batches (Zarr decoding and
-        # torch copies release the GIL). Loads are pure functions of (blocks, seed, epoch, shard,
-        # group), so the order stays exact either way. Not inside DataLoader workers: they already
-        # overlap reads with the trainer, and a prefetch thread still loading when a worker is shut
-        # down aborts the worker ("terminate called...").
-        in_worker = torch.utils.data.get_worker_info() is not None
-        ahead = ThreadPoolExecutor(1, thread_name_prefix="group-prefetch") if use_prefetch(cfg) and not in_worker else None
-        if ahead is not None:
-            _live_prefetchers.add(ahead)
+        # While the stream is open, the next group may load in its thread while this one is cut into
+        # batches (Zarr decoding and torch copies release the GIL). Loads are pure functions of (blocks,
+        # seed, epoch, shard, group), so the order stays exact either way.
         futures: dict[int, Future] = {}
         try:
-            yield from self._batches(groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures)
-        finally:
-            if ahead is not None:  # wait for a load in flight: never leave a reader running at exit
-                ahead.shutdown(wait=True, cancel_futures=True)
+            yield from self._batches(groups, sizes, starts, pos, end, bsz, shard, resident, futures)
+        finally:  # this iteration's loads: queued ones dropped, one in flight waited for
+            for f in futures.values():
+                f.cancel()
+            wait(futures.values())
 
-    def _batches(self, groups, sizes, starts, pos, end, bsz, shard, resident, ahead, futures):
+    def _prefetch_next(self, futures: dict[int, Future], groups, sizes, starts, end, shard, gi: int) -> None:
+        """Submit the load of the group after ``gi`` that holds samples before ``end`` (while open)."""
+        nxt = next((k for k in range(gi + 1, len(groups)) if sizes[k]), None)
+        executor = self._prefetch
+        if executor is not None and nxt is not None and starts[nxt] < end and nxt not in futures:
+            futures[nxt] = executor.submit(self._load_group, groups[nxt], shard, nxt)
+
+    def _batches(self, groups, sizes, starts, pos, end, bsz, shard, resident, futures):
         buffers = worker_buffers.installed()  # a worker of make_loader: reuse its ring of batch buffers
         while pos < end:
             stop = min(pos + bsz, end)
@@ -293,10 +313,9 @@ class WindowStream(IterableDataset):
                     for old in [k for k in resident if k < gi]:
                         del resident[old]  # at most two groups resident (three while one loads ahead)
                     f = futures.pop(gi, None)
-                    resident[gi] = f.result() if f is not None else self._load_group(groups[gi], shard, gi)
-                    nxt = next((k for k in range(gi + 1, len(groups)) if sizes[k]), None)
-                    if ahead is not None and nxt is not None and starts[nxt] < end and nxt not in futures:
-                        futures[nxt] = ahead.submit(self._load_group, groups[nxt], shard, nxt)
+                    resident[gi] = f.result() if f is not None and not f.cancelled() else \
+                        self._load_group(groups[gi], shard, gi)
+                    self._prefetch_next(futures, groups, sizes, starts, end, shard, gi)
                 q = min(stop, int(starts[gi + 1]))
                 pieces.append((resident[gi], p - int(starts[gi]), q - int(starts[gi])))
                 p = q
@@ -305,4 +324,3 @@ class WindowStream(IterableDataset):
             else:
                 yield buffers.seal(assemble(pieces, stop - pos, self.config, self.skeleton, buffers.take))
             pos = stop
-

@@ -15,6 +15,7 @@ import typer
 from flows.cli import corpus, training  # noqa: F401  (register their commands on ``app``)
 from flows.cli.output import console
 from flows.cli.root import app, configure_logging
+from schemas.errors import one_line
 
 __all__ = ["app", "main"]
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         hint = f" (see: mocap-corpus {exc.ctx.command_path.partition(' ')[2]} --help)".replace("  ", " ") \
             if getattr(exc, "ctx", None) is not None else ""
-        console.print(f"[red]error:[/red] {' '.join(exc.format_message().split()).rstrip('.')}{hint}", highlight=False,
+        console.print(f"[red]error:[/red] {one_line(exc.format_message()).rstrip('.')}{hint}", highlight=False,
                       soft_wrap=True)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):

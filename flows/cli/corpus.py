@@ -8,9 +8,10 @@ from typing import Optional
 
 import typer
 
-from flows.cli.output import (CORPUS_HELP, at_least, bar, console, corpus_arg, json_line, one_line_errors, one_of,
+from flows.cli.output import (CORPUS_HELP, at_least, console, corpus_arg, json_line, one_line_errors, one_of,
                               one_of_ints, out, positive, print_rejects, table, versions_lines)
 from flows.cli.root import app
+from flows.progress import bar
 from schemas.errors import MocapCorpusError
 
 synth = typer.Typer(no_args_is_help=True, help="Write synthetic stand-ins in the real file formats.")
@@ -225,7 +226,7 @@ def export_vp3d_cmd(corpus: str = typer.Argument(..., help=CORPUS_HELP), version
 def versions(corpus: str = typer.Argument(..., help=CORPUS_HELP),
              as_json: bool = typer.Option(False, "--json", help="one JSON object a line")):
     """List the versions of a corpus (newest first)."""
-    from pipelines.versions import list_versions
+    from schemas.versions import list_versions
 
     vs = list_versions(corpus_arg(corpus))
     if as_json:
@@ -288,7 +289,7 @@ def gc(corpus: str = typer.Argument(..., help=CORPUS_HELP),
     """
     from datetime import datetime, timedelta, timezone
 
-    from pipelines.versions import collect_garbage
+    from pipelines.gc import collect_garbage
 
     older = None if expire_days is None else datetime.now(timezone.utc) - timedelta(days=expire_days)
     r = collect_garbage(corpus_arg(corpus), grace_s=grace_s, expire_older_than=older, dry_run=dry_run)
@@ -305,7 +306,7 @@ def gc(corpus: str = typer.Argument(..., help=CORPUS_HELP),
 def diff(corpus: str = typer.Argument(..., help=CORPUS_HELP), v1: str = typer.Argument(...),
          v2: str = typer.Argument(...)):
     """Sequences added, removed and changed between two versions."""
-    from pipelines.versions import diff_versions
+    from schemas.versions import diff_versions
 
     d = diff_versions(corpus_arg(corpus), v1, v2)
     for label, keys in (("added", d.added), ("removed", d.removed), ("changed", d.changed)):
@@ -320,7 +321,7 @@ def diff(corpus: str = typer.Argument(..., help=CORPUS_HELP), v1: str = typer.Ar
 def tag(corpus: str = typer.Argument(..., help=CORPUS_HELP), version: str = typer.Argument(...),
         name: str = typer.Argument(...)):
     """Tag a version (tags are immutable)."""
-    from pipelines.versions import tag_version
+    from schemas.versions import tag_version
 
     tag_version(corpus_arg(corpus), version, name)
     out.print(f"tagged {version} as {name}")

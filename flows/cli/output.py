@@ -1,40 +1,40 @@
-"""What the command line prints: one-line errors, tables, progress bars, JSON lines, corpus arguments.
+"""What the command line prints: one-line errors, tables, JSON lines, corpus arguments.
 
-Results go to stdout (``out``); errors and progress to stderr (``console``), so a script can pipe the
-results and still see why a command failed.
+Results go to stdout (``out``); errors and progress (``flows.progress``) to stderr (``console``), so a
+script can pipe the results and still see why a command failed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import sys
-import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas.errors import MocapCorpusError
+from flows.progress import stderr_console as console
+from schemas.errors import EXPECTED_ERRORS, one_line
 from schemas.records import Reject
 
-console = Console(stderr=True)
 out = Console(soft_wrap=True)  # paths and ids stay on one line
 
-# Errors a user can cause with a bad path, value or file: one line, exit 1 (a traceback only with -v).
-EXPECTED_ERRORS = (MocapCorpusError, OSError, ValueError, KeyError)
+# Besides the project's typed errors (``schemas.errors.EXPECTED_ERRORS``: one line, always), what a user
+# can cause with a bad path or value on a command line: one line too, exit 1 (a traceback with -v).
+USER_ERRORS = (OSError, ValueError, KeyError)
+ONE_LINE_ERRORS = EXPECTED_ERRORS + USER_ERRORS
 VERBOSE = {"on": False}  # set by ``flows.cli.configure_logging``
+NO_MESSAGE = "failed without a message (-v shows the traceback)"
 
 CORPUS_HELP = "corpus repository: a local folder or s3://bucket/prefix"
 
 
 def error_line(exc: BaseException) -> str:
-    """One line, never cut: the message (``flows.common.one_line``), never the exception's class name
-    (typed errors read ``path: reason``; an OSError names its file)."""
-    text = " ".join(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).split())
-    return text or "failed without a message (-v shows the traceback)"
+    """An ``error:`` line's text: ``schemas.errors.one_line``, never cut and never the exception's class
+    name (typed errors read ``path: reason``; an OSError names its file)."""
+    return one_line(exc, empty=NO_MESSAGE)
 
 
 # Exit codes: 2 for a bad command line (an unknown option, a missing argument, an option value that is
@@ -83,8 +83,8 @@ def one_line_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
-            if VERBOSE["on"] and not isinstance(exc, MocapCorpusError):
+        except ONE_LINE_ERRORS as exc:
+            if VERBOSE["on"] and not isinstance(exc, EXPECTED_ERRORS):
                 raise
             console.print(f"[red]error:[/red] {error_line(exc)}", highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(1)
@@ -104,7 +104,7 @@ def corpus_arg(value) -> "Path | str":
 
 def corpus_spec(spec: str) -> str:
     """``PATH[@VERSION]`` with PATH checked by ``corpus_arg`` (a bad URL fails here, in one line)."""
-    from schemas.repository import split_path_at_version
+    from schemas.versions import split_path_at_version
 
     corpus_arg(split_path_at_version(spec)[0])
     return spec
@@ -165,62 +165,3 @@ def versions_lines(vs, width: int = 80) -> list[str]:
         if v.message:
             lines += textwrap.wrap(v.message, width, initial_indent="  ", subsequent_indent="  ")
     return lines
-
-
-class LineTicker:
-    """Progress without a terminal (a log file, CI, a pipe): one plain stderr line at most every ``every_s``
-    seconds, the first only after ``every_s`` (quick work prints nothing), and the line that reaches 100 %
-    of a label that printed before (so a log never ends at 89 %)."""
-
-    def __init__(self, unit: str, every_s: float = 5.0, stream=None, clock=time.monotonic):
-        self.unit, self.every_s, self.clock = unit, every_s, clock
-        self.stream = stream
-        self.started: dict[str, float] = {}
-        self.printed: set[str] = set()
-        self.last = self.prev = clock()
-
-    def __call__(self, done, total, label, extra=""):
-        now = self.clock()
-        t0 = self.started.setdefault(label, self.prev)  # a label's work began when the previous call returned
-        self.prev = now
-        finished = done >= total
-        if not (now - self.last >= self.every_s or (finished and label in self.printed)):
-            return
-        self.last = now
-        self.printed.add(label)
-        elapsed = now - t0
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = f", ETA {(total - done) / rate:.0f} s" if rate > 0 and not finished else ""
-        line = (f"{label}: {done}/{total} ({100.0 * done / max(total, 1):.0f}%), {rate:.3g} {self.unit}, "
-                f"{elapsed:.0f} s elapsed{eta}" + (f"; {extra}" if extra else ""))
-        print(line, file=self.stream or sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def bar(unit: str):
-    """Progress of long work on stderr. On a terminal: a transient rich bar (label, bar, done/total, rate
-    in ``unit``, elapsed, ETA); otherwise a plain line every few seconds (``LineTicker``).
-
-    Yields ``tick(done, total, label, extra)``; a new label restarts the bar (a new epoch / stride).
-    """
-    if not console.is_terminal:
-        yield LineTicker(unit)
-        return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[extra]}"))
-    with Progress(*columns, console=console, transient=True) as progress:
-        tasks: dict[str, int] = {}
-
-        def tick(done, total, label, extra=""):
-            if label not in tasks:
-                tasks[label] = progress.add_task(label, total=total, rate="", extra="")
-            t = tasks[label]
-            progress.update(t, completed=done, total=total, extra=extra)
-            speed = next((x.speed for x in progress.tasks if x.id == t), None)
-            progress.update(t, rate=f"{speed:.1f} {unit}" if speed else "")
-
-        yield tick

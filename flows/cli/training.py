@@ -8,8 +8,9 @@ from typing import Optional
 
 import typer
 
-from flows.cli.output import at_least, bar, corpus_spec, one_line_errors, out, positive, table
+from flows.cli.output import at_least, corpus_spec, one_line_errors, out, positive, table
 from flows.cli.root import app
+from flows.progress import bar
 
 
 @app.command()
@@ -101,7 +102,7 @@ def evaluate(checkpoint: Path, corpus: str = typer.Option(..., "--corpus", help=
              render: Optional[Path] = typer.Option(None, "--render", help="folder: draw the prediction over the "
                                                    "ground truth for the median and the worst window (PNG)")):
     """Evaluate a checkpoint on a corpus version (MPJPE / P-MPJPE per action, key vs all frames)."""
-    from flows.common import table_rows
+    from flows.artifacts import table_rows
     from uplift.evaluate import evaluate as run_eval
 
     with bar("windows/s") as tick:

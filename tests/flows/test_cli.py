@@ -91,7 +91,7 @@ def test_build_versions_validate_diff_tag_rejects(data, tmp_path):
         "--workers", "1")
     run("build-amass", data / "amass", "--body-models", data / "bm", "--corpus", corpus, "--fps", "25",
         "--workers", "1")
-    from pipelines.versions import list_versions
+    from schemas.versions import list_versions
 
     versions = list_versions(corpus)
     assert len(versions) == 2

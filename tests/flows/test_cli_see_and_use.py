@@ -172,7 +172,7 @@ def test_versions_and_rejects_json_one_object_a_line(world, capsys, tmp_path):
 
 
 def test_versions_fits_80_columns(world, capsys, monkeypatch):
-    from pipelines.versions import tag_version
+    from schemas.versions import tag_version
 
     tag_version(world["corpus"], "gt", "a-rather-long-tag-name-for-the-release-candidate")
     monkeypatch.setenv("COLUMNS", "80")

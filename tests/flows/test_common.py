@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from flows.common import artifact_key, is_transient, markdown_table, rejects_markdown, table_rows
+from flows.artifacts import artifact_key, markdown_table, rejects_markdown, table_rows
+from flows.failures import infrastructure_errors
 from flows.training import find_checkpoint
-from schemas.repository import split_path_at_version as split_spec
+from schemas.versions import split_path_at_version as split_spec
 from schemas.records import Reject
-from schemas.errors import AmassFormatError, ConfigError, VersionConflictError
+from schemas.errors import AmassFormatError, ConfigError, VersionConflictError, is_transient
 
 
 def test_markdown_table_escapes_pipes_and_newlines():
@@ -30,17 +31,33 @@ def test_artifact_key_is_lowercase_letters_digits_dashes():
     assert artifact_key("ü") == "artifact"
 
 
-class KilledWorker(Exception):  # named like distributed's: the policy goes by class name
+class KilledWorker(Exception):  # named like distributed's, but not it: the policy goes by class, not name
     pass
 
 
+class LostConnection(ConnectionResetError):
+    pass
+
+
+class StillMissing(FileNotFoundError):
+    pass
+
+
+def _killed_worker():
+    from distributed import KilledWorker as DaskKilledWorker
+
+    return DaskKilledWorker("task", "worker", allowed_failures=3)
+
+
 @pytest.mark.parametrize("exc,transient", [
-    (VersionConflictError("raced"), True), (KilledWorker("w"), True), (ConnectionResetError(), True),
+    (_killed_worker(), True), (ConnectionResetError(), True), (LostConnection(), True),
     (TimeoutError(), True), (OSError("disk hiccup"), True),
+    # a version conflict is retried by the build itself (pipelines.build_result.on_top_of_conflicts), not again here
+    (VersionConflictError("raced"), False),
     (AmassFormatError("/x.npz", "bad"), False), (ConfigError("bad"), False), (FileNotFoundError("x"), False),
-    (ValueError("x"), False), (RuntimeError("x"), False)])
-def test_retry_only_transient_failures(exc, transient):
-    assert is_transient(exc) is transient
+    (StillMissing("x"), False), (KilledWorker("w"), False), (ValueError("x"), False), (RuntimeError("x"), False)])
+def test_retry_only_transient_failures_by_class(exc, transient):
+    assert is_transient(exc, infrastructure_errors()) is transient
 
 
 def test_split_spec_uses_the_last_at():
@@ -75,7 +92,7 @@ def test_table_rows_from_dict_rows_and_arrow():
 
 def test_one_line_folds_and_drops_keyerror_quotes_for_flows_and_cli():
     from flows.cli.output import error_line
-    from flows.common import one_line
+    from flows.failures import state_message as one_line
 
     # Before one shared helper, the flows kept str(KeyError)'s quotes ("'no key x'") and the CLI dropped
     # them; the message without quotes is what a reader wants, in both places.
@@ -104,3 +121,21 @@ def test_training_report_reads_the_real_run_result():
     assert "### Per epoch" in md and "/runs/a/checkpoints/final" in md
     with pytest.raises(TypeError):  # a field the trainer renamed fails loudly, never a silent gap
         result_from_json({**result_to_json(run), "metrics": {}})
+
+
+def test_the_failed_run_log_filter_is_installed_where_flows_start_not_on_import():
+    """Importing the flows changes no logging; a flow run starting (``fail_with_reason``) installs the
+    filter that keeps Prefect's engine traceback of an expected failure out of the run's logs."""
+    import subprocess
+    import sys
+
+    code = ("import logging, flows.build_amass, flows.training, flows.serve\n"
+            "from flows.failures import fail_with_reason\n"
+            "from flows.logs import FailedRunWithoutTraceback as F\n"
+            "has = lambda: any(isinstance(f, F) for f in logging.getLogger('prefect.flow_runs').filters)\n"
+            "before = has()\n"
+            "fail_with_reason(lambda: None)()\n"
+            "print(before, has())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-2:] == ["False", "True"], r.stdout

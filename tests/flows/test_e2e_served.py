@@ -52,7 +52,7 @@ def built(served, inputs):
 
 
 def test_build_amass_deployment_commits_a_valid_version_and_lists_the_broken_file(served, built):
-    from pipelines.versions import resolve_version
+    from schemas.versions import resolve_version
     from schemas.validate import validate_corpus
 
     corpus, run_id = built

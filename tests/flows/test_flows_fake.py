@@ -86,12 +86,19 @@ def test_transient_failure_is_retried_bad_input_is_not(prefect_api, fake_build, 
     from flows.build_amass import build_amass_flow, run_build
 
     monkeypatch.setattr(run_build, "retry_delay_seconds", 0)
-    fake_build["plan"] = [VersionConflictError("another build committed first")]
+    fake_build["plan"] = [ConnectionResetError("the object store hung up")]
     assert build_amass_flow(**_args(tmp_path), return_state=True).is_completed()
     assert fake_build["calls"] == 2
 
     fake_build["calls"] = 0
     fake_build["plan"] = [AmassFormatError("/x.npz", "bad"), AmassFormatError("/x.npz", "bad")]
+    assert build_amass_flow(**_args(tmp_path), return_state=True).is_failed()
+    assert fake_build["calls"] == 1
+
+    # The build already rebuilt on top of the other version up to COMMIT_ATTEMPTS times before a conflict
+    # reaches the task (pipelines.build_result.on_top_of_conflicts): the task does not run it again.
+    fake_build["calls"] = 0
+    fake_build["plan"] = [VersionConflictError("another build committed first")]
     assert build_amass_flow(**_args(tmp_path), return_state=True).is_failed()
     assert fake_build["calls"] == 1
 

@@ -49,13 +49,13 @@ class Lines(logging.Handler):
 
 
 def test_flow_progress_logs_every_10_percent_and_the_end(monkeypatch):
-    import flows.common
-    from flows.common import Progress
+    import flows.progress
+    from flows.progress import Progress
 
     logger, got = logging.getLogger("test-progress"), Lines()
     logger.addHandler(got)
     logger.setLevel(logging.INFO)
-    monkeypatch.setattr(flows.common, "run_logger", lambda: logger)
+    monkeypatch.setattr(flows.progress, "run_logger", lambda: logger)
     p = Progress("things", every_s=1e9, artifact=False)
     for i in range(1, 21):
         p(i, 20, {"rows": i * 10})
@@ -81,7 +81,7 @@ def test_plain_progress_lines_off_a_terminal():
     """Without a terminal: quiet for quick work, a line every 5 s for long work, and its 100 % line."""
     import io
 
-    from flows.cli.output import LineTicker
+    from flows.progress import LineTicker
 
     clock, out = FakeClock(), io.StringIO()
     tick = LineTicker("frames/s", stream=out, clock=clock)
@@ -97,12 +97,32 @@ def test_plain_progress_lines_off_a_terminal():
     assert all("ETA" in ln for ln in lines[:-1])
 
 
+def test_one_progress_bar_on_a_terminal_lines_off_one():
+    """The CLI's ``bar`` and a flow's ``Progress`` draw the same rich bar on a terminal (label, counts,
+    rate in the unit); off a terminal the CLI prints plain lines instead."""
+    import io
+
+    from rich.console import Console
+
+    from flows.progress import LineTicker, TerminalBar, bar
+
+    screen = io.StringIO()
+    term = Console(file=screen, force_terminal=True, width=150)
+    with bar("frames/s", console=term) as tick:
+        assert isinstance(tick, TerminalBar)
+        for i in range(1, 6):
+            tick(i, 5, "drawing walk.gif", "x")
+    assert "drawing walk.gif" in screen.getvalue() and "5/5" in screen.getvalue()
+    with bar("frames/s", console=Console(file=io.StringIO(), force_terminal=False)) as tick:
+        assert isinstance(tick, LineTicker)
+
+
 # ------------------------------------------------------------------------------------------ pictures
 
 def test_image_markdown_embeds_the_picture_and_names_the_file(tmp_path):
     from PIL import Image
 
-    from flows.common import MAX_EMBED_BYTES, image_markdown
+    from flows.artifacts import MAX_EMBED_BYTES, image_markdown
 
     png = tmp_path / "a.png"
     Image.new("RGB", (120, 80), "white").save(png)
@@ -184,7 +204,7 @@ def test_train_summary_names_the_versions_read_and_what_steps_count():
 # ------------------------------------------------------------------------------------------ paths in flows
 
 def test_relative_paths_resolve_against_the_serving_folder(tmp_path, monkeypatch):
-    from flows.common import resolve_path, resolve_spec
+    from flows.paths import resolve_path, resolve_spec
 
     monkeypatch.chdir(tmp_path)
     assert resolve_path("data/amass") == tmp_path / "data/amass"

@@ -10,7 +10,7 @@ import pytest
 from pipelines.build_amass import BuildConfig, build_amass
 from pipelines.sequence import sequence_joints
 from schemas.reader import CorpusReader
-from pipelines.versions import diff_versions, list_versions
+from schemas.versions import diff_versions, list_versions
 from schemas.validate import validate_corpus
 
 

@@ -15,7 +15,7 @@ from pipelines.build_amass import BuildConfig, build_amass
 from pipelines.sequence import WorkerSettings, process_source
 from schemas.reader import CorpusReader
 from schemas.records import Reject
-from pipelines.versions import list_versions
+from schemas.versions import list_versions
 from schemas.errors import BodyModelError, RegressorError
 
 

@@ -17,7 +17,7 @@ from tests.support.builds import build_config, make_inputs
 from pipelines.build_amass import build_amass
 from pipelines.build_result import BuildResult
 from pipelines.hashing import corpus_checksums
-from pipelines.versions import list_versions
+from schemas.versions import list_versions
 from schemas import store as S
 from schemas.reader import CorpusReader
 from schemas.validate import validate_corpus
@@ -254,8 +254,9 @@ def test_validation_of_recomputed_sequences_reads_only_their_rows(inputs, tmp_pa
 def test_a_killed_builds_branch_is_removed_by_gc(tmp_path):
     from tests.support.corpus_fixtures import write_corpus, make_seqs
     from pipelines.forked_writer import ForkedCorpusWriter
-    from pipelines.versions import collect_garbage
-    from schemas.repository import BUILD_BRANCH_PREFIX, open_repository
+    from pipelines.gc import collect_garbage
+    from schemas.repository import open_repository
+    from schemas.versions import BUILD_BRANCH_PREFIX
 
     write_corpus(tmp_path / "c", make_seqs(0, lengths=(30, 40)))
     ForkedCorpusWriter(tmp_path / "c")  # a build that never committed nor aborted (killed)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from tests.support.corpus_fixtures import LENGTHS, J, make_seq, make_seqs, write_corpus
-from pipelines.versions import list_versions
+from schemas.versions import list_versions
 from pipelines.writer import CorpusWriter
 from schemas import manifests as M
 from schemas import store as S

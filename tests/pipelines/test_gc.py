@@ -10,7 +10,8 @@ from flows.cli import app
 from schemas.reader import CorpusReader
 from pipelines.writer import CorpusWriter
 from schemas.repository import open_repository
-from pipelines.versions import collect_garbage, list_versions, store_bytes
+from pipelines.gc import collect_garbage, store_bytes
+from schemas.versions import list_versions
 from schemas.validate import validate_corpus
 from tests.support.corpus_fixtures import make_seq
 

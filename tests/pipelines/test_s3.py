@@ -64,7 +64,7 @@ def test_every_corpus_command_on_s3(s3, tmp_path, monkeypatch):
     assert os.environ[S3_ENDPOINT_ENV] == s3
     run("build-h36m", tmp_path / "h36m", "--corpus", url, "--tag", "cpn")
     assert not (Path.cwd() / "s3:").exists()  # nothing written to a local folder named after the URL
-    from pipelines.versions import list_versions
+    from schemas.versions import list_versions
 
     versions = list_versions(url)
     assert [v.tags for v in versions] == [["cpn"], ["gt"]]
@@ -95,7 +95,7 @@ def test_racing_commit_is_refused_by_icechunk_on_s3(s3, monkeypatch):
 
     from schemas.reader import CorpusReader
     from pipelines.writer import CorpusWriter
-    from pipelines.versions import list_versions
+    from schemas.versions import list_versions
     from tests.support.corpus_fixtures import make_seq
 
     url = f"s3://{BUCKET}/race"
@@ -120,7 +120,7 @@ def test_two_concurrent_builds_both_commit_one_rebased(s3, tmp_path):
 
     from pipelines.build_amass import build_amass
     from schemas.reader import CorpusReader
-    from pipelines.versions import list_versions
+    from schemas.versions import list_versions
     from tests.support.builds import build_config, make_inputs
 
     inputs = make_inputs(tmp_path / "in", n_sequences=3, duration_s=(1.0, 2.0))

@@ -10,7 +10,7 @@ from tests.support.corpus_fixtures import make_seq
 
 from schemas.reader import CorpusReader, open_corpus
 from pipelines.writer import CorpusWriter
-from pipelines.versions import diff_versions, list_versions, resolve_version, tag_version
+from schemas.versions import diff_versions, list_versions, resolve_version, tag_exists, tag_version
 from schemas.errors import CorpusError
 
 
@@ -107,3 +107,12 @@ def test_diff_versions(three_versions):
     assert (same.added, same.removed, same.changed, same.unchanged) == ([], [], [], 5)
     last = diff_versions(p, v2, "main")
     assert (last.added, last.removed, last.changed, last.unchanged) == ([], ["A/b", "A/c", "A/d", "A/e"], [], 1)
+
+
+def test_tag_exists_names_tags_only(three_versions, tmp_path):
+    """The demo's "was this imported already" check: a tag, not a branch or a snapshot id, and no
+    corpus at all is no tag."""
+    p, v1, v2, v3 = three_versions
+    assert tag_exists(p, "v1") and tag_exists(p, "latest-good")
+    assert not tag_exists(p, "main") and not tag_exists(p, v2) and not tag_exists(p, "v9")
+    assert not tag_exists(tmp_path / "nowhere", "v1")

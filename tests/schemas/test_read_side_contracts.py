@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.versions import tag_version
+from schemas.versions import tag_version
 from pipelines.writer import CorpusWriter
 from schemas.errors import CorpusError
 from schemas.h36m import action_take, canonical_action
 from schemas.reader import CorpusReader, open_corpus
-from schemas.repository import split_path_at_version
+from schemas.versions import split_path_at_version
 from tests.support.corpus_fixtures import make_seq
 
 

@@ -15,7 +15,7 @@ from tests.support.corpus_fixtures import J, make_seqs, write_corpus
 from schemas import manifests as M
 from schemas import store as S
 from schemas.reader import CorpusReader
-from schemas.repository import open_version
+from schemas.versions import open_version
 from schemas.validate import validate, validate_corpus
 
 

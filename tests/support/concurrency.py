@@ -17,7 +17,7 @@ from tests.support.builds import build_cmd, build_config, kill_group
 from tests.support.corpus_fixtures import make_seq
 from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
-from pipelines.versions import list_versions
+from schemas.versions import list_versions
 from pipelines.writer import CorpusWriter
 from schemas.reader import CorpusReader
 from schemas.validate import validate_corpus

@@ -384,7 +384,7 @@ def tamper_offsets(path: Path) -> None:
 
     from schemas import manifests as M
     from schemas import store as S
-    from schemas.repository import read_manifest
+    from schemas.manifests import read_manifest
 
     repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
     s = repo.writable_session("main")

@@ -25,7 +25,8 @@ from tests.support.builds import CLI, build_cmd, build_config, kill_group
 from tests.support.faults import FAULT_ENV, FLUSH_ROWS_ENV, TRACE_ENV, flush_every, trial_cli
 from pipelines.build_amass import build_amass
 from pipelines.hashing import corpus_checksums
-from pipelines.versions import list_versions, store_bytes
+from pipelines.gc import store_bytes
+from schemas.versions import list_versions
 from schemas.reader import CorpusReader
 from schemas.repository import open_repository
 from schemas.store import ARRAYS

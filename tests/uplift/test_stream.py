@@ -184,9 +184,9 @@ def test_prefetch_thread_changes_nothing(corpus, monkeypatch):
     got = {}
     for pf in (False, True):
         loaded_by.clear()
-        ds = WindowStream(corpus, cfg.replace(prefetch_group=pf), split="train")
-        ds.set_epoch(1)
-        got[pf] = list(ds)
+        with WindowStream(corpus, cfg.replace(prefetch_group=pf), split="train") as ds:  # open: may prefetch
+            ds.set_epoch(1)
+            got[pf] = list(ds)
         threaded = sum(name.startswith("group-prefetch") for name in loaded_by)
         assert (threaded >= len(loaded_by) - 1) if pf else threaded == 0, loaded_by
     assert len(got[True]) == len(got[False]) > 3
@@ -230,6 +230,64 @@ def test_exit_with_a_group_load_in_flight_is_clean(corpus, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert marker.read_text() == "ok"
     assert "Task was destroyed" not in r.stderr and "Fatal" not in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.timeout(120)
+def test_closing_an_open_stream_waits_for_the_load_in_flight(corpus, tmp_path):
+    """An open stream prefetches in its thread; leaving its ``with`` block while that thread is loading a
+    group waits for the load, so a script that ends right after exits cleanly too, and an iteration
+    that goes on after the close loads its groups in line."""
+    import subprocess
+    import sys
+    import textwrap
+
+    marker = tmp_path / "load"
+    child = textwrap.dedent(f"""
+        import threading, time
+        import uplift.stream as stream
+        from uplift.stream import StreamConfig, WindowStream
+        real = stream.load_group
+        def slow(*a, **k):
+            time.sleep(1.0)  # still loading when the with block ends
+            out = real(*a, **k)
+            with open({str(marker)!r}, "a") as f:
+                f.write(threading.current_thread().name.split("_")[0] + "\\n")
+            return out
+        stream.load_group = slow
+        cfg = StreamConfig(seq_len=9, s_out=2, s_in=(2, 4), batch_size=32, block_frames=64, buffer_blocks=2,
+                           prefetch_group=True)
+        with WindowStream({f"{corpus.path}@{corpus.version_id}"!r}, cfg, split="train") as ds:
+            it = iter(ds)
+            next(it)
+        assert open({str(marker)!r}).read().split() == ["MainThread", "group-prefetch"]  # waited for
+        for _ in range(20):
+            next(it)  # the next groups load in line
+        assert "group-prefetch" not in [t.name.split("_")[0] for t in threading.enumerate()]
+    """)
+    r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=100)
+    assert r.returncode == 0, r.stderr[-2000:]
+    loads = marker.read_text().split()
+    assert loads[:2] == ["MainThread", "group-prefetch"] and set(loads[2:]) == {"MainThread"}, loads
+    assert "Task was destroyed" not in r.stderr and "Fatal" not in r.stderr, r.stderr[-2000:]
+
+
+def test_an_in_process_loader_prefetches_until_closed(corpus):
+    """make_loader without workers opens the stream (its groups may load in a thread); close_loader
+    stops that thread."""
+    import threading
+
+    def prefetchers():
+        return [t for t in threading.enumerate() if t.name.startswith("group-prefetch")]
+
+    cfg = CFG.replace(block_frames=64, buffer_blocks=2, prefetch_group=True)
+    loader = make_loader(WindowStream(corpus, cfg, split="train"))
+    it = iter(loader)
+    for _ in range(12):  # past the first group: the next one loads in the stream's thread
+        next(it)
+    assert prefetchers()
+    del it
+    close_loader(loader)
+    assert not prefetchers()
 
 
 def test_prefetch_default_follows_the_cores(monkeypatch):
