@@ -26,7 +26,7 @@ import numpy as np
 from pipelines.safe_files import DEFAULT_LIMITS, dtype_text, open_zip
 from pipelines.safe_pickle.npz import read_npy_data, read_npy_header
 from schemas.bounds import MAX_AXIS_ANGLE, MAX_POSITION_M, MAX_SHAPE_COEFF, SOURCE_FPS, beyond, out_of_range, range_text
-from schemas.errors import AmassFormatError, InputError
+from schemas.errors import AmassFormatError, InputError, one_line
 from schemas.files import FileBytes, read_bounded
 from schemas.skeletons import GENDERS, NUM_DMPLS, SMPLH_POSE_DIM, SMPLX_NUM_EXPRESSION, SMPLX_POSE_DIM
 
@@ -405,7 +405,7 @@ def read_amass(path: str | os.PathLike | SourceFile, root: str | os.PathLike | N
     except MemoryError:
         raise _with_sha(AmassFormatError(p, "array too large to load (MemoryError)"), fb) from None
     except Exception as e:  # BadZipFile, EOFError, OSError, ValueError, zlib.error, struct.error...
-        msg = str(e).splitlines()[0][:200] if str(e) else ""
+        msg = one_line(e, 200, empty="")
         raise _with_sha(AmassFormatError(p, f"unreadable archive: {type(e).__name__}: {msg}"), fb) from None
     return MotionSequence(
         path=str(p), dataset=src.dataset, subject=src.subject, name=src.name, key=src.key, sha256=fb.sha256,
