@@ -122,12 +122,14 @@ def fake_train(monkeypatch):
         return RunResult(run_dir=Path(out_dir), checkpoint=ck, history=[{"epoch": 1, "mpjpe": 12.5}], eval_table=[],
                          corpora={})
 
-    train_mod.train = train
-    train_mod.RunResult = RunResult
-    monkeypatch.setitem(sys.modules, "uplift.train", train_mod)
+    # imported before the fake module goes in: a launcher first imported now would bind the fake
+    # train for good (monkeypatch would "restore" it to the fake), and a later real run would not train
     import uplift.checkpoint
     import uplift.launch
 
+    train_mod.train = train
+    train_mod.RunResult = RunResult
+    monkeypatch.setitem(sys.modules, "uplift.train", train_mod)
     monkeypatch.setattr(uplift.launch, "train", train)  # bound at import by the launcher
     monkeypatch.setattr(uplift.checkpoint, "find_checkpoint", lambda p: Path(p) if Path(p).is_dir() else Path(p).parent)
     import flows.training as training
