@@ -104,11 +104,17 @@ def image_data_uri(path: str | os.PathLike) -> str | None:
     """``data:image/...;base64,...`` of a PNG/GIF/JPEG file up to ``MAX_EMBED_BYTES``; None otherwise."""
     import base64
 
-    p = Path(path)
-    mime = IMAGE_MIME.get(p.suffix.lower())
-    if mime is None or not p.is_file() or p.stat().st_size > MAX_EMBED_BYTES:
+    from schemas.errors import InputError
+    from schemas.files import read_bounded
+
+    mime = IMAGE_MIME.get(Path(path).suffix.lower())
+    if mime is None:
         return None
-    return f"data:{mime};base64," + base64.b64encode(p.read_bytes()).decode("ascii")
+    try:  # a regular file of at most MAX_EMBED_BYTES, read once
+        data = read_bounded(path, MAX_EMBED_BYTES).data
+    except InputError:
+        return None
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def image_markdown(path: str | os.PathLike, title: str) -> str:

@@ -33,6 +33,7 @@ def generate_inputs(ws: Path, seed: int = 0) -> dict[str, Path]:
     from pipelines.synthetic.body_model import write_body_model_tree
     from pipelines.synthetic.h36m import write_h36m_files
     from pipelines.synthetic.motions import write_amass_tree
+    from schemas.files import read_bounded
 
     data = ws / "data"
     paths = {"amass": data / "amass", "body_models": data / "body_models", "h36m": data / "h36m"}
@@ -45,7 +46,7 @@ def generate_inputs(ws: Path, seed: int = 0) -> dict[str, Path]:
         # One broken source shows how a build reports rejects without failing.
         bad = paths["amass"] / "Broken" / "s1" / "truncated_poses.npz"
         bad.parent.mkdir(parents=True, exist_ok=True)
-        bad.write_bytes(files[0].read_bytes()[:256])
+        bad.write_bytes(read_bounded(files[0], "amass").data[:256])
         write_h36m_files(paths["h36m"], seed=seed)
         marker.write_text("ok\n")
     return paths

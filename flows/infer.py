@@ -37,9 +37,10 @@ def preview_png(input_path: str, options: dict, result: dict) -> str:
 
     from flows.inference import read_keypoints
     from pipelines import render as R
+    from pipelines.safe_pickle import safe_load_npy
 
     px, w, h = read_keypoints(input_path, **{k: options[k] for k in ("subject", "action", "camera", "width", "height")})
-    poses = np.load(result["out"])
+    poses = safe_load_npy(result["out"], kind="infer_input")  # the bounded reader, as for any .npy
     clip = R.Clip(keypoints_px=px, in_view=None, res=(w, h), joints=R.camera_to_display(poses),
                   frames=np.arange(len(poses)), title=f"{Path(input_path).name}: predicted 3D (s_in {result['s_in']})")
     return str(R.write(clip, Path(result["render"]).with_suffix(".preview.png")))

@@ -1,13 +1,11 @@
-"""The Dask fan-out of a build: run one function per job on a cluster, results back in job order.
+"""The Dask fan-out of a build: one function per job on a cluster, a bounded window of jobs in flight.
 
-Jobs are submitted in order and consumed in that order through a bounded window of in-flight
-futures, so what the caller writes is laid out the same whatever the cluster did, and memory stays
-bounded whatever the number of jobs. A task costs ~75 ms of overhead: a job is one source file or a
-shard of them, never a frame.
-
-:func:`fan_out_held` keeps each job's result on the worker that computed it: only a small summary
-travels to the driver (in job order), and the follow-up the driver sends back (e.g. "write your
-shard at these rows") runs where the result is. Dask recomputes a result whose worker died.
+A job (one source file or a shard of them, never a frame: a task costs ~75 ms of overhead) is
+computed and its result kept on the worker that computed it (:func:`held_results`): only a small
+summary travels to the driver, which takes the summaries in job order, so what it lays out is the
+same whatever the cluster did; the follow-up it sends back (e.g. "write your shard at these rows")
+runs where the result is. Dask recomputes a result whose worker died. Memory stays bounded whatever
+the number of jobs.
 """
 
 from __future__ import annotations
@@ -34,24 +32,6 @@ def dask_client(scheduler: str | None, n_workers: int):
                            dashboard_address=":0", scheduler_kwargs={"dashboard": False},
                            silence_logs=logging.WARNING)
     return Client(cluster), cluster
-
-
-def ordered_results(client, fn: Callable, jobs: list[tuple], max_in_flight: int) -> Iterator:
-    """Submit ``fn(*job)`` for each job and yield results in job order, with bounded futures in flight."""
-    pending: deque = deque()
-    it = iter(jobs)
-    for job in it:
-        pending.append(client.submit(fn, *job, pure=False))
-        if len(pending) >= max_in_flight:
-            break
-    while pending:
-        fut = pending.popleft()
-        result = fut.result()
-        fut.release()
-        nxt = next(it, None)
-        if nxt is not None:
-            pending.append(client.submit(fn, *nxt, pure=False))
-        yield result
 
 
 @contextmanager
@@ -110,22 +90,3 @@ def held_results(client, compute: Callable, jobs: list[tuple], *, summarize: Cal
             held.release()
             submit_next()
             yield i, out
-
-
-def fan_out(fn: Callable, jobs: list[tuple], *, scheduler: str | None, n_workers: int,
-            max_in_flight: int = 0) -> Iterator:
-    """Yield ``fn(*job)`` for each job, in job order, computed on Dask.
-
-    The cluster starts on the first ``next()`` (none for no jobs) and closes when the generator ends
-    or is closed. ``max_in_flight`` 0: 4 futures per worker.
-    """
-    if not jobs:
-        return
-    client, cluster = dask_client(scheduler, n_workers)
-    try:
-        n = max(1, len(client.scheduler_info().get("workers", {})) or n_workers)
-        yield from ordered_results(client, fn, jobs, max_in_flight or 4 * n)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

@@ -30,11 +30,6 @@ def sha256_file(*paths: str | os.PathLike, error: type[InputError] = InputError,
     return hash_bounded(*paths, kind=kind, error=error, block=block)
 
 
-def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of bytes already in memory (a file read once, then parsed from that copy)."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def json_hash(obj, length: int = 16) -> str:
     """Short hex SHA-256 of ``obj`` as canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]

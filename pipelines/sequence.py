@@ -134,14 +134,6 @@ def model_families(root: str | os.PathLike) -> list[str]:
     return [mt for mt in ("smplh", "smplx", "smpl") if any(model_file(root, mt, g).exists() for g in GENDERS)]
 
 
-def all_body_models(root: str | os.PathLike) -> list:
-    """Every body model below ``root`` (smplh / smplx / smpl folders that exist); a broken file raises."""
-    found = model_families(root)
-    if not found:
-        raise BodyModelError(root, "no smplh/, smplx/ or smpl/ body-model folder below this folder")
-    return [m for mt in found for m in _body_models(str(root), mt).values()]
-
-
 def body_model_for(root: str | os.PathLike, model_type: str, gender: str):
     """The ``model_type`` body model of ``gender`` below ``root``; BodyModelError names the missing file."""
     from pipelines.body_model import model_file

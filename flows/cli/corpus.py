@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from flows.cli.output import (CORPUS_HELP, at_least, console, corpus_arg, json_line, one_line_errors, one_of,
-                              one_of_ints, out, positive, print_rejects, table, versions_lines)
+                              out, positive, print_rejects, table, versions_lines)
 from flows.cli.root import app
 from flows.progress import bar
 from schemas.errors import MocapCorpusError
@@ -193,7 +193,7 @@ def export_vp3d_cmd(corpus: str = typer.Argument(..., help=CORPUS_HELP), version
                     out_dir: Path = typer.Option(..., "--out"),
                     split: Optional[str] = typer.Option(None, help="only this split (train | val | test)"),
                     name: str = typer.Option("h36m", help="file name stem: data_3d_<name>.npz"),
-                    joints: int = typer.Option(32, "--joints", callback=one_of_ints(17, 32),
+                    joints: int = typer.Option(32, "--joints", callback=one_of(17, 32),
                                                help="3D layout: 32 (default; what VideoPose3D's Human36mDataset "
                                                     "loads) | 17 (the training joints as they are, for other "
                                                     "loaders: Human36mDataset cannot load it)"),

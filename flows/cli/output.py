@@ -58,20 +58,12 @@ def at_least(low):
     return check
 
 
-def one_of_ints(*choices: int):
-    """typer ``callback`` factory: one of the integers ``choices``, else a usage error (exit 2)."""
+def one_of(*choices):
+    """typer ``callback`` factory: one of ``choices`` (strings or integers; None passes), else a usage
+    error (exit 2)."""
     def check(value):
         if value is not None and value not in choices:
-            raise typer.BadParameter(f"must be one of {', '.join(map(str, choices))}, got {value}")
-        return value
-    return check
-
-
-def one_of(*choices: str):
-    """typer ``callback`` factory: one of ``choices`` (None passes), else a usage error (exit 2)."""
-    def check(value):
-        if value is not None and value not in choices:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(str, choices))}")
         return value
     return check
 
