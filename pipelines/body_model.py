@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse
 
 from pipelines.hashing import sha256_file
-from pipelines.safe_files import check_regular
+from schemas.files import check_regular
 from pipelines.safe_pickle import safe_load_npy, safe_load_npz, safe_load_pickle, sparse_from_parts
 from schemas.errors import BodyModelError, InputError, RegressorError
 from schemas.skeletons import GENDERS, SMPLH_52, SMPLX_55, SMPLX_NUM_EXPRESSION, SMPLX_NUM_SHAPE

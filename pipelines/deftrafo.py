@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse
 
 from pipelines.hashing import sha256_file
-from pipelines.safe_files import check_regular
+from schemas.files import check_regular
 from pipelines.safe_pickle import safe_load_pickle
 from schemas.errors import DeformationTransferError, InputError
 

@@ -36,10 +36,10 @@ import numpy as np
 
 from pipelines.hashing import json_hash
 from schemas.records import Reject, SequenceData, ViewData
-from pipelines.safe_files import check_regular, dtype_text
+from pipelines.safe_files import dtype_text
 from pipelines.safe_pickle import safe_load_npz
 from schemas.bounds import record_problem
-from schemas.files import read_bounded
+from schemas.files import check_regular, read_bounded
 from schemas.cameras import H36M_CAMERA_IDS, Camera, h36m_camera, in_image, normalize_pixels, project, world_to_camera
 from schemas.errors import CameraError, H36MFormatError
 from schemas.h36m import action_take, canonical_action, split_of

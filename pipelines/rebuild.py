@@ -69,7 +69,7 @@ def list_sources(root: Path, known: dict[str, tuple] | None = None,
     (sha256 ""): it is computed anyway, and hashed where it is read (a build worker)."""
     known = known or {}
     from pipelines.amass import iter_amass, refused_sources
-    from pipelines.safe_files import check_regular
+    from schemas.files import check_regular
 
     files = list(iter_amass(root))
     refused = refused_sources(files, root)

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from schemas.errors import InputError
-from schemas.files import (FILE_LIMITS, check_regular, file_kind, open_bounded,  # noqa: F401 - re-exported
-                           read_bounded)
+from schemas.files import open_bounded, read_bounded
 
 MiB = 1 << 20
 

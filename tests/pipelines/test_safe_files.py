@@ -6,9 +6,9 @@ import pytest
 
 import schemas.files
 
-from pipelines import safe_files
 from pipelines.hashing import sha256_file
-from pipelines.safe_files import check_regular, open_regular, read_regular
+from pipelines.safe_files import open_regular, read_regular
+from schemas.files import check_regular
 from schemas.errors import BodyModelError, InputError
 
 
