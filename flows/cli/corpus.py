@@ -297,6 +297,7 @@ def gc(corpus: str = typer.Argument(..., help=CORPUS_HELP),
     rows = [("bytes on disk before", size(r.bytes_before)), ("bytes on disk after", size(r.bytes_after)),
             ("bytes deleted" + (" (dry run: would be)" if dry_run else ""), f"{r.bytes_deleted:,}"),
             ("chunks / manifests / snapshots deleted", f"{r.chunks_deleted} / {r.manifests_deleted} / {r.snapshots_deleted}"),
+            ("half-written object files deleted (killed writes)", f"{r.half_written_deleted} ({r.half_written_bytes:,} bytes)"),
             ("versions expired from history", r.expired_snapshots)]
     out.print(table(f"gc {corpus}", rows))
 

@@ -33,6 +33,8 @@ def _garbage(path) -> None:
     for app_ in w._arrays.values():
         app_.finish()
     w._session.flush("killed before the branch moved")  # as a SIGKILL inside the commit would leave it
+    # a SIGKILL inside a chunk write: the object's staging file, never renamed into place
+    (path / "chunks" / "7DFN7ZGC6S07H94RP390#1").write_bytes(b"\0" * 262_144)
 
 
 def _snapshot_of_everything(path) -> dict:
@@ -56,7 +58,7 @@ def test_gc_reclaims_garbage_and_keeps_every_reachable_version(tmp_path):
     assert collect_garbage(p).bytes_deleted == 0 and store_bytes(p) == dirty
     res = runner.invoke(app, ["gc", str(p), "--grace", "0"])
     assert res.exit_code == 0, res.output
-    assert "bytes deleted" in res.output
+    assert "bytes deleted" in res.output and "1 (262,144 bytes)" in res.output  # the half-written file
     assert store_bytes(p) == clean  # back to exactly one clean history
     after = _snapshot_of_everything(p)
     assert after == before  # same tags, same branch tip, same versions with the same content
